@@ -1,0 +1,260 @@
+//! Length-prefixed frames: the receive buffer and the size guard.
+//!
+//! Every Kafka message is a big-endian signed i32 size followed by that many
+//! bytes. The buffer grows only as bytes actually arrive (in bounded steps),
+//! never on the size a peer claims, so a 2 GiB prefix costs nothing until
+//! 2 GiB arrive. A frame is handed out as `Bytes` split off the buffer, so
+//! the body is never copied again.
+
+use bytes::{Buf, Bytes, BytesMut};
+
+use crate::error::ProtocolViolation;
+
+/// The read window offered to the caller when nothing else is known.
+const MIN_READ: usize = 16 * 1024;
+/// The largest single growth step while a big frame arrives: the buffer
+/// grows with the bytes received, not with the claimed size.
+const MAX_READ: usize = 1024 * 1024;
+/// Capacity above which an empty buffer is given back (after a large frame).
+const SHRINK_ABOVE: usize = 4 * MAX_READ;
+
+/// The receive side of a connection.
+#[derive(Debug)]
+pub(crate) struct FrameReader {
+    buf: BytesMut,
+    max_frame_size: usize,
+    /// Whether a full frame was seen (TLS/HTTP sniffing applies to the first).
+    seen_frame: bool,
+    /// Start of the window handed out by `recv_buf` and not yet committed:
+    /// `buf[window..]` is zero padding, not data.
+    window: Option<usize>,
+}
+
+impl FrameReader {
+    pub(crate) fn new(max_frame_size: usize) -> Self {
+        Self {
+            buf: BytesMut::with_capacity(MIN_READ),
+            max_frame_size,
+            seen_frame: false,
+            window: None,
+        }
+    }
+
+    /// Drops the padding of a window that was never committed.
+    fn close_window(&mut self) {
+        if let Some(start) = self.window.take() {
+            self.buf.truncate(start);
+        }
+    }
+
+    /// Capacity held, for the memory tests.
+    pub(crate) fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
+    /// A window to read into, sized for the frame under way (bounded by
+    /// [`MAX_READ`] per call) and zero-initialised.
+    pub(crate) fn recv_buf(&mut self) -> &mut [u8] {
+        self.close_window();
+        let want = self.wanted().clamp(MIN_READ, MAX_READ);
+        let len = self.buf.len();
+        // resize reuses spare capacity; it allocates only when the frame under
+        // way has outgrown it, and then by at most MAX_READ at a time.
+        self.buf.resize(len + want, 0);
+        self.window = Some(len);
+        &mut self.buf[len..]
+    }
+
+    /// Keeps the first `n` bytes of the last [`FrameReader::recv_buf`]
+    /// window. Returns false (keeping nothing) if no window is open or `n`
+    /// is larger than the window.
+    pub(crate) fn commit(&mut self, n: usize) -> bool {
+        match self.window.take() {
+            Some(start) if start + n <= self.buf.len() => {
+                self.buf.truncate(start + n);
+                true
+            }
+            Some(start) => {
+                self.buf.truncate(start);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Appends a copy of `data`.
+    pub(crate) fn extend(&mut self, data: &[u8]) {
+        self.close_window();
+        self.buf.extend_from_slice(data);
+    }
+
+    /// Bytes still missing for the frame under way (a hint for read sizing).
+    fn wanted(&self) -> usize {
+        if self.buf.len() < 4 {
+            return 4 - self.buf.len();
+        }
+        let size = i32::from_be_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]]);
+        match usize::try_from(size) {
+            Ok(s) if s <= self.max_frame_size => (s + 4).saturating_sub(self.buf.len()),
+            _ => 0,
+        }
+    }
+
+    /// The next complete frame (without its size prefix), if one is buffered.
+    pub(crate) fn next_frame(&mut self) -> Result<Option<Bytes>, ProtocolViolation> {
+        self.close_window();
+        if self.buf.len() < 4 {
+            // Three bytes are enough to recognise a TLS record.
+            if !self.seen_frame && looks_like_tls(&self.buf) {
+                return Err(ProtocolViolation::LooksLikeTls);
+            }
+            return Ok(None);
+        }
+        let prefix = [self.buf[0], self.buf[1], self.buf[2], self.buf[3]];
+        let size = i32::from_be_bytes(prefix);
+        if !self.seen_frame || size < 0 || size as usize > self.max_frame_size {
+            if looks_like_tls(&prefix) {
+                return Err(ProtocolViolation::LooksLikeTls);
+            }
+            if &prefix == b"HTTP" {
+                return Err(ProtocolViolation::LooksLikeHttp);
+            }
+        }
+        if size < 0 {
+            return Err(ProtocolViolation::NegativeFrameSize(size));
+        }
+        let size = size as usize;
+        if size > self.max_frame_size {
+            return Err(ProtocolViolation::FrameTooLarge {
+                size: size as i32,
+                max: self.max_frame_size,
+            });
+        }
+        if self.buf.len() < 4 + size {
+            return Ok(None);
+        }
+        self.seen_frame = true;
+        let capacity_before = self.buf.capacity();
+        self.buf.advance(4);
+        let frame = self.buf.split_to(size).freeze();
+        if capacity_before > SHRINK_ABOVE && self.buf.len() <= MIN_READ {
+            // After a large frame, stop sharing its allocation: move the few
+            // bytes of the next frame into a small buffer, so the memory goes
+            // back as soon as the caller drops the frame.
+            let mut fresh = BytesMut::with_capacity(MIN_READ);
+            fresh.extend_from_slice(&self.buf);
+            self.buf = fresh;
+        }
+        Ok(Some(frame))
+    }
+
+    /// What the leftover bytes at end of stream say, if anything.
+    pub(crate) fn leftover_violation(&mut self) -> Option<ProtocolViolation> {
+        self.close_window();
+        if self.buf.is_empty() {
+            return None;
+        }
+        if looks_like_tls(&self.buf) {
+            return Some(ProtocolViolation::LooksLikeTls);
+        }
+        if self.buf.starts_with(b"HTTP") {
+            return Some(ProtocolViolation::LooksLikeHttp);
+        }
+        Some(ProtocolViolation::TruncatedFrame {
+            buffered: self.buf.len(),
+        })
+    }
+}
+
+/// A TLS record header: content type 20-24 (RFC 8446 section 5.1: change
+/// cipher spec, alert, handshake, application data, heartbeat) followed by
+/// legacy version 3.x. Needs at least three bytes.
+fn looks_like_tls(b: &[u8]) -> bool {
+    b.len() >= 3 && (0x14..=0x18).contains(&b[0]) && b[1] == 0x03 && b[2] <= 0x04
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(body: &[u8]) -> Vec<u8> {
+        let mut v = (body.len() as i32).to_be_bytes().to_vec();
+        v.extend_from_slice(body);
+        v
+    }
+
+    #[test]
+    fn frames_split_anywhere_give_the_same_frames() {
+        let mut stream = frame(b"hello");
+        stream.extend(frame(b""));
+        stream.extend(frame(b"world!"));
+        for split in 0..=stream.len() {
+            let mut r = FrameReader::new(1024);
+            let mut got = vec![];
+            for part in [&stream[..split], &stream[split..]] {
+                r.extend(part);
+                while let Some(f) = r.next_frame().unwrap() {
+                    got.push(f);
+                }
+            }
+            assert_eq!(got, vec![&b"hello"[..], &b""[..], &b"world!"[..]]);
+        }
+    }
+
+    #[test]
+    fn huge_prefix_allocates_nothing_up_front() {
+        let mut r = FrameReader::new(usize::try_from(i32::MAX).unwrap());
+        r.extend(&[0x7f, 0xff, 0xff, 0xff, 1, 2, 3]);
+        assert_eq!(r.next_frame().unwrap(), None);
+        assert!(r.capacity() < 64 * 1024, "capacity {}", r.capacity());
+        // The read window is bounded too.
+        assert!(r.recv_buf().len() <= MAX_READ);
+    }
+
+    #[test]
+    fn negative_and_oversized_prefixes_are_violations() {
+        let mut r = FrameReader::new(100);
+        r.extend(&(-1i32).to_be_bytes());
+        assert_eq!(
+            r.next_frame(),
+            Err(ProtocolViolation::NegativeFrameSize(-1))
+        );
+        let mut r = FrameReader::new(100);
+        r.extend(&101i32.to_be_bytes());
+        assert!(matches!(
+            r.next_frame(),
+            Err(ProtocolViolation::FrameTooLarge { size: 101, .. })
+        ));
+    }
+
+    #[test]
+    fn tls_and_http_are_recognised() {
+        let mut r = FrameReader::new(usize::try_from(i32::MAX).unwrap());
+        r.extend(&[0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x50]);
+        assert_eq!(r.next_frame(), Err(ProtocolViolation::LooksLikeTls));
+        let mut r = FrameReader::new(100);
+        r.extend(b"HTTP/1.1 400 Bad Request\r\n");
+        assert_eq!(r.next_frame(), Err(ProtocolViolation::LooksLikeHttp));
+        let mut r = FrameReader::new(100);
+        r.extend(&[0x16, 0x03, 0x01]);
+        assert_eq!(r.next_frame(), Err(ProtocolViolation::LooksLikeTls));
+    }
+
+    #[test]
+    fn memory_goes_back_down_after_a_large_frame() {
+        let mut r = FrameReader::new(64 << 20);
+        let big = frame(&vec![7u8; 16 << 20]);
+        let mut fed = 0;
+        while fed < big.len() {
+            let win = r.recv_buf();
+            let n = win.len().min(big.len() - fed);
+            win[..n].copy_from_slice(&big[fed..fed + n]);
+            fed += n;
+            assert!(r.commit(n));
+        }
+        let f = r.next_frame().unwrap().unwrap();
+        assert_eq!(f.len(), 16 << 20);
+        drop(f);
+        assert!(r.capacity() <= MIN_READ, "capacity {}", r.capacity());
+    }
+}

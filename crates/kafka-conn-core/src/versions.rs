@@ -1,0 +1,344 @@
+//! API version negotiation: the ApiVersions codec (v0-v4) and the table of
+//! what a broker supports.
+
+use bytes::{BufMut, Bytes};
+
+use crate::api::ApiKey;
+use crate::wire::{DecodeError, Reader, WriteExt};
+
+/// The highest ApiVersions version this crate speaks.
+pub const API_VERSIONS_MAX: i16 = 4;
+
+/// The range of versions a broker supports for one API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VersionRange {
+    /// The API.
+    pub api_key: ApiKey,
+    /// Lowest supported version.
+    pub min: i16,
+    /// Highest supported version.
+    pub max: i16,
+}
+
+/// A feature level the cluster has finalized (KIP-584), from ApiVersions v3+.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Feature {
+    /// Feature name, e.g. `metadata.version`.
+    pub name: String,
+    /// Lowest level.
+    pub min: i16,
+    /// Highest level.
+    pub max: i16,
+}
+
+/// What a broker supports, from its ApiVersions response or a version hint.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ApiVersions {
+    ranges: Vec<VersionRange>,
+    /// The ApiVersions version whose response was used (`None` for a hint).
+    pub negotiated_with: Option<i16>,
+    /// Whether a KIP-511 fallback to a lower ApiVersions version happened.
+    pub fell_back: bool,
+    /// Features the broker supports (tag 0 of ApiVersions v3+).
+    pub supported_features: Vec<Feature>,
+    /// Features the cluster finalized (tag 2 of ApiVersions v3+).
+    pub finalized_features: Vec<Feature>,
+    /// The finalized features' epoch (tag 1), `None` if absent or -1.
+    pub finalized_features_epoch: Option<i64>,
+}
+
+impl ApiVersions {
+    /// A table from ranges; validated: non-empty, `min <= max`, no duplicates.
+    pub fn from_ranges(ranges: impl IntoIterator<Item = (i16, i16, i16)>) -> Result<Self, String> {
+        let mut ranges: Vec<VersionRange> = ranges
+            .into_iter()
+            .map(|(k, min, max)| VersionRange {
+                api_key: ApiKey(k),
+                min,
+                max,
+            })
+            .collect();
+        validate(&mut ranges)?;
+        Ok(Self {
+            ranges,
+            ..Self::default()
+        })
+    }
+
+    /// What Kafka 0.9.0 brokers support (they predate ApiVersions): use as
+    /// a version hint ([`crate::Config::with_version_hint`]).
+    pub fn kafka_0_9_0() -> Self {
+        Self::from_ranges([
+            (0, 0, 1),
+            (1, 0, 1),
+            (2, 0, 0),
+            (3, 0, 0),
+            (8, 0, 2),
+            (9, 0, 1),
+            (10, 0, 0),
+            (11, 0, 0),
+            (12, 0, 0),
+            (13, 0, 0),
+            (14, 0, 0),
+            (15, 0, 0),
+            (16, 0, 0),
+        ])
+        .expect("static table is valid")
+    }
+
+    /// What Kafka 0.8.2 brokers support: use as a version hint.
+    pub fn kafka_0_8_2() -> Self {
+        Self::from_ranges([
+            (0, 0, 0),
+            (1, 0, 0),
+            (2, 0, 0),
+            (3, 0, 0),
+            (8, 0, 1),
+            (9, 0, 1),
+            (10, 0, 0),
+        ])
+        .expect("static table is valid")
+    }
+
+    /// The broker's range for `api_key`.
+    pub fn get(&self, api_key: ApiKey) -> Option<(i16, i16)> {
+        self.ranges
+            .binary_search_by_key(&api_key, |r| r.api_key)
+            .ok()
+            .map(|i| (self.ranges[i].min, self.ranges[i].max))
+    }
+
+    /// The highest version in both the broker's range and `ours`, if any.
+    pub fn negotiate(&self, api_key: ApiKey, ours: std::ops::RangeInclusive<i16>) -> Option<i16> {
+        let (min, max) = self.get(api_key)?;
+        let hi = max.min(*ours.end());
+        let lo = min.max(*ours.start());
+        (lo <= hi).then_some(hi)
+    }
+
+    /// Whether the broker supports `version` of `api_key`.
+    pub fn supports(&self, api_key: ApiKey, version: i16) -> bool {
+        self.get(api_key)
+            .is_some_and(|(min, max)| (min..=max).contains(&version))
+    }
+
+    /// Every range, by API key.
+    pub fn iter(&self) -> impl Iterator<Item = &VersionRange> {
+        self.ranges.iter()
+    }
+
+    /// The number of APIs.
+    pub fn len(&self) -> usize {
+        self.ranges.len()
+    }
+
+    /// Whether the table is empty (never, once validated).
+    pub fn is_empty(&self) -> bool {
+        self.ranges.is_empty()
+    }
+}
+
+fn validate(ranges: &mut [VersionRange]) -> Result<(), String> {
+    if ranges.is_empty() {
+        return Err("the broker listed no APIs".into());
+    }
+    ranges.sort_by_key(|r| r.api_key);
+    for r in ranges.iter() {
+        if r.min > r.max || r.min < 0 {
+            return Err(format!(
+                "{} has an invalid range v{} to v{}",
+                r.api_key, r.min, r.max
+            ));
+        }
+    }
+    if let Some(w) = ranges.windows(2).find(|w| w[0].api_key == w[1].api_key) {
+        return Err(format!("{} is listed twice", w[0].api_key));
+    }
+    Ok(())
+}
+
+/// The ApiVersions request body at `version`. v3+ carries the client
+/// software name and version (KIP-511), validated by the config.
+pub(crate) fn encode_request(version: i16, software_name: &str, software_version: &str) -> Bytes {
+    crate::wire::build(|b| {
+        if version >= 3 {
+            b.put_compact_string(software_name);
+            b.put_compact_string(software_version);
+            b.put_empty_tagged_fields();
+        }
+    })
+}
+
+/// A decoded ApiVersions response.
+#[derive(Debug)]
+pub(crate) struct ApiVersionsResponse {
+    pub(crate) error_code: i16,
+    pub(crate) versions: ApiVersions,
+    pub(crate) throttle_time_ms: i32,
+}
+
+/// The error code, which every version puts first.
+pub(crate) fn peek_error_code(body: &[u8]) -> Result<i16, DecodeError> {
+    Reader::new(body).i16("error_code")
+}
+
+/// Decodes an ApiVersions response body of `version`. The table is not
+/// validated here (an error response may list nothing).
+pub(crate) fn decode_response(
+    body: &[u8],
+    version: i16,
+) -> Result<ApiVersionsResponse, DecodeError> {
+    let mut r = Reader::new(body);
+    let error_code = r.i16("error_code")?;
+    let flexible = version >= 3;
+    let count = if flexible {
+        r.compact_array_len(6, "api_keys")?
+    } else {
+        r.array_len(6, "api_keys")?
+    };
+    let mut ranges = Vec::with_capacity(count);
+    for _ in 0..count {
+        let api_key = ApiKey(r.i16("api_key")?);
+        let min = r.i16("min_version")?;
+        let max = r.i16("max_version")?;
+        if flexible {
+            r.skip_tagged_fields()?;
+        }
+        ranges.push(VersionRange { api_key, min, max });
+    }
+    let throttle_time_ms = if version >= 1 {
+        r.i32("throttle_time_ms")?
+    } else {
+        0
+    };
+    let mut versions = ApiVersions {
+        ranges,
+        negotiated_with: Some(version),
+        ..ApiVersions::default()
+    };
+    if flexible {
+        r.tagged_fields(|tag, data| {
+            let mut f = Reader::new(data);
+            match tag {
+                0 => versions.supported_features = decode_features(&mut f)?,
+                1 => {
+                    versions.finalized_features_epoch =
+                        Some(f.i64("features epoch")?).filter(|e| *e >= 0)
+                }
+                2 => versions.finalized_features = decode_features(&mut f)?,
+                _ => {} // ZkMigrationReady (3) and future tags are of no use here.
+            }
+            Ok(())
+        })?;
+    }
+    Ok(ApiVersionsResponse {
+        error_code,
+        versions,
+        throttle_time_ms,
+    })
+}
+
+fn decode_features(r: &mut Reader<'_>) -> Result<Vec<Feature>, DecodeError> {
+    let n = r.compact_array_len(6, "features")?;
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let name = r.compact_string("feature name")?.to_owned();
+        // SupportedFeatures: min_version, max_version; FinalizedFeatures:
+        // max_version_level, min_version_level. Normalised to (min, max).
+        let a = r.i16("feature version")?;
+        let b = r.i16("feature version")?;
+        r.skip_tagged_fields()?;
+        out.push(Feature {
+            name,
+            min: a.min(b),
+            max: a.max(b),
+        });
+    }
+    Ok(out)
+}
+
+/// Validates a decoded table.
+pub(crate) fn validated(mut v: ApiVersions) -> Result<ApiVersions, String> {
+    validate(&mut v.ranges)?;
+    Ok(v)
+}
+
+/// Writes an ApiVersions response body (for the simulated broker and tests).
+pub fn encode_response(
+    out: &mut impl BufMut,
+    version: i16,
+    error_code: i16,
+    ranges: &[(i16, i16, i16)],
+) {
+    out.put_i16(error_code);
+    if version >= 3 {
+        out.put_uvarint(u32::try_from(ranges.len() + 1).expect("small table"));
+    } else {
+        out.put_i32(i32::try_from(ranges.len()).expect("small table"));
+    }
+    for &(k, min, max) in ranges {
+        out.put_i16(k);
+        out.put_i16(min);
+        out.put_i16(max);
+        if version >= 3 {
+            out.put_empty_tagged_fields();
+        }
+    }
+    if version >= 1 {
+        out.put_i32(0);
+    }
+    if version >= 3 {
+        out.put_empty_tagged_fields();
+    }
+}
+
+/// KIP-511's pattern for client software name and version:
+/// `[a-zA-Z0-9](?:[a-zA-Z0-9\-.]*[a-zA-Z0-9])?`.
+pub(crate) fn valid_software_field(s: &str) -> bool {
+    let b = s.as_bytes();
+    let edge = |c: &u8| c.is_ascii_alphanumeric();
+    !b.is_empty()
+        && edge(&b[0])
+        && edge(&b[b.len() - 1])
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || *c == b'-' || *c == b'.')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::BytesMut;
+
+    #[test]
+    fn responses_round_trip_at_every_version() {
+        let ranges = [(0, 0, 9), (18, 0, 4), (3, 1, 12)];
+        for v in 0..=API_VERSIONS_MAX {
+            let mut b = BytesMut::new();
+            encode_response(&mut b, v, 0, &ranges);
+            let r = decode_response(&b, v).unwrap();
+            let t = validated(r.versions).unwrap();
+            assert_eq!(t.get(ApiKey(3)), Some((1, 12)));
+            assert_eq!(t.negotiate(ApiKey(0), 3..=20), Some(9));
+            assert_eq!(t.negotiate(ApiKey(3), 13..=20), None);
+            assert_eq!(t.negotiate(ApiKey(99), 0..=20), None);
+        }
+    }
+
+    #[test]
+    fn software_fields_follow_kip_511() {
+        for ok in ["kafka-conn", "a", "1.2.3", "x-y.z9"] {
+            assert!(valid_software_field(ok), "{ok}");
+        }
+        for bad in ["", "-a", "a-", "a b", "a_b", "é", "a."] {
+            assert!(!valid_software_field(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn validation_rejects_bad_tables() {
+        assert!(ApiVersions::from_ranges([]).is_err());
+        assert!(ApiVersions::from_ranges([(1, 3, 2)]).is_err());
+        assert!(ApiVersions::from_ranges([(1, 0, 2), (1, 0, 3)]).is_err());
+        assert!(ApiVersions::from_ranges([(1, -1, 2)]).is_err());
+    }
+}

@@ -1,0 +1,573 @@
+//! The connection state machine against the simulated broker (`sim`), in
+//! virtual time: framing, correlation, deadlines and close reasons.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use kafka_conn_core::sim::{
+    api_versions_reply, response_frame, Action, Delivery, Pair, SimBroker, DEFAULT_VERSIONS,
+};
+use kafka_conn_core::{
+    ApiKey, BrokenCause, CloseReason, Config, CorrelationId, Event, ProtocolViolation, Request,
+    RequestError, SendError, State, TimeoutKind,
+};
+
+fn ready_pair(config: Config, broker: SimBroker) -> Pair {
+    let mut p = Pair::new(config, broker);
+    p.drive();
+    assert_eq!(p.conn.state(), State::Ready, "events: {:?}", p.events);
+    p.take_events();
+    p
+}
+
+fn metadata(body: &'static [u8]) -> Request {
+    Request::new(ApiKey::METADATA, 1, Bytes::from_static(body))
+}
+
+/// (id, body) of every response event.
+fn responses(events: &[Event]) -> Vec<(i32, Vec<u8>)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Response(r) => Some((r.correlation_id.0, r.body.to_vec())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn closed(events: &[Event]) -> Vec<&CloseReason> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Closed(r) => Some(r),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Checks the invariant: exactly one Closed, and it is last.
+fn assert_closed_last(events: &[Event]) -> CloseReason {
+    let c = closed(events);
+    assert_eq!(c.len(), 1, "exactly one Closed: {events:?}");
+    match events.last() {
+        Some(Event::Closed(r)) => r.clone(),
+        other => panic!("Closed is not last: {other:?}"),
+    }
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    let mut p = ready_pair(Config::new(), SimBroker::echo());
+    let ids: Vec<_> = (0..100u8)
+        .map(|i| {
+            p.conn
+                .send_request(Request::new(ApiKey::METADATA, 1, vec![i]), p.now)
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(p.conn.in_flight(), 100);
+    p.drive();
+    let got = responses(&p.events);
+    assert_eq!(got.len(), 100);
+    for (i, (id, body)) in got.iter().enumerate() {
+        assert_eq!(*id, ids[i].0);
+        assert_eq!(body, &vec![i as u8]);
+    }
+    assert_eq!(p.conn.in_flight(), 0);
+    let s = p.conn.stats();
+    assert_eq!(s.responses_received, 101); // + ApiVersions
+    assert!(s.rtt_last.is_some());
+}
+
+#[test]
+fn responses_split_at_every_byte_boundary_give_identical_results() {
+    // Record the broker's bytes once, then feed them split at every boundary.
+    let mut reference = ready_pair(Config::new(), SimBroker::echo());
+    let setup_events = {
+        let mut p = Pair::new(Config::new(), SimBroker::echo());
+        p.drive();
+        p.events.len()
+    };
+    let _ = setup_events;
+    let mut frames = Vec::new();
+    for (i, body) in [&b"a"[..], b"", b"hello world"].iter().enumerate() {
+        let id = reference
+            .conn
+            .send_request(
+                Request::new(ApiKey::METADATA, 1, body.to_vec()),
+                reference.now,
+            )
+            .unwrap();
+        assert_eq!(id.0, i as i32 + 1);
+        frames.extend(response_frame(id.0, 0, body));
+    }
+    reference.drive();
+    let expected = responses(&reference.events);
+
+    for split in 0..=frames.len() {
+        for split2 in [split, (split + 3).min(frames.len())] {
+            let mut p = ready_pair(
+                Config::new(),
+                SimBroker::new(Box::new(|r| {
+                    api_versions_reply(r, DEFAULT_VERSIONS)
+                        .into_iter()
+                        .collect()
+                })),
+            );
+            for body in [&b"a"[..], b"", b"hello world"] {
+                p.conn
+                    .send_request(Request::new(ApiKey::METADATA, 1, body.to_vec()), p.now)
+                    .unwrap();
+            }
+            p.drive();
+            for part in [&frames[..split], &frames[split..split2], &frames[split2..]] {
+                p.conn.handle_input(part, p.now);
+            }
+            let mut events = Vec::new();
+            while let Some(e) = p.conn.poll_event() {
+                events.push(e);
+            }
+            assert_eq!(responses(&events), expected, "split at {split}/{split2}");
+        }
+    }
+}
+
+#[test]
+fn one_byte_at_a_time_copying_and_zero_copy() {
+    for delivery in [
+        Delivery::Chunks(1),
+        Delivery::ZeroCopy(1),
+        Delivery::Chunks(7),
+    ] {
+        let mut p = Pair::new(Config::new(), SimBroker::echo());
+        p.delivery = delivery;
+        p.write_limit = 3; // partial writes on the way out too
+        for i in 0..10u8 {
+            p.conn
+                .send_request(
+                    Request::new(ApiKey::METADATA, 1, vec![i; i as usize]),
+                    p.now,
+                )
+                .unwrap();
+        }
+        p.drive();
+        assert!(matches!(p.events[0], Event::Ready { .. }), "{delivery:?}");
+        let got = responses(&p.events);
+        assert_eq!(got.len(), 10, "{delivery:?}");
+        for (i, (_, body)) in got.iter().enumerate() {
+            assert_eq!(body, &vec![i as u8; i]);
+        }
+    }
+}
+
+#[test]
+fn acks_zero_requests_take_no_slot_and_produce_no_event() {
+    let mut p = ready_pair(
+        Config::new(),
+        SimBroker::new(Box::new(|r| {
+            if let Some(a) = api_versions_reply(r, DEFAULT_VERSIONS) {
+                return vec![a];
+            }
+            if r.api_key == ApiKey::PRODUCE {
+                vec![Action::Ignore] // acks=0: the broker answers nothing
+            } else {
+                vec![Action::Respond(r.body.clone())]
+            }
+        })),
+    );
+    p.conn
+        .send_request(
+            Request::new(ApiKey::PRODUCE, 3, vec![1]).without_response(),
+            p.now,
+        )
+        .unwrap();
+    assert_eq!(p.conn.in_flight(), 0);
+    let id = p.conn.send_request(metadata(b"m"), p.now).unwrap();
+    p.drive();
+    assert_eq!(responses(&p.events), vec![(id.0, b"m".to_vec())]);
+    assert_eq!(p.broker.received.len(), 3);
+}
+
+/// A broker that answers ApiVersions and ignores everything else,
+/// remembering the requests so a test can answer them late.
+fn silent_broker() -> SimBroker {
+    SimBroker::new(Box::new(|r| {
+        api_versions_reply(r, DEFAULT_VERSIONS)
+            .map(|a| vec![a])
+            .unwrap_or_else(|| vec![Action::Ignore])
+    }))
+}
+
+#[test]
+fn timed_out_request_keeps_its_slot_and_its_late_response_is_dropped() {
+    let config = Config::new()
+        .with_request_timeout(Duration::from_secs(5))
+        .with_unanswered_grace(Duration::from_secs(10));
+    let mut p = ready_pair(config, silent_broker());
+    let id = p.conn.send_request(metadata(b"x"), p.now).unwrap();
+    p.drive();
+    let deadline = p.conn.poll_timeout().unwrap();
+    assert_eq!(deadline, p.now + Duration::from_secs(5));
+    p.advance(Duration::from_millis(4999));
+    assert!(p.events.is_empty(), "early: {:?}", p.events);
+    p.advance(Duration::from_millis(1));
+    assert!(matches!(
+        p.take_events().as_slice(),
+        [Event::RequestFailed { correlation_id, error: RequestError::TimedOut(d) }]
+            if *correlation_id == id && *d == Duration::from_secs(5)
+    ));
+    // The slot stays; the late response is read and dropped.
+    assert_eq!(p.conn.in_flight(), 1);
+    let late = p.broker.received.last().unwrap().clone();
+    p.broker
+        .apply(&late, vec![Action::Respond(Bytes::from_static(b"late"))]);
+    p.drive();
+    assert!(p.events.is_empty());
+    assert_eq!(p.conn.stats().late_responses, 1);
+    assert_eq!(p.conn.state(), State::Ready);
+    // And the connection goes on.
+    let id2 = p.conn.send_request(metadata(b"y"), p.now).unwrap();
+    p.drive();
+    let req = p.broker.received.last().unwrap().clone();
+    p.broker
+        .apply(&req, vec![Action::Respond(Bytes::from_static(b"y"))]);
+    p.drive();
+    assert_eq!(responses(&p.events), vec![(id2.0, b"y".to_vec())]);
+}
+
+#[test]
+fn a_timed_out_slot_that_never_answers_closes_the_connection_after_the_grace() {
+    let config = Config::new()
+        .with_request_timeout(Duration::from_secs(5))
+        .with_unanswered_grace(Duration::from_secs(10));
+    let mut p = ready_pair(config, silent_broker());
+    p.conn.send_request(metadata(b"x"), p.now).unwrap();
+    p.drive();
+    p.advance(Duration::from_secs(5));
+    let second = p.conn.send_request(metadata(b"z"), p.now).unwrap();
+    p.drive();
+    p.advance(Duration::from_secs(10));
+    let events = p.take_events();
+    let reason = assert_closed_last(&events);
+    assert!(
+        matches!(
+            reason,
+            CloseReason::Timeout(TimeoutKind::Unanswered {
+                correlation_id: 1,
+                ..
+            })
+        ),
+        "{reason}"
+    );
+    assert!(reason.is_retriable());
+    // The second request (sent at 5 s, timeout at 10 s) timed out first; no double outcome.
+    let outcomes: Vec<_> = events
+        .iter()
+        .filter(|e| matches!(e, Event::RequestFailed { correlation_id, .. } if *correlation_id == second))
+        .collect();
+    assert_eq!(outcomes.len(), 1, "{events:?}");
+}
+
+#[test]
+fn cancelled_request_late_reply_is_dropped_and_the_connection_stays_in_sync() {
+    let mut p = ready_pair(Config::new(), silent_broker());
+    let a = p.conn.send_request(metadata(b"a"), p.now).unwrap();
+    let b = p.conn.send_request(metadata(b"b"), p.now).unwrap();
+    p.drive();
+    assert!(p.conn.cancel(a, p.now));
+    assert!(!p.conn.cancel(a, p.now), "cancelled twice");
+    assert!(!p.conn.cancel(CorrelationId(999), p.now));
+    let reqs: Vec<_> = p.broker.received[1..].to_vec();
+    for r in &reqs {
+        p.broker.apply(r, vec![Action::Respond(r.body.clone())]);
+    }
+    p.drive();
+    assert_eq!(responses(&p.events), vec![(b.0, b"b".to_vec())]);
+    assert_eq!(p.conn.stats().late_responses, 1);
+}
+
+#[test]
+fn out_of_sync_ids_close_and_fail_every_pending_request() {
+    let mut p = ready_pair(Config::new(), silent_broker());
+    let ids: Vec<_> = (0..3)
+        .map(|_| p.conn.send_request(metadata(b"q"), p.now).unwrap())
+        .collect();
+    p.drive();
+    let first = p.broker.received[1].clone();
+    p.broker.apply(
+        &first,
+        vec![Action::RespondWithId(
+            first.correlation_id + 2,
+            Bytes::new(),
+        )],
+    );
+    p.drive();
+    let reason = assert_closed_last(&p.events);
+    assert_eq!(
+        reason,
+        CloseReason::OutOfSync {
+            expected: ids[0].0,
+            received: ids[0].0 + 2
+        }
+    );
+    let failed: Vec<_> = p
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::RequestFailed {
+                correlation_id,
+                error: RequestError::ConnectionClosed(_),
+            } => Some(*correlation_id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(failed, ids);
+    // Sticky.
+    assert!(matches!(
+        p.conn.send_request(metadata(b"q"), p.now),
+        Err(SendError::Closed(CloseReason::OutOfSync { .. }))
+    ));
+}
+
+fn protocol_violation_from(bytes: &[u8]) -> (CloseReason, usize) {
+    let mut p = ready_pair(Config::new(), silent_broker());
+    p.conn.send_request(metadata(b"q"), p.now).unwrap();
+    p.drive();
+    p.conn.handle_input(bytes, p.now);
+    let cap = p.conn.receive_buffer_capacity();
+    p.drive();
+    (assert_closed_last(&p.events), cap)
+}
+
+#[test]
+fn negative_and_two_gib_size_prefixes_close_without_allocating() {
+    let (r, cap) = protocol_violation_from(&(-7i32).to_be_bytes());
+    assert_eq!(
+        r,
+        CloseReason::Protocol(ProtocolViolation::NegativeFrameSize(-7))
+    );
+    assert!(cap < 1 << 20);
+    let (r, cap) = protocol_violation_from(&[0x7f, 0xff, 0xff, 0xff, 0, 0, 0, 1]);
+    assert!(
+        matches!(
+            r,
+            CloseReason::Protocol(ProtocolViolation::FrameTooLarge { size: i32::MAX, .. })
+        ),
+        "{r}"
+    );
+    assert!(cap < 1 << 20, "capacity after a 2 GiB claim: {cap}");
+    assert!(!r.is_retriable());
+
+    // With the limit raised to i32::MAX the claim is accepted but memory
+    // only follows the bytes that actually arrive.
+    let mut p = ready_pair(
+        Config::new().with_max_frame_size(i32::MAX as usize),
+        silent_broker(),
+    );
+    p.conn.send_request(metadata(b"q"), p.now).unwrap();
+    p.drive();
+    let mut claim = 0x7fff_0000i32.to_be_bytes().to_vec();
+    claim.extend([1, 2, 3, 4]);
+    p.conn.handle_input(&claim, p.now);
+    assert!(p.conn.receive_buffer_capacity() < 1 << 20);
+    for _ in 0..8 {
+        let n = p.conn.recv_buf().len();
+        assert!(n <= 1 << 20, "read window {n} is bounded");
+        p.conn.recv_commit(n, p.now);
+    }
+    assert!(
+        p.conn.receive_buffer_capacity() <= 16 << 20,
+        "{}",
+        p.conn.receive_buffer_capacity()
+    );
+    assert!(!p.conn.is_closed());
+}
+
+#[test]
+fn a_frame_shorter_than_its_header_is_a_protocol_error() {
+    let (r, _) = protocol_violation_from(&[0, 0, 0, 2, 0, 0]);
+    assert_eq!(
+        r,
+        CloseReason::Protocol(ProtocolViolation::FrameTooSmall { size: 2, header: 4 })
+    );
+}
+
+#[test]
+fn tls_alert_and_http_reply_are_named() {
+    // A TLS alert record: what a TLS listener sends a plaintext client.
+    let (r, _) = protocol_violation_from(&[0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x50]);
+    assert_eq!(r, CloseReason::Protocol(ProtocolViolation::LooksLikeTls));
+    assert!(r.to_string().contains("use SSL"), "{r}");
+    let (r, _) = protocol_violation_from(b"HTTP/1.1 400 Bad Request\r\n\r\n");
+    assert_eq!(r, CloseReason::Protocol(ProtocolViolation::LooksLikeHttp));
+    // Before the first frame too, even with a huge limit, and even at EOF with 3 bytes.
+    let mut p = Pair::new(
+        Config::new().with_max_frame_size(i32::MAX as usize),
+        silent_broker(),
+    );
+    p.conn.handle_input(&[0x16, 0x03, 0x01], p.now);
+    p.drive();
+    assert_eq!(
+        assert_closed_last(&p.events),
+        CloseReason::Protocol(ProtocolViolation::LooksLikeTls)
+    );
+}
+
+#[test]
+fn eof_with_requests_pending_fails_them_as_broken() {
+    let mut p = ready_pair(Config::new(), silent_broker());
+    let a = p.conn.send_request(metadata(b"a"), p.now).unwrap();
+    p.drive();
+    p.conn.handle_eof(p.now);
+    p.drive();
+    let r = assert_closed_last(&p.events);
+    assert!(matches!(
+        r,
+        CloseReason::Broken {
+            cause: BrokenCause::Eof,
+            ..
+        }
+    ));
+    assert!(r.is_retriable());
+    assert!(
+        matches!(&p.events[0], Event::RequestFailed { correlation_id, .. } if *correlation_id == a)
+    );
+    // Spurious inputs after close are no-ops.
+    p.conn.handle_eof(p.now);
+    p.conn.handle_timeout(p.now + Duration::from_secs(1000));
+    p.conn.handle_input(b"xx", p.now);
+    p.conn.close(p.now);
+    assert!(p.conn.poll_event().is_none());
+    assert!(p.conn.poll_timeout().is_none());
+}
+
+#[test]
+fn close_while_pending_fails_everything_with_shutdown() {
+    let mut p = Pair::new(Config::new(), silent_broker());
+    // One held (before ready), then ready, then one in flight.
+    let held = p.conn.send_request(metadata(b"h"), p.now).unwrap();
+    assert_eq!(p.conn.held(), 1);
+    p.drive();
+    let inflight = p.conn.send_request(metadata(b"i"), p.now).unwrap();
+    p.conn.close(p.now);
+    p.drive();
+    let r = assert_closed_last(&p.events);
+    assert_eq!(r, CloseReason::Shutdown);
+    assert!(!r.is_retriable());
+    let failed: Vec<_> = p
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::RequestFailed { correlation_id, .. } => Some(*correlation_id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(failed, vec![held, inflight]);
+    assert_eq!(p.conn.transmit_len(), 0);
+}
+
+#[test]
+fn idle_connections_are_reaped_but_never_while_a_request_is_pending() {
+    let config = Config::new()
+        .with_idle_timeout(Some(Duration::from_secs(60)))
+        .with_request_timeout(Duration::from_secs(300))
+        .with_unanswered_grace(Duration::from_secs(300));
+    let mut p = ready_pair(config.clone(), silent_broker());
+    p.conn.send_request(metadata(b"slow"), p.now).unwrap();
+    p.drive();
+    p.advance(Duration::from_secs(120));
+    assert!(!p.conn.is_closed(), "reaped with a request pending");
+    let req = p.broker.received.last().unwrap().clone();
+    p.broker.apply(&req, vec![Action::Respond(Bytes::new())]);
+    p.drive();
+    // Idle time counts from the last activity (the response).
+    p.advance(Duration::from_secs(59));
+    assert!(!p.conn.is_closed());
+    p.advance(Duration::from_secs(1));
+    let r = assert_closed_last(&p.events);
+    assert_eq!(
+        r,
+        CloseReason::Idle {
+            idle_for: Duration::from_secs(60)
+        }
+    );
+
+    let mut p = ready_pair(config.with_idle_timeout(None), silent_broker());
+    assert!(p.conn.poll_timeout().is_none());
+    p.advance(Duration::from_secs(100_000));
+    assert!(!p.conn.is_closed());
+}
+
+#[test]
+fn max_in_flight_holds_requests_in_order() {
+    let mut p = ready_pair(Config::new().with_max_in_flight(Some(2)), SimBroker::echo());
+    let ids: Vec<_> = (0..5u8)
+        .map(|i| {
+            p.conn
+                .send_request(Request::new(ApiKey::METADATA, 1, vec![i]), p.now)
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(p.conn.in_flight(), 2);
+    assert_eq!(p.conn.held(), 3);
+    p.drive();
+    let got = responses(&p.events);
+    assert_eq!(
+        got.iter().map(|r| r.0).collect::<Vec<_>>(),
+        ids.iter().map(|i| i.0).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn handshake_deadline_closes_a_connection_that_never_becomes_ready() {
+    let mut p = Pair::new(
+        Config::new().with_handshake_timeout(Duration::from_secs(3)),
+        SimBroker::new(Box::new(|_| vec![Action::Ignore])),
+    );
+    let id = p.conn.send_request(metadata(b"early"), p.now).unwrap();
+    p.drive();
+    assert!(p.advance_to_timeout());
+    let r = assert_closed_last(&p.events);
+    assert!(
+        matches!(r, CloseReason::Timeout(TimeoutKind::Handshake { .. })),
+        "{r}"
+    );
+    assert!(
+        matches!(&p.events[0], Event::RequestFailed { correlation_id, .. } if *correlation_id == id)
+    );
+}
+
+#[test]
+fn correlation_ids_wrap_around() {
+    let mut p = ready_pair(Config::new(), SimBroker::echo());
+    p.conn.set_next_correlation_id_for_testing(i32::MAX - 1);
+    let ids: Vec<i32> = (0..4)
+        .map(|_| p.conn.send_request(metadata(b""), p.now).unwrap().0)
+        .collect();
+    assert_eq!(ids, vec![i32::MAX - 1, i32::MAX, i32::MIN, i32::MIN + 1]);
+    p.drive();
+    assert_eq!(
+        responses(&p.events).iter().map(|r| r.0).collect::<Vec<_>>(),
+        ids
+    );
+}
+
+#[test]
+fn poll_timeout_is_never_in_the_past_after_handle_timeout() {
+    let mut p = ready_pair(
+        Config::new().with_request_timeout(Duration::from_secs(1)),
+        silent_broker(),
+    );
+    for i in 0..20 {
+        p.conn
+            .send_request(
+                metadata(b"t").with_timeout(Duration::from_millis(100 * (i % 7) + 1)),
+                p.now,
+            )
+            .unwrap();
+        p.advance(Duration::from_millis(37));
+        if let Some(t) = p.conn.poll_timeout() {
+            assert!(t > p.now, "timeout {t:?} not after now {:?}", p.now);
+        }
+    }
+}
