@@ -84,6 +84,9 @@ mod connection;
 mod error;
 mod event;
 mod frame;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzz_support;
 mod header;
 mod request;
 pub mod sasl;
