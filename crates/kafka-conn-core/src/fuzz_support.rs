@@ -8,12 +8,18 @@ use crate::frame::FrameReader;
 use crate::wire::DecodeError;
 
 /// Decodes a response header at `header_version`; returns (correlation id, header length).
-pub fn decode_response_header(frame: &[u8], header_version: u8) -> Result<(i32, usize), DecodeError> {
+pub fn decode_response_header(
+    frame: &[u8],
+    header_version: u8,
+) -> Result<(i32, usize), DecodeError> {
     crate::header::decode_response_header(frame, header_version)
 }
 
 /// Decodes an ApiVersions response body at `version` and validates the table.
-pub fn decode_api_versions(body: &[u8], version: i16) -> Result<Result<crate::ApiVersions, String>, DecodeError> {
+pub fn decode_api_versions(
+    body: &[u8],
+    version: i16,
+) -> Result<Result<crate::ApiVersions, String>, DecodeError> {
     crate::versions::decode_response(body, version).map(|r| crate::versions::validated(r.versions))
 }
 

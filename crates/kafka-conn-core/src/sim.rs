@@ -53,6 +53,8 @@ pub enum Action {
     Close,
     /// From now on, read raw length-prefixed tokens (legacy SASL after SaslHandshake v0).
     EnterRawTokenMode,
+    /// Back to Kafka framing (after the last legacy SASL token).
+    ExitRawTokenMode,
 }
 
 /// A handler: called for every request, returns what to do.
@@ -158,6 +160,7 @@ impl SimBroker {
                 Action::Ignore => {}
                 Action::Close => self.closed = true,
                 Action::EnterRawTokenMode => self.raw_tokens = true,
+                Action::ExitRawTokenMode => self.raw_tokens = false,
             }
         }
     }

@@ -1,76 +1,4 @@
-//! SASL GSSAPI (Kerberos V5, RFC 4752), relayed to the application.
-//!
-//! The core links no Kerberos library: it cannot block on a KDC, and a
-//! GSS-API binding is a system dependency many users do not want. The
-//! mechanism therefore relays every token. Each time it needs the next client
-//! token it returns [`Step::NeedCredential`] with
-//! [`CredentialRequest::GssapiToken`] (the server's last token, `None` at the
-//! start); the application feeds that to its Kerberos library and answers
-//! with [`Credential::Gssapi`]: [`GssapiStep::Send`] with the next token, or
-//! [`GssapiStep::Done`] once its side is complete.
-//!
-//! # Wiring a Kerberos library
-//!
-//! With a GSS-API binding such as `libgssapi` or `cross-krb5`, the
-//! application keeps one client context per authentication, created for the
-//! service principal `kafka@<broker host>` (`sasl.kerberos.service.name`
-//! `@` host, `GSS_C_NT_HOSTBASED_SERVICE`) and answers the requests in three
-//! phases (RFC 4752 section 3.1):
-//!
-//! 1. **Context establishment.** While the context is not complete, call
-//!    `init_sec_context` (libgssapi: `ClientCtx::step`) with the server
-//!    token (none the first time) and answer `Send(output token)`. When the
-//!    call that completes the context produces no output token (the usual
-//!    case after the server's AP-REP), answer `Send` with an empty token:
-//!    RFC 4752 section 3.1 has the client send an empty response then.
-//! 2. **Security layer.** After the context is complete, the server sends a
-//!    wrapped 4-byte message: `unwrap` it; byte 0 is the bitmask of security
-//!    layers the server offers, bytes 1-3 its maximum message size. Kafka
-//!    uses no SASL security layer (TLS does that job), so reply with
-//!    `wrap([0x01, 0, 0, 0] ++ authzid)`, without confidentiality (`0x01`
-//!    = "no security layer", and RFC 4752 requires a zero maximum size with
-//!    it; `authzid` is usually empty) and answer `Send(wrapped)`.
-//! 3. **Completion.** The server's final message (normally empty) arrives as
-//!    one more request: answer [`GssapiStep::Done`].
-//!
-//! A sketch with `libgssapi` (not a dependency of this crate):
-//!
-//! ```ignore
-//! use kafka_conn_core::sasl::{Credential, CredentialRequest, GssapiStep};
-//! use libgssapi::{context::{ClientCtx, CtxFlags, SecurityContext}, name::Name, oid::*};
-//!
-//! struct Kerberos { ctx: ClientCtx, layer_done: bool }
-//!
-//! impl Kerberos {
-//!     fn new(host: &str) -> Result<Self, libgssapi::error::Error> {
-//!         let service = Name::new(format!("kafka@{host}").as_bytes(), Some(&GSS_NT_HOSTBASED_SERVICE))?;
-//!         let ctx = ClientCtx::new(None, service, CtxFlags::GSS_C_MUTUAL_FLAG, Some(&GSS_MECH_KRB5));
-//!         Ok(Self { ctx, layer_done: false })
-//!     }
-//!
-//!     /// Answers one `CredentialRequest::GssapiToken { server_token }`.
-//!     fn answer(&mut self, server_token: Option<&[u8]>) -> Result<Credential, libgssapi::error::Error> {
-//!         let step = if !self.ctx.is_complete() {
-//!             // Phase 1: init_sec_context.
-//!             let out = self.ctx.step(server_token, None)?;
-//!             GssapiStep::Send(out.map(|t| t.to_vec()).unwrap_or_default())
-//!         } else if !self.layer_done {
-//!             // Phase 2: RFC 4752 section 3.1 security-layer negotiation.
-//!             let offer = self.ctx.unwrap(server_token.unwrap_or_default())?;
-//!             assert!(offer.len() == 4 && offer[0] & 0x01 != 0, "server must offer 'no layer'");
-//!             self.layer_done = true;
-//!             GssapiStep::Send(self.ctx.wrap(false, &[0x01, 0, 0, 0])?.to_vec())
-//!         } else {
-//!             // Phase 3: the server's final (empty) message.
-//!             GssapiStep::Done
-//!         };
-//!         Ok(Credential::Gssapi(step))
-//!     }
-//! }
-//! ```
-//!
-//! Run the Kerberos calls off the thread that drives the connection if they
-//! may block on the KDC; the connection simply waits for the answer.
+//! SASL GSSAPI (Kerberos V5, RFC 4752), relayed to the application: see [`Gssapi`].
 
 use std::fmt;
 
@@ -98,8 +26,79 @@ impl fmt::Debug for GssapiStep {
     }
 }
 
-/// The GSSAPI factory: every exchange relays its tokens to the application
-/// (see the [module documentation](self)).
+/// The GSSAPI factory: every exchange relays its tokens to the application.
+///
+/// The core links no Kerberos library: it cannot block on a KDC, and a
+/// GSS-API binding is a system dependency many users do not want. The
+/// mechanism therefore relays every token. Each time it needs the next client
+/// token it returns [`Step::NeedCredential`] with
+/// [`CredentialRequest::GssapiToken`] (the server's last token, `None` at the
+/// start); the application feeds that to its Kerberos library and answers
+/// with [`Credential::Gssapi`]: [`GssapiStep::Send`] with the next token, or
+/// [`GssapiStep::Done`] once its side is complete.
+///
+/// # Wiring a Kerberos library
+///
+/// With a GSS-API binding such as `libgssapi` or `cross-krb5`, the
+/// application keeps one client context per authentication, created for the
+/// service principal `kafka@<broker host>` (`sasl.kerberos.service.name`
+/// `@` host, `GSS_C_NT_HOSTBASED_SERVICE`) and answers the requests in three
+/// phases (RFC 4752 section 3.1):
+///
+/// 1. **Context establishment.** While the context is not complete, call
+///    `init_sec_context` (libgssapi: `ClientCtx::step`) with the server
+///    token (none the first time) and answer `Send(output token)`. When the
+///    call that completes the context produces no output token (the usual
+///    case after the server's AP-REP), answer `Send` with an empty token:
+///    RFC 4752 section 3.1 has the client send an empty response then.
+/// 2. **Security layer.** After the context is complete, the server sends a
+///    wrapped 4-byte message: `unwrap` it; byte 0 is the bitmask of security
+///    layers the server offers, bytes 1-3 its maximum message size. Kafka
+///    uses no SASL security layer (TLS does that job), so reply with
+///    `wrap([0x01, 0, 0, 0] ++ authzid)`, without confidentiality (`0x01`
+///    = "no security layer", and RFC 4752 requires a zero maximum size with
+///    it; `authzid` is usually empty) and answer `Send(wrapped)`.
+/// 3. **Completion.** The server's final message (normally empty) arrives as
+///    one more request: answer [`GssapiStep::Done`].
+///
+/// A sketch with `libgssapi` (not a dependency of this crate):
+///
+/// ```ignore
+/// use kafka_conn_core::sasl::{Credential, CredentialRequest, GssapiStep};
+/// use libgssapi::{context::{ClientCtx, CtxFlags, SecurityContext}, name::Name, oid::*};
+///
+/// struct Kerberos { ctx: ClientCtx, layer_done: bool }
+///
+/// impl Kerberos {
+///     fn new(host: &str) -> Result<Self, libgssapi::error::Error> {
+///         let service = Name::new(format!("kafka@{host}").as_bytes(), Some(&GSS_NT_HOSTBASED_SERVICE))?;
+///         let ctx = ClientCtx::new(None, service, CtxFlags::GSS_C_MUTUAL_FLAG, Some(&GSS_MECH_KRB5));
+///         Ok(Self { ctx, layer_done: false })
+///     }
+///
+///     /// Answers one `CredentialRequest::GssapiToken { server_token }`.
+///     fn answer(&mut self, server_token: Option<&[u8]>) -> Result<Credential, libgssapi::error::Error> {
+///         let step = if !self.ctx.is_complete() {
+///             // Phase 1: init_sec_context.
+///             let out = self.ctx.step(server_token, None)?;
+///             GssapiStep::Send(out.map(|t| t.to_vec()).unwrap_or_default())
+///         } else if !self.layer_done {
+///             // Phase 2: RFC 4752 section 3.1 security-layer negotiation.
+///             let offer = self.ctx.unwrap(server_token.unwrap_or_default())?;
+///             assert!(offer.len() == 4 && offer[0] & 0x01 != 0, "server must offer 'no layer'");
+///             self.layer_done = true;
+///             GssapiStep::Send(self.ctx.wrap(false, &[0x01, 0, 0, 0])?.to_vec())
+///         } else {
+///             // Phase 3: the server's final (empty) message.
+///             GssapiStep::Done
+///         };
+///         Ok(Credential::Gssapi(step))
+///     }
+/// }
+/// ```
+///
+/// Run the Kerberos calls off the thread that drives the connection if they
+/// may block on the KDC; the connection simply waits for the answer.
 #[derive(Debug, Clone, Default)]
 pub struct Gssapi {
     _private: (),

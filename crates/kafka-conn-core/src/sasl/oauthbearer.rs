@@ -1,20 +1,4 @@
-//! SASL OAUTHBEARER (RFC 7628) as Kafka speaks it (KIP-255, KIP-342
-//! extensions).
-//!
-//! The core cannot await a token provider, so the exchange asks the
-//! application for the token: the first step returns
-//! [`Step::NeedCredential`]`(`[`CredentialRequest::OAuthBearerToken`]`)`, and
-//! the application answers with [`Credential::OAuthBearer`]. The token is
-//! validated, then sent in the RFC 7628 client initial response:
-//!
-//! ```text
-//! n,,\x01auth=Bearer <token>\x01<key>=<value>\x01...\x01\x01
-//! ```
-//!
-//! On success the server answers with an empty message. On failure it sends
-//! a JSON error challenge (RFC 7628 section 3.2.2), which the client must
-//! answer with a single `0x01` byte; the broker then fails the exchange, and
-//! the JSON is available from [`Mechanism::failure_detail`] for the error.
+//! SASL OAUTHBEARER (RFC 7628; KIP-255, KIP-342): see [`OAuthBearer`].
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -35,8 +19,8 @@ const KVSEP: u8 = 0x01;
 /// use std::time::{Duration, Instant};
 /// use kafka_conn_core::sasl::OAuthBearerToken;
 /// let token = OAuthBearerToken::new("eyJhbGciOiJub25lIn0.eyJzdWIiOiJhbGljZSJ9.")
-///     .with_extension("traceId", "abc-123")
-///     .with_expiry(Instant::now() + Duration::from_secs(3600));
+///    .with_extension("traceId", "abc-123")
+///    .with_expiry(Instant::now() + Duration::from_secs(3600));
 /// assert!(!format!("{token:?}").contains("eyJ"));
 /// ```
 #[derive(Clone, PartialEq, Eq)]
@@ -184,6 +168,21 @@ impl fmt::Debug for OAuthBearerToken {
 /// The OAUTHBEARER factory. It holds no token: each exchange asks the
 /// application for a fresh one through a credential request, so a token
 /// refreshed by the application is picked up at re-authentication.
+///
+/// The core cannot await a token provider, so the exchange asks the
+/// application for the token: the first step returns
+/// [`Step::NeedCredential`]`(`[`CredentialRequest::OAuthBearerToken`]`)`, and
+/// the application answers with [`Credential::OAuthBearer`]. The token is
+/// validated, then sent in the RFC 7628 client initial response:
+///
+/// ```text
+/// n,,\x01auth=Bearer <token>\x01<key>=<value>\x01...\x01\x01
+/// ```
+///
+/// On success the server answers with an empty message. On failure it sends
+/// a JSON error challenge (RFC 7628 section 3.2.2), which the client must
+/// answer with a single `0x01` byte; the broker then fails the exchange, and
+/// the JSON is available from [`Mechanism::failure_detail`] for the error.
 #[derive(Debug, Clone, Default)]
 pub struct OAuthBearer {
     _private: (),

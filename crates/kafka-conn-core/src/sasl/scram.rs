@@ -1,18 +1,4 @@
-//! SCRAM-SHA-256 and SCRAM-SHA-512 (RFC 5802, RFC 7677) as Kafka speaks them
-//! (KIP-84; `tokenauth` for KIP-48 delegation tokens).
-//!
-//! The exchange, client side:
-//!
-//! 1. client-first: `n,,n=<user>,r=<client nonce>[,tokenauth=true]`
-//! 2. server-first: `r=<client nonce + server nonce>,s=<salt>,i=<iterations>`
-//! 3. client-final: `c=biws,r=<full nonce>,p=<proof>`
-//! 4. server-final: `v=<server signature>` (checked in constant time) or `e=<error>`
-//!
-//! As in Kafka's own client, the username and password are used exactly as
-//! given: Kafka applies no SASLprep (RFC 4013) on either side, so neither do
-//! we. The salted password (the PBKDF2 output, the expensive part) is cached
-//! on the factory, keyed by salt and iteration count, so reconnects and
-//! KIP-368 re-authentications skip PBKDF2.
+//! SCRAM-SHA-256 / SCRAM-SHA-512 (RFC 5802, RFC 7677; KIP-84, KIP-48): see [`Scram`].
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -144,6 +130,19 @@ struct CacheEntry {
 /// Clones share the cache (the password cannot change after construction,
 /// so the cache key is just the salt and the iteration count).
 ///
+/// The exchange, client side:
+///
+/// 1. client-first: `n,,n=<user>,r=<client nonce>[,tokenauth=true]`
+/// 2. server-first: `r=<client nonce + server nonce>,s=<salt>,i=<iterations>`
+/// 3. client-final: `c=biws,r=<full nonce>,p=<proof>`
+/// 4. server-final: `v=<server signature>` (checked in constant time) or `e=<error>`
+///
+/// As in Kafka's own client, the username and password are used exactly as
+/// given: Kafka applies no SASLprep (RFC 4013) on either side, so neither do
+/// we. The salted password (the PBKDF2 output, the expensive part) is cached
+/// on the factory, keyed by salt and iteration count, so reconnects and
+/// KIP-368 re-authentications skip PBKDF2.
+///
 /// ```
 /// use kafka_conn_core::sasl::{MechanismFactory, Scram, ScramHash};
 /// let scram = Scram::new(ScramHash::Sha512, "alice", "alice-secret");
@@ -174,8 +173,9 @@ impl Scram {
     /// store SCRAM credentials above 16384 iterations (its `ScramMechanism` /
     /// controller maximum), so a real broker never asks for more. The cap leaves
     /// six times that as headroom for other Kafka-compatible servers while
-    /// bounding what a hostile or broken server can demand to tens of
-    /// milliseconds of CPU per (uncached) authentication.
+    /// bounding what a hostile or broken server can demand to roughly a
+    /// tenth of a second of CPU per uncached authentication (PBKDF2-SHA-512,
+    /// optimised build).
     pub const DEFAULT_MAX_ITERATIONS: u32 = 100_000;
 
     /// Authenticates as `username` with `password` using `hash`.
