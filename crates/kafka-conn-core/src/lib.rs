@@ -74,6 +74,7 @@
 //!
 //! See `docs/architecture.md` in the repository for states and transitions.
 
+#![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod api;
