@@ -102,7 +102,9 @@ pub enum Phase {
 impl fmt::Display for Phase {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Phase::Negotiating => "while negotiating API versions",
+            Phase::Negotiating => {
+                "while negotiating API versions, before any answer (a TLS listener does this to a plaintext client: try SSL)"
+            }
             Phase::SaslHandshake => {
                 "during the SASL handshake (a broker that does not enable the mechanism may just close)"
             }

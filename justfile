@@ -1,0 +1,52 @@
+# kafka-conn tasks. `just` lists them. The logic lives in scripts/, so every recipe is
+# also runnable without just (e.g. scripts/test). Fresh machine: scripts/install-tools.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+# List the recipes
+default:
+    @just --list --unsorted
+
+# Format every crate
+fmt:
+    cargo fmt --all
+
+# rustfmt check + clippy with warnings as errors
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets --all-features -- -D warnings
+
+# Everything: lint, real brokers, cargo test, no-runtime check on the core, docs, fuzz smoke
+test:
+    scripts/test
+
+# What CI runs (.ci/run): the same as `test`
+ci: test
+
+# API docs, rustdoc warnings are errors
+doc:
+    RUSTDOCFLAGS="${RUSTDOCFLAGS:-} -D warnings" cargo doc --workspace --no-deps
+
+# Fuzz one target (see `cargo +nightly fuzz list`), growing fuzz/corpus/TARGET
+fuzz TARGET SECONDS="60":
+    cargo +nightly fuzz run '{{ TARGET }}' -- -max_total_time='{{ SECONDS }}'
+
+# Every fuzz target for ~20 s (total bounded; skipped when fuzz/ does not exist)
+fuzz-smoke:
+    scripts/fuzz-smoke
+
+# Benchmarks, with the test brokers up for the end-to-end ones
+bench *ARGS:
+    scripts/with-brokers cargo bench --workspace {{ ARGS }}
+
+# Start the test brokers on 127.0.0.1; then: . .broker-state/env
+broker-up:
+    scripts/broker-up
+
+# Stop exactly the brokers that broker-up started
+broker-down:
+    scripts/broker-down
+
+# kconn against a real broker: check + api-versions
+demo:
+    scripts/demo

@@ -1,0 +1,42 @@
+# shellcheck shell=bash
+# Shared helpers for the scripts in this folder. Source it; it is not a program.
+# Callers set ME (the name used in messages) before sourcing.
+
+: "${ME:=$(basename "$0")}"
+say() { printf '%s: %s\n' "$ME" "$*"; }
+warn() { printf '%s: WARNING: %s\n' "$ME" "$*" >&2; }
+die() { printf '%s: ERROR: %s\n' "$ME" "$*" >&2; exit 1; }
+
+# Where downloaded tools and venvs live: outside the repo, so a fresh clone (CI) reuses them.
+KAFKA_CONN_CACHE="${KAFKA_CONN_CACHE:-$HOME/.cache/kafka-conn}"
+
+# apt_install PKG...: install Debian packages (root, or passwordless sudo). A fresh machine
+# has empty package lists, so `apt-get update` runs only when the first attempt fails.
+apt_install() {
+  local sudo="" log
+  log="$(mktemp "${TMPDIR:-/tmp}/kafka-conn-apt.XXXXXX")"
+  if [ "$(id -u)" != 0 ]; then
+    if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then sudo="sudo -n"
+    else die "need the Debian package(s) $*: run 'apt-get install $*' as root"; fi
+  fi
+  command -v apt-get >/dev/null || die "need $* but apt-get is not available (not Debian?)"
+  say "apt-get install $*"
+  # shellcheck disable=SC2086
+  if ! DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$@" >"$log" 2>&1; then
+    # shellcheck disable=SC2086
+    { DEBIAN_FRONTEND=noninteractive $sudo apt-get update -qq \
+        && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$@"; } >>"$log" 2>&1 \
+      || { tail -20 "$log" >&2; die "apt-get install $* failed (full log: $log)"; }
+  fi
+  rm -f "$log"
+}
+
+# make_venv DIR: python3 -m venv, installing Debian's python3-venv first if that is what's missing.
+make_venv() {
+  command -v python3 >/dev/null || apt_install python3 python3-venv
+  if ! python3 -m venv "$1" >/dev/null 2>&1; then
+    rm -rf "$1"
+    apt_install python3-venv
+    python3 -m venv "$1" || die "python3 -m venv $1 failed"
+  fi
+}
