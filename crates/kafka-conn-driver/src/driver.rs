@@ -1,0 +1,469 @@
+//! The task that owns the socket and the core [`Connection`]: one
+//! hand-written future whose poll runs the whole drive loop.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io::IoSlice;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use futures_channel::{mpsc, oneshot};
+use futures_core::Stream as _;
+use futures_io::{AsyncRead, AsyncWrite};
+use kafka_conn_core::sasl::{Credential, CredentialRequest};
+use kafka_conn_core::{
+    ApiVersions, AuthFailure, CloseReason, Connection, CorrelationId, CredentialError, Event,
+    RequestError, Response, SaslSession,
+};
+
+use crate::client::{Command, Shared};
+use crate::credentials::{CallbackError, Credentials};
+use crate::error::RequestFailure;
+use crate::runtime::{BoxFuture, Runtime};
+
+/// How many slices one vectored write gathers.
+const MAX_SLICES: usize = 64;
+/// Loop turns per poll before yielding to the executor, so that a broker
+/// flooding us cannot starve the other tasks on the same thread.
+const TURN_BUDGET: usize = 32;
+
+/// What the task reports once the connection is ready (or not).
+pub(crate) type ReadyResult = Result<(Arc<ApiVersions>, Option<SaslSession>), CloseReason>;
+
+type Reply = oneshot::Sender<Result<Response, RequestFailure>>;
+
+/// The drive loop.
+pub(crate) struct Driver<R: Runtime, S> {
+    rt: R,
+    conn: Connection,
+    io: S,
+    commands: mpsc::UnboundedReceiver<Command>,
+    /// Every handle is gone: the connection was closed for that.
+    handles_gone: bool,
+    /// Waiters by correlation id, and the ids by the handles' keys (a
+    /// dropped send future only knows its key).
+    pending: HashMap<CorrelationId, (u64, Reply)>,
+    ids: HashMap<u64, CorrelationId>,
+    timer: Option<(Instant, BoxFuture<'static, ()>)>,
+    credentials: Credentials,
+    /// The configured SASL mechanism, for failures the driver reports.
+    mechanism: Option<String>,
+    credential: Option<BoxFuture<'static, Result<Credential, CallbackError>>>,
+    /// Set when the driver itself closed the connection because a
+    /// credential callback failed: reported instead of `Shutdown`.
+    local_failure: Option<CloseReason>,
+    shared: Arc<Shared>,
+    ready: Option<oneshot::Sender<ReadyResult>>,
+    close_watchers: Vec<oneshot::Sender<CloseReason>>,
+    /// Bytes went into the transport since the last flush (TLS buffers them).
+    unflushed: bool,
+    closed: Option<CloseReason>,
+}
+
+impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Driver<R, S> {
+    pub(crate) fn new(
+        rt: R,
+        conn: Connection,
+        io: S,
+        commands: mpsc::UnboundedReceiver<Command>,
+        credentials: Credentials,
+        shared: Arc<Shared>,
+        ready: oneshot::Sender<ReadyResult>,
+    ) -> Self {
+        Self {
+            rt,
+            conn,
+            io,
+            commands,
+            handles_gone: false,
+            pending: HashMap::new(),
+            ids: HashMap::new(),
+            timer: None,
+            credentials,
+            mechanism: None,
+            credential: None,
+            local_failure: None,
+            shared,
+            ready: Some(ready),
+            close_watchers: Vec::new(),
+            unflushed: false,
+            closed: None,
+        }
+    }
+
+    /// Names the SASL mechanism in failures the driver itself reports.
+    pub(crate) fn with_mechanism(mut self, mechanism: Option<String>) -> Self {
+        self.mechanism = mechanism;
+        self
+    }
+
+    /// Takes commands from the handles. Returns whether any came.
+    fn poll_commands(&mut self, cx: &mut Context<'_>) -> bool {
+        let mut progress = false;
+        while !self.handles_gone {
+            match Pin::new(&mut self.commands).poll_next(cx) {
+                Poll::Ready(Some(cmd)) => {
+                    progress = true;
+                    self.on_command(cmd);
+                }
+                Poll::Ready(None) => {
+                    // Every handle (and the connecting future) is gone.
+                    tracing::debug!("last handle dropped: closing");
+                    self.handles_gone = true;
+                    self.conn.close(Instant::now());
+                    progress = true;
+                }
+                Poll::Pending => break,
+            }
+            self.drain_events();
+        }
+        progress
+    }
+
+    fn on_command(&mut self, cmd: Command) {
+        let now = Instant::now();
+        match cmd {
+            Command::Send {
+                key,
+                request,
+                reply,
+            } => {
+                if reply.is_canceled() {
+                    return;
+                }
+                match self.conn.send_request(request, now) {
+                    Ok(id) => {
+                        self.ids.insert(key, id);
+                        self.pending.insert(id, (key, reply));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(RequestFailure::Refused(e)));
+                    }
+                }
+            }
+            Command::Cancel { key } => {
+                if let Some(id) = self.ids.remove(&key) {
+                    self.pending.remove(&id);
+                    // The slot stays in the core so the response is read and dropped.
+                    self.conn.cancel(id, now);
+                }
+            }
+            Command::Close => self.conn.close(now),
+            Command::WatchClose(tx) => match &self.closed {
+                Some(r) => {
+                    let _ = tx.send(r.clone());
+                }
+                None => self.close_watchers.push(tx),
+            },
+        }
+    }
+
+    /// Writes what the core has to send (vectored). Returns whether
+    /// anything was written.
+    fn poll_write(&mut self, cx: &mut Context<'_>) -> bool {
+        let mut progress = false;
+        while self.conn.transmit_len() > 0 && !self.conn.is_closed() {
+            let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+            let n = self.conn.poll_transmit(&mut slices);
+            match Pin::new(&mut self.io).poll_write_vectored(cx, &slices[..n]) {
+                Poll::Ready(Ok(0)) => {
+                    self.conn.handle_io_error(
+                        std::io::ErrorKind::WriteZero,
+                        "the socket accepted no bytes".to_owned(),
+                        Instant::now(),
+                    );
+                    progress = true;
+                }
+                Poll::Ready(Ok(written)) => {
+                    self.conn.transmit_complete(written, Instant::now());
+                    self.unflushed = true;
+                    progress = true;
+                }
+                Poll::Ready(Err(e)) => {
+                    self.conn
+                        .handle_io_error(e.kind(), e.to_string(), Instant::now());
+                    progress = true;
+                }
+                Poll::Pending => break,
+            }
+            self.drain_events();
+        }
+        // TLS holds records in its own buffer until flushed.
+        if self.unflushed && !self.conn.is_closed() {
+            match Pin::new(&mut self.io).poll_flush(cx) {
+                Poll::Ready(Ok(())) => self.unflushed = false,
+                Poll::Ready(Err(e)) => {
+                    self.conn
+                        .handle_io_error(e.kind(), e.to_string(), Instant::now());
+                    self.drain_events();
+                    progress = true;
+                }
+                Poll::Pending => {}
+            }
+        }
+        progress
+    }
+
+    /// Reads straight into the core's buffer until the socket has nothing.
+    fn poll_read(&mut self, cx: &mut Context<'_>) -> bool {
+        let mut progress = false;
+        for _ in 0..TURN_BUDGET {
+            if self.conn.is_closed() {
+                break;
+            }
+            let result = Pin::new(&mut self.io).poll_read(cx, self.conn.recv_buf());
+            let now = Instant::now();
+            match result {
+                Poll::Ready(Ok(0)) => self.conn.handle_eof(now),
+                Poll::Ready(Ok(n)) => self.conn.recv_commit(n, now),
+                Poll::Ready(Err(e)) => {
+                    if let Some(rustls::Error::AlertReceived(alert)) =
+                        e.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>())
+                    {
+                        self.shared.lock().tls_alert = Some(format!("{alert:?}"));
+                    }
+                    self.conn.handle_io_error(e.kind(), e.to_string(), now)
+                }
+                Poll::Pending => break,
+            }
+            progress = true;
+            self.drain_events();
+        }
+        progress
+    }
+
+    /// Fires the core's deadlines. The clock decides, not the timer: a
+    /// timer may wake early, late or for a deadline that has since moved.
+    fn poll_timer(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some(deadline) = self.conn.poll_timeout() else {
+            self.timer = None;
+            return false;
+        };
+        let now = Instant::now();
+        if now >= deadline {
+            self.timer = None;
+            self.conn.handle_timeout(now);
+            self.drain_events();
+            return true;
+        }
+        // Re-arm only when the armed timer would fire too late; one that
+        // fires too early just makes us look at the clock again.
+        if !matches!(&self.timer, Some((at, _)) if *at <= deadline) {
+            self.timer = Some((deadline, self.rt.sleep_until(deadline)));
+        }
+        if let Some((_, sleep)) = &mut self.timer {
+            if sleep.as_mut().poll(cx).is_ready() {
+                self.timer = None;
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Polls the credential callback in flight, if any.
+    fn poll_credential(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some(fut) = &mut self.credential else {
+            return false;
+        };
+        let Poll::Ready(result) = fut.as_mut().poll(cx) else {
+            return false;
+        };
+        self.credential = None;
+        let now = Instant::now();
+        match result {
+            Ok(credential) => match self.conn.provide_credential(credential, now) {
+                Ok(()) => tracing::debug!("credential provided"),
+                // The core closed the connection with the reason.
+                Err(CredentialError::Rejected(e)) => {
+                    tracing::warn!(error = %e, "credential rejected")
+                }
+                Err(e) => tracing::debug!(error = %e, "credential no longer needed"),
+            },
+            Err(e) => self.fail_locally(format!("the credential callback failed: {e}")),
+        }
+        self.drain_events();
+        true
+    }
+
+    /// Closes the connection for a failure the core cannot see (a failed
+    /// credential callback) and reports it as an authentication failure.
+    fn fail_locally(&mut self, message: String) {
+        let mechanism = self.mechanism.clone().unwrap_or_else(|| "SASL".to_owned());
+        tracing::warn!(%mechanism, %message, "closing: local authentication failure");
+        self.local_failure = Some(CloseReason::AuthFailed(AuthFailure {
+            mechanism,
+            error_code: None,
+            message,
+            detail: None,
+            reauthentication: self.ready.is_none(),
+        }));
+        self.conn.close(Instant::now());
+    }
+
+    fn on_credential_required(&mut self, request: &CredentialRequest) {
+        tracing::debug!(kind = credential_kind(request), "credential required");
+        match self.credentials.answer(request) {
+            Ok(fut) => self.credential = Some(fut),
+            Err(why) => self.fail_locally(why.to_owned()),
+        }
+    }
+
+    fn drain_events(&mut self) {
+        while let Some(event) = self.conn.poll_event() {
+            match event {
+                Event::Response(response) => {
+                    if let Some((key, reply)) = self.pending.remove(&response.correlation_id) {
+                        self.ids.remove(&key);
+                        // The caller may have gone meanwhile: nothing to do then.
+                        let _ = reply.send(Ok(response));
+                    }
+                }
+                Event::RequestFailed {
+                    correlation_id,
+                    error,
+                } => {
+                    if let Some((key, reply)) = self.pending.remove(&correlation_id) {
+                        self.ids.remove(&key);
+                        let error = match (error, &self.local_failure) {
+                            (RequestError::ConnectionClosed(CloseReason::Shutdown), Some(r)) => {
+                                RequestError::ConnectionClosed(r.clone())
+                            }
+                            (e, _) => e,
+                        };
+                        let _ = reply.send(Err(RequestFailure::Failed(error)));
+                    }
+                }
+                Event::Ready { api_versions, sasl } => {
+                    tracing::info!(
+                        apis = api_versions.len(),
+                        api_versions_version = ?api_versions.negotiated_with,
+                        fell_back = api_versions.fell_back,
+                        sasl = sasl.as_ref().map(|s| s.mechanism.as_str()),
+                        "connection ready"
+                    );
+                    self.shared.lock().sasl = sasl.clone();
+                    if let Some(tx) = self.ready.take() {
+                        let _ = tx.send(Ok((api_versions, sasl)));
+                    }
+                }
+                Event::CredentialRequired(request) => self.on_credential_required(&request),
+                Event::Reauthenticated(session) => {
+                    tracing::info!(
+                        mechanism = %session.mechanism,
+                        lifetime = ?session.session_lifetime,
+                        "re-authenticated"
+                    );
+                    self.shared.lock().sasl = Some(session);
+                }
+                Event::Closed(reason) => {
+                    let reason = match (reason, self.local_failure.take()) {
+                        (CloseReason::Shutdown, Some(local)) => local,
+                        (r, _) => r,
+                    };
+                    self.on_closed(reason);
+                }
+                other => tracing::debug!(event = ?other, "unhandled event"),
+            }
+        }
+    }
+
+    fn on_closed(&mut self, reason: CloseReason) {
+        if reason == CloseReason::Shutdown {
+            tracing::info!("connection closed: {reason}");
+        } else {
+            tracing::warn!(
+                retriable = reason.is_retriable(),
+                "connection closed: {reason}"
+            );
+        }
+        self.credential = None;
+        self.timer = None;
+        // The core fails every request it accepted before Closed; these are
+        // only ones it never saw, kept for safety.
+        for (_, (_, reply)) in self.pending.drain() {
+            let _ = reply.send(Err(RequestFailure::Failed(RequestError::ConnectionClosed(
+                reason.clone(),
+            ))));
+        }
+        self.ids.clear();
+        {
+            let mut p = self.shared.lock();
+            p.close_reason = Some(reason.clone());
+            p.stats = self.conn.stats();
+            p.in_flight = 0;
+        }
+        if let Some(tx) = self.ready.take() {
+            let _ = tx.send(Err(reason.clone()));
+        }
+        for tx in self.close_watchers.drain(..) {
+            let _ = tx.send(reason.clone());
+        }
+        self.closed = Some(reason);
+    }
+
+    /// After close: answer what is still queued, then end.
+    fn finish(&mut self, cx: &mut Context<'_>) {
+        // Best effort: a TLS close_notify or TCP FIN, without waiting.
+        let _ = Pin::new(&mut self.io).poll_close(cx);
+        self.commands.close();
+        let reason = self.closed.clone().expect("finish only after close");
+        while let Ok(cmd) = self.commands.try_recv() {
+            match cmd {
+                Command::Send { reply, .. } => {
+                    let _ = reply.send(Err(RequestFailure::Refused(
+                        kafka_conn_core::SendError::Closed(reason.clone()),
+                    )));
+                }
+                Command::WatchClose(tx) => {
+                    let _ = tx.send(reason.clone());
+                }
+                Command::Cancel { .. } | Command::Close => {}
+            }
+        }
+    }
+
+    fn publish(&self) {
+        let mut p = self.shared.lock();
+        p.stats = self.conn.stats();
+        p.in_flight = self.conn.in_flight();
+    }
+}
+
+impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Future for Driver<R, S> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        // Events queued before the first poll (ready at once with a version hint).
+        this.drain_events();
+        for _ in 0..TURN_BUDGET {
+            let mut progress = this.poll_commands(cx);
+            progress |= this.poll_credential(cx);
+            progress |= this.poll_write(cx);
+            progress |= this.poll_read(cx);
+            progress |= this.poll_timer(cx);
+            if this.closed.is_some() {
+                this.finish(cx);
+                return Poll::Ready(());
+            }
+            if !progress {
+                this.publish();
+                return Poll::Pending;
+            }
+        }
+        // Still busy: let other tasks run, then continue.
+        this.publish();
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+fn credential_kind(r: &CredentialRequest) -> &'static str {
+    match r {
+        CredentialRequest::OAuthBearerToken => "oauthbearer-token",
+        CredentialRequest::GssapiToken { .. } => "gssapi-token",
+        _ => "custom",
+    }
+}

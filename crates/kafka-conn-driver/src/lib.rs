@@ -1,0 +1,49 @@
+//! # kafka-conn-driver
+//!
+//! Drives a [`kafka_conn_core::Connection`] over a real socket on any async
+//! runtime. The runtime supplies only DNS, TCP, a timer and spawning (the
+//! [`Runtime`] trait); everything else is here, written once:
+//!
+//! - **One task per connection** owns the socket and the core and runs a
+//!   single hand-written poll loop: commands from the handles, reads
+//!   straight into the core's buffer, vectored writes, the core's
+//!   deadlines (checked against the clock, not only the timer), credential
+//!   callbacks, and the core's events drained after every input.
+//! - **[`Client`]** is a cheap `Clone` handle; [`Client::send`] may be
+//!   called from many tasks at once and the requests are pipelined on the
+//!   one connection. Dropping a `send` future is safe at any point: only
+//!   the task writes frames, and a dropped request's response is read and
+//!   discarded. Dropping the last handle closes the connection.
+//! - **TLS** (SSL, SASL_SSL) through futures-rustls with the `ring`
+//!   provider: a CA file or the system roots, a server name override and
+//!   client certificates ([`TlsConfig`]).
+//! - **[`connect`]** reports each failure a user can fix differently as its
+//!   own [`ConnectError`] variant, and returns what a diagnostics tool
+//!   needs in [`Client::info`]: address, timings, TLS session, versions, SASL.
+//!
+//! Most users depend on `kafka-conn-tokio`, `kafka-conn-smol` or
+//! `kafka-conn-async-std`, which re-export this crate's API with a
+//! `connect(address, config)` bound to their runtime.
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod client;
+mod config;
+mod connect;
+mod credentials;
+mod driver;
+mod error;
+mod runtime;
+mod stream;
+mod tls;
+
+pub use client::Client;
+pub use config::ConnectConfig;
+pub use connect::{connect, ConnectInfo, Timings};
+pub use credentials::CallbackError;
+pub use error::{ConnectError, RequestFailure};
+pub use runtime::{BoxFuture, Runtime};
+pub use tls::{TlsConfig, TlsInfo};
+
+/// The sans-IO core this crate drives, re-exported so users need one dependency.
+pub use kafka_conn_core as core;

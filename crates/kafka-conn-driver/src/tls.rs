@@ -1,0 +1,310 @@
+//! TLS settings, the rustls client configuration built from them, and the
+//! classification of handshake failures into errors a user can act on.
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use rustls::{CertificateError, RootCertStore};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+
+use crate::connect::timeout;
+use crate::error::ConnectError;
+use crate::runtime::Runtime;
+
+/// Where trusted CA certificates come from.
+#[derive(Debug, Clone)]
+enum Roots {
+    /// The operating system's trust store (rustls-native-certs).
+    System,
+    /// A PEM file with one or more CA certificates.
+    CaFile(PathBuf),
+    /// A complete rustls configuration given by the application.
+    Custom(Arc<rustls::ClientConfig>),
+}
+
+/// TLS settings for SSL and SASL_SSL listeners (rustls, `ring` provider).
+///
+/// System roots come from the operating system's trust store
+/// (rustls-native-certs) rather than a compiled-in Mozilla list
+/// (webpki-roots): Kafka clusters usually sit behind a private CA that
+/// operators install into the system store, and a compiled-in list would
+/// silently ignore it.
+#[derive(Clone)]
+pub struct TlsConfig {
+    roots: Roots,
+    server_name: Option<String>,
+    client_auth: Option<(PathBuf, PathBuf)>,
+    // Built once per TlsConfig (and shared by its clones): loading the
+    // system store or PEM files on every connect would be wasted work.
+    built: Arc<OnceLock<Result<Arc<rustls::ClientConfig>, String>>>,
+}
+
+impl fmt::Debug for TlsConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsConfig")
+            .field("roots", &self.roots)
+            .field("server_name", &self.server_name)
+            .field("client_cert", &self.client_auth.as_ref().map(|(c, _)| c))
+            .finish_non_exhaustive()
+    }
+}
+
+impl TlsConfig {
+    /// Trust the operating system's CA certificates.
+    pub fn system_roots() -> Self {
+        Self::with_roots(Roots::System)
+    }
+
+    /// Trust the CA certificates in a PEM file (`ssl.ca.location`).
+    pub fn ca_file(path: impl Into<PathBuf>) -> Self {
+        Self::with_roots(Roots::CaFile(path.into()))
+    }
+
+    /// Use a ready rustls configuration as is (custom verifiers, pinning,
+    /// another crypto provider).
+    pub fn from_rustls(config: Arc<rustls::ClientConfig>) -> Self {
+        Self::with_roots(Roots::Custom(config))
+    }
+
+    fn with_roots(roots: Roots) -> Self {
+        Self {
+            roots,
+            server_name: None,
+            client_auth: None,
+            built: Arc::new(OnceLock::new()),
+        }
+    }
+
+    /// Verify the broker's certificate against this name instead of the
+    /// host in the address (connecting by IP, or through a tunnel).
+    #[must_use]
+    pub fn with_server_name(mut self, name: impl Into<String>) -> Self {
+        self.server_name = Some(name.into());
+        self
+    }
+
+    /// Present a client certificate (mTLS): PEM certificate chain and PEM
+    /// private key (PKCS#8, PKCS#1 or SEC1). Ignored with
+    /// [`TlsConfig::from_rustls`], whose configuration has its own.
+    #[must_use]
+    pub fn with_client_cert(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        self.client_auth = Some((cert.into(), key.into()));
+        self.built = Arc::new(OnceLock::new());
+        self
+    }
+
+    /// The name the certificate is checked against, given the host connected to.
+    pub(crate) fn server_name_for(&self, host: &str) -> Result<ServerName<'static>, ConnectError> {
+        let name = self.server_name.as_deref().unwrap_or(host);
+        ServerName::try_from(name.to_owned())
+            .map_err(|e| ConnectError::TlsConfig(format!("invalid server name {name:?}: {e}")))
+    }
+
+    /// The rustls configuration (built on first use).
+    pub(crate) fn rustls(&self) -> Result<Arc<rustls::ClientConfig>, ConnectError> {
+        self.built
+            .get_or_init(|| self.build().map(Arc::new))
+            .clone()
+            .map_err(ConnectError::TlsConfig)
+    }
+
+    fn build(&self) -> Result<rustls::ClientConfig, String> {
+        let mut roots = RootCertStore::empty();
+        match &self.roots {
+            Roots::Custom(config) => return Ok(config.as_ref().clone()),
+            Roots::System => {
+                let found = rustls_native_certs::load_native_certs();
+                let (added, _ignored) = roots.add_parsable_certificates(found.certs);
+                if added == 0 {
+                    return Err(format!(
+                        "no usable CA certificates in the system trust store ({} errors); give a CA file",
+                        found.errors.len()
+                    ));
+                }
+            }
+            Roots::CaFile(path) => {
+                for cert in read_certs(path, "CA")? {
+                    roots
+                        .add(cert)
+                        .map_err(|e| format!("CA file {}: {e}", path.display()))?;
+                }
+            }
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_root_certificates(roots);
+        match &self.client_auth {
+            None => Ok(builder.with_no_client_auth()),
+            Some((cert, key)) => {
+                let chain = read_certs(cert, "client certificate")?;
+                let key = PrivateKeyDer::from_pem_file(key)
+                    .map_err(|e| format!("client key {}: {e}", key.display()))?;
+                builder
+                    .with_client_auth_cert(chain, key)
+                    .map_err(|e| format!("client certificate and key: {e}"))
+            }
+        }
+    }
+}
+
+fn read_certs(path: &PathBuf, what: &str) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("{what} file {}: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!(
+            "{what} file {}: no PEM certificates",
+            path.display()
+        ));
+    }
+    Ok(certs)
+}
+
+/// What the TLS handshake settled on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TlsInfo {
+    /// The protocol version, e.g. `TLSv1_3`.
+    pub protocol_version: String,
+    /// The cipher suite, e.g. `TLS13_AES_256_GCM_SHA384`.
+    pub cipher_suite: String,
+    /// The name the certificate was verified against.
+    pub server_name: String,
+    /// How many certificates the broker presented.
+    pub peer_certificates: usize,
+}
+
+impl TlsInfo {
+    pub(crate) fn from_connection(c: &rustls::ClientConnection, server_name: String) -> Self {
+        Self {
+            protocol_version: c
+                .protocol_version()
+                .map_or_else(|| "unknown".to_owned(), |v| format!("{v:?}")),
+            cipher_suite: c
+                .negotiated_cipher_suite()
+                .map_or_else(|| "unknown".to_owned(), |s| format!("{:?}", s.suite())),
+            server_name,
+            peer_certificates: c.peer_certificates().map_or(0, <[_]>::len),
+        }
+    }
+}
+
+/// Turns a failed TLS handshake into the error that says what to fix.
+pub(crate) fn classify_handshake_error(
+    err: io::Error,
+    addr: SocketAddr,
+    server_name: &str,
+) -> ConnectError {
+    let tls = err
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<rustls::Error>());
+    match tls {
+        Some(rustls::Error::InvalidCertificate(c)) => match c {
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+                ConnectError::NameMismatch {
+                    addr,
+                    server_name: server_name.to_owned(),
+                    detail: c.to_string(),
+                }
+            }
+            CertificateError::UnknownIssuer
+            | CertificateError::BadSignature
+            | CertificateError::UnhandledCriticalExtension => ConnectError::CertificateNotTrusted {
+                addr,
+                detail: c.to_string(),
+            },
+            other => ConnectError::Tls {
+                addr,
+                detail: format!("invalid broker certificate: {other}"),
+            },
+        },
+        // Bytes that are not TLS records: a Kafka (or other) server answering
+        // our ClientHello in its own protocol.
+        Some(
+            e @ (rustls::Error::InvalidMessage(_)
+            | rustls::Error::InappropriateMessage { .. }
+            | rustls::Error::InappropriateHandshakeMessage { .. }),
+        ) => ConnectError::NotTls {
+            addr,
+            detail: format!("the peer answered with non-TLS bytes ({e})"),
+        },
+        Some(rustls::Error::AlertReceived(alert)) => ConnectError::Tls {
+            addr,
+            detail: format!(
+                "the broker sent the alert {alert:?} (a rejected or missing client certificate for mTLS?)"
+            ),
+        },
+        Some(e) => ConnectError::Tls {
+            addr,
+            detail: e.to_string(),
+        },
+        // A Kafka broker reads our ClientHello as a huge frame size and
+        // closes: the peer hung up before saying anything TLS.
+        None if matches!(
+            err.kind(),
+            io::ErrorKind::UnexpectedEof
+                | io::ErrorKind::ConnectionReset
+                | io::ErrorKind::ConnectionAborted
+                | io::ErrorKind::BrokenPipe
+        ) =>
+        {
+            ConnectError::NotTls {
+                addr,
+                detail: format!("the peer closed the connection during the TLS handshake ({err})"),
+            }
+        }
+        None => ConnectError::Tls {
+            addr,
+            detail: err.to_string(),
+        },
+    }
+}
+
+/// Whether the peer at `addr` answers a TLS ClientHello like a TLS server.
+///
+/// Some TLS listeners (stunnel, OpenSSL-based proxies) reset a plaintext
+/// client without sending a TLS alert, so the core cannot see that it met
+/// TLS. When a plaintext connection breaks before the peer said anything,
+/// `connect` asks this question on a second connection to tell "the broker
+/// speaks TLS" apart from a broker that just hung up.
+pub(crate) async fn peer_speaks_tls<R: Runtime>(
+    rt: &R,
+    addr: SocketAddr,
+    within: Duration,
+) -> bool {
+    let Some(Ok(tcp)) = timeout(rt, within, rt.connect_tcp(addr)).await else {
+        return false;
+    };
+    // No roots: the certificate check fails, and that failure is the proof
+    // that a TLS server answered.
+    let Ok(builder) = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions() else {
+        return false;
+    };
+    let config = builder
+        .with_root_certificates(RootCertStore::empty())
+        .with_no_client_auth();
+    let name = ServerName::try_from("kafka-conn-tls-probe.invalid").expect("a valid DNS name");
+    let handshake = futures_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp);
+    match timeout(rt, within, handshake).await {
+        Some(Ok(_)) => true,
+        Some(Err(e)) => matches!(
+            e.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()),
+            Some(
+                rustls::Error::InvalidCertificate(_)
+                    | rustls::Error::AlertReceived(_)
+                    | rustls::Error::PeerIncompatible(_)
+            )
+        ),
+        None => false,
+    }
+}

@@ -1,0 +1,98 @@
+//! The integration suite of kafka-conn, written once and run by each
+//! runtime crate (`kafka-conn-tokio`, `-smol`, `-async-std`) with its own
+//! executor:
+//!
+//! ```ignore
+//! // crates/kafka-conn-smol/tests/suite.rs
+//! kafka_conn_testsuite::suite!(smol::block_on, kafka_conn_smol::SmolRuntime);
+//! ```
+//!
+//! Real brokers come from `scripts/broker-up` (tansu over PLAINTEXT, TLS
+//! and mTLS, the librdkafka mock cluster); faults come from real sockets
+//! (see [`fake`]). A missing broker skips its test, or fails it when
+//! `KAFKA_CONN_REQUIRE_BROKERS=1`.
+
+pub mod env;
+pub mod fake;
+pub mod kafka;
+pub mod tests;
+
+use std::future::Future;
+use std::pin::pin;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use futures_channel::oneshot;
+use kafka_conn_driver::Runtime;
+
+/// Runs `fut` as its own task on `rt`; await the receiver for its output
+/// (an error means the task panicked).
+pub fn spawn<R: Runtime, T: Send + 'static>(
+    rt: &R,
+    fut: impl Future<Output = T> + Send + 'static,
+) -> oneshot::Receiver<T> {
+    let (tx, rx) = oneshot::channel();
+    rt.spawn(Box::pin(async move {
+        let _ = tx.send(fut.await);
+    }));
+    rx
+}
+
+/// `fut`, or `None` if `after` passes first (then `fut` is dropped).
+pub async fn timeout<R: Runtime, F: Future>(rt: &R, after: Duration, fut: F) -> Option<F::Output> {
+    let mut fut = pin!(fut);
+    let mut sleep = rt.sleep_until(Instant::now() + after);
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(v) = fut.as_mut().poll(cx) {
+            return Poll::Ready(Some(v));
+        }
+        sleep.as_mut().poll(cx).map(|()| None)
+    })
+    .await
+}
+
+/// Sleeps on `rt`.
+pub async fn sleep<R: Runtime>(rt: &R, d: Duration) {
+    rt.sleep_until(Instant::now() + d).await;
+}
+
+/// Defines one `#[test]` per suite test, each running on the given
+/// executor: `suite!(block_on_path, runtime_expression)`. The runtime
+/// expression is evaluated inside `block_on`.
+#[macro_export]
+macro_rules! suite {
+    ($block_on:path, $runtime:expr) => {
+        $crate::suite!(@each $block_on, $runtime;
+            plaintext_connects_and_negotiates,
+            tls_connects_with_ca_file_and_server_name,
+            mtls_connects_with_client_certificate,
+            mock_cluster_connects_after_version_fallback,
+            pipelined_10k_requests_from_64_tasks,
+            concurrent_senders_of_different_apis,
+            cancellation_storm_keeps_the_connection_in_sync,
+            close_while_pending_fails_all_with_shutdown,
+            dropping_the_last_handle_closes_the_socket,
+            broker_killed_mid_flight_fails_pending_requests,
+            silent_listener_times_out_the_handshake,
+            silent_listener_times_out_requests_at_their_deadline,
+            garbage_and_http_listeners_are_protocol_violations,
+            plaintext_client_on_tls_port_is_told_broker_speaks_tls,
+            tls_client_on_plaintext_port_is_told_to_use_plaintext,
+            tls_client_on_silent_port_times_out,
+            wrong_ca_is_certificate_not_trusted,
+            wrong_server_name_is_name_mismatch,
+            closed_port_is_refused,
+            unknown_host_is_a_resolve_error,
+            oauth_callback_answers_every_reauthentication,
+            failing_oauth_callback_is_an_auth_failure,
+        );
+    };
+    (@each $block_on:path, $runtime:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                $block_on(async { $crate::tests::$name($runtime).await });
+            }
+        )*
+    };
+}

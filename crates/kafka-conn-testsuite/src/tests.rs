@@ -1,0 +1,632 @@
+//! The tests, generic over the runtime. Each is run by [`crate::suite!`].
+
+use std::time::{Duration, Instant};
+
+use futures_util::future::join_all;
+use futures_util::StreamExt;
+use kafka_conn_driver::core::sasl::{OAuthBearerToken, SaslConfig};
+use kafka_conn_driver::core::{
+    ApiKey, ApiVersions, BrokenCause, CloseReason, Config, ProtocolViolation, RequestError,
+    SendError, TimeoutKind,
+};
+use kafka_conn_driver::{
+    connect, Client, ConnectConfig, ConnectError, RequestFailure, Runtime, TlsConfig,
+};
+
+use crate::fake::{Fake, OAuthBroker, Proxy};
+use crate::kafka::{
+    api_versions_error, api_versions_v0, assert_metadata_for, metadata_all, metadata_for,
+};
+use crate::{env, sleep, spawn, timeout};
+
+/// Generous bound on anything that should be quick against a local broker.
+const LIMIT: Duration = Duration::from_secs(15);
+
+/// Pretend versions, so a peer that never answers ApiVersions is "ready".
+fn hint() -> ApiVersions {
+    ApiVersions::from_ranges([(18, 0, 3), (3, 0, 12)]).unwrap()
+}
+
+async fn must_connect<R: Runtime>(rt: &R, addr: &str, config: ConnectConfig) -> Client {
+    match timeout(rt, LIMIT, connect(rt.clone(), addr, config)).await {
+        Some(Ok(c)) => c,
+        Some(Err(e)) => panic!("connect to {addr}: {e}"),
+        None => panic!("connect to {addr}: no outcome within {LIMIT:?}"),
+    }
+}
+
+async fn must_fail<R: Runtime>(rt: &R, addr: &str, config: ConnectConfig) -> ConnectError {
+    match timeout(rt, LIMIT, connect(rt.clone(), addr, config)).await {
+        Some(Ok(c)) => panic!("connect to {addr} should fail, got {c:?}"),
+        Some(Err(e)) => {
+            eprintln!("{addr}: {e}");
+            e
+        }
+        None => panic!("connect to {addr}: no outcome within {LIMIT:?}"),
+    }
+}
+
+fn tls_config() -> Option<TlsConfig> {
+    let [ca, name] = env::vars(["KAFKA_TLS_CA_FILE", "KAFKA_TLS_SERVER_NAME"])?;
+    Some(TlsConfig::ca_file(ca).with_server_name(name))
+}
+
+/// Connect + negotiate + a request over PLAINTEXT against tansu.
+pub async fn plaintext_connects_and_negotiates<R: Runtime>(rt: R) {
+    let Some(addr) = env::var("KAFKA_PLAINTEXT_BOOTSTRAP") else {
+        return;
+    };
+    let client = must_connect(&rt, &addr, ConnectConfig::default()).await;
+    let info = client.info();
+    assert_eq!(info.address.to_string(), addr);
+    assert!(info.tls.is_none());
+    assert_eq!(info.api_versions.negotiated_with, Some(4));
+    assert!(!info.api_versions.fell_back);
+    assert!(info.timings.total >= info.timings.handshake);
+    assert!(client.negotiate(ApiKey::METADATA, 0..=4) == Some(4));
+    let r = client.send(metadata_for("kc-plain")).await.unwrap();
+    assert_metadata_for(&r, "kc-plain");
+    client.close();
+    assert_eq!(client.closed().await, CloseReason::Shutdown);
+}
+
+/// TLS with a CA file and a server name override.
+pub async fn tls_connects_with_ca_file_and_server_name<R: Runtime>(rt: R) {
+    let (Some(addr), Some(tls)) = (env::var("KAFKA_TLS_BOOTSTRAP"), tls_config()) else {
+        return;
+    };
+    let client = must_connect(&rt, &addr, ConnectConfig::default().with_tls(tls)).await;
+    let tls = client.info().tls.clone().expect("TLS info");
+    assert!(tls.protocol_version.starts_with("TLSv1_"), "{tls:?}");
+    assert!(tls.peer_certificates >= 1);
+    assert!(client.info().timings.tls.is_some());
+    let r = client.send(metadata_for("kc-tls")).await.unwrap();
+    assert_metadata_for(&r, "kc-tls");
+    // Pipelined over TLS as well.
+    let results = join_all((0..200).map(|i| {
+        let c = client.clone();
+        async move { (i, c.send(metadata_for(&format!("kc-tls-{i}"))).await) }
+    }))
+    .await;
+    for (i, r) in results {
+        assert_metadata_for(&r.unwrap(), &format!("kc-tls-{i}"));
+    }
+}
+
+/// mTLS: with the client certificate it works; without it, it fails.
+pub async fn mtls_connects_with_client_certificate<R: Runtime>(rt: R) {
+    let (Some(addr), Some(tls), Some([cert, key])) = (
+        env::var("KAFKA_MTLS_BOOTSTRAP"),
+        tls_config(),
+        env::vars(["KAFKA_TLS_CLIENT_CERT_FILE", "KAFKA_TLS_CLIENT_KEY_FILE"]),
+    ) else {
+        return;
+    };
+    let config = ConnectConfig::default().with_tls(tls.clone().with_client_cert(cert, key));
+    let client = must_connect(&rt, &addr, config).await;
+    let r = client.send(metadata_for("kc-mtls")).await.unwrap();
+    assert_metadata_for(&r, "kc-mtls");
+    let without = ConnectConfig::default()
+        .with_tls(tls)
+        .with_connect_timeout(Duration::from_secs(3));
+    let e = must_fail(&rt, &addr, without).await;
+    assert!(matches!(e, ConnectError::Tls { .. }), "{e}");
+    assert!(e.to_string().contains("client certificate"), "{e}");
+}
+
+/// The librdkafka mock cluster answers ApiVersions v4 oddly: every broker
+/// ends up ready on a lower version.
+pub async fn mock_cluster_connects_after_version_fallback<R: Runtime>(rt: R) {
+    let Some(bootstrap) = env::var("KAFKA_MOCK_BOOTSTRAP") else {
+        return;
+    };
+    for addr in bootstrap.split(',') {
+        let client = must_connect(&rt, addr, ConnectConfig::default()).await;
+        let v = client.api_versions();
+        assert!(v.fell_back, "{addr}: {v:?}");
+        assert!(v.negotiated_with.unwrap() <= 2);
+        let r = client.send(metadata_all()).await.unwrap();
+        assert_eq!(r.api_key, ApiKey::METADATA);
+        let r = client.send(api_versions_v0()).await.unwrap();
+        assert_eq!(api_versions_error(&r), 0);
+    }
+}
+
+/// 10,048 requests from 64 tasks, all in flight together; every response
+/// names the topic its request asked for.
+pub async fn pipelined_10k_requests_from_64_tasks<R: Runtime>(rt: R) {
+    let Some(addr) = env::var("KAFKA_PLAINTEXT_BOOTSTRAP") else {
+        return;
+    };
+    let client = must_connect(&rt, &addr, ConnectConfig::default()).await;
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..64)
+        .map(|t| {
+            let client = client.clone();
+            spawn(&rt, async move {
+                let results = join_all((0..157).map(|i| {
+                    let topic = format!("kc-{t}-{i}");
+                    let c = &client;
+                    async move { (c.send(metadata_for(&topic)).await, topic) }
+                }))
+                .await;
+                for (r, topic) in &results {
+                    assert_metadata_for(r.as_ref().unwrap(), topic);
+                }
+                results.len()
+            })
+        })
+        .collect();
+    let mut answered = 0;
+    for t in tasks {
+        answered += timeout(&rt, Duration::from_secs(60), t)
+            .await
+            .expect("10k requests within 60 s")
+            .expect("task panicked");
+    }
+    assert_eq!(answered, 64 * 157);
+    let stats = client.stats();
+    eprintln!(
+        "10,048 pipelined Metadata requests in {:?}; rtt max {:?}",
+        started.elapsed(),
+        stats.rtt_max
+    );
+    assert!(stats.responses_received >= 64 * 157);
+    assert_eq!(client.in_flight(), 0);
+}
+
+/// Tasks sending different APIs at once get each their own answers.
+pub async fn concurrent_senders_of_different_apis<R: Runtime>(rt: R) {
+    let Some(addr) = env::var("KAFKA_PLAINTEXT_BOOTSTRAP") else {
+        return;
+    };
+    let client = must_connect(&rt, &addr, ConnectConfig::default()).await;
+    let tasks: Vec<_> = (0..16)
+        .map(|t| {
+            let client = client.clone();
+            spawn(&rt, async move {
+                for i in 0..100 {
+                    if (t + i) % 2 == 0 {
+                        let r = client.send(api_versions_v0()).await.unwrap();
+                        assert_eq!(api_versions_error(&r), 0);
+                    } else {
+                        let topic = format!("kc-mixed-{t}-{i}");
+                        let r = client.send(metadata_for(&topic)).await.unwrap();
+                        assert_metadata_for(&r, &topic);
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        timeout(&rt, LIMIT, t)
+            .await
+            .expect("in time")
+            .expect("task panicked");
+    }
+}
+
+/// Thousands of send futures dropped at random points (before being
+/// polled, after one poll, or mid-flight through a tiny timeout); the
+/// connection stays in sync and every late response is read.
+pub async fn cancellation_storm_keeps_the_connection_in_sync<R: Runtime>(rt: R) {
+    let Some(addr) = env::var("KAFKA_PLAINTEXT_BOOTSTRAP") else {
+        return;
+    };
+    let client = must_connect(&rt, &addr, ConnectConfig::default()).await;
+    let tasks: Vec<_> = (0..32u64)
+        .map(|t| {
+            let client = client.clone();
+            let rt2 = rt.clone();
+            spawn(&rt, async move {
+                let mut seed = 0x9e37_79b9_7f4a_7c15_u64 ^ (t + 1);
+                let mut dropped = 0;
+                for i in 0..120 {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    let topic = format!("kc-storm-{t}-{i}");
+                    match seed % 4 {
+                        // Created and dropped unpolled: nothing is sent.
+                        0 => drop(client.send(metadata_for(&topic))),
+                        // Dropped after at most a few hundred microseconds.
+                        _ => {
+                            let wait = Duration::from_micros(seed % 1500);
+                            match timeout(&rt2, wait, client.send(metadata_for(&topic))).await {
+                                Some(r) => assert_metadata_for(&r.unwrap(), &topic),
+                                None => dropped += 1,
+                            }
+                        }
+                    }
+                }
+                dropped
+            })
+        })
+        .collect();
+    let mut dropped = 0;
+    for t in tasks {
+        dropped += timeout(&rt, LIMIT, t)
+            .await
+            .expect("in time")
+            .expect("task panicked");
+    }
+    eprintln!("cancellation storm: {dropped} in-flight sends dropped");
+    assert!(dropped > 100, "the storm dropped only {dropped} sends");
+    // The connection still works, in order.
+    let after = join_all((0..200).map(|i| {
+        let c = &client;
+        async move { (i, c.send(metadata_for(&format!("kc-after-{i}"))).await) }
+    }))
+    .await;
+    for (i, r) in after {
+        assert_metadata_for(&r.unwrap(), &format!("kc-after-{i}"));
+    }
+    // Every request written got its response read (the dropped ones' too).
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        let s = client.stats();
+        if s.requests_sent == s.responses_received && client.in_flight() == 0 {
+            assert!(s.late_responses > 0, "{s:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "responses missing: {s:?}");
+        sleep(&rt, Duration::from_millis(10)).await;
+    }
+    assert!(!client.is_closed());
+}
+
+/// `close()` with requests pending: each fails with Shutdown, `closed()`
+/// says Shutdown, later sends are refused.
+pub async fn close_while_pending_fails_all_with_shutdown<R: Runtime>(rt: R) {
+    let (fake, _eof) = Fake::silent();
+    let config = ConnectConfig::new(Config::new().with_version_hint(hint()));
+    let client = must_connect(&rt, &fake.address(), config).await;
+    let sends: Vec<_> = (0..100)
+        .map(|_| {
+            let c = client.clone();
+            spawn(&rt, async move { c.send(metadata_all()).await })
+        })
+        .collect();
+    let deadline = Instant::now() + LIMIT;
+    while client.in_flight() < 100 {
+        assert!(Instant::now() < deadline, "requests not in flight");
+        sleep(&rt, Duration::from_millis(5)).await;
+    }
+    client.close();
+    for s in sends {
+        let r = timeout(&rt, LIMIT, s).await.expect("in time").unwrap();
+        assert_eq!(
+            r.unwrap_err(),
+            RequestFailure::Failed(RequestError::ConnectionClosed(CloseReason::Shutdown))
+        );
+    }
+    assert_eq!(client.closed().await, CloseReason::Shutdown);
+    assert_eq!(
+        client.send(metadata_all()).await.unwrap_err(),
+        RequestFailure::Refused(SendError::Closed(CloseReason::Shutdown))
+    );
+}
+
+/// Dropping every handle closes the socket: the peer sees end of stream.
+pub async fn dropping_the_last_handle_closes_the_socket<R: Runtime>(rt: R) {
+    let (fake, mut eof) = Fake::silent();
+    let config = ConnectConfig::new(Config::new().with_version_hint(hint()));
+    let client = must_connect(&rt, &fake.address(), config).await;
+    let clone = client.clone();
+    drop(client);
+    assert!(
+        timeout(&rt, Duration::from_millis(200), eof.next())
+            .await
+            .is_none(),
+        "closed while a handle was alive"
+    );
+    drop(clone);
+    timeout(&rt, LIMIT, eof.next())
+        .await
+        .expect("the peer saw the connection close");
+}
+
+/// A broker that dies with requests in flight: every pending send returns
+/// promptly with the connection's close reason (broken), never hangs.
+pub async fn broker_killed_mid_flight_fails_pending_requests<R: Runtime>(rt: R) {
+    let Some(upstream) = env::var("KAFKA_PLAINTEXT_BOOTSTRAP") else {
+        return;
+    };
+    let proxy = Proxy::to(&upstream);
+    let client = must_connect(&rt, &proxy.address(), ConnectConfig::default()).await;
+    for i in 0..10 {
+        let topic = format!("kc-kill-{i}");
+        assert_metadata_for(&client.send(metadata_for(&topic)).await.unwrap(), &topic);
+    }
+    proxy.freeze();
+    let sends: Vec<_> = (0..50)
+        .map(|i| {
+            let c = client.clone();
+            spawn(&rt, async move {
+                c.send(metadata_for(&format!("kc-k-{i}"))).await
+            })
+        })
+        .collect();
+    let deadline = Instant::now() + LIMIT;
+    while client.in_flight() < 50 {
+        assert!(Instant::now() < deadline, "requests not in flight");
+        sleep(&rt, Duration::from_millis(5)).await;
+    }
+    let killed = Instant::now();
+    proxy.kill();
+    for s in sends {
+        let r = timeout(&rt, Duration::from_secs(5), s)
+            .await
+            .expect("a pending send hung after the broker died")
+            .unwrap();
+        let reason = r
+            .unwrap_err()
+            .close_reason()
+            .cloned()
+            .expect("a close reason");
+        assert!(matches!(reason, CloseReason::Broken { .. }), "{reason}");
+        assert!(reason.is_retriable());
+    }
+    assert!(
+        killed.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        killed.elapsed()
+    );
+    let reason = client.closed().await;
+    assert!(
+        matches!(
+            reason,
+            CloseReason::Broken {
+                cause: BrokenCause::Eof | BrokenCause::Io { .. },
+                ..
+            }
+        ),
+        "{reason}"
+    );
+}
+
+/// A listener that accepts and never answers: the handshake timeout fires
+/// at its deadline.
+pub async fn silent_listener_times_out_the_handshake<R: Runtime>(rt: R) {
+    let (fake, _eof) = Fake::silent();
+    let config = Config::new().with_handshake_timeout(Duration::from_millis(300));
+    let started = Instant::now();
+    let e = must_fail(&rt, &fake.address(), config.into()).await;
+    let took = started.elapsed();
+    assert!(
+        matches!(
+            e.close_reason(),
+            Some(CloseReason::Timeout(TimeoutKind::Handshake { .. }))
+        ),
+        "{e}"
+    );
+    assert!(took >= Duration::from_millis(300), "{took:?}");
+    assert!(took < Duration::from_millis(800), "fired late: {took:?}");
+}
+
+/// A peer that accepts requests and never answers: each request times
+/// out near its own deadline and the connection stays up.
+pub async fn silent_listener_times_out_requests_at_their_deadline<R: Runtime>(rt: R) {
+    let (fake, _eof) = Fake::silent();
+    let config = Config::new()
+        .with_version_hint(hint())
+        .with_request_timeout(Duration::from_millis(300));
+    let client = must_connect(&rt, &fake.address(), config.into()).await;
+    let started = Instant::now();
+    let short = spawn(&rt, {
+        let c = client.clone();
+        async move {
+            let r = c
+                .send(metadata_all().with_timeout(Duration::from_millis(150)))
+                .await;
+            (r, Instant::now())
+        }
+    });
+    let r = client.send(metadata_all()).await;
+    let took = started.elapsed();
+    assert_eq!(
+        r.unwrap_err(),
+        RequestFailure::Failed(RequestError::TimedOut(Duration::from_millis(300)))
+    );
+    assert!(took >= Duration::from_millis(300), "{took:?}");
+    assert!(took < Duration::from_millis(600), "fired late: {took:?}");
+    let (short, at) = short.await.unwrap();
+    assert_eq!(
+        short.unwrap_err(),
+        RequestFailure::Failed(RequestError::TimedOut(Duration::from_millis(150)))
+    );
+    let short_took = at - started;
+    assert!(short_took >= Duration::from_millis(150) && short_took < Duration::from_millis(450));
+    assert!(
+        !client.is_closed(),
+        "a timed-out request must not close the connection"
+    );
+}
+
+/// Garbage and HTTP instead of Kafka: protocol violations, told apart.
+pub async fn garbage_and_http_listeners_are_protocol_violations<R: Runtime>(rt: R) {
+    let garbage = Fake::answering(b"\xff\xff\xff\xf0 this is not kafka");
+    let e = must_fail(&rt, &garbage.address(), ConnectConfig::default()).await;
+    assert!(
+        matches!(
+            e.close_reason(),
+            Some(CloseReason::Protocol(ProtocolViolation::NegativeFrameSize(
+                _
+            )))
+        ),
+        "{e}"
+    );
+    let http = Fake::answering(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+    let e = must_fail(&rt, &http.address(), ConnectConfig::default()).await;
+    assert!(
+        matches!(
+            e.close_reason(),
+            Some(CloseReason::Protocol(ProtocolViolation::LooksLikeHttp))
+        ),
+        "{e}"
+    );
+    assert!(!e.is_retriable());
+}
+
+/// A plaintext client on the TLS port is told that the broker speaks TLS.
+pub async fn plaintext_client_on_tls_port_is_told_broker_speaks_tls<R: Runtime>(rt: R) {
+    let Some(addr) = env::var("KAFKA_TLS_BOOTSTRAP") else {
+        return;
+    };
+    let e = must_fail(&rt, &addr, ConnectConfig::default()).await;
+    assert!(matches!(e, ConnectError::BrokerSpeaksTls { .. }), "{e}");
+    assert!(e.to_string().contains("speaks TLS"), "{e}");
+}
+
+/// A TLS client on a plaintext port is told to use PLAINTEXT.
+pub async fn tls_client_on_plaintext_port_is_told_to_use_plaintext<R: Runtime>(rt: R) {
+    let (Some(addr), Some(tls)) = (env::var("KAFKA_PLAINTEXT_BOOTSTRAP"), tls_config()) else {
+        return;
+    };
+    let config = ConnectConfig::default()
+        .with_tls(tls)
+        .with_connect_timeout(Duration::from_secs(1));
+    let e = must_fail(&rt, &addr, config).await;
+    assert!(matches!(e, ConnectError::NotTls { .. }), "{e}");
+    assert!(e.to_string().contains("PLAINTEXT"), "{e}");
+}
+
+/// A TLS client on a port that never answers: the TLS handshake times out
+/// with a hint.
+pub async fn tls_client_on_silent_port_times_out<R: Runtime>(rt: R) {
+    let (fake, _eof) = Fake::silent();
+    let config = ConnectConfig::default()
+        .with_tls(TlsConfig::ca_file(
+            "/nonexistent-is-not-read-before-use.pem",
+        ))
+        .with_connect_timeout(Duration::from_millis(300));
+    // An unreadable CA file is a configuration error, found before connecting.
+    let e = must_fail(&rt, &fake.address(), config).await;
+    assert!(matches!(e, ConnectError::TlsConfig(_)), "{e}");
+    let Some(tls) = tls_config() else { return };
+    let config = ConnectConfig::default()
+        .with_tls(tls)
+        .with_connect_timeout(Duration::from_millis(300));
+    let started = Instant::now();
+    let e = must_fail(&rt, &fake.address(), config).await;
+    assert!(matches!(e, ConnectError::TlsTimeout { .. }), "{e}");
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+/// A CA that did not sign the broker's certificate.
+pub async fn wrong_ca_is_certificate_not_trusted<R: Runtime>(rt: R) {
+    let Some([addr, wrong_ca, name]) = env::vars([
+        "KAFKA_TLS_BOOTSTRAP",
+        "KAFKA_TLS_WRONG_CA_FILE",
+        "KAFKA_TLS_SERVER_NAME",
+    ]) else {
+        return;
+    };
+    let config =
+        ConnectConfig::default().with_tls(TlsConfig::ca_file(wrong_ca).with_server_name(name));
+    let e = must_fail(&rt, &addr, config).await;
+    assert!(
+        matches!(e, ConnectError::CertificateNotTrusted { .. }),
+        "{e}"
+    );
+    assert!(
+        e.to_string()
+            .contains("certificate not trusted: check --tls-ca"),
+        "{e}"
+    );
+}
+
+/// The right CA but a name the certificate does not cover.
+pub async fn wrong_server_name_is_name_mismatch<R: Runtime>(rt: R) {
+    let (Some(addr), Some([ca])) = (
+        env::var("KAFKA_TLS_BOOTSTRAP"),
+        env::vars(["KAFKA_TLS_CA_FILE"]),
+    ) else {
+        return;
+    };
+    let config = ConnectConfig::default()
+        .with_tls(TlsConfig::ca_file(ca).with_server_name("not-the-broker.invalid"));
+    let e = must_fail(&rt, &addr, config).await;
+    assert!(matches!(e, ConnectError::NameMismatch { .. }), "{e}");
+}
+
+/// A port nobody listens on.
+pub async fn closed_port_is_refused<R: Runtime>(rt: R) {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let e = must_fail(&rt, &format!("127.0.0.1:{port}"), ConnectConfig::default()).await;
+    assert!(matches!(e, ConnectError::Refused { .. }), "{e}");
+    assert!(e.is_retriable());
+}
+
+/// A host name that does not resolve (`.invalid` never does, RFC 2606).
+pub async fn unknown_host_is_a_resolve_error<R: Runtime>(rt: R) {
+    let e = must_fail(&rt, "no-such-broker.invalid:9092", ConnectConfig::default()).await;
+    assert!(matches!(e, ConnectError::Resolve { .. }), "{e}");
+}
+
+/// OAUTHBEARER through the async token callback, and KIP-368
+/// re-authentication (1 s sessions) while requests keep flowing: the
+/// caller never notices, each authentication gets a fresh token.
+pub async fn oauth_callback_answers_every_reauthentication<R: Runtime>(rt: R) {
+    let broker = OAuthBroker::start(1000);
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let c = calls.clone();
+    let rt2 = rt.clone();
+    let config = ConnectConfig::new(Config::new().with_sasl(SaslConfig::oauthbearer()))
+        .with_oauth_token_provider(move || {
+            let n = c.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            let rt = rt2.clone();
+            async move {
+                // A token service takes a moment to answer.
+                sleep(&rt, Duration::from_millis(20)).await;
+                Ok(OAuthBearerToken::new(format!("token-{n}")))
+            }
+        });
+    let client = must_connect(&rt, &broker.address(), config).await;
+    assert_eq!(
+        client.info().sasl.as_ref().unwrap().mechanism,
+        "OAUTHBEARER"
+    );
+    let until = Instant::now() + Duration::from_millis(2600);
+    let mut i = 0;
+    while Instant::now() < until {
+        let topic = format!("kc-oauth-{i}");
+        assert_metadata_for(&client.send(metadata_for(&topic)).await.unwrap(), &topic);
+        i += 1;
+        sleep(&rt, Duration::from_millis(5)).await;
+    }
+    let reauths = client.stats().reauthentications;
+    assert!(
+        reauths >= 2,
+        "{reauths} re-authentications in 2.6 s of 1 s sessions"
+    );
+    let tokens = broker.tokens();
+    assert_eq!(tokens.len() as u64, reauths + 1, "{tokens:?}");
+    for (n, t) in tokens.iter().enumerate() {
+        assert_eq!(t, &format!("token-{}", n + 1));
+    }
+    assert!(!client.is_closed());
+}
+
+/// A token provider that fails: the connection fails as an authentication
+/// failure carrying the callback's error.
+pub async fn failing_oauth_callback_is_an_auth_failure<R: Runtime>(rt: R) {
+    let broker = OAuthBroker::start(60_000);
+    let config = ConnectConfig::new(Config::new().with_sasl(SaslConfig::oauthbearer()))
+        .with_oauth_token_provider(|| async { Err("the token service is down".into()) });
+    let e = must_fail(&rt, &broker.address(), config).await;
+    match e.close_reason() {
+        Some(CloseReason::AuthFailed(a)) => {
+            assert!(a.message.contains("the token service is down"), "{a}");
+            assert_eq!(a.mechanism, "OAUTHBEARER");
+        }
+        _ => panic!("{e}"),
+    }
+    // Without any provider: a clear configuration message, not a hang.
+    let config = ConnectConfig::new(Config::new().with_sasl(SaslConfig::oauthbearer()));
+    let e = must_fail(&rt, &broker.address(), config).await;
+    assert!(e.to_string().contains("token provider"), "{e}");
+}

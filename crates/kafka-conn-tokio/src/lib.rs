@@ -1,0 +1,141 @@
+//! # kafka-conn-tokio
+//!
+//! [kafka-conn](kafka_conn_driver) on tokio: one Kafka broker connection,
+//! pipelined and cancellation safe, with TLS. This crate supplies only the
+//! runtime pieces (DNS, TCP, timer, spawn); the driver is shared with the
+//! smol and async-std crates, whose API is the same: switching runtime is
+//! one dependency line and one `use`.
+//!
+//! ```no_run
+//! use kafka_conn_tokio::{connect, ConnectConfig, core::{ApiKey, Request}};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let client = connect("127.0.0.1:9092", ConnectConfig::default()).await?;
+//! let v = client.negotiate(ApiKey::METADATA, 1..=1).ok_or("no Metadata v1")?;
+//! let response = client.send(Request::new(ApiKey::METADATA, v, vec![0xff; 4])).await?;
+//! println!("{} bytes in {:?}", response.body.len(), response.rtt);
+//! client.close();
+//! client.closed().await;
+//! # Ok(()) }
+//! ```
+//!
+//! [`connect`] must be called from within a tokio runtime: the connection's
+//! task is spawned on that runtime.
+
+use std::io::{self, IoSlice};
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+pub use kafka_conn_driver::{
+    core, BoxFuture, CallbackError, Client, ConnectConfig, ConnectError, ConnectInfo,
+    RequestFailure, Runtime, Timings, TlsConfig, TlsInfo,
+};
+use tokio::io::ReadBuf;
+
+/// Connects to the broker at `address` (`host:port`) on the current tokio
+/// runtime. See [`kafka_conn_driver::connect`].
+///
+/// # Panics
+///
+/// Outside a tokio runtime.
+pub async fn connect(
+    address: &str,
+    config: impl Into<ConnectConfig>,
+) -> Result<Client, ConnectError> {
+    kafka_conn_driver::connect(TokioRuntime::current(), address, config.into()).await
+}
+
+/// The tokio [`Runtime`]: a handle to the runtime the connection task runs on.
+#[derive(Debug, Clone)]
+pub struct TokioRuntime {
+    handle: tokio::runtime::Handle,
+}
+
+impl TokioRuntime {
+    /// The runtime this is called from.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime.
+    pub fn current() -> Self {
+        Self::with_handle(tokio::runtime::Handle::current())
+    }
+
+    /// A given runtime.
+    pub fn with_handle(handle: tokio::runtime::Handle) -> Self {
+        Self { handle }
+    }
+}
+
+impl Runtime for TokioRuntime {
+    type Tcp = TcpStream;
+
+    fn resolve(&self, host: String, port: u16) -> BoxFuture<'static, io::Result<Vec<SocketAddr>>> {
+        Box::pin(async move { Ok(tokio::net::lookup_host((host, port)).await?.collect()) })
+    }
+
+    fn connect_tcp(&self, addr: SocketAddr) -> BoxFuture<'static, io::Result<TcpStream>> {
+        Box::pin(async move { tokio::net::TcpStream::connect(addr).await.map(TcpStream) })
+    }
+
+    fn set_nodelay(&self, tcp: &TcpStream) -> io::Result<()> {
+        tcp.0.set_nodelay(true)
+    }
+
+    fn sleep_until(&self, deadline: Instant) -> BoxFuture<'static, ()> {
+        Box::pin(tokio::time::sleep_until(deadline.into()))
+    }
+
+    fn spawn(&self, task: BoxFuture<'static, ()>) {
+        drop(self.handle.spawn(task));
+    }
+}
+
+/// A tokio TCP stream seen through futures-io. Written here rather than
+/// taken from tokio-util's `compat`, which does not forward vectored
+/// writes: the core hands request headers and bodies as separate slices.
+#[derive(Debug)]
+pub struct TcpStream(pub tokio::net::TcpStream);
+
+impl futures_io::AsyncRead for TcpStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let mut buf = ReadBuf::new(buf);
+        match tokio::io::AsyncRead::poll_read(Pin::new(&mut self.0), cx, &mut buf) {
+            Poll::Ready(Ok(())) => Poll::Ready(Ok(buf.filled().len())),
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl futures_io::AsyncWrite for TcpStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        tokio::io::AsyncWrite::poll_write(Pin::new(&mut self.0), cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        tokio::io::AsyncWrite::poll_write_vectored(Pin::new(&mut self.0), cx, bufs)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        tokio::io::AsyncWrite::poll_flush(Pin::new(&mut self.0), cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        tokio::io::AsyncWrite::poll_shutdown(Pin::new(&mut self.0), cx)
+    }
+}
