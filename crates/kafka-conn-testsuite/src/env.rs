@@ -26,3 +26,15 @@ pub fn vars<const N: usize>(names: [&str; N]) -> Option<[String; N]> {
     let found: Option<Vec<String>> = found.into_iter().collect();
     found.map(|v| v.try_into().expect("same length"))
 }
+
+/// A variable of the SASL broker, which may be absent for a stated reason
+/// (`KAFKA_SASL_SKIP_REASON`, e.g. no `../shared/broker` beside the
+/// checkout): then the test is skipped even in CI, saying why.
+pub fn sasl_var(name: &str) -> Option<String> {
+    let reason = std::env::var("KAFKA_SASL_SKIP_REASON").unwrap_or_default();
+    if !reason.trim().is_empty() {
+        eprintln!("SKIPPED: {name}: {reason}");
+        return None;
+    }
+    var(name)
+}

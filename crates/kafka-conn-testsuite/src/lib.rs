@@ -85,6 +85,7 @@ macro_rules! suite {
             unknown_host_is_a_resolve_error,
             oauth_callback_answers_every_reauthentication,
             failing_oauth_callback_is_an_auth_failure,
+            sasl_mechanisms_over_plaintext_and_ssl,
         );
     };
     (@each $block_on:path, $runtime:expr; $($name:ident),* $(,)?) => {

@@ -630,3 +630,95 @@ pub async fn failing_oauth_callback_is_an_auth_failure<R: Runtime>(rt: R) {
     let e = must_fail(&rt, &broker.address(), config).await;
     assert!(e.to_string().contains("token provider"), "{e}");
 }
+
+/// An unsecured JWS (`alg: none`), as tansu's OAUTHBEARER (like Apache
+/// Kafka's default unsecured validator) accepts, expiring in `secs`.
+fn unsecured_jwt(sub: &str, secs: i64) -> String {
+    use base64::Engine as _;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs() as i64;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let header = b64.encode(br#"{"alg":"none"}"#);
+    let claims = b64.encode(format!(
+        r#"{{"sub":"{sub}","iat":{now},"exp":{}}}"#,
+        now + secs
+    ));
+    format!("{header}.{claims}.")
+}
+
+/// The SASL configs of every mechanism the SASL broker offers.
+fn sasl_cases(user: &str, password: &str) -> Vec<(&'static str, ConnectConfig)> {
+    use kafka_conn_driver::core::sasl::ScramHash;
+    let with = |sasl: SaslConfig| ConnectConfig::new(Config::new().with_sasl(sasl));
+    let token = unsecured_jwt(user, 3600);
+    vec![
+        (
+            "SCRAM-SHA-256",
+            with(SaslConfig::scram(ScramHash::Sha256, user, password)),
+        ),
+        (
+            "SCRAM-SHA-512",
+            with(SaslConfig::scram(ScramHash::Sha512, user, password)),
+        ),
+        ("PLAIN", with(SaslConfig::plain(user, password))),
+        (
+            "OAUTHBEARER",
+            with(SaslConfig::oauthbearer()).with_oauth_token_provider(move || {
+                let token = token.clone();
+                async move { Ok(OAuthBearerToken::new(token)) }
+            }),
+        ),
+    ]
+}
+
+/// Every mechanism of the real SASL broker (tansu rebuilt for SASL by
+/// `../shared/broker`) over SASL_PLAINTEXT and SASL_SSL; a wrong password
+/// over SASL_SSL fails with the broker's error.
+pub async fn sasl_mechanisms_over_plaintext_and_ssl<R: Runtime>(rt: R) {
+    let (Some(plain), Some(ssl), Some(user), Some(password), Some(ca)) = (
+        env::sasl_var("KAFKA_SASL_SCRAM_BOOTSTRAP"),
+        env::sasl_var("KAFKA_SASL_SSL_BOOTSTRAP"),
+        env::sasl_var("KAFKA_SASL_USERNAME"),
+        env::sasl_var("KAFKA_SASL_PASSWORD"),
+        env::sasl_var("KAFKA_SASL_TLS_CA_FILE"),
+    ) else {
+        return;
+    };
+    let name = std::env::var("KAFKA_SASL_TLS_SERVER_NAME").unwrap_or_else(|_| "localhost".into());
+    for (addr, tls) in [
+        (&plain, None),
+        (&ssl, Some(TlsConfig::ca_file(&ca).with_server_name(&name))),
+    ] {
+        for (mechanism, config) in sasl_cases(&user, &password) {
+            let config = match &tls {
+                Some(t) => config.with_tls(t.clone()),
+                None => config,
+            };
+            let client = must_connect(&rt, addr, config).await;
+            let session = client.sasl_session().expect("authenticated");
+            assert_eq!(session.mechanism, mechanism);
+            assert_eq!(session.session_lifetime, Some(Duration::from_secs(60)));
+            assert_eq!(client.info().tls.is_some(), tls.is_some());
+            client
+                .send(metadata_all())
+                .await
+                .unwrap_or_else(|e| panic!("{mechanism} {addr}: {e}"));
+            client.close();
+        }
+    }
+    let tls = TlsConfig::ca_file(&ca).with_server_name(&name);
+    for (mechanism, config) in sasl_cases(&user, "wrong-password").into_iter().take(3) {
+        let e = must_fail(&rt, &ssl, config.with_tls(tls.clone())).await;
+        let Some(CloseReason::AuthFailed(f)) = e.close_reason() else {
+            panic!("{mechanism}: {e}")
+        };
+        assert_eq!(f.error_code, Some(58), "{mechanism}: {e}");
+        assert!(!e.is_retriable(), "{e}");
+        assert!(
+            !format!("{e:?}").contains("wrong-password"),
+            "password leaked: {e:?}"
+        );
+    }
+}
