@@ -1,0 +1,274 @@
+//! `kconn api-versions`: what each bootstrap broker supports, and the
+//! version kafka-conn would use (like `kafka-broker-api-versions.sh`).
+
+use std::net::SocketAddr;
+
+use kafka_conn_tokio::core::{ApiKey, ApiVersions, API_VERSIONS_MAX};
+use serde::Serialize;
+
+use crate::diagnose::{self, Diagnosis};
+use crate::settings::Settings;
+
+/// One API of one broker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub(crate) struct ApiRow {
+    /// The API key.
+    pub(crate) key: i16,
+    /// Its name, when kafka-conn's table knows the key.
+    pub(crate) name: Option<&'static str>,
+    /// The broker's lowest version.
+    pub(crate) min: i16,
+    /// The broker's highest version.
+    pub(crate) max: i16,
+    /// The version kafka-conn would use: the highest both sides support.
+    /// `None` for keys kafka-conn does not know (it cannot tell their header
+    /// versions without an override).
+    pub(crate) kafka_conn: Option<i16>,
+}
+
+/// The versions kafka-conn itself speaks of the APIs it sends on its own;
+/// any version of every other known API can be framed (the caller brings
+/// the body).
+fn our_range(key: ApiKey, broker_max: i16) -> std::ops::RangeInclusive<i16> {
+    match key {
+        ApiKey::API_VERSIONS => 0..=API_VERSIONS_MAX,
+        ApiKey::SASL_HANDSHAKE => 0..=1,
+        ApiKey::SASL_AUTHENTICATE => 0..=2,
+        _ => 0..=broker_max,
+    }
+}
+
+/// The table rows of a broker's ApiVersions.
+pub(crate) fn rows(versions: &ApiVersions) -> Vec<ApiRow> {
+    versions
+        .iter()
+        .map(|r| ApiRow {
+            key: r.api_key.0,
+            name: r.api_key.name(),
+            min: r.min,
+            max: r.max,
+            kafka_conn: r
+                .api_key
+                .is_known()
+                .then(|| versions.negotiate(r.api_key, our_range(r.api_key, r.max)))
+                .flatten(),
+        })
+        .collect()
+}
+
+/// A feature (KIP-584).
+#[derive(Debug, Clone, Serialize)]
+struct FeatureRow {
+    name: String,
+    min: i16,
+    max: i16,
+}
+
+/// One broker's answer.
+#[derive(Debug, Serialize)]
+struct BrokerVersions {
+    broker: String,
+    ok: bool,
+    address: Option<SocketAddr>,
+    api_versions_version: Option<i16>,
+    fell_back: bool,
+    apis: Vec<ApiRow>,
+    supported_features: Vec<FeatureRow>,
+    finalized_features: Vec<FeatureRow>,
+    error: Option<Diagnosis>,
+}
+
+/// The whole `api-versions --json` output.
+#[derive(Debug, Serialize)]
+struct Report {
+    command: &'static str,
+    ok: bool,
+    brokers: Vec<BrokerVersions>,
+}
+
+/// Runs `kconn api-versions`; true when every broker answered.
+pub(crate) async fn run(settings: &Settings) -> bool {
+    let mut brokers = Vec::new();
+    for (i, broker) in settings.brokers.iter().enumerate() {
+        let b = query(settings, broker).await;
+        if !settings.json {
+            if i > 0 {
+                println!();
+            }
+            print_text(&b);
+        }
+        brokers.push(b);
+    }
+    let ok = brokers.iter().all(|b| b.ok);
+    if settings.json {
+        crate::print_json(&Report {
+            command: "api-versions",
+            ok,
+            brokers,
+        });
+    }
+    ok
+}
+
+async fn query(settings: &Settings, broker: &str) -> BrokerVersions {
+    let mut out = BrokerVersions {
+        broker: broker.to_owned(),
+        ok: false,
+        address: None,
+        api_versions_version: None,
+        fell_back: false,
+        apis: Vec::new(),
+        supported_features: Vec::new(),
+        finalized_features: Vec::new(),
+        error: None,
+    };
+    let (config, _capture) = match settings.connect_config() {
+        Ok(c) => c,
+        Err(e) => {
+            out.error = Some(diagnose::tls_setup(&e));
+            return out;
+        }
+    };
+    let client = match kafka_conn_tokio::connect(broker, config).await {
+        Ok(c) => c,
+        Err(e) => {
+            out.error = Some(diagnose::connect_error(
+                &e,
+                &settings.diagnosis_context(None),
+            ));
+            return out;
+        }
+    };
+    let versions = client.api_versions().clone();
+    out.ok = true;
+    out.address = Some(client.info().address);
+    out.api_versions_version = versions.negotiated_with;
+    out.fell_back = versions.fell_back;
+    out.apis = rows(&versions);
+    let features = |list: &[kafka_conn_tokio::core::Feature]| {
+        list.iter()
+            .map(|f| FeatureRow {
+                name: f.name.clone(),
+                min: f.min,
+                max: f.max,
+            })
+            .collect()
+    };
+    out.supported_features = features(&versions.supported_features);
+    out.finalized_features = features(&versions.finalized_features);
+    client.close();
+    let _ = tokio::time::timeout(settings.timeout, client.closed()).await;
+    out
+}
+
+/// The table, aligned.
+pub(crate) fn table(rows: &[ApiRow]) -> Vec<String> {
+    let name_of = |r: &ApiRow| {
+        r.name
+            .map_or_else(|| format!("(unknown key {})", r.key), str::to_owned)
+    };
+    let width = rows
+        .iter()
+        .map(|r| name_of(r).len())
+        .chain(["API".len()])
+        .max()
+        .unwrap_or(3);
+    let mut lines = vec![format!(
+        "{:<width$}  {:>4}  {:<7}  {}",
+        "API", "KEY", "BROKER", "KAFKA-CONN"
+    )];
+    for r in rows {
+        let used = match r.kafka_conn {
+            Some(v) => format!("v{v}"),
+            None if r.name.is_none() => "-  (not in kafka-conn's table)".to_owned(),
+            None => "-  (no common version)".to_owned(),
+        };
+        lines.push(format!(
+            "{:<width$}  {:>4}  {:<7}  {used}",
+            name_of(r),
+            r.key,
+            format!("v{}-{}", r.min, r.max),
+        ));
+    }
+    lines
+}
+
+fn print_text(b: &BrokerVersions) {
+    if let Some(d) = &b.error {
+        println!("{}", b.broker);
+        println!("✗ {}", d.line());
+        return;
+    }
+    println!(
+        "{} · ApiVersions v{}{} · {} APIs",
+        b.address
+            .map_or(b.broker.clone(), |a| crate::describe(&b.broker, a)),
+        b.api_versions_version
+            .map_or("?".to_owned(), |v| v.to_string()),
+        if b.fell_back {
+            " (after a fallback)"
+        } else {
+            ""
+        },
+        b.apis.len()
+    );
+    for line in table(&b.apis) {
+        println!("  {line}");
+    }
+    let show = |title: &str, list: &[FeatureRow]| {
+        if !list.is_empty() {
+            let items: Vec<String> = list
+                .iter()
+                .map(|f| format!("{} {}-{}", f.name, f.min, f.max))
+                .collect();
+            println!("  {title}: {}", items.join(", "));
+        }
+    };
+    show("supported features", &b.supported_features);
+    show("finalized features", &b.finalized_features);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kafka_conn_uses_the_highest_common_version() {
+        let v = ApiVersions::from_ranges([
+            (0, 0, 11),
+            (18, 0, 9),
+            (17, 0, 1),
+            (36, 0, 5),
+            (3, 4, 12),
+            (1000, 0, 2),
+        ])
+        .unwrap();
+        let rows = rows(&v);
+        let by_key = |k: i16| rows.iter().find(|r| r.key == k).unwrap().clone();
+        assert_eq!(by_key(0).kafka_conn, Some(11));
+        assert_eq!(by_key(0).name, Some("Produce"));
+        assert_eq!(by_key(18).kafka_conn, Some(API_VERSIONS_MAX));
+        assert_eq!(by_key(17).kafka_conn, Some(1));
+        assert_eq!(by_key(36).kafka_conn, Some(2));
+        assert_eq!(by_key(3).kafka_conn, Some(12));
+        assert_eq!(by_key(1000).kafka_conn, None);
+        assert_eq!(by_key(1000).name, None);
+    }
+
+    #[test]
+    fn the_table_is_aligned() {
+        let v = ApiVersions::from_ranges([(0, 0, 11), (18, 0, 4), (1000, 0, 2)]).unwrap();
+        let lines = table(&rows(&v));
+        assert_eq!(lines[0], "API                  KEY  BROKER   KAFKA-CONN");
+        assert_eq!(lines[1], "Produce                0  v0-11    v11");
+        assert_eq!(lines[2], "ApiVersions           18  v0-4     v4");
+        assert_eq!(
+            lines[3],
+            "(unknown key 1000)  1000  v0-2     -  (not in kafka-conn's table)"
+        );
+        let broker_column = |l: &str| l.find("  v").unwrap();
+        assert!(lines[1..]
+            .iter()
+            .all(|l| broker_column(l) == broker_column(&lines[1])));
+    }
+}

@@ -1,0 +1,454 @@
+//! The command line: options shared by every command, and the commands.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+
+/// Step-by-step Kafka broker connection diagnostics.
+#[derive(Debug, Parser)]
+#[command(
+    name = "kconn",
+    version,
+    about = "Step-by-step Kafka broker connection diagnostics",
+    long_about = "Step-by-step Kafka broker connection diagnostics.\n\n\
+        kconn connects to each broker of the bootstrap list the way a Kafka client \
+        does (DNS, TCP, TLS, ApiVersions, SASL) and says which step failed, why, and \
+        what to try. Secrets come from the environment: KCONN_SASL_PASSWORD and \
+        KCONN_OAUTH_TOKEN; they are never printed.",
+    after_help = "Examples:\n  \
+        kconn check -b localhost:9092\n  \
+        kconn check -b broker:9093 --security-protocol SSL --tls-ca ca.pem\n  \
+        KCONN_SASL_PASSWORD=... kconn check -b broker:9094 --sasl-mechanism SCRAM-SHA-512 --username alice\n  \
+        kconn api-versions -b b1:9092,b2:9092\n  \
+        kconn ping -b localhost:9092 -n 100\n  \
+        kconn bench -b localhost:9092 --concurrency 32 --duration 10s"
+)]
+pub(crate) struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub(crate) command: Command,
+    /// How to reach and authenticate to the brokers.
+    #[command(flatten)]
+    pub(crate) common: CommonOpts,
+    /// Log what happens on stderr: -v info, -vv debug, -vvv trace.
+    /// KCONN_LOG (e.g. `kafka_conn_driver=trace,info`) overrides.
+    #[arg(short, long, action = ArgAction::Count, global = true)]
+    pub(crate) verbose: u8,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Connect to each bootstrap broker step by step (DNS, TCP, TLS,
+    /// ApiVersions, SASL, Metadata) and explain the first failure.
+    Check(CheckArgs),
+    /// List, for each bootstrap broker, the APIs and versions it supports and
+    /// the version kafka-conn would use.
+    ApiVersions,
+    /// Measure ApiVersions round trips on one connection.
+    Ping(PingArgs),
+    /// Pipeline many requests on one connection and measure throughput and latency.
+    Bench(BenchArgs),
+}
+
+/// Options of `kconn check`.
+#[derive(Debug, Args)]
+pub(crate) struct CheckArgs {
+    /// Stop after the connection is ready: skip the Metadata request that
+    /// checks what the broker advertises.
+    #[arg(long)]
+    pub(crate) no_metadata: bool,
+}
+
+/// Options of `kconn ping`.
+#[derive(Debug, Args)]
+pub(crate) struct PingArgs {
+    /// How many round trips.
+    #[arg(short = 'n', long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) count: u64,
+    /// Pause between round trips (e.g. `100ms`, `1s`).
+    #[arg(short, long, default_value = "0s", value_parser = parse_duration)]
+    pub(crate) interval: Duration,
+}
+
+/// Options of `kconn bench`.
+#[derive(Debug, Args)]
+pub(crate) struct BenchArgs {
+    /// Requests in flight at once on the connection.
+    #[arg(short, long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub(crate) concurrency: u64,
+    /// Stop after this many requests (default 10000 unless --duration is given).
+    #[arg(short = 'n', long, conflicts_with = "duration", value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) requests: Option<u64>,
+    /// Run for this long instead (e.g. `10s`, `1m`).
+    #[arg(short, long, value_parser = parse_duration)]
+    pub(crate) duration: Option<Duration>,
+    /// The request to send.
+    #[arg(long, value_enum, default_value_t = BenchRequest::ApiVersions)]
+    pub(crate) request: BenchRequest,
+}
+
+/// What `kconn bench` sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum BenchRequest {
+    /// ApiVersions: answered by every broker without touching any topic.
+    ApiVersions,
+    /// Metadata for no topics: brokers and controller only.
+    Metadata,
+}
+
+/// How to reach and authenticate to the brokers (global: accepted before or
+/// after the command name).
+#[derive(Debug, Args)]
+pub(crate) struct CommonOpts {
+    /// Brokers to contact: host:port[,host:port...].
+    #[arg(
+        short,
+        long,
+        value_delimiter = ',',
+        env = "KCONN_BOOTSTRAP",
+        global = true,
+        value_name = "HOST:PORT",
+        help_heading = "Connection"
+    )]
+    pub(crate) bootstrap: Vec<String>,
+    /// PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL. Default: inferred from the
+    /// TLS and SASL options given (PLAINTEXT when there are none).
+    #[arg(
+        long,
+        value_enum,
+        ignore_case = true,
+        global = true,
+        help_heading = "Connection"
+    )]
+    pub(crate) security_protocol: Option<SecurityProtocol>,
+    /// Timeout of each step: TCP connect, TLS handshake, Kafka handshake,
+    /// each request (e.g. `500ms`, `10s`).
+    #[arg(long, default_value = "10s", value_parser = parse_duration, global = true,
+          help_heading = "Connection")]
+    pub(crate) timeout: Duration,
+    /// The client id sent in request headers.
+    #[arg(
+        long,
+        default_value = "kconn",
+        global = true,
+        help_heading = "Connection"
+    )]
+    pub(crate) client_id: String,
+    /// Print one JSON object instead of text.
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+
+    /// PEM file with the CA certificates to trust (default: the system's).
+    #[arg(long, value_name = "FILE", global = true, help_heading = "TLS")]
+    pub(crate) tls_ca: Option<PathBuf>,
+    /// PEM client certificate chain, for brokers that require one (mTLS).
+    #[arg(
+        long,
+        value_name = "FILE",
+        global = true,
+        requires = "tls_key",
+        help_heading = "TLS"
+    )]
+    pub(crate) tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(
+        long,
+        value_name = "FILE",
+        global = true,
+        requires = "tls_cert",
+        help_heading = "TLS"
+    )]
+    pub(crate) tls_key: Option<PathBuf>,
+    /// Check the broker certificate against this name instead of the
+    /// bootstrap host.
+    #[arg(long, value_name = "NAME", global = true, help_heading = "TLS")]
+    pub(crate) tls_server_name: Option<String>,
+
+    /// PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER.
+    #[arg(
+        long,
+        value_enum,
+        ignore_case = true,
+        global = true,
+        help_heading = "SASL"
+    )]
+    pub(crate) sasl_mechanism: Option<SaslMechanism>,
+    /// SASL user name (PLAIN, SCRAM).
+    #[arg(
+        long,
+        env = "KCONN_SASL_USERNAME",
+        global = true,
+        help_heading = "SASL"
+    )]
+    pub(crate) username: Option<String>,
+    /// SASL password (PLAIN, SCRAM). Prefer the environment variable: a
+    /// command-line argument is visible to other users of the machine.
+    #[arg(
+        long,
+        env = "KCONN_SASL_PASSWORD",
+        hide_env_values = true,
+        global = true,
+        value_name = "PASSWORD",
+        help_heading = "SASL"
+    )]
+    pub(crate) password: Option<Secret>,
+    /// OAUTHBEARER token (e.g. a JWT). Prefer the environment variable.
+    #[arg(
+        long,
+        env = "KCONN_OAUTH_TOKEN",
+        hide_env_values = true,
+        global = true,
+        value_name = "TOKEN",
+        help_heading = "SASL"
+    )]
+    pub(crate) oauth_token: Option<Secret>,
+}
+
+/// Kafka's `security.protocol`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+pub(crate) enum SecurityProtocol {
+    /// TCP, no TLS, no SASL.
+    #[value(name = "PLAINTEXT")]
+    #[serde(rename = "PLAINTEXT")]
+    Plaintext,
+    /// TLS, no SASL.
+    #[value(name = "SSL")]
+    #[serde(rename = "SSL")]
+    Ssl,
+    /// SASL over TCP.
+    #[value(name = "SASL_PLAINTEXT")]
+    #[serde(rename = "SASL_PLAINTEXT")]
+    SaslPlaintext,
+    /// SASL over TLS.
+    #[value(name = "SASL_SSL")]
+    #[serde(rename = "SASL_SSL")]
+    SaslSsl,
+}
+
+impl SecurityProtocol {
+    /// The protocol from whether TLS and SASL are wanted.
+    pub(crate) fn from_parts(tls: bool, sasl: bool) -> Self {
+        match (tls, sasl) {
+            (false, false) => Self::Plaintext,
+            (true, false) => Self::Ssl,
+            (false, true) => Self::SaslPlaintext,
+            (true, true) => Self::SaslSsl,
+        }
+    }
+
+    /// Whether it runs over TLS.
+    pub(crate) fn tls(self) -> bool {
+        matches!(self, Self::Ssl | Self::SaslSsl)
+    }
+
+    /// Whether it authenticates with SASL.
+    pub(crate) fn sasl(self) -> bool {
+        matches!(self, Self::SaslPlaintext | Self::SaslSsl)
+    }
+
+    /// The same protocol with TLS switched on or off (for advice).
+    pub(crate) fn with_tls(self, tls: bool) -> Self {
+        Self::from_parts(tls, self.sasl())
+    }
+
+    /// The same protocol with SASL switched off (for advice).
+    pub(crate) fn without_sasl(self) -> Self {
+        Self::from_parts(self.tls(), false)
+    }
+
+    /// The same protocol with SASL switched on (for advice).
+    pub(crate) fn with_sasl(self) -> Self {
+        Self::from_parts(self.tls(), true)
+    }
+}
+
+impl fmt::Display for SecurityProtocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Plaintext => "PLAINTEXT",
+            Self::Ssl => "SSL",
+            Self::SaslPlaintext => "SASL_PLAINTEXT",
+            Self::SaslSsl => "SASL_SSL",
+        })
+    }
+}
+
+/// Kafka's `sasl.mechanism`, the ones kconn can use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum SaslMechanism {
+    /// Username and password in clear (use with TLS).
+    #[value(name = "PLAIN")]
+    Plain,
+    /// SCRAM with SHA-256.
+    #[value(name = "SCRAM-SHA-256")]
+    ScramSha256,
+    /// SCRAM with SHA-512.
+    #[value(name = "SCRAM-SHA-512")]
+    ScramSha512,
+    /// An OAuth 2 bearer token.
+    #[value(name = "OAUTHBEARER")]
+    OauthBearer,
+}
+
+impl SaslMechanism {
+    /// The name Kafka uses.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::Plain => "PLAIN",
+            Self::ScramSha256 => "SCRAM-SHA-256",
+            Self::ScramSha512 => "SCRAM-SHA-512",
+            Self::OauthBearer => "OAUTHBEARER",
+        }
+    }
+}
+
+impl fmt::Display for SaslMechanism {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A password or token: never shown by `Debug` or `Display`.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct Secret(String);
+
+impl Secret {
+    /// The secret itself, for the SASL mechanism only.
+    pub(crate) fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_owned()))
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// A duration such as `250ms`, `10s`, `1.5s`, `2m` or `1h`; a bare number is seconds.
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration: use e.g. 500ms, 10s, 2m"))?;
+    let scale = match unit.trim() {
+        "ms" => 1e-3,
+        "" | "s" | "sec" => 1.0,
+        "m" | "min" => 60.0,
+        "h" => 3600.0,
+        other => {
+            return Err(format!(
+                "unknown unit {other:?} in {text:?}: use ms, s, m or h"
+            ))
+        }
+    };
+    let secs = value * scale;
+    if !secs.is_finite() || secs > 1e9 {
+        return Err(format!("{text:?} is too long"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("10s").unwrap(), Duration::from_secs(10));
+        assert_eq!(parse_duration("10").unwrap(), Duration::from_secs(10));
+        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
+        assert!(parse_duration("ten").is_err());
+        assert!(parse_duration("5 parsecs").is_err());
+        assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug_output() {
+        let cli = Cli::try_parse_from([
+            "kconn",
+            "check",
+            "-b",
+            "localhost:9092",
+            "--sasl-mechanism",
+            "PLAIN",
+            "--username",
+            "alice",
+            "--password",
+            "hunter2-very-secret",
+            "--oauth-token",
+            "token-very-secret",
+        ])
+        .unwrap();
+        let debug = format!("{cli:?}");
+        assert!(!debug.contains("hunter2"), "{debug}");
+        assert!(!debug.contains("token-very"), "{debug}");
+        assert_eq!(
+            cli.common.password.as_ref().map(Secret::expose),
+            Some("hunter2-very-secret")
+        );
+    }
+
+    #[test]
+    fn options_go_before_or_after_the_command_and_protocols_ignore_case() {
+        let cli = Cli::try_parse_from([
+            "kconn",
+            "-b",
+            "a:1,b:2",
+            "check",
+            "--security-protocol",
+            "sasl_ssl",
+            "--sasl-mechanism",
+            "scram-sha-512",
+        ])
+        .unwrap();
+        assert_eq!(cli.common.bootstrap, ["a:1", "b:2"]);
+        assert_eq!(
+            cli.common.security_protocol,
+            Some(SecurityProtocol::SaslSsl)
+        );
+        assert_eq!(cli.common.sasl_mechanism, Some(SaslMechanism::ScramSha512));
+    }
+
+    #[test]
+    fn protocols_combine_and_switch() {
+        assert_eq!(
+            SecurityProtocol::from_parts(true, true),
+            SecurityProtocol::SaslSsl
+        );
+        assert_eq!(
+            SecurityProtocol::SaslPlaintext.with_tls(true),
+            SecurityProtocol::SaslSsl
+        );
+        assert_eq!(
+            SecurityProtocol::Ssl.with_tls(false),
+            SecurityProtocol::Plaintext
+        );
+        assert_eq!(SecurityProtocol::Ssl.with_sasl(), SecurityProtocol::SaslSsl);
+    }
+}

@@ -1,0 +1,809 @@
+//! From a failure to one line that says what is wrong and what to try.
+//!
+//! The driver's [`ConnectError`] already separates the causes a user fixes
+//! differently; this module picks the step that failed and words the advice
+//! in terms of kconn's own options.
+
+use std::path::PathBuf;
+
+use kafka_conn_tokio::core::{
+    ApiKey, BrokenCause, CloseReason, Incompatibility, Phase, ProtocolViolation, TimeoutKind,
+};
+use kafka_conn_tokio::{ConnectError, RequestFailure};
+
+use crate::cli::{SaslMechanism, SecurityProtocol};
+use crate::latency::human;
+use crate::tls::TlsSetupError;
+use crate::x509::{CertSummary, UtcTime};
+
+/// The steps of a connection, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Step {
+    /// Resolving the host name.
+    Dns,
+    /// The TCP connection.
+    Tcp,
+    /// The TLS handshake.
+    Tls,
+    /// API version negotiation.
+    ApiVersions,
+    /// SASL authentication.
+    Sasl,
+    /// The connection is ready for requests.
+    Ready,
+    /// A Metadata request on the ready connection.
+    Metadata,
+}
+
+impl Step {
+    /// Every step, in order.
+    pub(crate) const ALL: [Step; 7] = [
+        Step::Dns,
+        Step::Tcp,
+        Step::Tls,
+        Step::ApiVersions,
+        Step::Sasl,
+        Step::Ready,
+        Step::Metadata,
+    ];
+
+    /// The name shown in `check`'s output.
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Step::Dns => "DNS",
+            Step::Tcp => "TCP connect",
+            Step::Tls => "TLS handshake",
+            Step::ApiVersions => "ApiVersions",
+            Step::Sasl => "SASL",
+            Step::Ready => "ready",
+            Step::Metadata => "Metadata",
+        }
+    }
+}
+
+/// What the diagnosis knows about the attempt.
+#[derive(Debug, Clone)]
+pub(crate) struct Context {
+    /// The security protocol used.
+    pub(crate) protocol: SecurityProtocol,
+    /// The CA file, if one was given.
+    pub(crate) ca: Option<PathBuf>,
+    /// Whether a client certificate was given.
+    pub(crate) client_cert: bool,
+    /// The SASL mechanism, if any.
+    pub(crate) mechanism: Option<SaslMechanism>,
+    /// The broker's certificate, if the TLS handshake got that far.
+    pub(crate) certificate: Option<CertSummary>,
+}
+
+/// A failure, explained.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Diagnosis {
+    /// The step that failed.
+    pub(crate) step: Step,
+    /// A stable name for the cause, for scripts (`connection_refused`, ...).
+    pub(crate) kind: &'static str,
+    /// What is wrong.
+    pub(crate) problem: String,
+    /// What to try.
+    pub(crate) advice: Option<String>,
+    /// The library's own description of the failure.
+    pub(crate) detail: String,
+    /// Whether trying again unchanged may help.
+    pub(crate) retriable: bool,
+}
+
+impl serde::Serialize for Diagnosis {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        /// The JSON form: the fields plus the one-line message.
+        #[derive(serde::Serialize)]
+        struct Json<'a> {
+            step: Step,
+            kind: &'a str,
+            message: String,
+            problem: &'a str,
+            advice: Option<&'a str>,
+            detail: &'a str,
+            retriable: bool,
+        }
+        Json {
+            step: self.step,
+            kind: self.kind,
+            message: self.line(),
+            problem: &self.problem,
+            advice: self.advice.as_deref(),
+            detail: &self.detail,
+            retriable: self.retriable,
+        }
+        .serialize(serializer)
+    }
+}
+
+impl Diagnosis {
+    fn new(step: Step, kind: &'static str, problem: impl Into<String>) -> Self {
+        Self {
+            step,
+            kind,
+            problem: problem.into(),
+            advice: None,
+            detail: String::new(),
+            retriable: false,
+        }
+    }
+
+    /// A diagnosis from kconn itself (not from a library error).
+    pub(crate) fn custom(step: Step, kind: &'static str, problem: impl Into<String>) -> Self {
+        let problem = problem.into();
+        Self::new(step, kind, problem.clone()).detail(problem)
+    }
+
+    fn advice(mut self, advice: impl Into<String>) -> Self {
+        self.advice = Some(advice.into());
+        self
+    }
+
+    fn detail(mut self, detail: impl ToString) -> Self {
+        self.detail = detail.to_string();
+        self
+    }
+
+    fn retriable(mut self, retriable: bool) -> Self {
+        self.retriable = retriable;
+        self
+    }
+
+    /// The one line: what is wrong, and what to try.
+    pub(crate) fn line(&self) -> String {
+        match &self.advice {
+            Some(advice) => format!("{}: {advice}", self.problem),
+            None => self.problem.clone(),
+        }
+    }
+}
+
+/// Explains a TLS configuration that could not be built.
+pub(crate) fn tls_setup(e: &TlsSetupError) -> Diagnosis {
+    Diagnosis::new(Step::Tls, "tls_configuration", e.to_string()).detail(e)
+}
+
+/// Explains a failed `connect`.
+pub(crate) fn connect_error(e: &ConnectError, ctx: &Context) -> Diagnosis {
+    let d = match e {
+        ConnectError::InvalidAddress { address, why } => Diagnosis::new(
+            Step::Dns,
+            "invalid_address",
+            format!("invalid broker address {address:?} ({why})"),
+        )
+        .advice("use HOST:PORT, e.g. localhost:9092"),
+        ConnectError::Config(c) => Diagnosis::new(
+            Step::ApiVersions,
+            "invalid_configuration",
+            format!("invalid configuration: {c}"),
+        ),
+        ConnectError::Resolve { host, source } => Diagnosis::new(
+            Step::Dns,
+            "dns_failed",
+            format!("cannot resolve {host} ({source})"),
+        )
+        .advice("check the host name, DNS and /etc/hosts"),
+        ConnectError::NoAddresses { host } => Diagnosis::new(
+            Step::Dns,
+            "dns_empty",
+            format!("{host} resolved to no addresses"),
+        )
+        .advice("check DNS and /etc/hosts"),
+        ConnectError::Refused { addr } => Diagnosis::new(
+            Step::Tcp,
+            "connection_refused",
+            format!("connection refused by {addr}"),
+        )
+        .advice("nothing is listening on that port: is the broker up, and is the port right?"),
+        ConnectError::ConnectTimeout { addr, after } => Diagnosis::new(
+            Step::Tcp,
+            "tcp_timeout",
+            format!("no TCP answer from {addr} within {}", human(*after)),
+        )
+        .advice(
+            "a firewall dropping packets, or the wrong host? (raise --timeout for a slow network)",
+        ),
+        ConnectError::Tcp { addr, source } => Diagnosis::new(
+            Step::Tcp,
+            "tcp_failed",
+            format!("cannot connect to {addr}: {source}"),
+        )
+        .advice("check the route to the broker (network unreachable, firewall)"),
+        ConnectError::TlsConfig(text) => Diagnosis::new(
+            Step::Tls,
+            "tls_configuration",
+            format!("invalid TLS settings: {text}"),
+        )
+        .advice("check --tls-ca, --tls-cert, --tls-key and --tls-server-name"),
+        ConnectError::CertificateNotTrusted { .. } => {
+            let trusted = match &ctx.ca {
+                Some(ca) => format!("no CA in {}", ca.display()),
+                None => "no CA in the system trust store".to_owned(),
+            };
+            let presented = match &ctx.certificate {
+                Some(c) => format!(
+                    "the broker presents {} issued by {}, and {trusted} vouches for it",
+                    quote_name(&c.subject),
+                    quote_name(&c.issuer)
+                ),
+                None => format!("the broker's certificate chain leads to {trusted}"),
+            };
+            Diagnosis::new(
+                Step::Tls,
+                "certificate_not_trusted",
+                "certificate not trusted",
+            )
+            .advice(format!("check --tls-ca ({presented})"))
+        }
+        ConnectError::NameMismatch { server_name, .. } => {
+            let d = Diagnosis::new(
+                Step::Tls,
+                "certificate_name_mismatch",
+                format!("the broker's certificate is not valid for {server_name:?}"),
+            );
+            match ctx.certificate.as_ref().map(CertSummary::names) {
+                Some(names) if !names.is_empty() => d.advice(format!(
+                    "it is valid for {}: connect by one of those names or use --tls-server-name {}",
+                    names.join(", "),
+                    names[0]
+                )),
+                _ => d.advice("connect by the name in the certificate or use --tls-server-name"),
+            }
+        }
+        ConnectError::NotTls { .. } => Diagnosis::new(
+            Step::Tls,
+            "not_tls",
+            "the broker does not speak TLS on this port",
+        )
+        .advice(format!(
+            "use --security-protocol {}",
+            ctx.protocol.with_tls(false)
+        )),
+        ConnectError::TlsTimeout { after, .. } => Diagnosis::new(
+            Step::Tls,
+            "tls_timeout",
+            format!("no TLS answer within {}", human(*after)),
+        )
+        .advice(format!(
+            "the port may not speak TLS: try --security-protocol {}",
+            ctx.protocol.with_tls(false)
+        )),
+        ConnectError::Tls { detail, .. } => tls_failure(detail, ctx),
+        ConnectError::BrokerSpeaksTls { .. } => Diagnosis::new(
+            Step::ApiVersions,
+            "broker_speaks_tls",
+            "the broker answered with a TLS record",
+        )
+        .advice(format!(
+            "use --security-protocol {}",
+            ctx.protocol.with_tls(true)
+        )),
+        ConnectError::Handshake { reason, .. } => close_reason(reason, None, ctx),
+        other => Diagnosis::new(Step::ApiVersions, "connect_failed", other.to_string()),
+    };
+    let retriable = e.is_retriable();
+    d.detail(e).retriable(retriable)
+}
+
+/// Explains a request that failed on a ready connection (the Metadata step).
+pub(crate) fn request_failure(e: &RequestFailure, api: ApiKey, ctx: &Context) -> Diagnosis {
+    let d = match e.close_reason() {
+        Some(reason) => close_reason(reason, Some(api), ctx),
+        None => Diagnosis::new(
+            Step::Metadata,
+            "request_failed",
+            format!("{api} failed: {e}"),
+        ),
+    };
+    d.detail(e).retriable(e.is_retriable())
+}
+
+fn quote_name(name: &str) -> String {
+    if name.is_empty() {
+        "an empty name".to_owned()
+    } else {
+        format!("\"{name}\"")
+    }
+}
+
+fn tls_failure(detail: &str, ctx: &Context) -> Diagnosis {
+    let d = Diagnosis::new(
+        Step::Tls,
+        "tls_failed",
+        format!("TLS handshake failed: {detail}"),
+    );
+    if let Some(c) = &ctx.certificate {
+        let now = now_unix();
+        if c.not_after < now {
+            return Diagnosis::new(
+                Step::Tls,
+                "certificate_expired",
+                format!(
+                    "the broker's certificate expired on {}",
+                    UtcTime(c.not_after)
+                ),
+            )
+            .advice(
+                "the broker needs a new certificate (check the clocks if that date looks wrong)",
+            );
+        }
+        if c.not_before > now {
+            return Diagnosis::new(
+                Step::Tls,
+                "certificate_not_yet_valid",
+                format!(
+                    "the broker's certificate is valid only from {}",
+                    UtcTime(c.not_before)
+                ),
+            )
+            .advice("check this machine's clock");
+        }
+    }
+    if let Some(alert) = alert_name(detail) {
+        return client_cert_refused(Step::Tls, alert, ctx);
+    }
+    d
+}
+
+/// The TLS alert named in an error text (`... alert CertificateRequired ...`).
+fn alert_name(text: &str) -> Option<&str> {
+    let (_, after) = text.split_once("alert")?;
+    let after = after.strip_prefix(':').unwrap_or(after).trim_start();
+    let end = after
+        .find(|c: char| !c.is_ascii_alphanumeric())
+        .unwrap_or(after.len());
+    (end > 0).then(|| &after[..end])
+}
+
+/// The broker ended the TLS session with an alert: almost always mTLS.
+fn client_cert_refused(step: Step, alert: &str, ctx: &Context) -> Diagnosis {
+    if alert == "CertificateRequired" || !ctx.client_cert {
+        Diagnosis::new(
+            step,
+            "client_certificate_required",
+            format!("the broker requires a client certificate (TLS alert {alert})"),
+        )
+        .advice("give --tls-cert and --tls-key")
+    } else {
+        Diagnosis::new(
+            step,
+            "client_certificate_refused",
+            format!("the broker refused the TLS session (TLS alert {alert})"),
+        )
+        .advice("does the broker trust the CA that signed --tls-cert?")
+    }
+}
+
+/// Why the Kafka handshake or a request's connection closed. `api` is the
+/// request that was waiting, when a caller's request was.
+fn close_reason(reason: &CloseReason, api: Option<ApiKey>, ctx: &Context) -> Diagnosis {
+    let after_ready = api.is_some();
+    let step_of = |phase: Phase| match phase {
+        Phase::Negotiating => Step::ApiVersions,
+        Phase::SaslHandshake | Phase::Authenticating | Phase::Reauthenticating => Step::Sasl,
+        Phase::Ready => Step::Metadata,
+        _ => Step::ApiVersions,
+    };
+    match reason {
+        CloseReason::Broken { cause, during } => broken(cause, *during, after_ready, step_of(*during), ctx),
+        CloseReason::Timeout(kind) => {
+            let (step, what) = match kind {
+                TimeoutKind::Handshake { after, phase } => {
+                    (step_of(*phase), format!("the broker did not finish the Kafka handshake within {}", human(*after)))
+                }
+                TimeoutKind::InternalRequest { api_key, after } => (
+                    if *api_key == ApiKey::API_VERSIONS { Step::ApiVersions } else { Step::Sasl },
+                    format!("no {api_key} response within {}", human(*after)),
+                ),
+                other => (Step::Metadata, format!("the broker stopped answering: {other}")),
+            };
+            let d = Diagnosis::new(step, "timeout", what);
+            if step == Step::ApiVersions && !ctx.protocol.tls() {
+                d.advice("is this a Kafka port? A TLS listener waits silently for a TLS client: try --security-protocol SSL")
+            } else {
+                d.advice("the broker may be overloaded or hung (raise --timeout for a slow network)")
+            }
+        }
+        CloseReason::AuthFailed(a) => {
+            let mut problem = format!("authentication failed: {}", a.message);
+            if let Some(detail) = &a.detail {
+                problem.push_str(&format!(" ({detail})"));
+            }
+            if let Some(code) = a.error_code {
+                problem.push_str(&format!(" [error {code} {}]", kafka_conn_tokio::core::error_code_name(code)));
+            }
+            let advice = match ctx.mechanism {
+                Some(SaslMechanism::OauthBearer) => "check the token (KCONN_OAUTH_TOKEN)".to_owned(),
+                Some(m) => format!(
+                    "check --username and the password (KCONN_SASL_PASSWORD), and that the user has {m} credentials"
+                ),
+                None => "check the credentials".to_owned(),
+            };
+            Diagnosis::new(Step::Sasl, "authentication_failed", problem).advice(advice)
+        }
+        CloseReason::Incompatible(Incompatibility::MechanismNotEnabled { mechanism, offered }) => {
+            mechanism_not_enabled(mechanism, offered, ctx)
+        }
+        CloseReason::Incompatible(Incompatibility::MissingApi { api_key, .. })
+            if *api_key == ApiKey::SASL_HANDSHAKE || *api_key == ApiKey::SASL_AUTHENTICATE =>
+        {
+            Diagnosis::new(
+                Step::Sasl,
+                "sasl_not_offered",
+                format!("the broker does not offer SASL on this listener (no {api_key} in its ApiVersions)"),
+            )
+            .advice(format!("use --security-protocol {}", ctx.protocol.without_sasl()))
+        }
+        CloseReason::Incompatible(Incompatibility::SaslHandshake { code }) => Diagnosis::new(
+            Step::Sasl,
+            "sasl_handshake_failed",
+            format!(
+                "the broker refused the SASL handshake with error {code} {}",
+                kafka_conn_tokio::core::error_code_name(*code)
+            ),
+        ),
+        CloseReason::Incompatible(other) => Diagnosis::new(
+            Step::ApiVersions,
+            "incompatible",
+            format!("the broker and kafka-conn cannot work together: {other}"),
+        ),
+        CloseReason::Protocol(ProtocolViolation::LooksLikeTls) => Diagnosis::new(
+            Step::ApiVersions,
+            "broker_speaks_tls",
+            "the broker answered with a TLS record",
+        )
+        .advice(format!("use --security-protocol {}", ctx.protocol.with_tls(true))),
+        CloseReason::Protocol(ProtocolViolation::LooksLikeHttp) => Diagnosis::new(
+            Step::ApiVersions,
+            "http",
+            "the peer answered with HTTP",
+        )
+        .advice("this is not a Kafka listener (a REST proxy or a web port?): check the port"),
+        CloseReason::Protocol(p) => Diagnosis::new(
+            if after_ready { Step::Metadata } else { Step::ApiVersions },
+            "protocol_violation",
+            format!("the peer sent something that is not a Kafka response ({p})"),
+        )
+        .advice("is this a Kafka listener? check the port and the security protocol"),
+        CloseReason::SessionExpired(text) => Diagnosis::new(
+            Step::Sasl,
+            "session_expired",
+            format!("the SASL session expired {text}"),
+        ),
+        other => Diagnosis::new(
+            if after_ready { Step::Metadata } else { Step::ApiVersions },
+            "closed",
+            format!("the connection closed: {other}"),
+        ),
+    }
+}
+
+fn mechanism_not_enabled(mechanism: &str, offered: &[String], ctx: &Context) -> Diagnosis {
+    let others: Vec<&String> = offered.iter().filter(|m| *m != mechanism).collect();
+    if !offered.is_empty() && others.is_empty() {
+        // The broker lists only what was asked for (tansu echoes the request
+        // instead of listing its mechanisms, also on a listener without SASL).
+        return Diagnosis::new(
+            Step::Sasl,
+            "mechanism_not_enabled",
+            format!(
+                "mechanism {mechanism} is not enabled (the broker refused it but lists only {mechanism} itself, so its real list is unknown)"
+            ),
+        )
+        .advice(format!(
+            "this listener may not use SASL at all: try --security-protocol {}, or another --sasl-mechanism",
+            ctx.protocol.without_sasl()
+        ));
+    }
+    let offered_text = if offered.is_empty() {
+        "nothing".to_owned()
+    } else {
+        offered.join(", ")
+    };
+    let d = Diagnosis::new(
+        Step::Sasl,
+        "mechanism_not_enabled",
+        format!("mechanism {mechanism} is not enabled; the broker offers: {offered_text}"),
+    );
+    let usable = others
+        .iter()
+        .find(|m| ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"].contains(&m.as_str()));
+    match usable {
+        Some(m) => d.advice(format!("use --sasl-mechanism {m}")),
+        None => d.advice("kconn cannot use any of those mechanisms"),
+    }
+}
+
+fn broken(
+    cause: &BrokenCause,
+    during: Phase,
+    after_ready: bool,
+    step: Step,
+    ctx: &Context,
+) -> Diagnosis {
+    let io_text = match cause {
+        BrokenCause::Io { message, .. } => message.as_str(),
+        _ => "",
+    };
+    let how = match cause {
+        BrokenCause::Eof => "closed the connection".to_owned(),
+        _ => format!("broke the connection ({io_text})"),
+    };
+    // TLS 1.3 finishes the client's handshake before the server has checked
+    // the client certificate: a refusal shows up as an alert on the first read.
+    if ctx.protocol.tls() {
+        if let Some(alert) = alert_name(io_text) {
+            return client_cert_refused(Step::Tls, alert, ctx);
+        }
+    }
+    match (step, during) {
+        (_, Phase::Negotiating) if !ctx.protocol.tls() => Diagnosis::new(
+            Step::ApiVersions,
+            "closed_before_api_versions",
+            format!("the broker {how} before answering ApiVersions"),
+        )
+        .advice(format!(
+            "a TLS listener does this to a plaintext client: try --security-protocol {}",
+            ctx.protocol.with_tls(true)
+        )),
+        (_, Phase::Negotiating) => Diagnosis::new(
+            Step::ApiVersions,
+            "closed_before_api_versions",
+            format!("the broker {how} before answering ApiVersions"),
+        )
+        .advice("is this a Kafka listener? check the port"),
+        (_, Phase::SaslHandshake) => Diagnosis::new(
+            Step::Sasl,
+            "closed_during_sasl_handshake",
+            format!("the broker {how} during the SASL handshake"),
+        )
+        .advice(format!(
+            "it may not enable {} (some brokers close instead of listing their mechanisms): try another --sasl-mechanism",
+            ctx.mechanism.map_or("the mechanism", SaslMechanism::name)
+        )),
+        (_, Phase::Authenticating) => Diagnosis::new(
+            Step::Sasl,
+            "closed_during_authentication",
+            format!("the broker {how} while authenticating"),
+        )
+        .advice("wrong credentials (a legacy broker closes instead of answering)? check --username and the password"),
+        _ if after_ready && ctx.mechanism.is_none() => Diagnosis::new(
+            Step::Metadata,
+            "closed_after_api_versions",
+            format!("the broker {how} on the first request after ApiVersions"),
+        )
+        .advice(format!(
+            "this listener probably requires authentication: use --security-protocol {} with --sasl-mechanism",
+            ctx.protocol.with_sasl()
+        )),
+        _ => Diagnosis::new(step, "connection_broken", format!("the broker {how}"))
+            .advice("look at the broker's log for why"),
+    }
+}
+
+fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// Seconds until a Unix time (negative when it is past).
+pub(crate) fn seconds_until(unix: i64) -> i64 {
+    unix - now_unix()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_conn_tokio::core::AuthFailure;
+    use std::net::SocketAddr;
+
+    fn ctx(protocol: SecurityProtocol) -> Context {
+        Context {
+            protocol,
+            ca: None,
+            client_cert: false,
+            mechanism: None,
+            certificate: None,
+        }
+    }
+
+    fn addr() -> SocketAddr {
+        "127.0.0.1:9092".parse().unwrap()
+    }
+
+    #[test]
+    fn tls_on_a_plaintext_client_says_use_ssl() {
+        let d = connect_error(
+            &ConnectError::BrokerSpeaksTls { addr: addr() },
+            &ctx(SecurityProtocol::Plaintext),
+        );
+        assert_eq!(
+            d.line(),
+            "the broker answered with a TLS record: use --security-protocol SSL"
+        );
+        assert_eq!(d.step, Step::ApiVersions);
+        let d = connect_error(
+            &ConnectError::BrokerSpeaksTls { addr: addr() },
+            &ctx(SecurityProtocol::SaslPlaintext),
+        );
+        assert!(
+            d.line().ends_with("use --security-protocol SASL_SSL"),
+            "{}",
+            d.line()
+        );
+    }
+
+    #[test]
+    fn a_close_before_any_answer_suggests_ssl() {
+        let e = ConnectError::Handshake {
+            addr: addr(),
+            reason: CloseReason::Broken {
+                cause: BrokenCause::Eof,
+                during: Phase::Negotiating,
+            },
+        };
+        let d = connect_error(&e, &ctx(SecurityProtocol::Plaintext));
+        assert_eq!(d.kind, "closed_before_api_versions");
+        assert!(
+            d.line().contains("try --security-protocol SSL"),
+            "{}",
+            d.line()
+        );
+    }
+
+    #[test]
+    fn authentication_failures_quote_the_broker() {
+        let e = ConnectError::Handshake {
+            addr: addr(),
+            reason: CloseReason::AuthFailed(AuthFailure {
+                mechanism: "SCRAM-SHA-256".into(),
+                error_code: Some(58),
+                message: "Authentication failed during authentication due to invalid credentials"
+                    .into(),
+                detail: Some("invalid-proof".into()),
+                reauthentication: false,
+            }),
+        };
+        let mut c = ctx(SecurityProtocol::SaslPlaintext);
+        c.mechanism = Some(SaslMechanism::ScramSha256);
+        let d = connect_error(&e, &c);
+        assert_eq!(d.step, Step::Sasl);
+        assert!(
+            d.line().starts_with("authentication failed: Authentication failed during authentication due to invalid credentials (invalid-proof)"),
+            "{}",
+            d.line()
+        );
+        assert!(d.line().contains("KCONN_SASL_PASSWORD"), "{}", d.line());
+    }
+
+    #[test]
+    fn a_mechanism_not_enabled_lists_the_offer() {
+        let e = ConnectError::Handshake {
+            addr: addr(),
+            reason: CloseReason::Incompatible(Incompatibility::MechanismNotEnabled {
+                mechanism: "PLAIN".into(),
+                offered: vec!["GSSAPI".into(), "SCRAM-SHA-512".into()],
+            }),
+        };
+        let d = connect_error(&e, &ctx(SecurityProtocol::SaslPlaintext));
+        assert_eq!(
+            d.line(),
+            "mechanism PLAIN is not enabled; the broker offers: GSSAPI, SCRAM-SHA-512: use --sasl-mechanism SCRAM-SHA-512"
+        );
+    }
+
+    #[test]
+    fn a_broker_that_echoes_the_mechanism_is_not_quoted_as_offering_it() {
+        let e = ConnectError::Handshake {
+            addr: addr(),
+            reason: CloseReason::Incompatible(Incompatibility::MechanismNotEnabled {
+                mechanism: "SCRAM-SHA-512".into(),
+                offered: vec!["SCRAM-SHA-512".into()],
+            }),
+        };
+        let d = connect_error(&e, &ctx(SecurityProtocol::SaslPlaintext));
+        assert!(
+            !d.line().contains("use --sasl-mechanism SCRAM-SHA-512"),
+            "{}",
+            d.line()
+        );
+        assert!(
+            d.line().contains("try --security-protocol PLAINTEXT"),
+            "{}",
+            d.line()
+        );
+    }
+
+    #[test]
+    fn refused_and_untrusted_and_not_tls() {
+        let d = connect_error(
+            &ConnectError::Refused { addr: addr() },
+            &ctx(SecurityProtocol::Plaintext),
+        );
+        assert_eq!(d.step, Step::Tcp);
+        assert!(d
+            .line()
+            .starts_with("connection refused by 127.0.0.1:9092: nothing is listening"));
+        assert!(d.retriable);
+
+        let e = ConnectError::CertificateNotTrusted {
+            addr: addr(),
+            detail: "invalid peer certificate: UnknownIssuer".into(),
+        };
+        let mut c = ctx(SecurityProtocol::Ssl);
+        c.ca = Some("/tmp/ca.pem".into());
+        let d = connect_error(&e, &c);
+        assert!(
+            d.line()
+                .starts_with("certificate not trusted: check --tls-ca"),
+            "{}",
+            d.line()
+        );
+        assert!(d.line().contains("/tmp/ca.pem"), "{}", d.line());
+
+        let e = ConnectError::NotTls {
+            addr: addr(),
+            detail: "the peer closed the connection during the TLS handshake".into(),
+        };
+        let d = connect_error(&e, &ctx(SecurityProtocol::SaslSsl));
+        assert_eq!(
+            d.line(),
+            "the broker does not speak TLS on this port: use --security-protocol SASL_PLAINTEXT"
+        );
+    }
+
+    #[test]
+    fn a_missing_client_certificate_is_named() {
+        let e = ConnectError::Handshake {
+            addr: addr(),
+            reason: CloseReason::Broken {
+                cause: BrokenCause::Io {
+                    kind: std::io::ErrorKind::InvalidData,
+                    message: "received fatal alert: CertificateRequired".into(),
+                },
+                during: Phase::Negotiating,
+            },
+        };
+        let d = connect_error(&e, &ctx(SecurityProtocol::Ssl));
+        assert_eq!(
+            d.line(),
+            "the broker requires a client certificate (TLS alert CertificateRequired): give --tls-cert and --tls-key"
+        );
+        assert_eq!(d.step, Step::Tls);
+        let e = ConnectError::Tls {
+            addr: addr(),
+            detail: "the broker sent the alert BadCertificate".into(),
+        };
+        let mut c = ctx(SecurityProtocol::Ssl);
+        c.client_cert = true;
+        let d = connect_error(&e, &c);
+        assert_eq!(d.kind, "client_certificate_refused");
+        assert!(
+            d.line().contains("TLS alert BadCertificate"),
+            "{}",
+            d.line()
+        );
+    }
+
+    #[test]
+    fn a_close_after_api_versions_without_sasl_suggests_sasl() {
+        let e = RequestFailure::Failed(kafka_conn_tokio::core::RequestError::ConnectionClosed(
+            CloseReason::Broken {
+                cause: BrokenCause::Eof,
+                during: Phase::Ready,
+            },
+        ));
+        let d = request_failure(&e, ApiKey::METADATA, &ctx(SecurityProtocol::Plaintext));
+        assert_eq!(d.step, Step::Metadata);
+        assert!(
+            d.line().contains("use --security-protocol SASL_PLAINTEXT"),
+            "{}",
+            d.line()
+        );
+    }
+}
