@@ -35,6 +35,19 @@ impl std::fmt::Display for CorrelationId {
     }
 }
 
+/// `t + d`, saturating instead of panicking: a duration past what the
+/// platform's clock can represent (`Duration::MAX` as "no timeout", from a
+/// caller's request timeout, throttle or config) is a deadline that never
+/// comes, not an overflow panic. The last fallback (`t` itself) is
+/// unreachable on real platforms, whose `Instant` spans centuries.
+fn later(t: Instant, d: Duration) -> Instant {
+    /// Far beyond any connection's life.
+    const NEVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    t.checked_add(d)
+        .or_else(|| t.checked_add(NEVER))
+        .unwrap_or(t)
+}
+
 /// Where the connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -159,7 +172,7 @@ impl Connection {
             next_id: 0,
             versions: None,
             v0_fallback_used: false,
-            handshake_deadline: Some(now + config.handshake_timeout),
+            handshake_deadline: Some(later(now, config.handshake_timeout)),
             last_activity: now,
             close_reason: None,
             auth: None,
@@ -341,7 +354,7 @@ impl Connection {
             }
             let after = slot.deadline - slot.sent_at;
             let slot = &mut self.in_flight[idx];
-            slot.abandon_at = Some(slot.deadline + self.config.unanswered_grace);
+            slot.abandon_at = Some(later(slot.deadline, self.config.unanswered_grace));
             if slot.owner == Owner::User {
                 slot.owner = Owner::TimedOut;
                 let id = slot.id;
@@ -370,12 +383,10 @@ impl Connection {
                     "before re-authentication completed (KIP-368)".into(),
                 ));
             }
-            if self.auth.is_none() && session.reauth_at.is_some_and(|r| r <= now) {
-                if let Some(s) = self.session.as_mut() {
-                    s.reauth_at = None;
-                }
-                self.start_auth(true, now);
-            }
+        }
+        self.maybe_start_reauth(now);
+        if self.is_closed() {
+            return;
         }
         if self.throttle_until.is_some_and(|t| t <= now) {
             self.end_throttle(now);
@@ -418,7 +429,7 @@ impl Connection {
             self.check_version(&request)?;
         }
         let id = self.take_id();
-        let deadline = now + request.timeout.unwrap_or(self.config.request_timeout);
+        let deadline = later(now, request.timeout.unwrap_or(self.config.request_timeout));
         if self.held.is_empty() && self.can_send_user(now) {
             self.write_request(id, &request, Owner::User, deadline, now);
         } else {
@@ -447,7 +458,7 @@ impl Connection {
             .find(|s| s.id == id.0 && s.owner == Owner::User)
         {
             slot.owner = Owner::Cancelled;
-            slot.abandon_at = Some(slot.deadline.max(now) + grace);
+            slot.abandon_at = Some(later(slot.deadline.max(now), grace));
             return true;
         }
         false
@@ -489,6 +500,35 @@ impl Connection {
         }
     }
 
+    /// The application could not answer [`Event::CredentialRequired`]
+    /// (its token provider failed): the authentication fails with
+    /// `message`, and the connection closes with
+    /// [`CloseReason::AuthFailed`]. Returns [`CredentialError::NotPending`]
+    /// if no credential was asked for.
+    pub fn credential_failed(
+        &mut self,
+        message: &str,
+        _now: Instant,
+    ) -> Result<(), CredentialError> {
+        let waiting = self
+            .auth
+            .as_ref()
+            .is_some_and(|a| matches!(a.stage, Stage::FirstCredential | Stage::Credential));
+        if self.is_closed() || !waiting {
+            return Err(CredentialError::NotPending);
+        }
+        let ex = self.auth.as_ref().expect("checked");
+        let failure = AuthFailure {
+            mechanism: ex.mechanism.name().to_owned(),
+            error_code: None,
+            message: format!("the application could not provide a credential: {message}"),
+            detail: None,
+            reauthentication: ex.reauth,
+        };
+        self.close_with(CloseReason::AuthFailed(failure));
+        Ok(())
+    }
+
     /// The broker asked this connection to back off (KIP-219
     /// `throttle_time_ms`): requests are held, not refused, until
     /// `now + throttle`. Responses keep flowing. The typed layer or the
@@ -497,7 +537,7 @@ impl Connection {
         if self.is_closed() || throttle.is_zero() {
             return;
         }
-        let until = now + throttle;
+        let until = later(now, throttle);
         if self.throttle_until.is_none_or(|t| t < until) {
             self.throttle_until = Some(until);
         }
@@ -546,13 +586,24 @@ impl Connection {
             }
         };
         earliest(self.held.iter().map(|h| h.deadline).min());
-        for slot in &self.in_flight {
-            earliest(Some(slot.abandon_at.unwrap_or(slot.deadline)));
+        for (i, slot) in self.in_flight.iter().enumerate() {
+            match slot.abandon_at {
+                // Only the oldest slot is given up on (handle_timeout): Kafka
+                // answers in order, so a later cancelled or timed-out slot
+                // cannot be answered first, and its grace counts only once it
+                // is the oldest. Reporting it earlier would be a deadline that
+                // handle_timeout never clears: a driver spinning on it.
+                Some(abandon) if i == 0 => earliest(Some(abandon)),
+                Some(_) => {}
+                None => earliest(Some(slot.deadline)),
+            }
         }
         earliest(self.idle_deadline());
         if let Some(s) = self.session {
             earliest(s.expires_at);
-            if self.auth.is_none() {
+            // A due re-authentication waiting for a free in-flight slot
+            // waits for a response, not for a time.
+            if self.auth.is_none() && self.slot_free() {
                 earliest(s.reauth_at);
             }
         }
@@ -592,20 +643,46 @@ impl Connection {
             && self.in_flight.is_empty()
             && self.held.is_empty()
             && self.auth.is_none())
-        .then(|| self.last_activity + idle)
+        .then(|| later(self.last_activity, idle))
     }
 
-    fn can_send_user(&self, _now: Instant) -> bool {
+    fn can_send_user(&self, now: Instant) -> bool {
         self.state == State::Ready
             && !self
                 .auth
                 .as_ref()
                 .is_some_and(|a| a.stage != Stage::FirstCredential)
             && self.throttle_until.is_none()
+            && !self.reauth_due(now)
+            && self.slot_free()
+    }
+
+    /// Whether another request may go on the wire under `max_in_flight`.
+    fn slot_free(&self) -> bool {
+        self.config
+            .max_in_flight
+            .is_none_or(|max| self.in_flight.len() < max)
+    }
+
+    /// Whether KIP-368 re-authentication is due and not yet started.
+    fn reauth_due(&self, now: Instant) -> bool {
+        self.auth.is_none()
             && self
-                .config
-                .max_in_flight
-                .is_none_or(|max| self.in_flight.len() < max)
+                .session
+                .is_some_and(|s| s.reauth_at.is_some_and(|r| r <= now))
+    }
+
+    /// Starts a due re-authentication once its SaslHandshake fits under
+    /// `max_in_flight` (the exchange's requests count like any other);
+    /// until then new requests are held, so the in-flight ones drain.
+    fn maybe_start_reauth(&mut self, now: Instant) {
+        if self.is_closed() || !self.reauth_due(now) || !self.slot_free() {
+            return;
+        }
+        if let Some(s) = self.session.as_mut() {
+            s.reauth_at = None;
+        }
+        self.start_auth(true, now);
     }
 
     fn check_version(&self, request: &Request) -> Result<(), SendError> {
@@ -683,7 +760,7 @@ impl Connection {
     ) {
         let id = self.take_id();
         let request = Request::new(api_key, version, body);
-        let deadline = now + self.config.request_timeout;
+        let deadline = later(now, self.config.request_timeout);
         self.write_request(id, &request, owner, deadline, now);
     }
 
@@ -720,6 +797,8 @@ impl Connection {
                 break;
             }
         }
+        // A response may have freed the slot a due re-authentication waits for.
+        self.maybe_start_reauth(now);
         self.flush_held(now);
     }
 
@@ -978,7 +1057,7 @@ impl Connection {
                     api_version: -1,
                     response_header: 0,
                     sent_at: now,
-                    deadline: now + self.config.request_timeout,
+                    deadline: later(now, self.config.request_timeout),
                     abandon_at: None,
                     owner: Owner::LegacyToken,
                 });

@@ -103,7 +103,7 @@ impl fmt::Display for Phase {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Phase::Negotiating => {
-                "while negotiating API versions, before any answer (a TLS listener does this to a plaintext client: try SSL)"
+                "while negotiating API versions (if the broker closed before answering, check the port and the security protocol: a TLS listener drops plaintext clients this way)"
             }
             Phase::SaslHandshake => {
                 "during the SASL handshake (a broker that does not enable the mechanism may just close)"

@@ -571,3 +571,79 @@ fn poll_timeout_is_never_in_the_past_after_handle_timeout() {
         }
     }
 }
+
+#[test]
+fn huge_durations_saturate_instead_of_panicking() {
+    // Found by the connection_ops fuzz target: `Duration::MAX` (a natural
+    // "no timeout") as a request timeout, throttle, grace or handshake
+    // timeout overflowed `Instant + Duration` and panicked inside the core.
+    let broker = SimBroker::new(Box::new(|r| {
+        match api_versions_reply(r, DEFAULT_VERSIONS) {
+            Some(a) => vec![a],
+            None => vec![Action::Ignore],
+        }
+    }));
+    let config = Config::new()
+        .with_handshake_timeout(Duration::MAX)
+        .with_unanswered_grace(Duration::MAX)
+        .with_idle_timeout(Some(Duration::MAX));
+    let mut p = ready_pair(config, broker);
+    let id = p
+        .conn
+        .send_request(metadata(b"x").with_timeout(Duration::MAX), p.now)
+        .unwrap();
+    p.drive();
+    assert_eq!(p.conn.in_flight(), 1);
+    let wake = p.conn.poll_timeout().expect("a deadline");
+    assert!(wake > p.now + Duration::from_secs(50 * 365 * 24 * 3600));
+    assert!(p.conn.cancel(id, p.now));
+    p.conn.handle_throttle(Duration::MAX, p.now);
+    let held = p.conn.send_request(metadata(b"y"), p.now).unwrap();
+    assert_eq!(p.conn.held(), 1);
+    p.advance(Duration::from_secs(3600));
+    assert!(!p.conn.is_closed(), "{:?}", p.events);
+    assert!(matches!(
+        &p.events[..],
+        [Event::RequestFailed { correlation_id, error: RequestError::TimedOut(_) }] if *correlation_id == held
+    ));
+}
+
+#[test]
+fn a_timed_out_request_behind_a_waiting_one_does_not_make_poll_timeout_spin() {
+    // Found by the connection_ops fuzz target: poll_timeout reported the
+    // grace deadline of a timed-out request that was not the oldest in
+    // flight, which handle_timeout (rightly) never acts on, so poll_timeout
+    // stayed in the past after handle_timeout and a driver would spin.
+    let mut p = ready_pair(
+        Config::new().with_unanswered_grace(Duration::from_secs(10)),
+        silent_broker(),
+    );
+    let start = p.now;
+    p.conn
+        .send_request(
+            metadata(b"a").with_timeout(Duration::from_secs(3600)),
+            p.now,
+        )
+        .unwrap();
+    let quick = p
+        .conn
+        .send_request(metadata(b"b").with_timeout(Duration::from_secs(1)), p.now)
+        .unwrap();
+    p.drive();
+    assert!(p.advance_to_timeout());
+    assert!(matches!(
+        &p.events[..],
+        [Event::RequestFailed { correlation_id, error: RequestError::TimedOut(_) }] if *correlation_id == quick
+    ));
+    // Next: the slow request's own deadline, not the quick one's grace.
+    assert_eq!(
+        p.conn.poll_timeout(),
+        Some(start + Duration::from_secs(3600))
+    );
+    // Past the quick one's grace: nothing to do, and nothing in the past.
+    p.advance(Duration::from_secs(20));
+    let t = p.conn.poll_timeout().expect("the slow request's deadline");
+    assert!(t > p.now, "poll_timeout {t:?} not after now {:?}", p.now);
+    assert!(!p.conn.is_closed());
+    assert_eq!(p.events.len(), 1);
+}

@@ -640,3 +640,29 @@ fn a_session_that_expires_before_reauthentication_closes() {
         CloseReason::SessionExpired(_)
     ));
 }
+
+#[test]
+fn a_credential_the_application_cannot_provide_fails_the_authentication() {
+    let (broker, _) = sasl_broker(script(&["OAUTHBEARER"], |_, _| (0, None, vec![], 0)));
+    let mut p = Pair::new(Config::new().with_sasl(SaslConfig::oauthbearer()), broker);
+    p.drive();
+    assert!(matches!(
+        p.events.as_slice(),
+        [Event::CredentialRequired(_)]
+    ));
+    p.conn
+        .credential_failed("token endpoint returned 503", p.now)
+        .unwrap();
+    p.drive();
+    let r = closed_reason(&p.events);
+    assert!(
+        matches!(&r, CloseReason::AuthFailed(f) if f.message.contains("503") && !f.reauthentication),
+        "{r}"
+    );
+    // Nothing pending any more.
+    assert!(p.conn.credential_failed("again", p.now).is_err());
+    assert!(p
+        .conn
+        .provide_credential(Credential::OAuthBearer(OAuthBearerToken::new("t")), p.now)
+        .is_err());
+}

@@ -191,16 +191,9 @@ async fn connect_in_span<R: Runtime>(
     };
 
     let handshake_start = Instant::now();
-    let mechanism = config.core.sasl().map(|s| s.mechanism().to_owned());
     let conn = Connection::new(config.core.clone(), handshake_start)?;
-    let (commands, shared, ready_rx) = spawn_driver(
-        &rt,
-        addr,
-        conn,
-        stream,
-        config.credentials.clone(),
-        mechanism,
-    );
+    let (commands, shared, ready_rx) =
+        spawn_driver(&rt, addr, conn, stream, config.credentials.clone());
     // An error: the task vanished without a word (its runtime is shutting down).
     let ready = ready_rx.await.unwrap_or(Err(CloseReason::Shutdown));
     let (api_versions, sasl) = match ready {
@@ -254,7 +247,6 @@ fn spawn_driver<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     conn: Connection,
     stream: S,
     credentials: Credentials,
-    mechanism: Option<String>,
 ) -> (
     mpsc::UnboundedSender<Command>,
     Arc<Shared>,
@@ -271,8 +263,7 @@ fn spawn_driver<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
         credentials,
         shared.clone(),
         ready_tx,
-    )
-    .with_mechanism(mechanism);
+    );
     rt.spawn(Box::pin(
         driver.instrument(tracing::info_span!("kafka_conn", %addr)),
     ));
@@ -290,8 +281,7 @@ async fn peer_speaks_kafka<R: Runtime>(rt: &R, addr: SocketAddr, within: Duratio
     let Ok(conn) = Connection::new(core, Instant::now()) else {
         return false;
     };
-    let (commands, _shared, ready) =
-        spawn_driver(rt, addr, conn, tcp, Credentials::default(), None);
+    let (commands, _shared, ready) = spawn_driver(rt, addr, conn, tcp, Credentials::default());
     let spoke = matches!(ready.await, Ok(Ok(_)));
     // Dropping the only handle closes the probe connection.
     drop(commands);

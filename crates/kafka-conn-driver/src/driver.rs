@@ -14,8 +14,8 @@ use futures_core::Stream as _;
 use futures_io::{AsyncRead, AsyncWrite};
 use kafka_conn_core::sasl::{Credential, CredentialRequest};
 use kafka_conn_core::{
-    ApiVersions, AuthFailure, CloseReason, Connection, CorrelationId, CredentialError, Event,
-    RequestError, Response, SaslSession,
+    ApiVersions, CloseReason, Connection, CorrelationId, CredentialError, Event, RequestError,
+    Response, SaslSession,
 };
 
 use crate::client::{Command, Shared};
@@ -48,12 +48,7 @@ pub(crate) struct Driver<R: Runtime, S> {
     ids: HashMap<u64, CorrelationId>,
     timer: Option<(Instant, BoxFuture<'static, ()>)>,
     credentials: Credentials,
-    /// The configured SASL mechanism, for failures the driver reports.
-    mechanism: Option<String>,
     credential: Option<BoxFuture<'static, Result<Credential, CallbackError>>>,
-    /// Set when the driver itself closed the connection because a
-    /// credential callback failed: reported instead of `Shutdown`.
-    local_failure: Option<CloseReason>,
     shared: Arc<Shared>,
     ready: Option<oneshot::Sender<ReadyResult>>,
     close_watchers: Vec<oneshot::Sender<CloseReason>>,
@@ -82,21 +77,13 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Driver<R, S> {
             ids: HashMap::new(),
             timer: None,
             credentials,
-            mechanism: None,
             credential: None,
-            local_failure: None,
             shared,
             ready: Some(ready),
             close_watchers: Vec::new(),
             unflushed: false,
             closed: None,
         }
-    }
-
-    /// Names the SASL mechanism in failures the driver itself reports.
-    pub(crate) fn with_mechanism(mut self, mechanism: Option<String>) -> Self {
-        self.mechanism = mechanism;
-        self
     }
 
     /// Takes commands from the handles. Returns whether any came.
@@ -287,19 +274,13 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Driver<R, S> {
         true
     }
 
-    /// Closes the connection for a failure the core cannot see (a failed
-    /// credential callback) and reports it as an authentication failure.
+    /// A credential callback failed (or none is configured): the core
+    /// fails the authentication and closes with `AuthFailed`.
     fn fail_locally(&mut self, message: String) {
-        let mechanism = self.mechanism.clone().unwrap_or_else(|| "SASL".to_owned());
-        tracing::warn!(%mechanism, %message, "closing: local authentication failure");
-        self.local_failure = Some(CloseReason::AuthFailed(AuthFailure {
-            mechanism,
-            error_code: None,
-            message,
-            detail: None,
-            reauthentication: self.ready.is_none(),
-        }));
-        self.conn.close(Instant::now());
+        tracing::warn!(%message, "credential not available: authentication fails");
+        if let Err(e) = self.conn.credential_failed(&message, Instant::now()) {
+            tracing::debug!(error = %e, "no credential was pending");
+        }
     }
 
     fn on_credential_required(&mut self, request: &CredentialRequest) {
@@ -326,12 +307,6 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Driver<R, S> {
                 } => {
                     if let Some((key, reply)) = self.pending.remove(&correlation_id) {
                         self.ids.remove(&key);
-                        let error = match (error, &self.local_failure) {
-                            (RequestError::ConnectionClosed(CloseReason::Shutdown), Some(r)) => {
-                                RequestError::ConnectionClosed(r.clone())
-                            }
-                            (e, _) => e,
-                        };
                         let _ = reply.send(Err(RequestFailure::Failed(error)));
                     }
                 }
@@ -357,13 +332,7 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Driver<R, S> {
                     );
                     self.shared.lock().sasl = Some(session);
                 }
-                Event::Closed(reason) => {
-                    let reason = match (reason, self.local_failure.take()) {
-                        (CloseReason::Shutdown, Some(local)) => local,
-                        (r, _) => r,
-                    };
-                    self.on_closed(reason);
-                }
+                Event::Closed(reason) => self.on_closed(reason),
                 other => tracing::debug!(event = ?other, "unhandled event"),
             }
         }
