@@ -48,6 +48,11 @@ fn later(t: Instant, d: Duration) -> Instant {
         .unwrap_or(t)
 }
 
+/// The close reason for a response that cannot be decoded.
+fn malformed(api_key: ApiKey, error: crate::wire::DecodeError) -> CloseReason {
+    CloseReason::Protocol(ProtocolViolation::MalformedResponse { api_key, error })
+}
+
 /// Where the connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -479,11 +484,7 @@ impl Connection {
         credential: Credential,
         now: Instant,
     ) -> Result<(), CredentialError> {
-        let waiting = self
-            .auth
-            .as_ref()
-            .is_some_and(|a| matches!(a.stage, Stage::FirstCredential | Stage::Credential));
-        if self.is_closed() || !waiting {
+        if !self.credential_pending() {
             return Err(CredentialError::NotPending);
         }
         let ex = self.auth.as_mut().expect("checked");
@@ -510,11 +511,7 @@ impl Connection {
         message: &str,
         _now: Instant,
     ) -> Result<(), CredentialError> {
-        let waiting = self
-            .auth
-            .as_ref()
-            .is_some_and(|a| matches!(a.stage, Stage::FirstCredential | Stage::Credential));
-        if self.is_closed() || !waiting {
+        if !self.credential_pending() {
             return Err(CredentialError::NotPending);
         }
         let ex = self.auth.as_ref().expect("checked");
@@ -630,6 +627,15 @@ impl Connection {
         }
     }
 
+    /// Whether a mechanism is waiting for the application's credential.
+    fn credential_pending(&self) -> bool {
+        !self.is_closed()
+            && self
+                .auth
+                .as_ref()
+                .is_some_and(|a| matches!(a.stage, Stage::FirstCredential | Stage::Credential))
+    }
+
     fn take_id(&mut self) -> i32 {
         let id = self.next_id;
         // Ids wrap: Kafka only needs them unique among requests in flight.
@@ -654,7 +660,12 @@ impl Connection {
                 .is_some_and(|a| a.stage != Stage::FirstCredential)
             && self.throttle_until.is_none()
             && !self.reauth_due(now)
-            && self.slot_free()
+            && self.config.max_in_flight.is_none_or(|max| {
+                // A re-authentication waiting for its first credential keeps
+                // a slot for its SaslHandshake.
+                let reserved = usize::from(self.auth.is_some());
+                self.in_flight.len() + reserved < max
+            })
     }
 
     /// Whether another request may go on the wire under `max_in_flight`.
@@ -822,9 +833,7 @@ impl Connection {
             }
             Err(error) => {
                 let api_key = head.api_key;
-                return self.close_with(CloseReason::Protocol(
-                    ProtocolViolation::MalformedResponse { api_key, error },
-                ));
+                return self.close_with(malformed(api_key, error));
             }
         };
         if id != head.id {
@@ -860,12 +869,7 @@ impl Connection {
     // ----- version negotiation (KIP-511) ---------------------------------
 
     fn on_api_versions(&mut self, body: &[u8], version: i16, now: Instant) {
-        let malformed = |error| {
-            CloseReason::Protocol(ProtocolViolation::MalformedResponse {
-                api_key: ApiKey::API_VERSIONS,
-                error,
-            })
-        };
+        let malformed = |error| malformed(ApiKey::API_VERSIONS, error);
         let error_code = match versions::peek_error_code(body) {
             Ok(c) => c,
             Err(e) => return self.close_with(malformed(e)),
@@ -1068,14 +1072,7 @@ impl Connection {
     fn on_handshake(&mut self, body: &[u8], now: Instant) {
         let resp = match auth::decode_handshake(body) {
             Ok(r) => r,
-            Err(error) => {
-                return self.close_with(CloseReason::Protocol(
-                    ProtocolViolation::MalformedResponse {
-                        api_key: ApiKey::SASL_HANDSHAKE,
-                        error,
-                    },
-                ))
-            }
+            Err(error) => return self.close_with(malformed(ApiKey::SASL_HANDSHAKE, error)),
         };
         let ex = self.auth.as_mut().expect("exchange in progress");
         if resp.error_code != 0 {
@@ -1118,14 +1115,7 @@ impl Connection {
     fn on_authenticate(&mut self, body: &[u8], version: i16, sent_at: Instant, now: Instant) {
         let resp = match auth::decode_authenticate(body, version) {
             Ok(r) => r,
-            Err(error) => {
-                return self.close_with(CloseReason::Protocol(
-                    ProtocolViolation::MalformedResponse {
-                        api_key: ApiKey::SASL_AUTHENTICATE,
-                        error,
-                    },
-                ))
-            }
+            Err(error) => return self.close_with(malformed(ApiKey::SASL_AUTHENTICATE, error)),
         };
         let ex = self.auth.as_mut().expect("exchange in progress");
         if resp.error_code != 0 {

@@ -386,3 +386,22 @@ pub fn response_frame(correlation_id: i32, header_version: u8, body: &[u8]) -> V
     b.put_slice(body);
     b.to_vec()
 }
+
+/// An unsecured JWS (`{"alg":"none"}`, empty signature) for `sub`, issued
+/// now and expiring `expires_in_secs` from now (negative: already expired).
+/// Apache Kafka's default unsecured OAUTHBEARER validator accepts such
+/// tokens, and so does the SASL test broker; tests use them in place of a
+/// real token provider.
+pub fn unsecured_jwt(sub: &str, expires_in_secs: i64) -> String {
+    use base64::Engine as _;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let header = b64.encode(br#"{"alg":"none"}"#);
+    let claims = b64.encode(format!(
+        r#"{{"sub":"{sub}","iat":{now},"exp":{}}}"#,
+        now + expires_in_secs
+    ));
+    format!("{header}.{claims}.")
+}

@@ -5,11 +5,11 @@
 
 mod support;
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use base64::Engine as _;
 use bytes::Bytes;
 use kafka_conn_core::sasl::{Credential, OAuthBearerToken, SaslConfig, ScramHash};
+use kafka_conn_core::sim::unsecured_jwt;
 use kafka_conn_core::{ApiKey, CloseReason, Config, Event, Phase, Request};
 use support::blocking::Blocking;
 use support::endpoint;
@@ -29,22 +29,6 @@ fn metadata() -> Request {
         1,
         Bytes::from_static(&[0xff, 0xff, 0xff, 0xff]),
     )
-}
-
-/// An unsecured JWS (`alg: none`) as Apache Kafka's default unsecured
-/// validator accepts, expiring `exp_in_secs` from now (negative: expired).
-fn unsecured_jwt(sub: &str, exp_in_secs: i64) -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let header = b64.encode(br#"{"alg":"none"}"#);
-    let claims = b64.encode(format!(
-        r#"{{"sub":"{sub}","iat":{now},"exp":{}}}"#,
-        now + exp_in_secs
-    ));
-    format!("{header}.{claims}.")
 }
 
 fn connect(addr: &str, sasl: SaslConfig, token: Option<String>) -> Blocking {

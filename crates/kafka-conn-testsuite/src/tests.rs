@@ -634,28 +634,11 @@ pub async fn failing_oauth_callback_is_an_auth_failure<R: Runtime>(rt: R) {
     assert!(e.to_string().contains("token provider"), "{e}");
 }
 
-/// An unsecured JWS (`alg: none`), as tansu's OAUTHBEARER (like Apache
-/// Kafka's default unsecured validator) accepts, expiring in `secs`.
-fn unsecured_jwt(sub: &str, secs: i64) -> String {
-    use base64::Engine as _;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_secs() as i64;
-    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let header = b64.encode(br#"{"alg":"none"}"#);
-    let claims = b64.encode(format!(
-        r#"{{"sub":"{sub}","iat":{now},"exp":{}}}"#,
-        now + secs
-    ));
-    format!("{header}.{claims}.")
-}
-
 /// The SASL configs of every mechanism the SASL broker offers.
 fn sasl_cases(user: &str, password: &str) -> Vec<(&'static str, ConnectConfig)> {
     use kafka_conn_driver::core::sasl::ScramHash;
     let with = |sasl: SaslConfig| ConnectConfig::new(Config::new().with_sasl(sasl));
-    let token = unsecured_jwt(user, 3600);
+    let token = kafka_conn_core::sim::unsecured_jwt(user, 3600);
     vec![
         (
             "SCRAM-SHA-256",
