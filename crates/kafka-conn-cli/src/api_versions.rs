@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use kafka_conn_tokio::core::{ApiKey, ApiVersions, API_VERSIONS_MAX};
 use serde::Serialize;
 
-use crate::diagnose::{self, Diagnosis};
+use crate::diagnose::Diagnosis;
 use crate::settings::Settings;
 
 /// One API of one broker.
@@ -122,20 +122,10 @@ async fn query(settings: &Settings, broker: &str) -> BrokerVersions {
         finalized_features: Vec::new(),
         error: None,
     };
-    let (config, _capture) = match settings.connect_config() {
+    let client = match crate::connect(settings, broker).await {
         Ok(c) => c,
-        Err(e) => {
-            out.error = Some(diagnose::tls_setup(&e));
-            return out;
-        }
-    };
-    let client = match kafka_conn_tokio::connect(broker, config).await {
-        Ok(c) => c,
-        Err(e) => {
-            out.error = Some(diagnose::connect_error(
-                &e,
-                &settings.diagnosis_context(None),
-            ));
+        Err(d) => {
+            out.error = Some(d);
             return out;
         }
     };

@@ -4,7 +4,8 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use kafka_conn_tokio::{Client, ConnectInfo};
+use kafka_conn_tokio::{Client, ConnectError, ConnectInfo, Timings};
+use kafka_conn_tokio::{Progress, TcpAttempt};
 use serde::Serialize;
 
 use crate::cli::{CheckArgs, SecurityProtocol};
@@ -66,12 +67,13 @@ impl From<&CertSummary> for CertificateReport {
     }
 }
 
-/// The TLS session.
+/// The TLS session (after a failed handshake: the certificate the broker
+/// presented, and `null` for what was not negotiated).
 #[derive(Debug, Clone, Serialize)]
 struct TlsReport {
-    protocol_version: String,
-    cipher_suite: String,
-    server_name: String,
+    protocol_version: Option<String>,
+    cipher_suite: Option<String>,
+    server_name: Option<String>,
     peer_certificates: usize,
     certificate: Option<CertificateReport>,
 }
@@ -92,14 +94,53 @@ struct SaslReport {
     reauthenticate_after_ms: Option<u128>,
 }
 
-/// How long the connection took, step by step.
+/// How long the connection took, step by step (`null`: not done, or not
+/// completed before a failure); `total` runs until ready or the failure.
 #[derive(Debug, Clone, Serialize)]
 struct TimingsReport {
-    dns: f64,
-    tcp: f64,
+    dns: Option<f64>,
+    tcp: Option<f64>,
     tls: Option<f64>,
-    handshake: f64,
+    api_versions: Option<f64>,
+    sasl: Option<f64>,
     total: f64,
+}
+
+impl From<&Timings> for TimingsReport {
+    fn from(t: &Timings) -> Self {
+        Self {
+            dns: t.resolve.map(ms),
+            tcp: t.tcp.map(ms),
+            tls: t.tls.map(ms),
+            api_versions: t.api_versions.map(ms),
+            sasl: t.sasl.map(ms),
+            total: ms(t.total),
+        }
+    }
+}
+
+/// The time of a connection step, when it completed.
+fn step_time(s: Step, t: &Timings) -> Option<Duration> {
+    match s {
+        Step::Dns => t.resolve,
+        Step::Tcp => t.tcp,
+        Step::Tls => t.tls,
+        Step::ApiVersions => t.api_versions,
+        Step::Sasl => t.sasl,
+        Step::Ready | Step::Metadata => None,
+    }
+}
+
+/// Decodes the broker's certificate, the first of the chain it presented.
+fn decode_certificate(chain: &[impl AsRef<[u8]>]) -> Option<CertSummary> {
+    let der = chain.first()?;
+    match x509::parse(der.as_ref()) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            tracing::debug!(error = %e, "certificate not decoded");
+            None
+        }
+    }
 }
 
 /// One broker's check.
@@ -188,45 +229,19 @@ async fn check_broker(settings: &Settings, broker: &str, metadata: bool) -> Brok
         warnings: Vec::new(),
         error: None,
     };
-    let start = Instant::now();
-    let (config, capture) = match settings.connect_config() {
-        Ok(c) => c,
-        Err(e) => {
-            fail(&mut report, settings, broker, diagnose::tls_setup(&e), None);
-            return report;
-        }
-    };
     tracing::info!(broker, protocol = %settings.protocol, "checking");
-    let connected = kafka_conn_tokio::connect(broker, config).await;
-    let elapsed = start.elapsed();
-    let certificate = capture
-        .certificates()
-        .first()
-        .and_then(|der| match x509::parse(der) {
-            Ok(c) => Some(c),
-            Err(e) => {
-                tracing::debug!(error = %e, "certificate not decoded");
-                None
-            }
-        });
-    let client = match connected {
+    let client = match kafka_conn_tokio::connect(broker, settings.connect_config()).await {
         Ok(client) => client,
         Err(e) => {
-            let diagnosis =
-                diagnose::connect_error(&e, &settings.diagnosis_context(certificate.clone()));
-            if let Some(c) = &certificate {
-                report.tls = Some(TlsReport {
-                    protocol_version: String::new(),
-                    cipher_suite: String::new(),
-                    server_name: String::new(),
-                    peer_certificates: capture.certificates().len(),
-                    certificate: Some(c.into()),
-                });
-            }
-            fail(&mut report, settings, broker, diagnosis, Some(elapsed));
+            connect_failed(&mut report, settings, broker, &e);
             return report;
         }
     };
+    let certificate = client
+        .info()
+        .tls
+        .as_ref()
+        .and_then(|t| decode_certificate(&t.peer_certificates));
     connected_steps(&mut report, settings, broker, &client, certificate.as_ref());
     report.ok = true;
     if metadata {
@@ -245,24 +260,71 @@ async fn check_broker(settings: &Settings, broker: &str, metadata: bool) -> Brok
     report
 }
 
+/// Reports a failed connect: the certificate the broker presented, if
+/// the failure is about it, then the steps.
+fn connect_failed(report: &mut BrokerReport, settings: &Settings, broker: &str, e: &ConnectError) {
+    let presented = e.presented_certificates();
+    let certificate = decode_certificate(presented);
+    let diagnosis = diagnose::connect_error(e, &settings.diagnosis_context(certificate.clone()));
+    if !presented.is_empty() {
+        report.tls = Some(TlsReport {
+            protocol_version: None,
+            cipher_suite: None,
+            server_name: match e {
+                ConnectError::NameMismatch { server_name, .. } => Some(server_name.clone()),
+                _ => None,
+            },
+            peer_certificates: presented.len(),
+            certificate: certificate.as_ref().map(CertificateReport::from),
+        });
+    }
+    fail(report, settings, broker, diagnosis, e);
+}
+
 /// Fills the steps of a failed connection: those before the failed step
-/// passed (without timings: the driver reports them only on success).
+/// passed, with the times the driver measured; the failed step gets the
+/// rest of the time until the failure.
 fn fail(
     report: &mut BrokerReport,
     settings: &Settings,
     broker: &str,
     diagnosis: Diagnosis,
-    elapsed: Option<Duration>,
+    e: &ConnectError,
 ) {
+    let progress = e.progress();
+    if let Some(p) = progress {
+        report.address = p.address;
+        report.resolved.clone_from(&p.resolved);
+        report.timings_ms = Some(TimingsReport::from(&p.timings));
+    }
+    let timings = progress.map(|p| p.timings).unwrap_or_default();
+    let mut before = Duration::ZERO;
     for s in Step::ALL {
         let skipped = skipped_reason(settings, s);
         let r = if s < diagnosis.step {
             match skipped {
                 Some(why) => step(s, Status::Skipped, None, vec![why]),
-                None => step(s, Status::Ok, None, passed_detail(s, broker)),
+                // Failed before any step (a TLS file that cannot be
+                // read): nothing before it ran.
+                None if progress.is_none() => step(s, Status::NotRun, None, Vec::new()),
+                None => {
+                    let took = step_time(s, &timings);
+                    before += took.unwrap_or_default();
+                    step(
+                        s,
+                        Status::Ok,
+                        took.map(ms),
+                        passed_detail(s, broker, progress),
+                    )
+                }
             }
         } else if s == diagnosis.step {
             let mut detail = vec![diagnosis.detail.clone()];
+            if let (Step::Tcp, Some(p)) = (s, progress) {
+                if p.failed_attempts.len() > 1 {
+                    detail.extend(p.failed_attempts.iter().map(attempt_line));
+                }
+            }
             if let (
                 Step::Tls,
                 Some(TlsReport {
@@ -273,7 +335,8 @@ fn fail(
             {
                 detail.extend(certificate_lines(c));
             }
-            step(s, Status::Failed, elapsed.map(ms), detail)
+            let took = progress.map(|_| timings.total.saturating_sub(before));
+            step(s, Status::Failed, took.map(ms), detail)
         } else {
             match skipped {
                 Some(why) => step(s, Status::Skipped, None, vec![why]),
@@ -296,16 +359,47 @@ fn skipped_reason(settings: &Settings, s: Step) -> Option<String> {
     }
 }
 
-fn passed_detail(s: Step, broker: &str) -> Vec<String> {
-    match s {
-        Step::Dns if host_of(broker).parse::<IpAddr>().is_ok() => {
-            vec![format!("{} is an IP address: no lookup", host_of(broker))]
+/// One failed TCP attempt, for the list under a failed TCP step.
+fn attempt_line(a: &TcpAttempt) -> String {
+    format!("{}: {} (after {})", a.addr, a.reason, human(a.took))
+}
+
+/// What a step that passed before a failure found.
+fn passed_detail(s: Step, broker: &str, progress: Option<&Progress>) -> Vec<String> {
+    let host = host_of(broker);
+    match (s, progress) {
+        (Step::Dns, _) if host.parse::<IpAddr>().is_ok() => {
+            vec![format!("{host} is an IP address: no lookup")]
         }
-        Step::Dns => vec![format!("{} resolved", host_of(broker))],
-        Step::Tcp => vec![format!("connected to {broker}")],
-        Step::ApiVersions => vec!["negotiated".to_owned()],
+        (Step::Dns, Some(p)) => vec![resolved_line(host, &p.resolved)],
+        (Step::Dns, None) => vec![format!("{host} resolved")],
+        (Step::Tcp, Some(p)) => tcp_lines(
+            p.address
+                .map_or_else(|| broker.to_owned(), |a| a.to_string()),
+            &p.failed_attempts,
+        ),
+        (Step::Tcp, None) => vec![format!("connected to {broker}")],
+        (Step::ApiVersions, _) => vec!["negotiated".to_owned()],
         _ => Vec::new(),
     }
+}
+
+fn resolved_line(host: &str, resolved: &[SocketAddr]) -> String {
+    let list: Vec<String> = resolved.iter().map(|a| a.ip().to_string()).collect();
+    format!("{host} → {}", list.join(", "))
+}
+
+fn tcp_lines(connected: String, failed_first: &[TcpAttempt]) -> Vec<String> {
+    let mut lines = vec![format!("connected to {connected}")];
+    for a in failed_first {
+        lines.push(format!(
+            "{} failed first: {} (after {})",
+            a.addr,
+            a.reason,
+            human(a.took)
+        ));
+    }
+    lines
 }
 
 fn certificate_lines(c: &CertificateReport) -> Vec<String> {
@@ -337,35 +431,21 @@ fn connected_steps(
     let t = info.timings;
     report.address = Some(info.address);
     report.resolved = info.resolved.clone();
-    report.timings_ms = Some(TimingsReport {
-        dns: ms(t.resolve),
-        tcp: ms(t.tcp),
-        tls: t.tls.map(ms),
-        handshake: ms(t.handshake),
-        total: ms(t.total),
-    });
+    report.timings_ms = Some(TimingsReport::from(&t));
 
     let host = host_of(broker);
-    let (dns_time, dns) = if host.parse::<IpAddr>().is_ok() {
-        (None, vec![format!("{host} is an IP address: no lookup")])
+    let dns = if host.parse::<IpAddr>().is_ok() {
+        format!("{host} is an IP address: no lookup")
     } else {
-        let list: Vec<String> = info.resolved.iter().map(|a| a.ip().to_string()).collect();
-        (
-            Some(ms(t.resolve)),
-            vec![format!("{host} → {}", list.join(", "))],
-        )
+        resolved_line(host, &info.resolved)
     };
     report
         .steps
-        .push(step(Step::Dns, Status::Ok, dns_time, dns));
-
-    let mut tcp = vec![format!("connected to {}", info.address)];
-    for (addr, why) in &info.failed_attempts {
-        tcp.push(format!("{addr} failed first: {why}"));
-    }
+        .push(step(Step::Dns, Status::Ok, t.resolve.map(ms), vec![dns]));
+    let tcp = tcp_lines(info.address.to_string(), &info.failed_attempts);
     report
         .steps
-        .push(step(Step::Tcp, Status::Ok, Some(ms(t.tcp)), tcp));
+        .push(step(Step::Tcp, Status::Ok, t.tcp.map(ms), tcp));
 
     match &info.tls {
         Some(tls) => {
@@ -387,14 +467,14 @@ fn connected_steps(
                 }
                 None => lines.push(format!(
                     "{} certificate(s) presented (not decoded)",
-                    tls.peer_certificates
+                    tls.peer_certificates.len()
                 )),
             }
             report.tls = Some(TlsReport {
-                protocol_version: tls.protocol_version.clone(),
-                cipher_suite: tls.cipher_suite.clone(),
-                server_name: tls.server_name.clone(),
-                peer_certificates: tls.peer_certificates,
+                protocol_version: Some(tls.protocol_version.clone()),
+                cipher_suite: Some(tls.cipher_suite.clone()),
+                server_name: Some(tls.server_name.clone()),
+                peer_certificates: tls.peer_certificates.len(),
                 certificate: cert,
             });
             report
@@ -427,12 +507,10 @@ fn connected_steps(
         fell_back: versions.fell_back,
         apis: versions.len(),
     });
-    // The driver times ApiVersions and SASL together (the Kafka handshake).
-    let sasl_on = info.sasl.is_some();
     report.steps.push(step(
         Step::ApiVersions,
         Status::Ok,
-        (!sasl_on).then(|| ms(t.handshake)),
+        t.api_versions.map(ms),
         vec![version_text],
     ));
 
@@ -453,12 +531,9 @@ fn connected_steps(
                 session_lifetime_ms: s.session_lifetime.map(|d| d.as_millis()),
                 reauthenticate_after_ms: s.reauthenticate_after.map(|d| d.as_millis()),
             });
-            report.steps.push(step(
-                Step::Sasl,
-                Status::Ok,
-                Some(ms(t.handshake)),
-                vec![line, "time includes ApiVersions".to_owned()],
-            ));
+            report
+                .steps
+                .push(step(Step::Sasl, Status::Ok, t.sasl.map(ms), vec![line]));
         }
         None => report.steps.push(step(
             Step::Sasl,

@@ -13,7 +13,6 @@ use kafka_conn_tokio::{ConnectError, RequestFailure};
 
 use crate::cli::{SaslMechanism, SecurityProtocol};
 use crate::latency::human;
-use crate::tls::TlsSetupError;
 use crate::x509::{CertSummary, UtcTime};
 
 /// The steps of a connection, in order.
@@ -162,11 +161,6 @@ impl Diagnosis {
     }
 }
 
-/// Explains a TLS configuration that could not be built.
-pub(crate) fn tls_setup(e: &TlsSetupError) -> Diagnosis {
-    Diagnosis::new(Step::Tls, "tls_configuration", e.to_string()).detail(e)
-}
-
 /// Explains a failed `connect`.
 pub(crate) fn connect_error(e: &ConnectError, ctx: &Context) -> Diagnosis {
     let d = match e {
@@ -181,25 +175,25 @@ pub(crate) fn connect_error(e: &ConnectError, ctx: &Context) -> Diagnosis {
             "invalid_configuration",
             format!("invalid configuration: {c}"),
         ),
-        ConnectError::Resolve { host, source } => Diagnosis::new(
+        ConnectError::Resolve { host, source, .. } => Diagnosis::new(
             Step::Dns,
             "dns_failed",
             format!("cannot resolve {host} ({source})"),
         )
         .advice("check the host name, DNS and /etc/hosts"),
-        ConnectError::NoAddresses { host } => Diagnosis::new(
+        ConnectError::NoAddresses { host, .. } => Diagnosis::new(
             Step::Dns,
             "dns_empty",
             format!("{host} resolved to no addresses"),
         )
         .advice("check DNS and /etc/hosts"),
-        ConnectError::Refused { addr } => Diagnosis::new(
+        ConnectError::Refused { addr, .. } => Diagnosis::new(
             Step::Tcp,
             "connection_refused",
             format!("connection refused by {addr}"),
         )
         .advice("nothing is listening on that port: is the broker up, and is the port right?"),
-        ConnectError::ConnectTimeout { addr, after } => Diagnosis::new(
+        ConnectError::ConnectTimeout { addr, after, .. } => Diagnosis::new(
             Step::Tcp,
             "tcp_timeout",
             format!("no TCP answer from {addr} within {}", human(*after)),
@@ -207,7 +201,7 @@ pub(crate) fn connect_error(e: &ConnectError, ctx: &Context) -> Diagnosis {
         .advice(
             "a firewall dropping packets, or the wrong host? (raise --timeout for a slow network)",
         ),
-        ConnectError::Tcp { addr, source } => Diagnosis::new(
+        ConnectError::Tcp { addr, source, .. } => Diagnosis::new(
             Step::Tcp,
             "tcp_failed",
             format!("cannot connect to {addr}: {source}"),
@@ -218,7 +212,7 @@ pub(crate) fn connect_error(e: &ConnectError, ctx: &Context) -> Diagnosis {
             "tls_configuration",
             format!("invalid TLS settings: {text}"),
         )
-        .advice("check --tls-ca, --tls-cert, --tls-key and --tls-server-name"),
+        .advice(tls_settings_advice(text)),
         ConnectError::CertificateNotTrusted { .. } => {
             let trusted = match &ctx.ca {
                 Some(ca) => format!("no CA in {}", ca.display()),
@@ -273,6 +267,10 @@ pub(crate) fn connect_error(e: &ConnectError, ctx: &Context) -> Diagnosis {
             ctx.protocol.with_tls(false)
         )),
         ConnectError::Tls { detail, .. } => tls_failure(detail, ctx),
+        ConnectError::InvalidCertificate { detail, .. } => tls_failure(
+            &format!("the broker's certificate is not acceptable: {detail}"),
+            ctx,
+        ),
         ConnectError::BrokerSpeaksTls { .. } => Diagnosis::new(
             Step::ApiVersions,
             "broker_speaks_tls",
@@ -300,6 +298,26 @@ pub(crate) fn request_failure(e: &RequestFailure, api: ApiKey, ctx: &Context) ->
         ),
     };
     d.detail(e).retriable(e.is_retriable())
+}
+
+/// Which option to fix, from the driver's description of a TLS setting it
+/// could not use (it names the file's role first).
+fn tls_settings_advice(text: &str) -> &'static str {
+    if text.starts_with("CA file") {
+        "check --tls-ca"
+    } else if text.contains("system trust store") {
+        "give the CA that signed the broker's certificate with --tls-ca"
+    } else if text.starts_with("client certificate and key") {
+        "check that --tls-key is the key of --tls-cert"
+    } else if text.starts_with("client certificate") {
+        "check --tls-cert"
+    } else if text.starts_with("client key") {
+        "check --tls-key"
+    } else if text.starts_with("invalid server name") {
+        "check --tls-server-name"
+    } else {
+        "check --tls-ca, --tls-cert, --tls-key and --tls-server-name"
+    }
 }
 
 fn quote_name(name: &str) -> String {
@@ -619,7 +637,10 @@ mod tests {
     #[test]
     fn tls_on_a_plaintext_client_says_use_ssl() {
         let d = connect_error(
-            &ConnectError::BrokerSpeaksTls { addr: addr() },
+            &ConnectError::BrokerSpeaksTls {
+                addr: addr(),
+                progress: Box::default(),
+            },
             &ctx(SecurityProtocol::Plaintext),
         );
         assert_eq!(
@@ -628,7 +649,10 @@ mod tests {
         );
         assert_eq!(d.step, Step::ApiVersions);
         let d = connect_error(
-            &ConnectError::BrokerSpeaksTls { addr: addr() },
+            &ConnectError::BrokerSpeaksTls {
+                addr: addr(),
+                progress: Box::default(),
+            },
             &ctx(SecurityProtocol::SaslPlaintext),
         );
         assert!(
@@ -646,6 +670,7 @@ mod tests {
                 cause: BrokenCause::Eof,
                 during: Phase::Negotiating,
             },
+            progress: Box::default(),
         };
         let d = connect_error(&e, &ctx(SecurityProtocol::Plaintext));
         assert_eq!(d.kind, "closed_before_api_versions");
@@ -668,6 +693,7 @@ mod tests {
                 detail: Some("invalid-proof".into()),
                 reauthentication: false,
             }),
+            progress: Box::default(),
         };
         let mut c = ctx(SecurityProtocol::SaslPlaintext);
         c.mechanism = Some(SaslMechanism::ScramSha256);
@@ -689,6 +715,7 @@ mod tests {
                 mechanism: "PLAIN".into(),
                 offered: vec!["GSSAPI".into(), "SCRAM-SHA-512".into()],
             }),
+            progress: Box::default(),
         };
         let d = connect_error(&e, &ctx(SecurityProtocol::SaslPlaintext));
         assert_eq!(
@@ -705,6 +732,7 @@ mod tests {
                 mechanism: "SCRAM-SHA-512".into(),
                 offered: vec!["SCRAM-SHA-512".into()],
             }),
+            progress: Box::default(),
         };
         let d = connect_error(&e, &ctx(SecurityProtocol::SaslPlaintext));
         assert!(
@@ -722,7 +750,10 @@ mod tests {
     #[test]
     fn refused_and_untrusted_and_not_tls() {
         let d = connect_error(
-            &ConnectError::Refused { addr: addr() },
+            &ConnectError::Refused {
+                addr: addr(),
+                progress: Box::default(),
+            },
             &ctx(SecurityProtocol::Plaintext),
         );
         assert_eq!(d.step, Step::Tcp);
@@ -734,6 +765,8 @@ mod tests {
         let e = ConnectError::CertificateNotTrusted {
             addr: addr(),
             detail: "invalid peer certificate: UnknownIssuer".into(),
+            presented: Vec::new(),
+            progress: Box::default(),
         };
         let mut c = ctx(SecurityProtocol::Ssl);
         c.ca = Some("/tmp/ca.pem".into());
@@ -749,6 +782,7 @@ mod tests {
         let e = ConnectError::NotTls {
             addr: addr(),
             detail: "the peer closed the connection during the TLS handshake".into(),
+            progress: Box::default(),
         };
         let d = connect_error(&e, &ctx(SecurityProtocol::SaslSsl));
         assert_eq!(
@@ -768,6 +802,7 @@ mod tests {
                 },
                 during: Phase::Negotiating,
             },
+            progress: Box::default(),
         };
         let d = connect_error(&e, &ctx(SecurityProtocol::Ssl));
         assert_eq!(
@@ -778,6 +813,7 @@ mod tests {
         let e = ConnectError::Tls {
             addr: addr(),
             detail: "the broker sent the alert BadCertificate".into(),
+            progress: Box::default(),
         };
         let mut c = ctx(SecurityProtocol::Ssl);
         c.client_cert = true;
@@ -788,6 +824,39 @@ mod tests {
             "{}",
             d.line()
         );
+    }
+
+    /// The advice for an unusable TLS file, from the driver's real error.
+    #[tokio::test(flavor = "current_thread")]
+    async fn unusable_tls_files_name_the_option_to_fix() {
+        let cert = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/test-cert.pem");
+        let cases = [
+            (
+                kafka_conn_tokio::TlsConfig::ca_file("/nonexistent/ca.pem"),
+                "check --tls-ca",
+            ),
+            (
+                kafka_conn_tokio::TlsConfig::ca_file(cert)
+                    .with_client_cert("/nonexistent/client.pem", "/nonexistent/client.key"),
+                "check --tls-cert",
+            ),
+            (
+                kafka_conn_tokio::TlsConfig::ca_file(cert)
+                    .with_client_cert(cert, "/nonexistent/client.key"),
+                "check --tls-key",
+            ),
+        ];
+        for (tls, advice) in cases {
+            let config = kafka_conn_tokio::ConnectConfig::default().with_tls(tls);
+            // Refused before anything is sent: no broker needed.
+            let e = kafka_conn_tokio::connect("127.0.0.1:9", config)
+                .await
+                .unwrap_err();
+            assert!(matches!(e, ConnectError::TlsConfig(_)), "{e}");
+            let d = connect_error(&e, &ctx(SecurityProtocol::Ssl));
+            assert_eq!(d.kind, "tls_configuration");
+            assert_eq!(d.advice.as_deref(), Some(advice), "{}", d.line());
+        }
     }
 
     #[test]

@@ -22,7 +22,6 @@ mod kafka;
 mod latency;
 mod ping;
 mod settings;
-mod tls;
 mod x509;
 
 use std::process::ExitCode;
@@ -127,14 +126,11 @@ fn init_tracing(verbose: u8) {
 
 /// Connects to `broker` for `ping` and `bench`, explaining a failure.
 pub(crate) async fn connect(settings: &Settings, broker: &str) -> Result<Client, Diagnosis> {
-    let (config, capture) = settings
-        .connect_config()
-        .map_err(|e| diagnose::tls_setup(&e))?;
-    kafka_conn_tokio::connect(broker, config)
+    kafka_conn_tokio::connect(broker, settings.connect_config())
         .await
         .map_err(|e| {
-            let certificate = capture
-                .certificates()
+            let certificate = e
+                .presented_certificates()
                 .first()
                 .and_then(|der| x509::parse(der).ok());
             diagnose::connect_error(&e, &settings.diagnosis_context(certificate))

@@ -10,7 +10,6 @@ use kafka_conn_tokio::{ConnectConfig, TlsConfig};
 
 use crate::cli::{CommonOpts, SaslMechanism, Secret, SecurityProtocol};
 use crate::diagnose::Context;
-use crate::tls::{self, CertCapture, TlsSetupError};
 use crate::x509::CertSummary;
 
 /// The client software name sent in ApiVersions v3+ (KIP-511).
@@ -208,10 +207,10 @@ impl Settings {
         }
     }
 
-    /// The configuration of one connection, and the slot where its TLS
-    /// handshake leaves the broker's certificate. Built per connection: the
-    /// slot belongs to one handshake.
-    pub(crate) fn connect_config(&self) -> Result<(ConnectConfig, CertCapture), TlsSetupError> {
+    /// The configuration of a connection. TLS files are read when a
+    /// connection is made: a missing or malformed one is a
+    /// `ConnectError::TlsConfig`, reported before anything is sent.
+    pub(crate) fn connect_config(&self) -> ConnectConfig {
         let mut core = Config::new()
             .with_client_id(Some(self.client_id.clone()))
             .with_client_software(SOFTWARE_NAME, SOFTWARE_VERSION)
@@ -243,16 +242,20 @@ impl Settings {
                 async move { Ok(token) }
             });
         }
-        let capture = CertCapture::default();
         if let Some(t) = &self.tls {
-            let rustls = tls::client_config(t, &capture)?;
-            let mut tls = TlsConfig::from_rustls(rustls);
+            let mut tls = match &t.ca {
+                Some(ca) => TlsConfig::ca_file(ca),
+                None => TlsConfig::system_roots(),
+            };
+            if let Some((cert, key)) = &t.client_cert {
+                tls = tls.with_client_cert(cert, key);
+            }
             if let Some(name) = &t.server_name {
                 tls = tls.with_server_name(name.clone());
             }
             config = config.with_tls(tls);
         }
-        Ok((config, capture))
+        config
     }
 }
 

@@ -323,8 +323,7 @@ impl fmt::Display for UtcTime {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::CertificateDer;
+    use base64::Engine as _;
 
     // `openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650
     //   -subj "/C=DE/O=kafka-conn tests/CN=broker.example" -addext
@@ -334,10 +333,12 @@ mod tests {
     //   notBefore=Nov 25 09:54:04 2026 GMT, notAfter=Nov 22 09:54:04 2036 GMT
     const CERT: &str = include_str!("../tests/data/test-cert.pem");
 
+    /// The DER inside the PEM armour.
     fn der() -> Vec<u8> {
-        CertificateDer::from_pem_slice(CERT.as_bytes())
+        let body: String = CERT.lines().filter(|l| !l.starts_with("-----")).collect();
+        base64::engine::general_purpose::STANDARD
+            .decode(body)
             .unwrap()
-            .to_vec()
     }
 
     #[test]

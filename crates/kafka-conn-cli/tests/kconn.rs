@@ -7,9 +7,7 @@
 //! `KAFKA_SASL_SKIP_REASON` is non-empty.
 
 use std::process::{Command, Output};
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use base64::Engine as _;
 use serde_json::Value;
 
 /// A non-empty environment variable.
@@ -114,27 +112,29 @@ fn step_status<'a>(report: &'a Value, step: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no step {step} in {report}"))
 }
 
+/// A step of the first broker in a `check --json` report.
+fn step_of<'a>(report: &'a Value, step: &str) -> &'a Value {
+    report["brokers"][0]["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .find(|s| s["step"] == step)
+        .unwrap_or_else(|| panic!("no step {step} in {report}"))
+}
+
+/// The milliseconds a step took (panics if it has none).
+fn step_ms(report: &Value, step: &str) -> f64 {
+    step_of(report, step)["ms"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no time for {step} in {report}"))
+}
+
 /// An address where nothing listens: bind an ephemeral port, then free it.
 fn closed_port() -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("local addr");
     drop(listener);
     addr.to_string()
-}
-
-/// An unsecured JWT (`alg: none`) as the SASL test broker accepts for OAUTHBEARER.
-fn unsecured_jwt(subject: &str) -> String {
-    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let exp = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 3600;
-    format!(
-        "{}.{}.",
-        b64.encode(r#"{"alg":"none"}"#),
-        b64.encode(format!(r#"{{"sub":"{subject}","exp":{exp}}}"#))
-    )
 }
 
 // ----- usage --------------------------------------------------------------
@@ -343,6 +343,19 @@ fn sasl_check(mechanism: &str) {
     }
     assert_eq!(step_status(&report, "sasl"), "ok");
     assert_eq!(step_status(&report, "metadata"), "ok");
+    // ApiVersions and SASL are timed apart, and together fit in the total.
+    let (versions, sasl) = (step_ms(&report, "api_versions"), step_ms(&report, "sasl"));
+    let timings = &report["brokers"][0]["timings_ms"];
+    assert_eq!(
+        timings["api_versions"].as_f64(),
+        Some(versions),
+        "{timings}"
+    );
+    assert_eq!(timings["sasl"].as_f64(), Some(sasl), "{timings}");
+    assert!(
+        versions + sasl <= timings["total"].as_f64().unwrap(),
+        "{timings}"
+    );
 }
 
 fn sasl_vars() -> Option<[String; 3]> {
@@ -373,7 +386,7 @@ fn check_sasl_oauthbearer_succeeds_with_a_token_from_the_environment() {
     let Some(bs) = sasl_var("KAFKA_SASL_OAUTHBEARER_BOOTSTRAP") else {
         return;
     };
-    let token = unsecured_jwt("kafka-test");
+    let token = kafka_conn_core::sim::unsecured_jwt("kafka-test", 3600);
     let (report, code) = json_env(
         &["check", "-b", &bs, "--sasl-mechanism", "OAUTHBEARER"],
         &[("KCONN_OAUTH_TOKEN", &token)],
@@ -461,11 +474,18 @@ fn tls_client_on_a_plaintext_port_is_told_to_use_plaintext() {
         "--tls-ca",
         &ca,
         "--timeout",
-        "2s",
+        "10s",
     ]);
     assert_eq!(code, Some(1));
     let e = error_of(&report);
     assert_eq!(e["step"], "tls", "{e}");
+    // Diagnosed by the plaintext probe after about a second, not at the
+    // 10 s timeout.
+    let total = report["brokers"][0]["timings_ms"]["total"]
+        .as_f64()
+        .unwrap();
+    assert!(total < 5000.0, "took {total} ms");
+    assert_eq!(step_status(&report, "tcp"), "ok");
     let message = e["message"].as_str().unwrap();
     assert!(
         message.contains("--security-protocol PLAINTEXT"),
@@ -513,6 +533,40 @@ fn a_wrong_ca_is_certificate_not_trusted() {
     let (report, _) = json(&["check", "-b", &bs, "--tls-ca", &wrong_ca]);
     assert_eq!(error_of(&report)["kind"], "certificate_not_trusted");
     assert_eq!(error_of(&report)["step"], "tls");
+    // TCP passed before the failure, with its time; the refused
+    // certificate is reported as the broker presented it.
+    assert_eq!(step_status(&report, "tcp"), "ok");
+    assert!(step_ms(&report, "tcp") >= 0.0);
+    assert!(step_ms(&report, "tls") > 0.0);
+    let tls = &report["brokers"][0]["tls"];
+    assert!(tls["peer_certificates"].as_u64().unwrap() >= 1, "{tls}");
+    assert!(tls["cipher_suite"].is_null(), "{tls}");
+    let cert = &tls["certificate"];
+    assert!(
+        cert["subject"].as_str().unwrap().contains("CN=localhost"),
+        "{cert}"
+    );
+    assert!(cert["expires_in_days"].as_i64().unwrap() > 0, "{cert}");
+}
+
+#[test]
+fn an_unreadable_ca_file_names_the_option_and_runs_no_step() {
+    let addr = closed_port();
+    let (report, code) = json(&[
+        "check",
+        "-b",
+        &addr,
+        "--tls-ca",
+        "/nonexistent/kconn-ca.pem",
+    ]);
+    assert_eq!(code, Some(1));
+    let e = error_of(&report);
+    assert_eq!(e["kind"], "tls_configuration", "{e}");
+    let message = e["message"].as_str().unwrap();
+    assert!(message.contains("/nonexistent/kconn-ca.pem"), "{message}");
+    assert!(message.ends_with("check --tls-ca"), "{message}");
+    // Nothing was tried: not even the (closed) TCP port.
+    assert_eq!(step_status(&report, "tcp"), "not_run");
 }
 
 #[test]
@@ -608,6 +662,13 @@ fn a_wrong_password_is_authentication_failed_with_the_brokers_message() {
         );
         assert_eq!(error_of(&report)["kind"], "authentication_failed");
         assert_eq!(error_of(&report)["step"], "sasl");
+        // The steps before the failure passed, with their times.
+        for step in ["tcp", "api_versions"] {
+            assert_eq!(step_status(&report, step), "ok", "{step}");
+            assert!(step_ms(&report, step) >= 0.0);
+        }
+        assert_eq!(step_status(&report, "sasl"), "failed");
+        assert!(step_ms(&report, "sasl") > 0.0);
     }
 }
 

@@ -924,9 +924,8 @@ impl Connection {
             }
         };
         table.fell_back = version < self.config.api_versions_max;
-        if decoded.throttle_time_ms > 0 {
-            self.handle_throttle(Duration::from_millis(decoded.throttle_time_ms as u64), now);
-        }
+        // KIP-219: only ApiVersions v2+ asks the client to back off.
+        self.handle_throttle_time(ApiKey::API_VERSIONS, version, decoded.throttle_time_ms, now);
         self.on_versions(table, now);
     }
 

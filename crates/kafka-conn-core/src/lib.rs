@@ -94,7 +94,11 @@ pub mod sasl;
 #[cfg(any(test, feature = "sim"))]
 pub mod sim;
 mod stats;
+mod throttle;
 mod transmit;
+#[cfg(feature = "kafka-protocol")]
+#[cfg_attr(docsrs, doc(cfg(feature = "kafka-protocol")))]
+pub mod typed;
 mod versions;
 pub mod wire;
 

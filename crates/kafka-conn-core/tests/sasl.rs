@@ -666,3 +666,56 @@ fn a_credential_the_application_cannot_provide_fails_the_authentication() {
         .provide_credential(Credential::OAuthBearer(OAuthBearerToken::new("t")), p.now)
         .is_err());
 }
+
+/// Found by the connection_ops fuzz target: with `max_in_flight` reached by
+/// user requests, a due KIP-368 re-authentication still put its
+/// SaslHandshake on the wire (2 in flight with a maximum of 1). Now it waits
+/// for a free slot (holding new requests so that one frees), and the bound
+/// holds throughout.
+#[test]
+fn reauthentication_respects_max_in_flight() {
+    let (broker, _log) = sasl_broker(script(&["PLAIN"], plain_server(10_000)));
+    let mut p = Pair::new(plain_config().with_max_in_flight(Some(1)), broker);
+    p.drive();
+    assert_eq!(p.conn.state(), State::Ready);
+    let mut sent = Vec::new();
+    for i in 0..300u32 {
+        let id = p
+            .conn
+            .send_request(
+                Request::new(ApiKey::METADATA, 1, i.to_be_bytes().to_vec()),
+                p.now,
+            )
+            .unwrap();
+        sent.push(id);
+        // Always let the timer fire with the request still in flight.
+        p.now += Duration::from_millis(100);
+        p.conn.handle_timeout(p.now);
+        assert!(p.conn.in_flight() <= 1, "{} in flight", p.conn.in_flight());
+        if let Some(t) = p.conn.poll_timeout() {
+            assert!(t > p.now);
+        }
+        p.drive();
+        assert!(p.conn.in_flight() <= 1, "{} in flight", p.conn.in_flight());
+    }
+    p.drive();
+    let got: Vec<_> = p
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Response(r) => Some(r.correlation_id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(got, sent, "every response, in order");
+    let reauths = p
+        .events
+        .iter()
+        .filter(|e| matches!(e, Event::Reauthenticated(_)))
+        .count();
+    assert!(
+        reauths >= 2,
+        "re-authenticated {reauths} times in 30 s of a 10 s session"
+    );
+    assert!(!p.conn.is_closed());
+}

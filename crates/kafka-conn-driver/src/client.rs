@@ -22,12 +22,25 @@ pub(crate) enum Command {
         request: Request,
         reply: oneshot::Sender<Result<Response, RequestFailure>>,
     },
+    /// Send a request that gets no response (Produce `acks=0`); answer on
+    /// `reply` once the connection accepted it.
+    SendWithoutResponse {
+        request: Request,
+        reply: oneshot::Sender<Result<(), RequestFailure>>,
+    },
     /// The send future with this key was dropped: stop waiting.
     Cancel { key: u64 },
     /// Close gracefully.
     Close,
     /// Tell me the close reason when the connection closes.
     WatchClose(oneshot::Sender<CloseReason>),
+    /// A response carried `throttle_time_ms` (KIP-219): let the core decide
+    /// whether to hold later requests.
+    Throttle {
+        api_key: ApiKey,
+        version: i16,
+        throttle_time_ms: i32,
+    },
 }
 
 /// State the task publishes for the handles to read without a round trip.
@@ -101,7 +114,14 @@ impl Client {
     /// connection's task, which alone writes to the socket, so dropping it
     /// at any point never leaves half a frame behind. A dropped request's
     /// response is read and discarded when it arrives.
+    ///
+    /// A request built with [`Request::without_response`] is refused with
+    /// [`RequestFailure::NoResponseExpected`]: use
+    /// [`Client::send_without_response`] for it.
     pub async fn send(&self, request: Request) -> Result<Response, RequestFailure> {
+        if !request.expects_response() {
+            return Err(RequestFailure::NoResponseExpected);
+        }
         let key = self.inner.next_key.fetch_add(1, Ordering::Relaxed);
         let (reply, answer) = oneshot::channel();
         let command = Command::Send {
@@ -128,6 +148,46 @@ impl Client {
             Err(oneshot::Canceled) => Err(RequestFailure::Failed(RequestError::ConnectionClosed(
                 self.sticky_reason(),
             ))),
+        }
+    }
+
+    /// Sends a request that gets no response (Produce with `acks=0`) and
+    /// returns once the connection has accepted it: its bytes go out in
+    /// order with the other requests. Nothing tells whether the broker
+    /// processed it; that is what `acks=0` means.
+    pub async fn send_without_response(&self, request: Request) -> Result<(), RequestFailure> {
+        let (reply, answer) = oneshot::channel();
+        let command = Command::SendWithoutResponse {
+            request: request.without_response(),
+            reply,
+        };
+        if self.inner.commands.unbounded_send(command).is_err() {
+            return Err(RequestFailure::Refused(SendError::Closed(
+                self.sticky_reason(),
+            )));
+        }
+        answer.await.unwrap_or_else(|oneshot::Canceled| {
+            Err(RequestFailure::Refused(SendError::Closed(
+                self.sticky_reason(),
+            )))
+        })
+    }
+
+    /// Tells the connection that a response to `version` of `api_key`
+    /// carried `throttle_time_ms` (KIP-219), for callers that decode
+    /// responses themselves ([`Client::send_typed`] does it for you). Where
+    /// that version expects the client to back off
+    /// ([`ApiKey::client_throttles`]) and the time is positive, requests sent
+    /// after this call wait (queued, not refused) until the throttle ends;
+    /// otherwise nothing happens. The wait shows in [`Stats::throttled`].
+    pub fn handle_throttle_time(&self, api_key: ApiKey, version: i16, throttle_time_ms: i32) {
+        if throttle_time_ms > 0 && api_key.client_throttles(version) {
+            // An error means the task is gone: there is nothing left to hold.
+            let _ = self.inner.commands.unbounded_send(Command::Throttle {
+                api_key,
+                version,
+                throttle_time_ms,
+            });
         }
     }
 

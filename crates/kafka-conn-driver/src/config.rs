@@ -51,9 +51,12 @@ impl ConnectConfig {
         self
     }
 
-    /// The timeout of the TCP connect, and separately of the TLS handshake.
-    /// The Kafka handshake (versions, SASL) has the core's own
-    /// handshake timeout.
+    /// The timeout of the TCP connect (per address tried), and separately
+    /// of the TLS handshake. The Kafka handshake (versions, SASL) has the
+    /// core's own handshake timeout. A TLS handshake without an answer
+    /// after 1 s is raced with a plaintext ApiVersions on a second
+    /// connection, so a plaintext Kafka port is reported as
+    /// [`crate::ConnectError::NotTls`] long before this timeout.
     #[must_use]
     pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;

@@ -1,6 +1,7 @@
 //! Opening a connection: resolve, TCP, TLS, then the core's handshake
 //! (ApiVersions, SASL) in the connection's own task.
 
+use std::fmt;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::pin;
@@ -18,11 +19,12 @@ use tracing::Instrument;
 use crate::client::{Client, Command, Shared};
 use crate::config::ConnectConfig;
 use crate::credentials::Credentials;
-use crate::driver::{Driver, ReadyResult};
+use crate::driver::{Driver, ReadyReport};
 use crate::error::ConnectError;
 use crate::runtime::Runtime;
 use crate::stream::Stream;
-use crate::tls::{classify_handshake_error, peer_speaks_tls, TlsInfo};
+use crate::tls::{capture_presented, classify_handshake_error, peer_speaks_tls, TlsInfo};
+use rustls_pki_types::CertificateDer;
 
 /// How a connection was made: what a diagnostics tool shows.
 #[derive(Debug, Clone)]
@@ -33,11 +35,11 @@ pub struct ConnectInfo {
     /// Every address the host resolved to, in the order tried.
     pub resolved: Vec<SocketAddr>,
     /// Addresses tried before `address`, with why each failed.
-    pub failed_attempts: Vec<(SocketAddr, String)>,
+    pub failed_attempts: Vec<TcpAttempt>,
     /// How long each step took.
     pub timings: Timings,
-    /// The TLS session, when TLS is on. (Certificate subject and expiry
-    /// are not decoded: that needs an X.509 parser this crate does not carry.)
+    /// The TLS session, when TLS is on, with the broker's certificate
+    /// chain (DER; the driver carries no X.509 parser to decode it).
     pub tls: Option<TlsInfo>,
     /// What the broker supports (see [`ApiVersions::fell_back`] for
     /// whether a KIP-511 fallback happened).
@@ -46,21 +48,94 @@ pub struct ConnectInfo {
     pub sasl: Option<SaslSession>,
 }
 
-/// How long each step of [`connect`] took.
+/// How long each step of [`connect`] took. A step is `None` when it was
+/// not needed or, in a [`ConnectError`]'s [`Progress`], did not complete.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Timings {
-    /// DNS resolution (zero for an IP literal).
-    pub resolve: Duration,
-    /// The TCP connect that succeeded (failed attempts not included).
-    pub tcp: Duration,
+    /// DNS resolution (`None` for an IP literal: no lookup).
+    pub resolve: Option<Duration>,
+    /// The TCP connect that succeeded (failed attempts are timed in
+    /// [`TcpAttempt::took`]).
+    pub tcp: Option<Duration>,
     /// The TLS handshake.
     pub tls: Option<Duration>,
-    /// From the transport being up to ready: ApiVersions and SASL.
-    pub handshake: Duration,
-    /// Everything.
+    /// ApiVersions: from the transport being up until the broker's
+    /// versions are known, including any KIP-511 fallback (`None` with a
+    /// version hint, which skips the exchange).
+    pub api_versions: Option<Duration>,
+    /// SASL: from the versions being known until authenticated.
+    pub sasl: Option<Duration>,
+    /// Everything: until ready, or until the failure.
     pub total: Duration,
 }
+
+/// One TCP connect attempt that failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TcpAttempt {
+    /// The address tried.
+    pub addr: SocketAddr,
+    /// Why it failed, e.g. "connection refused" or "timed out after 10s".
+    pub reason: String,
+    /// How long the attempt took.
+    pub took: Duration,
+}
+
+impl fmt::Display for TcpAttempt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.addr, self.reason)
+    }
+}
+
+/// What [`connect`] got done before it failed (see [`ConnectError::progress`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Progress {
+    /// The steps that completed, with their times; `total` is the time
+    /// until the failure.
+    pub timings: Timings,
+    /// Every address the host resolved to (empty if resolution failed).
+    pub resolved: Vec<SocketAddr>,
+    /// Every TCP attempt that failed, in order: all of them when no
+    /// address could be reached.
+    pub failed_attempts: Vec<TcpAttempt>,
+    /// The address TCP connected to, once it did.
+    pub address: Option<SocketAddr>,
+}
+
+impl Progress {
+    /// The failed attempts before the last, for an error message that
+    /// names the last address itself ("" when there was only one).
+    pub(crate) fn earlier_attempts(&self) -> String {
+        match self.failed_attempts.split_last() {
+            Some((_, earlier)) if !earlier.is_empty() => {
+                let list: Vec<String> = earlier.iter().map(ToString::to_string).collect();
+                format!(" (every address failed; also tried {})", list.join(", "))
+            }
+            _ => String::new(),
+        }
+    }
+
+    /// A boxed copy for an error, with `total` measured from `start`.
+    fn at_failure(&self, start: Instant) -> Box<Progress> {
+        let mut p = self.clone();
+        p.timings.total = start.elapsed();
+        Box::new(p)
+    }
+}
+
+/// When a TLS handshake has not finished after this long, `connect` asks
+/// the port in plaintext Kafka on a second connection, in parallel: a
+/// Kafka broker reads a ClientHello as a huge frame size and waits, so
+/// without the probe the diagnosis would take the whole connect timeout.
+/// A real TLS broker answers a ClientHello within milliseconds, and a slow
+/// one is not misjudged: the probe only wins when the port answers Kafka
+/// in plaintext.
+const NOT_TLS_PROBE_DELAY: Duration = Duration::from_secs(1);
+
+/// The longest a diagnosis probe (a second connection) may take.
+const PROBE_LIMIT: Duration = Duration::from_secs(3);
 
 /// Connects to a broker at `address` (`host:port`) on runtime `rt`:
 /// resolves the host, tries each address in turn with the connect timeout
@@ -85,7 +160,7 @@ async fn connect_in_span<R: Runtime>(
     config.core.validate()?;
     let tls_config = config.tls.as_ref().map(|t| t.rustls()).transpose()?;
     let (host, port) = split_host_port(address)?;
-    let mut timings = Timings::default();
+    let mut progress = Progress::default();
 
     let resolved = match host.parse::<IpAddr>() {
         Ok(ip) => vec![SocketAddr::new(ip, port)],
@@ -106,48 +181,77 @@ async fn connect_in_span<R: Runtime>(
             .map_err(|source| ConnectError::Resolve {
                 host: host.to_owned(),
                 source,
+                progress: progress.at_failure(start),
             })?;
-            timings.resolve = t.elapsed();
-            tracing::debug!(addresses = ?found, took = ?timings.resolve, "resolved");
+            progress.timings.resolve = Some(t.elapsed());
+            tracing::debug!(addresses = ?found, took = ?progress.timings.resolve, "resolved");
             found
         }
     };
+    progress.resolved.clone_from(&resolved);
     if resolved.is_empty() {
         return Err(ConnectError::NoAddresses {
             host: host.to_owned(),
+            progress: progress.at_failure(start),
         });
     }
 
-    let mut failed_attempts = Vec::new();
-    let mut last_error = None;
+    // Why the last attempt failed: the variant of the error when all do.
+    let mut last_failure = None;
     let mut tcp = None;
     for &addr in &resolved {
         let t = Instant::now();
-        let error = match timeout(&rt, config.connect_timeout, rt.connect_tcp(addr)).await {
+        let outcome = timeout(&rt, config.connect_timeout, rt.connect_tcp(addr)).await;
+        let took = t.elapsed();
+        let timed_out = outcome.is_none();
+        let failure = match outcome {
             Some(Ok(s)) => {
-                timings.tcp = t.elapsed();
+                progress.timings.tcp = Some(took);
                 tcp = Some((addr, s));
                 break;
             }
-            Some(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-                ConnectError::Refused { addr }
-            }
-            Some(Err(source)) => ConnectError::Tcp { addr, source },
-            None => ConnectError::ConnectTimeout {
-                addr,
-                after: config.connect_timeout,
-            },
+            Some(Err(e)) => e,
+            None => std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("timed out after {:?}", config.connect_timeout),
+            ),
         };
-        tracing::debug!(%addr, %error, "TCP connect failed");
-        failed_attempts.push((addr, error.to_string()));
-        last_error = Some(error);
+        let reason = match failure.kind() {
+            std::io::ErrorKind::ConnectionRefused => "connection refused".to_owned(),
+            _ => failure.to_string(),
+        };
+        tracing::debug!(%addr, %reason, "TCP connect failed");
+        progress
+            .failed_attempts
+            .push(TcpAttempt { addr, reason, took });
+        last_failure = Some((addr, failure, timed_out));
     }
     let Some((addr, tcp)) = tcp else {
-        return Err(last_error.expect("at least one address was tried"));
+        let (addr, source, timed_out) = last_failure.expect("at least one address was tried");
+        let progress = progress.at_failure(start);
+        return Err(if timed_out {
+            ConnectError::ConnectTimeout {
+                addr,
+                after: config.connect_timeout,
+                progress,
+            }
+        } else if source.kind() == std::io::ErrorKind::ConnectionRefused {
+            ConnectError::Refused { addr, progress }
+        } else {
+            ConnectError::Tcp {
+                addr,
+                source,
+                progress,
+            }
+        });
     };
-    rt.set_nodelay(&tcp)
-        .map_err(|source| ConnectError::Tcp { addr, source })?;
-    tracing::debug!(%addr, took = ?timings.tcp, "TCP connected");
+    progress.address = Some(addr);
+    rt.set_nodelay(&tcp).map_err(|source| ConnectError::Tcp {
+        addr,
+        source,
+        progress: progress.at_failure(start),
+    })?;
+    tracing::debug!(%addr, took = ?progress.timings.tcp, "TCP connected");
 
     let (stream, tls) = match (&config.tls, tls_config) {
         (Some(tls), Some(rustls_config)) => {
@@ -155,34 +259,42 @@ async fn connect_in_span<R: Runtime>(
             let name_text = name.to_str().into_owned();
             let t = Instant::now();
             let handshake = futures_rustls::TlsConnector::from(rustls_config).connect(name, tcp);
-            let s = match timeout(&rt, config.connect_timeout, handshake).await {
-                Some(Ok(s)) => s,
-                Some(Err(e)) => return Err(classify_handshake_error(e, addr, &name_text)),
-                None => {
-                    // A Kafka listener reads a ClientHello as a huge frame
-                    // size and waits for the rest: ask it in Kafka instead.
-                    let within = config.connect_timeout.min(Duration::from_secs(3));
-                    if peer_speaks_kafka(&rt, addr, within).await {
-                        return Err(ConnectError::NotTls {
-                            addr,
-                            detail: format!(
-                                "no TLS answer within {:?}, but the port answers Kafka ApiVersions in plaintext",
-                                config.connect_timeout
-                            ),
-                        });
-                    }
+            let s = match tls_handshake(&rt, addr, handshake, config.connect_timeout).await {
+                TlsOutcome::Done(Ok(s)) => s,
+                TlsOutcome::Done(Err((e, presented))) => {
+                    return Err(classify_handshake_error(
+                        e,
+                        addr,
+                        &name_text,
+                        presented,
+                        progress.at_failure(start),
+                    ))
+                }
+                TlsOutcome::PlaintextKafka => {
+                    return Err(ConnectError::NotTls {
+                        addr,
+                        detail: format!(
+                            "no TLS answer after {:?}, but the port answers Kafka ApiVersions in plaintext",
+                            t.elapsed()
+                        ),
+                        progress: progress.at_failure(start),
+                    })
+                }
+                TlsOutcome::TimedOut => {
                     return Err(ConnectError::TlsTimeout {
                         addr,
                         after: config.connect_timeout,
-                    });
+                        progress: progress.at_failure(start),
+                    })
                 }
             };
-            timings.tls = Some(t.elapsed());
+            progress.timings.tls = Some(t.elapsed());
             let info = TlsInfo::from_connection(s.get_ref().1, name_text);
             tracing::debug!(
                 version = %info.protocol_version,
                 cipher_suite = %info.cipher_suite,
-                took = ?timings.tls,
+                certificates = info.peer_certificates.len(),
+                took = ?progress.timings.tls,
                 "TLS established"
             );
             (Stream::Tls(Box::new(s)), Some(info))
@@ -195,8 +307,15 @@ async fn connect_in_span<R: Runtime>(
     let (commands, shared, ready_rx) =
         spawn_driver(&rt, addr, conn, stream, config.credentials.clone());
     // An error: the task vanished without a word (its runtime is shutting down).
-    let ready = ready_rx.await.unwrap_or(Err(CloseReason::Shutdown));
-    let (api_versions, sasl) = match ready {
+    let report = ready_rx.await.unwrap_or_else(|_| ReadyReport {
+        result: Err(CloseReason::Shutdown),
+        versions_known_at: None,
+        at: Instant::now(),
+    });
+    progress.timings.api_versions = report
+        .versions_known_at
+        .map(|at| at.saturating_duration_since(handshake_start));
+    let (api_versions, sasl) = match report.result {
         Ok(r) => r,
         Err(_) if shared.lock().tls_alert.is_some() => {
             let alert = shared.lock().tls_alert.clone().unwrap_or_default();
@@ -205,10 +324,14 @@ async fn connect_in_span<R: Runtime>(
                 detail: format!(
                     "the broker ended the TLS session with the alert {alert}: with mTLS, the broker requires a client certificate or rejected ours"
                 ),
+                progress: progress.at_failure(start),
             });
         }
         Err(CloseReason::Protocol(ProtocolViolation::LooksLikeTls)) => {
-            return Err(ConnectError::BrokerSpeaksTls { addr })
+            return Err(ConnectError::BrokerSpeaksTls {
+                addr,
+                progress: progress.at_failure(start),
+            })
         }
         Err(
             reason @ CloseReason::Broken {
@@ -218,26 +341,102 @@ async fn connect_in_span<R: Runtime>(
         ) if config.tls.is_none() && shared.lock().stats.bytes_received == 0 => {
             // The peer hung up without a word: a TLS listener that resets
             // plaintext clients does exactly that. Ask it in TLS.
-            let within = config.connect_timeout.min(Duration::from_secs(3));
+            let within = config.connect_timeout.min(PROBE_LIMIT);
+            let failed = progress.at_failure(start);
             if peer_speaks_tls(&rt, addr, within).await {
-                return Err(ConnectError::BrokerSpeaksTls { addr });
+                return Err(ConnectError::BrokerSpeaksTls {
+                    addr,
+                    progress: failed,
+                });
             }
-            return Err(ConnectError::Handshake { addr, reason });
+            return Err(ConnectError::Handshake {
+                addr,
+                reason,
+                progress: failed,
+            });
         }
-        Err(reason) => return Err(ConnectError::Handshake { addr, reason }),
+        Err(reason) => {
+            return Err(ConnectError::Handshake {
+                addr,
+                reason,
+                progress: progress.at_failure(start),
+            })
+        }
     };
-    timings.handshake = handshake_start.elapsed();
-    timings.total = start.elapsed();
+    if sasl.is_some() {
+        let authenticating_from = report.versions_known_at.unwrap_or(handshake_start);
+        progress.timings.sasl = Some(report.at.saturating_duration_since(authenticating_from));
+    }
+    progress.timings.total = start.elapsed();
     let info = ConnectInfo {
         address: addr,
         resolved,
-        failed_attempts,
-        timings,
+        failed_attempts: progress.failed_attempts,
+        timings: progress.timings,
         tls,
         api_versions,
         sasl,
     };
     Ok(Client::new(commands, shared, info))
+}
+
+/// How a TLS handshake raced against the plaintext probe ended.
+enum TlsOutcome<T> {
+    /// The handshake ended: the stream, or the error with the chain the
+    /// broker presented (empty if it presented none, or we could not see it).
+    Done(Result<T, (std::io::Error, Vec<CertificateDer<'static>>)>),
+    /// No TLS answer yet, but the port answers Kafka in plaintext.
+    PlaintextKafka,
+    /// No TLS answer within the connect timeout, and no Kafka answer either.
+    TimedOut,
+}
+
+/// Runs the TLS handshake `handshake` for at most `connect_timeout`, and
+/// from [`NOT_TLS_PROBE_DELAY`] on races it with a plaintext ApiVersions on
+/// a second connection (see there for why). The handshake's own result
+/// wins whenever it has one.
+async fn tls_handshake<R: Runtime, T>(
+    rt: &R,
+    addr: SocketAddr,
+    handshake: impl Future<Output = std::io::Result<T>>,
+    connect_timeout: Duration,
+) -> TlsOutcome<T> {
+    let mut handshake = pin!(timeout(rt, connect_timeout, capture_presented(handshake)));
+    let probe_delay = NOT_TLS_PROBE_DELAY.min(connect_timeout);
+    let mut probe = pin!(async {
+        rt.sleep_until(Instant::now() + probe_delay).await;
+        tracing::debug!(%addr, after = ?probe_delay, "no TLS answer yet: asking the port in plaintext Kafka");
+        peer_speaks_kafka(rt, addr, connect_timeout.min(PROBE_LIMIT)).await
+    });
+    // `Some(None)`: the handshake timed out.
+    let mut handshake_done = None;
+    let mut probe_done = None;
+    std::future::poll_fn(|cx| {
+        if handshake_done.is_none() {
+            if let Poll::Ready(r) = handshake.as_mut().poll(cx) {
+                handshake_done = Some(r);
+            }
+        }
+        if probe_done.is_none() {
+            if let Poll::Ready(r) = probe.as_mut().poll(cx) {
+                probe_done = Some(r);
+            }
+        }
+        match (handshake_done.take(), probe_done) {
+            (Some(Some((result, presented))), _) => {
+                Poll::Ready(TlsOutcome::Done(result.map_err(|e| (e, presented))))
+            }
+            (_, Some(true)) => Poll::Ready(TlsOutcome::PlaintextKafka),
+            (Some(None), Some(false)) => Poll::Ready(TlsOutcome::TimedOut),
+            // Still waiting: for the handshake, or for the probe after the
+            // handshake timed out (the probe has its own bound).
+            (pending, _) => {
+                handshake_done = pending;
+                Poll::Pending
+            }
+        }
+    })
+    .await
 }
 
 /// Starts the task that owns `conn` and `stream`.
@@ -250,7 +449,7 @@ fn spawn_driver<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
 ) -> (
     mpsc::UnboundedSender<Command>,
     Arc<Shared>,
-    oneshot::Receiver<ReadyResult>,
+    oneshot::Receiver<ReadyReport>,
 ) {
     let (commands, commands_rx) = mpsc::unbounded();
     let (ready_tx, ready_rx) = oneshot::channel();
@@ -282,7 +481,7 @@ async fn peer_speaks_kafka<R: Runtime>(rt: &R, addr: SocketAddr, within: Duratio
         return false;
     };
     let (commands, _shared, ready) = spawn_driver(rt, addr, conn, tcp, Credentials::default());
-    let spoke = matches!(ready.await, Ok(Ok(_)));
+    let spoke = matches!(ready.await, Ok(ReadyReport { result: Ok(_), .. }));
     // Dropping the only handle closes the probe connection.
     drop(commands);
     spoke

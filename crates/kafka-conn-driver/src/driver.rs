@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io::IoSlice;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -15,7 +16,7 @@ use futures_io::{AsyncRead, AsyncWrite};
 use kafka_conn_core::sasl::{Credential, CredentialRequest};
 use kafka_conn_core::{
     ApiVersions, CloseReason, Connection, CorrelationId, CredentialError, Event, RequestError,
-    Response, SaslSession,
+    Response, SaslSession, State,
 };
 
 use crate::client::{Command, Shared};
@@ -32,6 +33,15 @@ const TURN_BUDGET: usize = 32;
 /// What the task reports once the connection is ready (or not).
 pub(crate) type ReadyResult = Result<(Arc<ApiVersions>, Option<SaslSession>), CloseReason>;
 
+/// The end of the Kafka handshake, for `connect`: the outcome, when it
+/// came, and when the broker's versions became known (`None` if they never
+/// did, or were given as a hint), which splits ApiVersions from SASL.
+pub(crate) struct ReadyReport {
+    pub(crate) result: ReadyResult,
+    pub(crate) versions_known_at: Option<Instant>,
+    pub(crate) at: Instant,
+}
+
 type Reply = oneshot::Sender<Result<Response, RequestFailure>>;
 
 /// The drive loop.
@@ -44,16 +54,24 @@ pub(crate) struct Driver<R: Runtime, S> {
     handles_gone: bool,
     /// Waiters by correlation id, and the ids by the handles' keys (a
     /// dropped send future only knows its key).
-    pending: HashMap<CorrelationId, (u64, Reply)>,
-    ids: HashMap<u64, CorrelationId>,
+    pending: IdMap<CorrelationId, (u64, Reply)>,
+    ids: IdMap<u64, CorrelationId>,
     timer: Option<(Instant, BoxFuture<'static, ()>)>,
     credentials: Credentials,
     credential: Option<BoxFuture<'static, Result<Credential, CallbackError>>>,
     shared: Arc<Shared>,
-    ready: Option<oneshot::Sender<ReadyResult>>,
+    ready: Option<oneshot::Sender<ReadyReport>>,
+    /// Handshake timing (see [`ReadyReport`]): still negotiating versions,
+    /// and when that ended.
+    negotiating: bool,
+    versions_known_at: Option<Instant>,
     close_watchers: Vec<oneshot::Sender<CloseReason>>,
     /// Bytes went into the transport since the last flush (TLS buffers them).
     unflushed: bool,
+    /// The transport's `poll_read` returned `Pending` during this `poll`,
+    /// so our waker is registered: reading again before it fires costs a
+    /// readiness check (tokio) or a failing `recv` syscall (smol, async-std).
+    read_blocked: bool,
     closed: Option<CloseReason>,
 }
 
@@ -65,23 +83,27 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Driver<R, S> {
         commands: mpsc::UnboundedReceiver<Command>,
         credentials: Credentials,
         shared: Arc<Shared>,
-        ready: oneshot::Sender<ReadyResult>,
+        ready: oneshot::Sender<ReadyReport>,
     ) -> Self {
+        let negotiating = matches!(conn.state(), State::Negotiating { .. });
         Self {
             rt,
             conn,
             io,
             commands,
             handles_gone: false,
-            pending: HashMap::new(),
-            ids: HashMap::new(),
+            pending: IdMap::default(),
+            ids: IdMap::default(),
             timer: None,
             credentials,
             credential: None,
             shared,
             ready: Some(ready),
+            negotiating,
+            versions_known_at: None,
             close_watchers: Vec::new(),
             unflushed: false,
+            read_blocked: false,
             closed: None,
         }
     }
@@ -130,6 +152,10 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Driver<R, S> {
                     }
                 }
             }
+            Command::SendWithoutResponse { request, reply } => {
+                let accepted = self.conn.send_request(request, now);
+                let _ = reply.send(accepted.map(drop).map_err(RequestFailure::Refused));
+            }
             Command::Cancel { key } => {
                 if let Some(id) = self.ids.remove(&key) {
                     self.pending.remove(&id);
@@ -138,6 +164,25 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Driver<R, S> {
                 }
             }
             Command::Close => self.conn.close(now),
+            Command::Throttle {
+                api_key,
+                version,
+                throttle_time_ms,
+            } => {
+                // KIP-219: the core holds later requests until the throttle ends.
+                if let Some(d) =
+                    self.conn
+                        .handle_throttle_time(api_key, version, throttle_time_ms, now)
+                {
+                    tracing::info!(
+                        api = %api_key,
+                        version,
+                        throttle = ?d,
+                        held = self.conn.held(),
+                        "broker throttled this connection (KIP-219): holding new requests"
+                    );
+                }
+            }
             Command::WatchClose(tx) => match &self.closed {
                 Some(r) => {
                     let _ = tx.send(r.clone());
@@ -213,7 +258,10 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Driver<R, S> {
                     }
                     self.conn.handle_io_error(e.kind(), e.to_string(), now)
                 }
-                Poll::Pending => break,
+                Poll::Pending => {
+                    self.read_blocked = true;
+                    break;
+                }
             }
             progress = true;
             self.drain_events();
@@ -291,7 +339,30 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Driver<R, S> {
         }
     }
 
+    /// Notes when the core leaves version negotiation (checked on every
+    /// drain, i.e. right after each input).
+    fn note_negotiated(&mut self) {
+        if self.negotiating && !matches!(self.conn.state(), State::Negotiating { .. }) {
+            self.negotiating = false;
+            if self.conn.api_versions().is_some() {
+                self.versions_known_at = Some(Instant::now());
+            }
+        }
+    }
+
+    /// Tells `connect` how the handshake ended.
+    fn report_ready(&mut self, result: ReadyResult) {
+        if let Some(tx) = self.ready.take() {
+            let _ = tx.send(ReadyReport {
+                result,
+                versions_known_at: self.versions_known_at,
+                at: Instant::now(),
+            });
+        }
+    }
+
     fn drain_events(&mut self) {
+        self.note_negotiated();
         while let Some(event) = self.conn.poll_event() {
             match event {
                 Event::Response(response) => {
@@ -319,9 +390,7 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Driver<R, S> {
                         "connection ready"
                     );
                     self.shared.lock().sasl = sasl.clone();
-                    if let Some(tx) = self.ready.take() {
-                        let _ = tx.send(Ok((api_versions, sasl)));
-                    }
+                    self.report_ready(Ok((api_versions, sasl)));
                 }
                 Event::CredentialRequired(request) => self.on_credential_required(&request),
                 Event::Reauthenticated(session) => {
@@ -363,9 +432,7 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Driver<R, S> {
             p.stats = self.conn.stats();
             p.in_flight = 0;
         }
-        if let Some(tx) = self.ready.take() {
-            let _ = tx.send(Err(reason.clone()));
-        }
+        self.report_ready(Err(reason.clone()));
         for tx in self.close_watchers.drain(..) {
             let _ = tx.send(reason.clone());
         }
@@ -385,17 +452,30 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Driver<R, S> {
                         kafka_conn_core::SendError::Closed(reason.clone()),
                     )));
                 }
+                Command::SendWithoutResponse { reply, .. } => {
+                    let _ = reply.send(Err(RequestFailure::Refused(
+                        kafka_conn_core::SendError::Closed(reason.clone()),
+                    )));
+                }
                 Command::WatchClose(tx) => {
                     let _ = tx.send(reason.clone());
                 }
-                Command::Cancel { .. } | Command::Close => {}
+                Command::Cancel { .. } | Command::Close | Command::Throttle { .. } => {}
             }
         }
     }
 
     fn publish(&self) {
         let mut p = self.shared.lock();
-        p.stats = self.conn.stats();
+        let stats = self.conn.stats();
+        if stats.throttled > p.stats.throttled {
+            tracing::debug!(
+                waited = ?(stats.throttled - p.stats.throttled),
+                total = ?stats.throttled,
+                "throttle (KIP-219) over: sending held requests"
+            );
+        }
+        p.stats = stats;
         p.in_flight = self.conn.in_flight();
     }
 }
@@ -407,12 +487,27 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Future for Driver<R, 
         let this = self.get_mut();
         // Events queued before the first poll (ready at once with a version hint).
         this.drain_events();
-        for _ in 0..TURN_BUDGET {
-            let mut progress = this.poll_commands(cx);
+        // A source that returned Pending in this poll has our waker: it is
+        // not polled again until the next poll. The command channel returns
+        // only once empty (or closed), so one call per poll is enough.
+        this.read_blocked = false;
+        let mut commands_polled = false;
+        for turn in 0..TURN_BUDGET {
+            let mut progress = false;
+            if !commands_polled {
+                progress |= this.poll_commands(cx);
+                commands_polled = true;
+            }
             progress |= this.poll_credential(cx);
             progress |= this.poll_write(cx);
-            progress |= this.poll_read(cx);
-            progress |= this.poll_timer(cx);
+            if !this.read_blocked {
+                progress |= this.poll_read(cx);
+            }
+            // The deadlines once the rest has settled (they move with every
+            // request and response), and before yielding when busy.
+            if !progress || turn + 1 == TURN_BUDGET {
+                progress |= this.poll_timer(cx);
+            }
             if this.closed.is_some() {
                 this.finish(cx);
                 return Poll::Ready(());
@@ -426,6 +521,35 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Future for Driver<R, 
         this.publish();
         cx.waker().wake_by_ref();
         Poll::Pending
+    }
+}
+
+/// The driver's maps are keyed by ids it chose itself (correlation ids and
+/// handle keys, both sequential): SipHash's flooding resistance buys
+/// nothing there and costs a few percent of the CPU per request.
+type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
+
+/// Fibonacci hashing: one multiply spreads sequential ids over all bits.
+#[derive(Debug, Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_i32(&mut self, n: i32) {
+        self.write_u64(u64::from(n as u32));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     }
 }
 

@@ -5,9 +5,19 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use kafka_conn_core::{CloseReason, ConfigError, RequestError, SendError};
+use rustls_pki_types::CertificateDer;
+
+use crate::connect::{Progress, Timings};
 
 /// Why [`crate::connect`] failed. Each cause a user can act on differently
 /// has its own variant, and the message says what to do.
+///
+/// Every failure after the address was parsed carries a [`Progress`]
+/// ([`ConnectError::progress`]): the steps that completed with their
+/// timings, the addresses the host resolved to and every failed TCP
+/// attempt, so a diagnostics tool can show what worked before what failed.
+/// Certificate failures carry the chain the broker presented
+/// ([`ConnectError::presented_certificates`]).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConnectError {
@@ -29,35 +39,45 @@ pub enum ConnectError {
         host: String,
         /// The resolver's error.
         source: io::Error,
+        /// What was done (the time the lookup took is `timings.total`).
+        progress: Box<Progress>,
     },
     /// DNS resolution returned nothing.
     #[error("{host} resolved to no addresses")]
     NoAddresses {
         /// The host name.
         host: String,
+        /// What was done.
+        progress: Box<Progress>,
     },
     /// Nothing listens on the port (or a firewall rejects the connection).
-    #[error("connection refused by {addr}: nothing is listening on that port (is the broker up? is the port right?)")]
+    #[error("connection refused by {addr}: nothing is listening on that port (is the broker up? is the port right?){}", progress.earlier_attempts())]
     Refused {
-        /// The address tried last.
+        /// The address tried last (every attempt is in `progress.failed_attempts`).
         addr: SocketAddr,
+        /// What was done, with every failed attempt.
+        progress: Box<Progress>,
     },
     /// The TCP connection did not complete in time (a firewall dropping
     /// packets, or an unreachable host).
-    #[error("TCP connect to {addr} timed out after {after:?}")]
+    #[error("TCP connect to {addr} timed out after {after:?}{}", progress.earlier_attempts())]
     ConnectTimeout {
-        /// The address tried last.
+        /// The address tried last (every attempt is in `progress.failed_attempts`).
         addr: SocketAddr,
         /// The connect timeout.
         after: Duration,
+        /// What was done, with every failed attempt.
+        progress: Box<Progress>,
     },
     /// Another TCP-level failure (unreachable network, ...).
-    #[error("cannot connect to {addr}: {source}")]
+    #[error("cannot connect to {addr}: {source}{}", progress.earlier_attempts())]
     Tcp {
-        /// The address tried last.
+        /// The address tried last (every attempt is in `progress.failed_attempts`).
         addr: SocketAddr,
         /// The socket error.
         source: io::Error,
+        /// What was done, with every failed attempt.
+        progress: Box<Progress>,
     },
     /// The TLS settings cannot be used (unreadable CA file, bad key, ...).
     #[error("invalid TLS configuration: {0}")]
@@ -69,6 +89,11 @@ pub enum ConnectError {
         addr: SocketAddr,
         /// rustls' verdict.
         detail: String,
+        /// The chain the broker presented, end entity first (see
+        /// [`ConnectError::presented_certificates`]).
+        presented: Vec<CertificateDer<'static>>,
+        /// What was done.
+        progress: Box<Progress>,
     },
     /// The broker's certificate is not valid for the name we connect to.
     #[error("TLS: the certificate of {addr} is not valid for {server_name:?} ({detail}): connect by the name in the certificate or set the TLS server name")]
@@ -79,6 +104,25 @@ pub enum ConnectError {
         server_name: String,
         /// rustls' verdict.
         detail: String,
+        /// The chain the broker presented, end entity first (see
+        /// [`ConnectError::presented_certificates`]).
+        presented: Vec<CertificateDer<'static>>,
+        /// What was done.
+        progress: Box<Progress>,
+    },
+    /// The broker's certificate was refused for another reason: expired,
+    /// not yet valid, revoked, not meant for a server, ...
+    #[error("TLS: the certificate of {addr} is not acceptable: {detail}")]
+    InvalidCertificate {
+        /// The broker.
+        addr: SocketAddr,
+        /// rustls' verdict.
+        detail: String,
+        /// The chain the broker presented, end entity first (see
+        /// [`ConnectError::presented_certificates`]).
+        presented: Vec<CertificateDer<'static>>,
+        /// What was done.
+        progress: Box<Progress>,
     },
     /// A TLS client met a non-TLS peer: it answered with non-TLS bytes or
     /// closed the connection during the handshake.
@@ -88,6 +132,8 @@ pub enum ConnectError {
         addr: SocketAddr,
         /// What happened.
         detail: String,
+        /// What was done.
+        progress: Box<Progress>,
     },
     /// The TLS handshake did not complete in time (a non-TLS peer often
     /// just waits for more bytes).
@@ -97,6 +143,8 @@ pub enum ConnectError {
         addr: SocketAddr,
         /// The connect timeout.
         after: Duration,
+        /// What was done.
+        progress: Box<Progress>,
     },
     /// Another TLS failure (an alert from the broker, e.g. a rejected
     /// client certificate).
@@ -106,6 +154,8 @@ pub enum ConnectError {
         addr: SocketAddr,
         /// What failed.
         detail: String,
+        /// What was done.
+        progress: Box<Progress>,
     },
     /// A plaintext client met a TLS port.
     #[error(
@@ -114,6 +164,8 @@ pub enum ConnectError {
     BrokerSpeaksTls {
         /// The broker.
         addr: SocketAddr,
+        /// What was done.
+        progress: Box<Progress>,
     },
     /// The Kafka handshake (ApiVersions, SASL) failed: the core's close reason.
     #[error("{addr}: the connection closed before it was ready: {reason}")]
@@ -122,6 +174,9 @@ pub enum ConnectError {
         addr: SocketAddr,
         /// Why the core closed.
         reason: CloseReason,
+        /// What was done (`timings.api_versions` is set when the
+        /// failure came after the version negotiation, e.g. in SASL).
+        progress: Box<Progress>,
     },
 }
 
@@ -147,6 +202,51 @@ impl ConnectError {
             _ => None,
         }
     }
+
+    /// What `connect` got done before it failed: the steps that completed
+    /// and their timings, the resolved addresses, every failed TCP attempt.
+    /// `None` for failures before any step (an invalid address or
+    /// configuration).
+    pub fn progress(&self) -> Option<&Progress> {
+        match self {
+            ConnectError::InvalidAddress { .. }
+            | ConnectError::Config(_)
+            | ConnectError::TlsConfig(_) => None,
+            ConnectError::Resolve { progress, .. }
+            | ConnectError::NoAddresses { progress, .. }
+            | ConnectError::Refused { progress, .. }
+            | ConnectError::ConnectTimeout { progress, .. }
+            | ConnectError::Tcp { progress, .. }
+            | ConnectError::CertificateNotTrusted { progress, .. }
+            | ConnectError::NameMismatch { progress, .. }
+            | ConnectError::InvalidCertificate { progress, .. }
+            | ConnectError::NotTls { progress, .. }
+            | ConnectError::TlsTimeout { progress, .. }
+            | ConnectError::Tls { progress, .. }
+            | ConnectError::BrokerSpeaksTls { progress, .. }
+            | ConnectError::Handshake { progress, .. } => Some(progress),
+        }
+    }
+
+    /// The timings of the steps that completed before the failure
+    /// (`total` is the time up to the failure); see [`ConnectError::progress`].
+    pub fn timings(&self) -> Option<&Timings> {
+        self.progress().map(|p| &p.timings)
+    }
+
+    /// The certificate chain the broker presented (end entity first) when
+    /// the failure is about that certificate; empty otherwise, and also
+    /// when the rustls configuration came from [`crate::TlsConfig::from_rustls`]
+    /// (its verifier is the application's, so the driver cannot see the
+    /// chain of a refused handshake).
+    pub fn presented_certificates(&self) -> &[CertificateDer<'static>] {
+        match self {
+            ConnectError::CertificateNotTrusted { presented, .. }
+            | ConnectError::NameMismatch { presented, .. }
+            | ConnectError::InvalidCertificate { presented, .. } => presented,
+            _ => &[],
+        }
+    }
 }
 
 /// Why [`crate::Client::send`] returned no response.
@@ -161,6 +261,11 @@ pub enum RequestFailure {
     /// connection closed).
     #[error(transparent)]
     Failed(RequestError),
+    /// [`crate::Client::send`] was given a request that gets no response
+    /// (Produce `acks=0`): it would wait forever. Nothing was sent; use
+    /// [`crate::Client::send_without_response`].
+    #[error("this request expects no response (acks=0): use send_without_response")]
+    NoResponseExpected,
 }
 
 impl RequestFailure {
@@ -170,6 +275,7 @@ impl RequestFailure {
             RequestFailure::Refused(SendError::Closed(r)) => r.is_retriable(),
             RequestFailure::Refused(_) => false,
             RequestFailure::Failed(e) => e.is_retriable(),
+            RequestFailure::NoResponseExpected => false,
         }
     }
 

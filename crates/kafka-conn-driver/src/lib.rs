@@ -21,6 +21,10 @@
 //!   own [`ConnectError`] variant, and returns what a diagnostics tool
 //!   needs in [`Client::info`]: address, timings, TLS session, versions, SASL.
 //!
+//! - **Typed requests** (feature `kafka-protocol`): [`Client::send_typed`]
+//!   takes any request type of the `kafka-protocol` crate, picks the
+//!   version, decodes the response and applies its KIP-219 throttle.
+//!
 //! Most users depend on `kafka-conn-tokio`, `kafka-conn-smol` or
 //! `kafka-conn-async-std`, which re-export this crate's API with a
 //! `connect(address, config)` bound to their runtime.
@@ -36,14 +40,21 @@ mod error;
 mod runtime;
 mod stream;
 mod tls;
+#[cfg(feature = "kafka-protocol")]
+mod typed;
 
 pub use client::Client;
 pub use config::ConnectConfig;
-pub use connect::{connect, ConnectInfo, Timings};
+pub use connect::{connect, ConnectInfo, Progress, TcpAttempt, Timings};
 pub use credentials::CallbackError;
 pub use error::{ConnectError, RequestFailure};
 pub use runtime::{BoxFuture, Runtime};
+/// A DER certificate, as in [`TlsInfo::peer_certificates`] and [`ConnectError::presented_certificates`].
+pub use rustls_pki_types::CertificateDer;
 pub use tls::{TlsConfig, TlsInfo};
+#[cfg(feature = "kafka-protocol")]
+#[cfg_attr(docsrs, doc(cfg(feature = "kafka-protocol")))]
+pub use typed::TypedFailure;
 
 /// The sans-IO core this crate drives, re-exported so users need one dependency.
 pub use kafka_conn_core as core;

@@ -1,18 +1,23 @@
 //! TLS settings, the rustls client configuration built from them, and the
 //! classification of handshake failures into errors a user can act on.
 
+use std::cell::RefCell;
 use std::fmt;
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::pin::pin;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use rustls::{CertificateError, RootCertStore};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
+use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 
-use crate::connect::timeout;
+use crate::connect::{timeout, Progress};
 use crate::error::ConnectError;
 use crate::runtime::Runtime;
 
@@ -136,10 +141,18 @@ impl TlsConfig {
             }
         }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
+        // rustls' own WebPKI verifier (what `with_root_certificates` would
+        // build), wrapped to show the chain of a refused handshake. One
+        // verifier per configuration: rustls resumes a TLS session only
+        // with the verifier that made it.
+        let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+            .build()
+            .map_err(|e| e.to_string())?;
         let builder = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|e| e.to_string())?
-            .with_root_certificates(roots);
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(PresentedChain(webpki)));
         match &self.client_auth {
             None => Ok(builder.with_no_client_auth()),
             Some((cert, key)) => {
@@ -167,6 +180,113 @@ fn read_certs(path: &PathBuf, what: &str) -> Result<Vec<CertificateDer<'static>>
     Ok(certs)
 }
 
+thread_local! {
+    /// Where [`PresentedChain`] leaves the chain it is shown, while a
+    /// handshake is polled inside [`capture_presented`] on this thread.
+    static PRESENTED: RefCell<Option<Vec<CertificateDer<'static>>>> = const { RefCell::new(None) };
+}
+
+/// rustls' WebPKI verifier, noting the chain it verifies for
+/// [`capture_presented`], so a refused certificate can still be shown.
+///
+/// rustls keeps no peer certificates after a failed verification, and the
+/// verifier is shared by every connection of a configuration (and must
+/// be: session resumption requires the same verifier), so it cannot hold
+/// a per-connection slot. Verification runs synchronously inside the poll
+/// of the handshake future, which [`capture_presented`] wraps with a
+/// thread-local slot: the chain lands with the handshake that saw it.
+#[derive(Debug)]
+struct PresentedChain(Arc<WebPkiServerVerifier>);
+
+impl ServerCertVerifier for PresentedChain {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        // `try_with`: nothing to do while the thread is being torn down.
+        let _ = PRESENTED.try_with(|slot| {
+            if let Some(chain) = slot.borrow_mut().as_mut() {
+                *chain = std::iter::once(end_entity)
+                    .chain(intermediates)
+                    .map(|c| c.clone().into_owned())
+                    .collect();
+            }
+        });
+        self.0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}
+
+/// Restores the previous thread-local slot when a poll ends, also by panic.
+struct SlotGuard(Option<Option<Vec<CertificateDer<'static>>>>);
+
+impl SlotGuard {
+    fn install() -> Self {
+        Self(Some(PRESENTED.with(|s| s.replace(Some(Vec::new())))))
+    }
+
+    /// Ends the scope: the chain captured during it.
+    fn finish(mut self) -> Vec<CertificateDer<'static>> {
+        let previous = self.0.take().flatten();
+        PRESENTED.with(|s| s.replace(previous)).unwrap_or_default()
+    }
+}
+
+impl Drop for SlotGuard {
+    fn drop(&mut self) {
+        if let Some(previous) = self.0.take() {
+            let _ = PRESENTED.try_with(|s| s.replace(previous));
+        }
+    }
+}
+
+/// Runs a TLS handshake and returns, with its outcome, the certificate
+/// chain the broker presented as far as a [`PresentedChain`] verifier saw
+/// it (empty with a configuration from [`TlsConfig::from_rustls`], or when
+/// the handshake did not get that far).
+pub(crate) async fn capture_presented<F: Future>(
+    handshake: F,
+) -> (F::Output, Vec<CertificateDer<'static>>) {
+    let mut handshake = pin!(handshake);
+    let mut presented = Vec::new();
+    std::future::poll_fn(|cx| {
+        let guard = SlotGuard::install();
+        let poll = handshake.as_mut().poll(cx);
+        let seen = guard.finish();
+        if !seen.is_empty() {
+            presented = seen;
+        }
+        poll.map(|out| (out, std::mem::take(&mut presented)))
+    })
+    .await
+}
+
 /// What the TLS handshake settled on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -177,8 +297,9 @@ pub struct TlsInfo {
     pub cipher_suite: String,
     /// The name the certificate was verified against.
     pub server_name: String,
-    /// How many certificates the broker presented.
-    pub peer_certificates: usize,
+    /// The certificate chain the broker presented, end entity first, in
+    /// DER (decode it with an X.509 parser to show subject and expiry).
+    pub peer_certificates: Vec<CertificateDer<'static>>,
 }
 
 impl TlsInfo {
@@ -191,16 +312,22 @@ impl TlsInfo {
                 .negotiated_cipher_suite()
                 .map_or_else(|| "unknown".to_owned(), |s| format!("{:?}", s.suite())),
             server_name,
-            peer_certificates: c.peer_certificates().map_or(0, <[_]>::len),
+            peer_certificates: c
+                .peer_certificates()
+                .map(|chain| chain.iter().map(|c| c.clone().into_owned()).collect())
+                .unwrap_or_default(),
         }
     }
 }
 
-/// Turns a failed TLS handshake into the error that says what to fix.
+/// Turns a failed TLS handshake into the error that says what to fix;
+/// `presented` is the chain the broker presented, `progress` what was done.
 pub(crate) fn classify_handshake_error(
     err: io::Error,
     addr: SocketAddr,
     server_name: &str,
+    presented: Vec<CertificateDer<'static>>,
+    progress: Box<Progress>,
 ) -> ConnectError {
     let tls = err
         .get_ref()
@@ -212,6 +339,8 @@ pub(crate) fn classify_handshake_error(
                     addr,
                     server_name: server_name.to_owned(),
                     detail: c.to_string(),
+                    presented,
+                    progress,
                 }
             }
             CertificateError::UnknownIssuer
@@ -219,10 +348,14 @@ pub(crate) fn classify_handshake_error(
             | CertificateError::UnhandledCriticalExtension => ConnectError::CertificateNotTrusted {
                 addr,
                 detail: c.to_string(),
+                presented,
+                progress,
             },
-            other => ConnectError::Tls {
+            other => ConnectError::InvalidCertificate {
                 addr,
-                detail: format!("invalid broker certificate: {other}"),
+                detail: other.to_string(),
+                presented,
+                progress,
             },
         },
         // Bytes that are not TLS records: a Kafka (or other) server answering
@@ -234,16 +367,19 @@ pub(crate) fn classify_handshake_error(
         ) => ConnectError::NotTls {
             addr,
             detail: format!("the peer answered with non-TLS bytes ({e})"),
+            progress,
         },
         Some(rustls::Error::AlertReceived(alert)) => ConnectError::Tls {
             addr,
             detail: format!(
                 "the broker sent the alert {alert:?} (a rejected or missing client certificate for mTLS?)"
             ),
+            progress,
         },
         Some(e) => ConnectError::Tls {
             addr,
             detail: e.to_string(),
+            progress,
         },
         // A Kafka broker reads our ClientHello as a huge frame size and
         // closes: the peer hung up before saying anything TLS.
@@ -258,11 +394,13 @@ pub(crate) fn classify_handshake_error(
             ConnectError::NotTls {
                 addr,
                 detail: format!("the peer closed the connection during the TLS handshake ({err})"),
+                progress,
             }
         }
         None => ConnectError::Tls {
             addr,
             detail: err.to_string(),
+            progress,
         },
     }
 }

@@ -16,6 +16,7 @@ pub mod env;
 pub mod fake;
 pub mod kafka;
 pub mod tests;
+pub mod typed;
 
 use std::future::Future;
 use std::pin::pin;
@@ -78,7 +79,11 @@ macro_rules! suite {
             garbage_and_http_listeners_are_protocol_violations,
             plaintext_client_on_tls_port_is_told_broker_speaks_tls,
             tls_client_on_plaintext_port_is_told_to_use_plaintext,
+            tls_client_on_plaintext_port_is_told_quickly,
             tls_client_on_silent_port_times_out,
+            tls_info_and_certificate_errors_carry_the_presented_chain,
+            connect_errors_carry_the_timings_of_completed_steps,
+            every_failed_tcp_attempt_is_reported,
             wrong_ca_is_certificate_not_trusted,
             wrong_server_name_is_name_mismatch,
             closed_port_is_refused,
@@ -87,6 +92,21 @@ macro_rules! suite {
             failing_oauth_callback_is_an_auth_failure,
             sasl_mechanisms_over_plaintext_and_ssl,
         );
+        $crate::suite!(@typed $block_on, $runtime;
+            typed_metadata_and_create_topics,
+            typed_produce_fetch_round_trip_tansu,
+            typed_produce_fetch_round_trip_mock,
+            typed_pinned_unsupported_version_is_refused_before_sending,
+            typed_acks_zero_answered_by_the_test_brokers_is_unsolicited,
+        );
+    };
+    (@typed $block_on:path, $runtime:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                $block_on(async { $crate::typed::$name($runtime).await });
+            }
+        )*
     };
     (@each $block_on:path, $runtime:expr; $($name:ident),* $(,)?) => {
         $(

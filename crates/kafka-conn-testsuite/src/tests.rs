@@ -10,7 +10,8 @@ use kafka_conn_driver::core::{
     SendError, TimeoutKind,
 };
 use kafka_conn_driver::{
-    connect, Client, ConnectConfig, ConnectError, RequestFailure, Runtime, TlsConfig,
+    connect, BoxFuture, CertificateDer, Client, ConnectConfig, ConnectError, RequestFailure,
+    Runtime, TlsConfig,
 };
 
 use crate::fake::{Fake, OAuthBroker, Proxy};
@@ -62,7 +63,14 @@ pub async fn plaintext_connects_and_negotiates<R: Runtime>(rt: R) {
     assert!(info.tls.is_none());
     assert_eq!(info.api_versions.negotiated_with, Some(4));
     assert!(!info.api_versions.fell_back);
-    assert!(info.timings.total >= info.timings.handshake);
+    // Each step timed on its own: no lookup for an IP, no TLS, no SASL.
+    let t = info.timings;
+    assert_eq!((t.resolve, t.tls, t.sasl), (None, None, None), "{t:?}");
+    let (tcp, versions) = (
+        t.tcp.expect("TCP timed"),
+        t.api_versions.expect("ApiVersions timed"),
+    );
+    assert!(t.total >= tcp + versions, "{t:?}");
     assert!(client.negotiate(ApiKey::METADATA, 0..=4) == Some(4));
     let r = client.send(metadata_for("kc-plain")).await.unwrap();
     assert_metadata_for(&r, "kc-plain");
@@ -78,8 +86,8 @@ pub async fn tls_connects_with_ca_file_and_server_name<R: Runtime>(rt: R) {
     let client = must_connect(&rt, &addr, ConnectConfig::default().with_tls(tls)).await;
     let tls = client.info().tls.clone().expect("TLS info");
     assert!(tls.protocol_version.starts_with("TLSv1_"), "{tls:?}");
-    assert!(tls.peer_certificates >= 1);
     assert!(client.info().timings.tls.is_some());
+    assert_is_the_brokers_chain(&tls.peer_certificates);
     let r = client.send(metadata_for("kc-tls")).await.unwrap();
     assert_metadata_for(&r, "kc-tls");
     // Pipelined over TLS as well.
@@ -491,6 +499,27 @@ pub async fn tls_client_on_plaintext_port_is_told_to_use_plaintext<R: Runtime>(r
     assert!(e.to_string().contains("PLAINTEXT"), "{e}");
 }
 
+/// A TLS client on tansu's plaintext port: tansu reads the ClientHello as
+/// a huge frame size and waits, so only the plaintext probe can tell. It
+/// starts after about a second, so the diagnosis comes long before the
+/// 10 s connect timeout.
+pub async fn tls_client_on_plaintext_port_is_told_quickly<R: Runtime>(rt: R) {
+    let (Some(addr), Some(tls)) = (env::var("KAFKA_PLAINTEXT_BOOTSTRAP"), tls_config()) else {
+        return;
+    };
+    let config = ConnectConfig::default()
+        .with_tls(tls)
+        .with_connect_timeout(Duration::from_secs(10));
+    let started = Instant::now();
+    let e = must_fail(&rt, &addr, config).await;
+    let took = started.elapsed();
+    eprintln!("TLS on a plaintext port diagnosed in {took:?}");
+    assert!(matches!(e, ConnectError::NotTls { .. }), "{e}");
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    let t = e.timings().expect("timings");
+    assert!(t.tcp.is_some() && t.tls.is_none(), "{t:?}");
+}
+
 /// A TLS client on a port that never answers: the TLS handshake times out
 /// with a hint.
 pub async fn tls_client_on_silent_port_times_out<R: Runtime>(rt: R) {
@@ -511,6 +540,189 @@ pub async fn tls_client_on_silent_port_times_out<R: Runtime>(rt: R) {
     let e = must_fail(&rt, &fake.address(), config).await;
     assert!(matches!(e, ConnectError::TlsTimeout { .. }), "{e}");
     assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+/// The chain the test broker presents: its own certificate first (its SAN
+/// names localhost), then what stunnel sends with it, all DER.
+fn assert_is_the_brokers_chain(chain: &[CertificateDer<'static>]) {
+    let first = chain.first().expect("the broker presented a certificate");
+    assert_eq!(first.first(), Some(&0x30), "not a DER SEQUENCE");
+    assert!(
+        first.windows(b"localhost".len()).any(|w| w == b"localhost"),
+        "the end entity does not name localhost"
+    );
+}
+
+/// The chain in `TlsInfo` is the one the broker presents, and the same as
+/// in a certificate failure against the same broker.
+pub async fn tls_info_and_certificate_errors_carry_the_presented_chain<R: Runtime>(rt: R) {
+    let (Some(addr), Some(tls), Some([wrong_ca])) = (
+        env::var("KAFKA_TLS_BOOTSTRAP"),
+        tls_config(),
+        env::vars(["KAFKA_TLS_WRONG_CA_FILE"]),
+    ) else {
+        return;
+    };
+    let client = must_connect(&rt, &addr, ConnectConfig::default().with_tls(tls)).await;
+    let chain = client
+        .info()
+        .tls
+        .clone()
+        .expect("TLS info")
+        .peer_certificates;
+    assert_is_the_brokers_chain(&chain);
+    client.close();
+
+    let untrusted = ConnectConfig::default()
+        .with_tls(TlsConfig::ca_file(&wrong_ca).with_server_name("localhost"));
+    let e = must_fail(&rt, &addr, untrusted).await;
+    assert!(
+        matches!(e, ConnectError::CertificateNotTrusted { .. }),
+        "{e}"
+    );
+    assert_eq!(e.presented_certificates(), chain.as_slice());
+
+    let Some([ca]) = env::vars(["KAFKA_TLS_CA_FILE"]) else {
+        return;
+    };
+    let wrong_name = ConnectConfig::default()
+        .with_tls(TlsConfig::ca_file(&ca).with_server_name("not-the-broker.invalid"));
+    let e = must_fail(&rt, &addr, wrong_name).await;
+    assert!(matches!(e, ConnectError::NameMismatch { .. }), "{e}");
+    assert_eq!(e.presented_certificates(), chain.as_slice());
+    // Only certificate failures carry a chain.
+    let e = must_fail(&rt, &addr, ConnectConfig::default()).await;
+    assert!(e.presented_certificates().is_empty(), "{e}");
+}
+
+/// A failed connect carries the timings of the steps before the failure.
+pub async fn connect_errors_carry_the_timings_of_completed_steps<R: Runtime>(rt: R) {
+    // Refused: nothing completed but the (skipped) lookup.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let e = must_fail(&rt, &format!("127.0.0.1:{port}"), ConnectConfig::default()).await;
+    let p = e.progress().expect("progress");
+    assert_eq!(
+        (p.timings.resolve, p.timings.tcp, p.address),
+        (None, None, None)
+    );
+    assert_eq!(p.failed_attempts.len(), 1, "{p:?}");
+    assert_eq!(p.failed_attempts[0].reason, "connection refused");
+    assert!(p.timings.total >= p.failed_attempts[0].took, "{p:?}");
+
+    // A silent peer: TCP completed, the Kafka handshake timed out.
+    let (fake, _eof) = Fake::silent();
+    let config = Config::new().with_handshake_timeout(Duration::from_millis(300));
+    let e = must_fail(&rt, &fake.address(), config.into()).await;
+    let p = e.progress().expect("progress");
+    let tcp = p.timings.tcp.expect("TCP completed");
+    assert_eq!(p.address.map(|a| a.to_string()), Some(fake.address()));
+    assert_eq!((p.timings.tls, p.timings.api_versions), (None, None));
+    assert!(p.timings.total >= tcp + Duration::from_millis(300), "{p:?}");
+
+    // A certificate failure: TCP completed, TLS did not.
+    if let (Some(addr), Some([wrong_ca])) = (
+        env::var("KAFKA_TLS_BOOTSTRAP"),
+        env::vars(["KAFKA_TLS_WRONG_CA_FILE"]),
+    ) {
+        let config = ConnectConfig::default().with_tls(TlsConfig::ca_file(wrong_ca));
+        let e = must_fail(&rt, &addr, config).await;
+        let t = e.timings().expect("timings");
+        assert!(t.tcp.is_some() && t.tls.is_none(), "{t:?}");
+    }
+
+    // A SASL failure: ApiVersions completed and is timed, SASL is not.
+    let broker = OAuthBroker::start(60_000);
+    let config = ConnectConfig::new(Config::new().with_sasl(SaslConfig::oauthbearer()))
+        .with_oauth_token_provider(|| async { Err("the token service is down".into()) });
+    let e = must_fail(&rt, &broker.address(), config).await;
+    let t = e.timings().expect("timings");
+    assert!(t.tcp.is_some() && t.api_versions.is_some(), "{t:?}");
+    assert_eq!(t.sasl, None, "{t:?}");
+}
+
+/// A runtime whose DNS answers every name with fixed addresses, to see
+/// `connect` try each of them.
+#[derive(Clone)]
+struct FixedDns<R> {
+    inner: R,
+    addresses: Vec<std::net::SocketAddr>,
+}
+
+impl<R: Runtime> Runtime for FixedDns<R> {
+    type Tcp = R::Tcp;
+
+    fn resolve(
+        &self,
+        _host: String,
+        _port: u16,
+    ) -> BoxFuture<'static, std::io::Result<Vec<std::net::SocketAddr>>> {
+        let addresses = self.addresses.clone();
+        Box::pin(async move { Ok(addresses) })
+    }
+
+    fn connect_tcp(
+        &self,
+        addr: std::net::SocketAddr,
+    ) -> BoxFuture<'static, std::io::Result<R::Tcp>> {
+        self.inner.connect_tcp(addr)
+    }
+
+    fn set_nodelay(&self, tcp: &R::Tcp) -> std::io::Result<()> {
+        self.inner.set_nodelay(tcp)
+    }
+
+    fn sleep_until(&self, deadline: Instant) -> BoxFuture<'static, ()> {
+        self.inner.sleep_until(deadline)
+    }
+
+    fn spawn(&self, task: BoxFuture<'static, ()>) {
+        self.inner.spawn(task);
+    }
+}
+
+/// When every address fails, the error names each attempt; when a later
+/// one works, the info lists the ones that failed first.
+pub async fn every_failed_tcp_attempt_is_reported<R: Runtime>(rt: R) {
+    let closed: Vec<std::net::SocketAddr> = (0..2)
+        .map(|_| {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap()
+        })
+        .collect();
+    let dns = FixedDns {
+        inner: rt.clone(),
+        addresses: closed.clone(),
+    };
+    let e = must_fail(&dns, "broker.example:9092", ConnectConfig::default()).await;
+    assert!(
+        matches!(e, ConnectError::Refused { addr, .. } if addr == closed[1]),
+        "{e}"
+    );
+    let p = e.progress().expect("progress");
+    assert_eq!(p.resolved, closed);
+    assert!(p.timings.resolve.is_some(), "{p:?}");
+    let tried: Vec<_> = p.failed_attempts.iter().map(|a| a.addr).collect();
+    assert_eq!(tried, closed);
+    // The message names the first address too, not only the last.
+    assert!(e.to_string().contains(&closed[0].to_string()), "{e}");
+
+    let (fake, _eof) = Fake::silent();
+    let listening: std::net::SocketAddr = fake.address().parse().unwrap();
+    let dns = FixedDns {
+        inner: rt.clone(),
+        addresses: vec![closed[0], listening],
+    };
+    let config = Config::new().with_version_hint(hint());
+    let client = must_connect(&dns, "broker.example:9092", config.into()).await;
+    let info = client.info();
+    assert_eq!(info.address, listening);
+    let tried: Vec<_> = info.failed_attempts.iter().map(|a| a.addr).collect();
+    assert_eq!(tried, vec![closed[0]]);
+    // A version hint skips ApiVersions: nothing to time.
+    assert_eq!(info.timings.api_versions, None);
 }
 
 /// A CA that did not sign the broker's certificate.
@@ -590,6 +802,15 @@ pub async fn oauth_callback_answers_every_reauthentication<R: Runtime>(rt: R) {
     assert_eq!(
         client.info().sasl.as_ref().unwrap().mechanism,
         "OAUTHBEARER"
+    );
+    // ApiVersions and SASL are timed apart; the token callback's 20 ms
+    // belong to SASL.
+    let t = client.info().timings;
+    let sasl = t.sasl.expect("SASL timed");
+    assert!(sasl >= Duration::from_millis(20), "{t:?}");
+    assert!(
+        t.total >= t.api_versions.expect("ApiVersions timed") + sasl,
+        "{t:?}"
     );
     let until = Instant::now() + Duration::from_millis(6600);
     let mut i = 0;

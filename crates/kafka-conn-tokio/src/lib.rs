@@ -28,9 +28,12 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
+/// Why [`Client::send_typed`] returned no typed response (feature `kafka-protocol`).
+#[cfg(feature = "kafka-protocol")]
+pub use kafka_conn_driver::TypedFailure;
 pub use kafka_conn_driver::{
-    core, BoxFuture, CallbackError, Client, ConnectConfig, ConnectError, ConnectInfo,
-    RequestFailure, Runtime, Timings, TlsConfig, TlsInfo,
+    core, BoxFuture, CallbackError, CertificateDer, Client, ConnectConfig, ConnectError,
+    ConnectInfo, Progress, RequestFailure, Runtime, TcpAttempt, Timings, TlsConfig, TlsInfo,
 };
 use tokio::io::ReadBuf;
 
