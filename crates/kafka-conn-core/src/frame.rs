@@ -10,8 +10,18 @@ use bytes::{Buf, Bytes, BytesMut};
 
 use crate::error::ProtocolViolation;
 
-/// The read window offered to the caller when nothing else is known.
+/// The receive buffer's first capacity, and what it shrinks back to.
 const MIN_READ: usize = 16 * 1024;
+/// The smallest read window. The window is zero-filled each time it is
+/// handed out (safe Rust cannot hand out uninitialised memory), so unless a
+/// frame under way needs more, it is sized to what reads actually return,
+/// between this and [`BIG_READ`], rather than always 16 KiB.
+const SMALL_READ: usize = 512;
+/// The read window floor a connection starts with.
+const FIRST_READ: usize = 4 * 1024;
+/// The largest the floor grows to when reads keep filling the window
+/// (pipelined responses): fewer `read` calls, bounded zero-filling.
+const BIG_READ: usize = 64 * 1024;
 /// The largest single growth step while a big frame arrives: the buffer
 /// grows with the bytes received, not with the claimed size.
 const MAX_READ: usize = 1024 * 1024;
@@ -28,6 +38,10 @@ pub(crate) struct FrameReader {
     /// Start of the window handed out by `recv_buf` and not yet committed:
     /// `buf[window..]` is zero padding, not data.
     window: Option<usize>,
+    /// The window's lower bound, adapted to the reads: doubled (up to
+    /// [`BIG_READ`]) when a read returns at least this much, halved (down to
+    /// [`SMALL_READ`]) when a read returns under a quarter of it.
+    floor: usize,
 }
 
 impl FrameReader {
@@ -37,6 +51,7 @@ impl FrameReader {
             max_frame_size,
             seen_frame: false,
             window: None,
+            floor: FIRST_READ,
         }
     }
 
@@ -53,10 +68,10 @@ impl FrameReader {
     }
 
     /// A window to read into, sized for the frame under way (bounded by
-    /// [`MAX_READ`] per call) and zero-initialised.
+    /// [`MAX_READ`] per call) or to recent reads, and zero-initialised.
     pub(crate) fn recv_buf(&mut self) -> &mut [u8] {
         self.close_window();
-        let want = self.wanted().clamp(MIN_READ, MAX_READ);
+        let want = self.wanted().clamp(self.floor, MAX_READ);
         let len = self.buf.len();
         // resize reuses spare capacity; it allocates only when the frame under
         // way has outgrown it, and then by at most MAX_READ at a time.
@@ -71,6 +86,11 @@ impl FrameReader {
     pub(crate) fn commit(&mut self, n: usize) -> bool {
         match self.window.take() {
             Some(start) if start + n <= self.buf.len() => {
+                if n >= self.floor {
+                    self.floor = (self.floor * 2).min(BIG_READ);
+                } else if n < self.floor / 4 {
+                    self.floor = (self.floor / 2).max(SMALL_READ);
+                }
                 self.buf.truncate(start + n);
                 true
             }
@@ -238,6 +258,39 @@ mod tests {
         let mut r = FrameReader::new(100);
         r.extend(&[0x16, 0x03, 0x01]);
         assert_eq!(r.next_frame(), Err(ProtocolViolation::LooksLikeTls));
+    }
+
+    #[test]
+    fn the_read_window_follows_the_reads() {
+        let mut r = FrameReader::new(64 << 20);
+        assert_eq!(r.recv_buf().len(), FIRST_READ);
+        // Small responses: the window (zero-filled on every call) shrinks.
+        for _ in 0..8 {
+            let win = r.recv_buf();
+            win[..8].copy_from_slice(&frame(b"four"));
+            assert!(r.commit(8));
+            assert_eq!(r.next_frame().unwrap().as_deref(), Some(&b"four"[..]));
+        }
+        assert_eq!(r.recv_buf().len(), SMALL_READ);
+        // Reads that fill it make it grow again, up to BIG_READ.
+        let many: Vec<u8> = (0..40_000).flat_map(|_| frame(b"x")).collect();
+        let mut fed = 0;
+        let mut windows = vec![];
+        while fed < many.len() {
+            let win = r.recv_buf();
+            windows.push(win.len());
+            let n = win.len().min(many.len() - fed);
+            win[..n].copy_from_slice(&many[fed..fed + n]);
+            fed += n;
+            assert!(r.commit(n));
+            while r.next_frame().unwrap().is_some() {}
+        }
+        assert!(windows.windows(2).all(|w| w[1] >= w[0]), "{windows:?}");
+        assert_eq!(*windows.last().unwrap(), BIG_READ, "{windows:?}");
+        // A big frame under way still gets a window sized for it.
+        let mut r = FrameReader::new(64 << 20);
+        r.extend(&(1_000_000i32).to_be_bytes());
+        assert_eq!(r.recv_buf().len(), 1_000_000);
     }
 
     #[test]

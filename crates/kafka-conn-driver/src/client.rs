@@ -175,7 +175,7 @@ impl Client {
 
     /// Tells the connection that a response to `version` of `api_key`
     /// carried `throttle_time_ms` (KIP-219), for callers that decode
-    /// responses themselves ([`Client::send_typed`] does it for you). Where
+    /// responses themselves (`Client::send_typed` does it for you). Where
     /// that version expects the client to back off
     /// ([`ApiKey::client_throttles`]) and the time is positive, requests sent
     /// after this call wait (queued, not refused) until the throttle ends;

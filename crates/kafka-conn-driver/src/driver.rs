@@ -6,8 +6,9 @@ use std::future::Future;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::io::IoSlice;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Instant;
 
 use futures_channel::{mpsc, oneshot};
@@ -68,10 +69,15 @@ pub(crate) struct Driver<R: Runtime, S> {
     close_watchers: Vec<oneshot::Sender<CloseReason>>,
     /// Bytes went into the transport since the last flush (TLS buffers them).
     unflushed: bool,
-    /// The transport's `poll_read` returned `Pending` during this `poll`,
-    /// so our waker is registered: reading again before it fires costs a
-    /// readiness check (tokio) or a failing `recv` syscall (smol, async-std).
+    /// The transport's `poll_read` returned `Pending` with `read_waker`
+    /// registered, and that waker has not fired since: reading again would
+    /// only cost a readiness check (tokio) or a failing `recv` syscall and an
+    /// `epoll_ctl` (smol, async-std), e.g. on every wake-up for a new request.
     read_blocked: bool,
+    read_waker: Arc<ReadWaker>,
+    /// `read_waker` as a `Waker`, and the task waker it last forwarded to.
+    read_waker_handle: Waker,
+    forwarding_to: Option<Waker>,
     closed: Option<CloseReason>,
 }
 
@@ -86,6 +92,7 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Driver<R, S> {
         ready: oneshot::Sender<ReadyReport>,
     ) -> Self {
         let negotiating = matches!(conn.state(), State::Negotiating { .. });
+        let read_waker = Arc::new(ReadWaker::default());
         Self {
             rt,
             conn,
@@ -104,6 +111,9 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Driver<R, S> {
             close_watchers: Vec::new(),
             unflushed: false,
             read_blocked: false,
+            read_waker: read_waker.clone(),
+            read_waker_handle: Waker::from(read_waker),
+            forwarding_to: None,
             closed: None,
         }
     }
@@ -239,13 +249,15 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Driver<R, S> {
     }
 
     /// Reads straight into the core's buffer until the socket has nothing.
-    fn poll_read(&mut self, cx: &mut Context<'_>) -> bool {
+    fn poll_read(&mut self) -> bool {
         let mut progress = false;
         for _ in 0..TURN_BUDGET {
             if self.conn.is_closed() {
                 break;
             }
-            let result = Pin::new(&mut self.io).poll_read(cx, self.conn.recv_buf());
+            // Through `read_waker`, so that we know whether this side woke us.
+            let mut read_cx = Context::from_waker(&self.read_waker_handle);
+            let result = Pin::new(&mut self.io).poll_read(&mut read_cx, self.conn.recv_buf());
             let now = Instant::now();
             match result {
                 Poll::Ready(Ok(0)) => self.conn.handle_eof(now),
@@ -487,10 +499,21 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Future for Driver<R, 
         let this = self.get_mut();
         // Events queued before the first poll (ready at once with a version hint).
         this.drain_events();
-        // A source that returned Pending in this poll has our waker: it is
-        // not polled again until the next poll. The command channel returns
-        // only once empty (or closed), so one call per poll is enough.
-        this.read_blocked = false;
+        // A source that returned Pending has our waker: it is not polled
+        // again until that waker fires. The read side's waker tells (see
+        // `ReadWaker`); the command channel returns only once empty (or
+        // closed), so one call per poll is enough.
+        if !this
+            .forwarding_to
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()))
+        {
+            this.forwarding_to = Some(cx.waker().clone());
+            this.read_waker.forward_to(cx.waker().clone());
+        }
+        if this.read_waker.woken.swap(false, Ordering::Acquire) {
+            this.read_blocked = false;
+        }
         let mut commands_polled = false;
         for turn in 0..TURN_BUDGET {
             let mut progress = false;
@@ -501,7 +524,7 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Future for Driver<R, 
             progress |= this.poll_credential(cx);
             progress |= this.poll_write(cx);
             if !this.read_blocked {
-                progress |= this.poll_read(cx);
+                progress |= this.poll_read();
             }
             // The deadlines once the rest has settled (they move with every
             // request and response), and before yielding when busy.
@@ -521,6 +544,33 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Future for Driver<R, 
         this.publish();
         cx.waker().wake_by_ref();
         Poll::Pending
+    }
+}
+
+/// The waker the transport's read side gets: it notes that it fired, then
+/// wakes the connection's task.
+#[derive(Debug, Default)]
+struct ReadWaker {
+    woken: AtomicBool,
+    task: Mutex<Option<Waker>>,
+}
+
+impl ReadWaker {
+    fn forward_to(&self, task: Waker) {
+        *self.task.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
+    }
+}
+
+impl Wake for ReadWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::Release);
+        if let Some(task) = &*self.task.lock().unwrap_or_else(|p| p.into_inner()) {
+            task.wake_by_ref();
+        }
     }
 }
 

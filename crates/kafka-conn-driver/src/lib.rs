@@ -21,7 +21,7 @@
 //!   own [`ConnectError`] variant, and returns what a diagnostics tool
 //!   needs in [`Client::info`]: address, timings, TLS session, versions, SASL.
 //!
-//! - **Typed requests** (feature `kafka-protocol`): [`Client::send_typed`]
+//! - **Typed requests** (feature `kafka-protocol`): `Client::send_typed`
 //!   takes any request type of the `kafka-protocol` crate, picks the
 //!   version, decodes the response and applies its KIP-219 throttle.
 //!

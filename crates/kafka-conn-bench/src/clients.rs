@@ -1,0 +1,326 @@
+//! The clients, each run in a child process: connect, check one response,
+//! warm up, then the measured phase between two `getrusage` calls.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use kafka_conn_core::{ApiKey, Request};
+use kafka_conn_tokio::{Client, ConnectConfig};
+
+use crate::{stop_after, ClientKind, Job, Meter, Sample, Workload};
+
+pub(crate) fn run(job: &Job) -> Result<Sample, String> {
+    match job.client {
+        ClientKind::Raw => raw(job).map_err(|e| e.to_string()),
+        ClientKind::Tokio => current_thread_tokio()?.block_on(async {
+            let client = kafka_conn_tokio::connect(&job.broker, ConnectConfig::default())
+                .await
+                .map_err(|e| e.to_string())?;
+            kafka_conn(job, &client, |client, request, stop| {
+                // Spawned now, awaited later: the workers run concurrently.
+                let task = tokio::spawn(send_loop(client, request, stop));
+                async move { task.await.map_err(|e| e.to_string())? }
+            })
+            .await
+        }),
+        ClientKind::Smol => main_thread_wait(async {
+            let client = kafka_conn_smol::connect(&job.broker, ConnectConfig::default())
+                .await
+                .map_err(|e| e.to_string())?;
+            // The workers run on smol's global executor, like the connection's task.
+            kafka_conn(job, &client, |client, request, stop| {
+                smol::spawn(send_loop(client, request, stop))
+            })
+            .await
+        }),
+        ClientKind::AsyncStd => main_thread_wait(async {
+            let client = kafka_conn_async_std::connect(&job.broker, ConnectConfig::default())
+                .await
+                .map_err(|e| e.to_string())?;
+            kafka_conn(job, &client, |client, request, stop| {
+                async_std::task::spawn(send_loop(client, request, stop))
+            })
+            .await
+        }),
+        ClientKind::RsKafka => current_thread_tokio()?.block_on(rskafka_messenger(job)),
+        ClientKind::RsKafkaClient => current_thread_tokio()?.block_on(rskafka_client(job)),
+    }
+}
+
+/// Waits on the main thread for work spawned on smol's or async-std's
+/// executor threads, without taking part in their I/O: with `smol::block_on`
+/// the main thread would run the I/O reactor, and every response would hop
+/// from it to the executor thread that runs the connection's task.
+fn main_thread_wait<T>(f: impl std::future::Future<Output = T>) -> T {
+    smol::future::block_on(f)
+}
+
+/// tokio's single-threaded runtime for both tokio clients (kafka-conn and
+/// rskafka): one connection needs no more, and it is the cheapest per request.
+fn current_thread_tokio() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+/// Runs `concurrency` workers (spawned by `spawn`) until `seconds` pass;
+/// returns the responses received.
+async fn round<F, Fut>(concurrency: usize, seconds: f64, mut spawn: F) -> Result<u64, String>
+where
+    F: FnMut(Arc<AtomicBool>) -> Fut,
+    Fut: std::future::Future<Output = Result<u64, String>>,
+{
+    let stop = stop_after(seconds);
+    let workers: Vec<Fut> = (0..concurrency).map(|_| spawn(stop.clone())).collect();
+    let mut total = 0;
+    for w in workers {
+        total += w.await?;
+    }
+    Ok(total)
+}
+
+async fn send_loop(client: Client, request: Request, stop: Arc<AtomicBool>) -> Result<u64, String> {
+    let mut n = 0;
+    while !stop.load(Ordering::Relaxed) {
+        client
+            .send(request.clone())
+            .await
+            .map_err(|e| e.to_string())?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// kafka-conn on any runtime: `spawn` starts one `send_loop` on it.
+async fn kafka_conn<F, Fut>(job: &Job, client: &Client, spawn: F) -> Result<Sample, String>
+where
+    F: Fn(Client, Request, Arc<AtomicBool>) -> Fut,
+    Fut: std::future::Future<Output = Result<u64, String>>,
+{
+    let w = job.workload;
+    let request = Request::new(ApiKey(w.api_key()), w.version(), w.body());
+    let first = client
+        .send(request.clone())
+        .await
+        .map_err(|e| e.to_string())?;
+    w.check(&first.body)?;
+    let response_bytes = first.body.len();
+    let go = |stop| spawn(client.clone(), request.clone(), stop);
+    round(job.concurrency, job.warmup, go).await?;
+    let meter = Meter::start();
+    let n = round(job.concurrency, job.seconds, go).await?;
+    let sample = meter.finish(n, response_bytes);
+    client.close();
+    client.closed().await;
+    Ok(sample)
+}
+
+/// rskafka's single-broker connection, with the same versions as everyone.
+async fn rskafka_messenger(job: &Job) -> Result<Sample, String> {
+    use rskafka::messenger::Messenger;
+    use rskafka::protocol::api_key::ApiKey as RsKey;
+    use rskafka::protocol::api_version::{ApiVersion, ApiVersionRange};
+    use rskafka::protocol::messages::{ApiVersionsRequest, MetadataRequest};
+    use rskafka::protocol::primitives::{Boolean, Int16};
+
+    let tcp = tokio::net::TcpStream::connect(&job.broker)
+        .await
+        .map_err(|e| e.to_string())?;
+    // As kafka-conn does (rskafka's own transport does not).
+    tcp.set_nodelay(true).map_err(|e| e.to_string())?;
+    let mut messenger = Messenger::new(tcp, 100 << 20, Arc::from("rskafka-bench"));
+    messenger.sync_versions().await.map_err(|e| e.to_string())?;
+    let exactly = |v| ApiVersionRange::new(ApiVersion(Int16(v)), ApiVersion(Int16(v)));
+    messenger.override_version_ranges(HashMap::from([
+        (RsKey::Metadata, exactly(Workload::Metadata.version())),
+        (RsKey::ApiVersions, exactly(Workload::ApiVersions.version())),
+    ]));
+    let messenger = Arc::new(messenger);
+    let metadata = Arc::new(MetadataRequest {
+        topics: None,
+        allow_auto_topic_creation: Some(Boolean(false)),
+    });
+    let api_versions = Arc::new(ApiVersionsRequest {
+        client_software_name: None,
+        client_software_version: None,
+        tagged_fields: None,
+    });
+
+    let one = |m: Arc<Messenger<tokio::net::TcpStream>>,
+               md: Arc<MetadataRequest>,
+               av: Arc<ApiVersionsRequest>| async move {
+        match job.workload {
+            Workload::Metadata => m
+                .request(md.as_ref())
+                .await
+                .map(|r| r.brokers.len())
+                .map_err(|e| e.to_string()),
+            Workload::ApiVersions => m
+                .request(av.as_ref())
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|r| match r.error_code {
+                    None => Ok(r.api_keys.len()),
+                    Some(e) => Err(format!("ApiVersions error {e:?}")),
+                }),
+        }
+    };
+    let items = one(messenger.clone(), metadata.clone(), api_versions.clone()).await?;
+    if items == 0 {
+        return Err("an empty response".to_owned());
+    }
+    let go = |stop: Arc<AtomicBool>| {
+        let (m, md, av) = (messenger.clone(), metadata.clone(), api_versions.clone());
+        let workload = job.workload;
+        let task = tokio::spawn(async move {
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                match workload {
+                    Workload::Metadata => {
+                        m.request(md.as_ref()).await.map_err(|e| e.to_string())?;
+                    }
+                    Workload::ApiVersions => {
+                        m.request(av.as_ref()).await.map_err(|e| e.to_string())?;
+                    }
+                }
+                n += 1;
+            }
+            Ok::<u64, String>(n)
+        });
+        async move { task.await.map_err(|e| e.to_string())? }
+    };
+    round(job.concurrency, job.warmup, go).await?;
+    let meter = Meter::start();
+    let n = round(job.concurrency, job.seconds, go).await?;
+    Ok(meter.finish(n, 0))
+}
+
+/// rskafka's high-level `Client::list_topics` (a Metadata request for all
+/// topics on its cached broker connection, decoded into `Topic`s).
+async fn rskafka_client(job: &Job) -> Result<Sample, String> {
+    if job.workload != Workload::Metadata {
+        return Err("rskafka's Client sends Metadata only".to_owned());
+    }
+    let client = rskafka::client::ClientBuilder::new(vec![job.broker.clone()])
+        .client_id("rskafka-bench")
+        .build()
+        .await
+        .map_err(|e| e.to_string())?;
+    let client = Arc::new(client);
+    client.list_topics().await.map_err(|e| e.to_string())?;
+    let go = |stop: Arc<AtomicBool>| {
+        let client = client.clone();
+        let task = tokio::spawn(async move {
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                client.list_topics().await.map_err(|e| e.to_string())?;
+                n += 1;
+            }
+            Ok::<u64, String>(n)
+        });
+        async move { task.await.map_err(|e| e.to_string())? }
+    };
+    round(job.concurrency, job.warmup, go).await?;
+    let meter = Meter::start();
+    let n = round(job.concurrency, job.seconds, go).await?;
+    Ok(meter.finish(n, 0))
+}
+
+/// One pre-encoded request frame: size, header v1 (key, version,
+/// correlation id 0, client id "raw"), body.
+fn raw_frame(w: Workload) -> Vec<u8> {
+    let client_id = b"raw";
+    let mut f = Vec::new();
+    let size = 2 + 2 + 4 + 2 + client_id.len() + w.body().len();
+    f.extend_from_slice(&(size as i32).to_be_bytes());
+    f.extend_from_slice(&w.api_key().to_be_bytes());
+    f.extend_from_slice(&w.version().to_be_bytes());
+    f.extend_from_slice(&0i32.to_be_bytes());
+    f.extend_from_slice(&(client_id.len() as i16).to_be_bytes());
+    f.extend_from_slice(client_id);
+    f.extend_from_slice(w.body());
+    f
+}
+
+/// The limit: a blocking socket, `concurrency` pre-encoded frames in one
+/// `write`, then per `read` as many responses as arrived (found by their
+/// size prefix, not decoded) and one `write` with as many new frames.
+fn raw(job: &Job) -> std::io::Result<Sample> {
+    let mut s = TcpStream::connect(&job.broker)?;
+    s.set_nodelay(true)?;
+    let frame = raw_frame(job.workload);
+    let batch = frame.repeat(job.concurrency);
+    let mut buf = vec![0u8; 256 << 10];
+
+    // One request first, to check it is answered as expected.
+    s.write_all(&frame)?;
+    let mut size = [0u8; 4];
+    s.read_exact(&mut size)?;
+    let len = i32::from_be_bytes(size) as usize;
+    let mut first = vec![0u8; len];
+    s.read_exact(&mut first)?;
+    // The response header (v0 for both APIs) is the correlation id.
+    job.workload
+        .check(first.get(4..).unwrap_or_default())
+        .map_err(std::io::Error::other)?;
+    let response_bytes = len - 4;
+
+    raw_round(&mut s, &frame, &batch, &mut buf, &stop_after(job.warmup))?;
+    let meter = Meter::start();
+    let n = raw_round(&mut s, &frame, &batch, &mut buf, &stop_after(job.seconds))?;
+    Ok(meter.finish(n, response_bytes))
+}
+
+fn raw_round(
+    s: &mut TcpStream,
+    frame: &[u8],
+    batch: &[u8],
+    buf: &mut Vec<u8>,
+    stop: &AtomicBool,
+) -> std::io::Result<u64> {
+    s.write_all(batch)?;
+    let mut in_flight = batch.len() / frame.len();
+    let (mut start, mut end) = (0, 0);
+    let mut done = 0u64;
+    while in_flight > 0 {
+        if end == buf.len() {
+            // A partial frame at the end of the buffer: move it to the front
+            // (and grow if one frame does not fit).
+            buf.copy_within(start..end, 0);
+            end -= start;
+            start = 0;
+            if end == buf.len() {
+                buf.resize(buf.len() * 2, 0);
+            }
+        }
+        let n = s.read(&mut buf[end..])?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        end += n;
+        let mut completed = 0;
+        while end - start >= 4 {
+            let size = i32::from_be_bytes(buf[start..start + 4].try_into().unwrap()) as usize;
+            if end - start < 4 + size {
+                break;
+            }
+            start += 4 + size;
+            completed += 1;
+        }
+        if start == end {
+            start = 0;
+            end = 0;
+        }
+        done += completed as u64;
+        in_flight -= completed;
+        if completed > 0 && !stop.load(Ordering::Relaxed) {
+            s.write_all(&batch[..completed * frame.len()])?;
+            in_flight += completed;
+        }
+    }
+    Ok(done)
+}

@@ -1,0 +1,629 @@
+//! # kafka-conn-bench
+//!
+//! The end-to-end, side-by-side benchmark of issue 9: on ONE connection to
+//! the same real broker, the same request, measured for
+//!
+//! - `raw`: a hand-written blocking `std::net::TcpStream` loop that writes
+//!   pre-encoded frames and reads responses by their size prefix (the limit
+//!   of the workload: no correlation, no decoding, one `write` per batch of
+//!   completed responses);
+//! - `kc-tokio`, `kc-smol`, `kc-async-std`: kafka-conn's `Client::send` on
+//!   each runtime;
+//! - `rskafka`: rskafka 0.6's single-broker `Messenger::request` (the layer
+//!   comparable to ours; it also decodes each response into typed structs,
+//!   which is part of its API and cannot be skipped);
+//! - `rskafka-client`: rskafka's `Client::list_topics` (Metadata only).
+//!
+//! Each client runs in its own child process (this binary re-executed with
+//! `--child`), so that CPU time (`getrusage(RUSAGE_SELF)` user+sys, read
+//! around the measured phase) and peak RSS (`ru_maxrss`) belong to that
+//! client alone. See `docs/benchmarks.md` for the method and results.
+//!
+//! Run: `. .broker-state/env && cargo run --release -p kafka-conn-bench --bin e2e`
+//! (or `just bench`). Options: `--runs N` (3), `--seconds S` (2),
+//! `--warmup S` (0.5), `--clients a,b`, `--workloads metadata,api-versions`,
+//! `--concurrency 1,64`, `--targets mock,tansu`.
+
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+mod clients;
+
+/// Which client a child process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ClientKind {
+    Raw,
+    Tokio,
+    Smol,
+    AsyncStd,
+    RsKafka,
+    RsKafkaClient,
+}
+
+impl ClientKind {
+    const ALL: [ClientKind; 6] = [
+        ClientKind::Raw,
+        ClientKind::Tokio,
+        ClientKind::Smol,
+        ClientKind::AsyncStd,
+        ClientKind::RsKafka,
+        ClientKind::RsKafkaClient,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            ClientKind::Raw => "raw",
+            ClientKind::Tokio => "kc-tokio",
+            ClientKind::Smol => "kc-smol",
+            ClientKind::AsyncStd => "kc-async-std",
+            ClientKind::RsKafka => "rskafka",
+            ClientKind::RsKafkaClient => "rskafka-client",
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            ClientKind::Raw => "raw socket loop (limit)",
+            ClientKind::Tokio => "kafka-conn, tokio",
+            ClientKind::Smol => "kafka-conn, smol",
+            ClientKind::AsyncStd => "kafka-conn, async-std",
+            ClientKind::RsKafka => "rskafka `Messenger`",
+            ClientKind::RsKafkaClient => "rskafka `Client::list_topics`",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.name() == s)
+    }
+
+    fn supports(self, workload: Workload) -> bool {
+        self != ClientKind::RsKafkaClient || workload == Workload::Metadata
+    }
+}
+
+/// What is sent: the same API and version from every client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Workload {
+    /// Metadata v4 for all topics (null topic array), no auto-creation.
+    Metadata,
+    /// ApiVersions v2 (the librdkafka mock cluster's highest).
+    ApiVersions,
+}
+
+impl Workload {
+    const ALL: [Workload; 2] = [Workload::Metadata, Workload::ApiVersions];
+
+    fn name(self) -> &'static str {
+        match self {
+            Workload::Metadata => "metadata",
+            Workload::ApiVersions => "api-versions",
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Workload::Metadata => "Metadata v4, all topics",
+            Workload::ApiVersions => "ApiVersions v2",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|w| w.name() == s)
+    }
+
+    pub(crate) fn api_key(self) -> i16 {
+        match self {
+            Workload::Metadata => 3,
+            Workload::ApiVersions => 18,
+        }
+    }
+
+    pub(crate) fn version(self) -> i16 {
+        match self {
+            Workload::Metadata => 4,
+            Workload::ApiVersions => 2,
+        }
+    }
+
+    /// The encoded request body.
+    pub(crate) fn body(self) -> &'static [u8] {
+        match self {
+            // topics: null array (all topics); allow_auto_topic_creation: false
+            Workload::Metadata => &[0xff, 0xff, 0xff, 0xff, 0x00],
+            Workload::ApiVersions => &[],
+        }
+    }
+
+    /// Checks one response body (after the response header).
+    pub(crate) fn check(self, body: &[u8]) -> Result<(), String> {
+        match self {
+            Workload::ApiVersions => match body.get(..2) {
+                Some([0, 0]) => Ok(()),
+                Some(code) => Err(format!("ApiVersions error code {code:?}")),
+                None => Err("empty ApiVersions response".to_owned()),
+            },
+            // throttle_time_ms, then the broker array: at least one broker.
+            Workload::Metadata if body.len() > 8 => Ok(()),
+            Workload::Metadata => Err(format!("a {}-byte Metadata response", body.len())),
+        }
+    }
+}
+
+/// One child's job.
+#[derive(Debug, Clone)]
+pub(crate) struct Job {
+    pub(crate) client: ClientKind,
+    pub(crate) workload: Workload,
+    pub(crate) concurrency: usize,
+    pub(crate) broker: String,
+    pub(crate) seconds: f64,
+    pub(crate) warmup: f64,
+}
+
+/// What a child measured.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Sample {
+    requests: u64,
+    elapsed: Duration,
+    cpu: Duration,
+    max_rss_kib: u64,
+    response_bytes: usize,
+    /// Voluntary context switches (a thread blocked: a wake-up to come).
+    switches: u64,
+}
+
+impl Sample {
+    fn per_second(&self) -> f64 {
+        self.requests as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn cpu_us_per_request(&self) -> f64 {
+        self.cpu.as_secs_f64() * 1e6 / self.requests.max(1) as f64
+    }
+
+    fn switches_per_request(&self) -> f64 {
+        self.switches as f64 / self.requests.max(1) as f64
+    }
+
+    fn rss_mib(&self) -> f64 {
+        self.max_rss_kib as f64 / 1024.0
+    }
+}
+
+/// Reads this process's CPU time (user + sys, every thread), peak RSS and
+/// voluntary context switches.
+fn rusage() -> (Duration, u64, u64) {
+    use nix::sys::resource::{getrusage, UsageWho};
+    use nix::sys::time::TimeValLike;
+    let u = getrusage(UsageWho::RUSAGE_SELF).expect("getrusage(RUSAGE_SELF)");
+    let us = u.user_time().num_microseconds() + u.system_time().num_microseconds();
+    (
+        Duration::from_micros(us.max(0) as u64),
+        u.max_rss().max(0) as u64,
+        u.voluntary_context_switches().max(0) as u64,
+    )
+}
+
+/// Brackets the measured phase of a child.
+pub(crate) struct Meter {
+    cpu: Duration,
+    switches: u64,
+    start: Instant,
+}
+
+impl Meter {
+    pub(crate) fn start() -> Self {
+        let (cpu, _, switches) = rusage();
+        Self {
+            cpu,
+            switches,
+            start: Instant::now(),
+        }
+    }
+
+    pub(crate) fn finish(self, requests: u64, response_bytes: usize) -> Sample {
+        let elapsed = self.start.elapsed();
+        let (cpu, max_rss_kib, switches) = rusage();
+        Sample {
+            requests,
+            elapsed,
+            cpu: cpu.saturating_sub(self.cpu),
+            max_rss_kib,
+            response_bytes,
+            switches: switches.saturating_sub(self.switches),
+        }
+    }
+}
+
+/// A flag that a helper thread sets after `seconds`: workers stop issuing
+/// new requests when they see it.
+pub(crate) fn stop_after(seconds: f64) -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs_f64(seconds));
+        flag.store(true, Ordering::Relaxed);
+    });
+    stop
+}
+
+const RESULT_TAG: &str = "E2E-RESULT";
+
+/// Entry point of the `e2e` binary and bench: `args` without the program name.
+pub fn main(args: Vec<String>) -> i32 {
+    let opts = match Options::parse(&args) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("e2e: {e}");
+            return 2;
+        }
+    };
+    if let Some(job) = opts.child {
+        return match clients::run(&job) {
+            Ok(s) => {
+                println!(
+                    "{RESULT_TAG} {} {} {} {} {} {}",
+                    s.requests,
+                    s.elapsed.as_nanos(),
+                    s.cpu.as_nanos(),
+                    s.max_rss_kib,
+                    s.response_bytes,
+                    s.switches
+                );
+                0
+            }
+            Err(e) => {
+                eprintln!("e2e child {}: {e}", job.client.name());
+                1
+            }
+        };
+    }
+    parent(&opts)
+}
+
+#[derive(Debug)]
+struct Options {
+    child: Option<Job>,
+    runs: usize,
+    seconds: f64,
+    warmup: f64,
+    clients: Vec<ClientKind>,
+    workloads: Vec<Workload>,
+    concurrency: Vec<usize>,
+    targets: Vec<String>,
+}
+
+impl Options {
+    fn parse(args: &[String]) -> Result<Self, String> {
+        let mut o = Options {
+            child: None,
+            runs: 3,
+            seconds: 2.0,
+            warmup: 0.5,
+            clients: ClientKind::ALL.to_vec(),
+            workloads: Workload::ALL.to_vec(),
+            concurrency: vec![1, 64],
+            targets: vec!["mock".to_owned(), "tansu".to_owned()],
+        };
+        let mut child_client = None;
+        let mut broker = None;
+        let mut it = args.iter();
+        let num = |v: Option<&String>, what: &str| -> Result<f64, String> {
+            v.and_then(|v| v.parse::<f64>().ok())
+                .filter(|v| *v > 0.0)
+                .ok_or_else(|| format!("{what} needs a positive number"))
+        };
+        let list = |v: Option<&String>| -> Vec<String> {
+            v.map(|v| v.split(',').map(str::to_owned).collect())
+                .unwrap_or_default()
+        };
+        while let Some(a) = it.next() {
+            match a.as_str() {
+                "--child" => {
+                    let name = it.next().ok_or("--child needs a client")?;
+                    child_client = Some(
+                        ClientKind::parse(name).ok_or_else(|| format!("unknown client {name}"))?,
+                    );
+                }
+                "--broker" => broker = it.next().cloned(),
+                "--runs" => o.runs = num(it.next(), "--runs")? as usize,
+                "--seconds" => o.seconds = num(it.next(), "--seconds")?,
+                "--warmup" => o.warmup = num(it.next(), "--warmup")?,
+                "--clients" => {
+                    o.clients = list(it.next())
+                        .iter()
+                        .map(|c| ClientKind::parse(c).ok_or_else(|| format!("unknown client {c}")))
+                        .collect::<Result<_, _>>()?
+                }
+                "--workloads" | "--workload" => {
+                    o.workloads = list(it.next())
+                        .iter()
+                        .map(|w| Workload::parse(w).ok_or_else(|| format!("unknown workload {w}")))
+                        .collect::<Result<_, _>>()?
+                }
+                "--concurrency" => {
+                    o.concurrency = list(it.next())
+                        .iter()
+                        .map(|c| c.parse::<usize>().ok().filter(|c| *c > 0))
+                        .collect::<Option<_>>()
+                        .ok_or("--concurrency needs positive integers")?
+                }
+                "--targets" => o.targets = list(it.next()),
+                // `cargo bench` passes --bench, `just bench ARGS` may pass
+                // criterion options: not ours, ignored.
+                _ => {}
+            }
+        }
+        if let Some(client) = child_client {
+            o.child = Some(Job {
+                client,
+                workload: *o.workloads.first().ok_or("--child needs --workload")?,
+                concurrency: *o.concurrency.first().ok_or("--child needs --concurrency")?,
+                broker: broker.ok_or("--child needs --broker")?,
+                seconds: o.seconds,
+                warmup: o.warmup,
+            });
+        }
+        Ok(o)
+    }
+}
+
+struct Target {
+    name: &'static str,
+    label: &'static str,
+    address: String,
+}
+
+fn targets(opts: &Options) -> Vec<Target> {
+    let first = |var: &str| {
+        std::env::var(var)
+            .ok()
+            .and_then(|v| v.split(',').next().map(str::trim).map(str::to_owned))
+            .filter(|v| !v.is_empty())
+    };
+    let mut out = Vec::new();
+    for t in &opts.targets {
+        let (name, label, var) = match t.as_str() {
+            "mock" => (
+                "mock",
+                "librdkafka mock cluster (main target)",
+                "KAFKA_MOCK_BOOTSTRAP",
+            ),
+            "tansu" => (
+                "tansu",
+                "tansu 0.6.0 (broker-bound: measures the broker more than the client)",
+                "KAFKA_PLAINTEXT_BOOTSTRAP",
+            ),
+            other => {
+                eprintln!("e2e: unknown target {other} (mock, tansu)");
+                continue;
+            }
+        };
+        match first(var) {
+            Some(address) => out.push(Target {
+                name,
+                label,
+                address,
+            }),
+            None => eprintln!("e2e: {var} is not set: skipping {name} (. .broker-state/env)"),
+        }
+    }
+    out
+}
+
+fn run_child(exe: &std::path::Path, job: &Job) -> Result<Sample, String> {
+    let out = Command::new(exe)
+        .args([
+            "--child",
+            job.client.name(),
+            "--broker",
+            &job.broker,
+            "--workload",
+            job.workload.name(),
+            "--concurrency",
+            &job.concurrency.to_string(),
+            "--seconds",
+            &job.seconds.to_string(),
+            "--warmup",
+            &job.warmup.to_string(),
+        ])
+        .output()
+        .map_err(|e| format!("cannot start {}: {e}", exe.display()))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().find_map(|l| l.strip_prefix(RESULT_TAG));
+    let Some(line) = line.filter(|_| out.status.success()) else {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let why = stderr.lines().last().unwrap_or("no output").to_owned();
+        return Err(format!("{} ({})", why, out.status));
+    };
+    let f: Vec<u128> = line
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let [requests, elapsed, cpu, rss, bytes, switches] = f[..] else {
+        return Err(format!("unparsable child output: {line}"));
+    };
+    Ok(Sample {
+        requests: requests as u64,
+        elapsed: Duration::from_nanos(elapsed as u64),
+        cpu: Duration::from_nanos(cpu as u64),
+        max_rss_kib: rss as u64,
+        response_bytes: bytes as usize,
+        switches: switches as u64,
+    })
+}
+
+/// Median, min and max.
+fn stats(mut v: Vec<f64>) -> (f64, f64, f64) {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    let median = if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    };
+    (median, v[0], v[n - 1])
+}
+
+fn fmt_rate(x: f64) -> String {
+    let x = x.round() as u64;
+    let s = x.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn parent(opts: &Options) -> i32 {
+    let targets = targets(opts);
+    if targets.is_empty() {
+        println!(
+            "e2e: no broker configured: skipped (run `just bench`, or `. .broker-state/env` first)"
+        );
+        return 0;
+    }
+    let exe = match std::env::current_exe() {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("e2e: cannot find my own executable: {e}");
+            return 1;
+        }
+    };
+    println!(
+        "# kafka-conn end-to-end benchmark: {} runs x {} s (after {} s warm-up), one connection, one child process per client run",
+        opts.runs, opts.seconds, opts.warmup
+    );
+    let mut failures = 0;
+    for target in &targets {
+        for &workload in &opts.workloads {
+            println!();
+            println!(
+                "## {} at {}: {}",
+                target.label,
+                target.address,
+                workload.label()
+            );
+            println!();
+            println!("| concurrency | client | requests/s | CPU µs/request | CPU vs raw | sleeps/request | peak RSS MiB |");
+            println!("|---|---|---|---|---|---|---|");
+            // The mock cluster is shared with the test suites, whose topics
+            // make Metadata responses grow: note the size each group saw.
+            let mut response_bytes = Vec::new();
+            for &concurrency in &opts.concurrency {
+                let clients: Vec<ClientKind> = opts
+                    .clients
+                    .iter()
+                    .copied()
+                    .filter(|c| c.supports(workload))
+                    .collect();
+                let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); clients.len()];
+                let mut errors: Vec<Option<String>> = vec![None; clients.len()];
+                for run in 0..opts.runs {
+                    // Rotate the order so no client always runs first (or last).
+                    for k in 0..clients.len() {
+                        let i = (k + run) % clients.len();
+                        let job = Job {
+                            client: clients[i],
+                            workload,
+                            concurrency,
+                            broker: target.address.clone(),
+                            seconds: opts.seconds,
+                            warmup: opts.warmup,
+                        };
+                        match run_child(&exe, &job) {
+                            Ok(s) => {
+                                eprintln!(
+                                    "e2e: {} {} c={} {} run {}: {:.0} req/s, {:.2} µs CPU/req, {:.2} switches/req, {:.1} MiB",
+                                    target.name,
+                                    workload.name(),
+                                    concurrency,
+                                    clients[i].name(),
+                                    run + 1,
+                                    s.per_second(),
+                                    s.cpu_us_per_request(),
+                                    s.switches_per_request(),
+                                    s.rss_mib()
+                                );
+                                if s.response_bytes > 0 {
+                                    response_bytes.push(s.response_bytes);
+                                }
+                                samples[i].push(s);
+                            }
+                            Err(e) => {
+                                eprintln!(
+                                    "e2e: {} {} c={} {} run {}: FAILED: {e}",
+                                    target.name,
+                                    workload.name(),
+                                    concurrency,
+                                    clients[i].name(),
+                                    run + 1
+                                );
+                                failures += 1;
+                                errors[i] = Some(e);
+                            }
+                        }
+                    }
+                }
+                let raw_cpu = clients
+                    .iter()
+                    .position(|c| *c == ClientKind::Raw)
+                    .filter(|&i| !samples[i].is_empty())
+                    .map(|i| stats(samples[i].iter().map(Sample::cpu_us_per_request).collect()).0);
+                for (i, client) in clients.iter().enumerate() {
+                    let s = &samples[i];
+                    if s.is_empty() {
+                        println!(
+                            "| {concurrency} | {} | failed: {} | | | | |",
+                            client.label(),
+                            errors[i].as_deref().unwrap_or("no runs")
+                        );
+                        continue;
+                    }
+                    let rate = stats(s.iter().map(Sample::per_second).collect());
+                    let cpu = stats(s.iter().map(Sample::cpu_us_per_request).collect());
+                    let rss = stats(s.iter().map(Sample::rss_mib).collect());
+                    let sleeps = stats(s.iter().map(Sample::switches_per_request).collect());
+                    let vs_raw = raw_cpu
+                        .map(|r| format!("{:.2}x", cpu.0 / r))
+                        .unwrap_or_default();
+                    println!(
+                        "| {concurrency} | {} | **{}** ({}..{}) | **{:.2}** ({:.2}..{:.2}) | {} | {:.2} | **{:.1}** ({:.1}..{:.1}) |",
+                        client.label(),
+                        fmt_rate(rate.0),
+                        fmt_rate(rate.1),
+                        fmt_rate(rate.2),
+                        cpu.0,
+                        cpu.1,
+                        cpu.2,
+                        vs_raw,
+                        sleeps.0,
+                        rss.0,
+                        rss.1,
+                        rss.2
+                    );
+                }
+            }
+            if let (Some(min), Some(max)) =
+                (response_bytes.iter().min(), response_bytes.iter().max())
+            {
+                println!();
+                if min == max {
+                    println!("Response body: {min} bytes.");
+                } else {
+                    println!("Response body: {min} to {max} bytes (topics created meanwhile).");
+                }
+            }
+        }
+    }
+    if failures > 0 {
+        eprintln!("e2e: {failures} client runs failed");
+        return 1;
+    }
+    0
+}
