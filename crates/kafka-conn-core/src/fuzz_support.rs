@@ -483,20 +483,8 @@ pub fn run_sasl_decoders(data: &[u8]) {
 
 // ----- SCRAM -----------------------------------------------------------------
 
-macro_rules! with_hash {
-    ($hash:expr, $d:ident => $body:expr) => {
-        match $hash {
-            ScramHash::Sha256 => {
-                type $d = Sha256;
-                $body
-            }
-            ScramHash::Sha512 => {
-                type $d = Sha512;
-                $body
-            }
-        }
-    };
-}
+// The same hash dispatch as the client's (a type switch, nothing to get wrong twice).
+use crate::sasl::with_digest as with_hash;
 
 fn scram_hmac(hash: ScramHash, key: &[u8], data: &[u8]) -> Vec<u8> {
     with_hash!(hash, D => {

@@ -509,12 +509,10 @@ fn split_host_port(address: &str) -> Result<(&str, u16), ConnectError> {
     Ok((host, port))
 }
 
-/// Runs `fut` for at most `after`; `None` when the time ran out.
-pub(crate) async fn timeout<R: Runtime, F: Future>(
-    rt: &R,
-    after: Duration,
-    fut: F,
-) -> Option<F::Output> {
+/// Runs `fut` for at most `after` on `rt`'s timer; `None` when the time ran
+/// out (then `fut` is dropped). Runtime-agnostic, for code written against
+/// [`Runtime`].
+pub async fn timeout<R: Runtime, F: Future>(rt: &R, after: Duration, fut: F) -> Option<F::Output> {
     let mut fut = pin!(fut);
     let mut sleep = rt.sleep_until(Instant::now() + after);
     std::future::poll_fn(|cx| {

@@ -45,7 +45,7 @@ mod typed;
 
 pub use client::Client;
 pub use config::ConnectConfig;
-pub use connect::{connect, ConnectInfo, Progress, TcpAttempt, Timings};
+pub use connect::{connect, timeout, ConnectInfo, Progress, TcpAttempt, Timings};
 pub use credentials::CallbackError;
 pub use error::{ConnectError, RequestFailure};
 pub use runtime::{BoxFuture, Runtime};

@@ -19,8 +19,6 @@ pub mod tests;
 pub mod typed;
 
 use std::future::Future;
-use std::pin::pin;
-use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use futures_channel::oneshot;
@@ -39,18 +37,7 @@ pub fn spawn<R: Runtime, T: Send + 'static>(
     rx
 }
 
-/// `fut`, or `None` if `after` passes first (then `fut` is dropped).
-pub async fn timeout<R: Runtime, F: Future>(rt: &R, after: Duration, fut: F) -> Option<F::Output> {
-    let mut fut = pin!(fut);
-    let mut sleep = rt.sleep_until(Instant::now() + after);
-    std::future::poll_fn(|cx| {
-        if let Poll::Ready(v) = fut.as_mut().poll(cx) {
-            return Poll::Ready(Some(v));
-        }
-        sleep.as_mut().poll(cx).map(|()| None)
-    })
-    .await
-}
+pub use kafka_conn_driver::timeout;
 
 /// Sleeps on `rt`.
 pub async fn sleep<R: Runtime>(rt: &R, d: Duration) {

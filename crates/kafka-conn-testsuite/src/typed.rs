@@ -196,6 +196,25 @@ async fn must_connect<R: Runtime>(rt: &R, addr: &str) -> Client {
     }
 }
 
+/// Creates `topic` with `partitions` partitions (tansu) and checks it worked.
+async fn create_topic(client: &Client, topic: &str, partitions: i32) {
+    let created = client
+        .send_typed(create_topics(topic, partitions))
+        .await
+        .unwrap_or_else(|e| panic!("CreateTopics {topic}: {e}"));
+    assert_eq!(created.topics[0].error_code, 0, "{:?}", created.topics[0]);
+}
+
+/// A CreateTopics request for one topic, replication factor 1.
+fn create_topics(topic: &str, partitions: i32) -> CreateTopicsRequest {
+    CreateTopicsRequest::default()
+        .with_timeout_ms(10_000)
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(topic_name(topic))
+            .with_num_partitions(partitions)
+            .with_replication_factor(1)])
+}
+
 fn topic_name(name: &str) -> TopicName {
     TopicName(StrBytes::from_string(name.to_owned()))
 }
@@ -492,14 +511,7 @@ pub async fn typed_metadata_and_create_topics<R: Runtime>(rt: R) {
         )
         .unwrap();
     let created = client
-        .send_typed(
-            CreateTopicsRequest::default()
-                .with_timeout_ms(10_000)
-                .with_topics(vec![CreatableTopic::default()
-                    .with_name(topic_name(&topic))
-                    .with_num_partitions(3)
-                    .with_replication_factor(1)]),
-        )
+        .send_typed(create_topics(&topic, 3))
         .await
         .unwrap_or_else(|e| panic!("CreateTopics v{v}: {e}"));
     assert_eq!(created.topics.len(), 1);
@@ -511,17 +523,7 @@ pub async fn typed_metadata_and_create_topics<R: Runtime>(rt: R) {
     );
 
     // Creating it again is the broker's TOPIC_ALREADY_EXISTS (36), decoded.
-    let again = client
-        .send_typed(
-            CreateTopicsRequest::default()
-                .with_timeout_ms(10_000)
-                .with_topics(vec![CreatableTopic::default()
-                    .with_name(topic_name(&topic))
-                    .with_num_partitions(3)
-                    .with_replication_factor(1)]),
-        )
-        .await
-        .unwrap();
+    let again = client.send_typed(create_topics(&topic, 3)).await.unwrap();
     assert_eq!(again.topics[0].error_code, 36);
 
     let m = metadata_for(&rt, &client, &topic).await;
@@ -557,18 +559,7 @@ pub async fn typed_produce_fetch_round_trip_tansu<R: Runtime>(rt: R) {
     };
     let topic = unique_topic("kc-typed-rt");
     let client = must_connect(&rt, &addr).await;
-    let created = client
-        .send_typed(
-            CreateTopicsRequest::default()
-                .with_timeout_ms(10_000)
-                .with_topics(vec![CreatableTopic::default()
-                    .with_name(topic_name(&topic))
-                    .with_num_partitions(1)
-                    .with_replication_factor(1)]),
-        )
-        .await
-        .unwrap();
-    assert_eq!(created.topics[0].error_code, 0);
+    create_topic(&client, &topic, 1).await;
     client.close();
     round_trip(&rt, &addr, &topic).await;
 }
@@ -643,18 +634,7 @@ pub async fn typed_acks_zero_answered_by_the_test_brokers_is_unsolicited<R: Runt
     };
     let tansu_topic = unique_topic("kc-acks0-tansu");
     let client = must_connect(&rt, &plain).await;
-    let created = client
-        .send_typed(
-            CreateTopicsRequest::default()
-                .with_timeout_ms(10_000)
-                .with_topics(vec![CreatableTopic::default()
-                    .with_name(topic_name(&tansu_topic))
-                    .with_num_partitions(1)
-                    .with_replication_factor(1)]),
-        )
-        .await
-        .unwrap();
-    assert_eq!(created.topics[0].error_code, 0);
+    create_topic(&client, &tansu_topic, 1).await;
     let raw =
         kafka_conn_driver::core::Request::new(ApiKey::PRODUCE, 3, Bytes::new()).without_response();
     assert!(matches!(

@@ -30,6 +30,8 @@ mod secret;
 pub use gssapi::{Gssapi, GssapiStep};
 pub use oauthbearer::{OAuthBearer, OAuthBearerToken};
 pub use plain::Plain;
+#[cfg(feature = "fuzzing")]
+pub(crate) use scram::with_digest;
 pub use scram::{Scram, ScramHash};
 pub use secret::Secret;
 

@@ -40,6 +40,8 @@ macro_rules! with_digest {
         }
     };
 }
+#[cfg(feature = "fuzzing")]
+pub(crate) use with_digest;
 
 impl ScramHash {
     /// The SASL mechanism name: `SCRAM-SHA-256` or `SCRAM-SHA-512`.
