@@ -71,7 +71,12 @@ impl FrameReader {
     /// [`MAX_READ`] per call) or to recent reads, and zero-initialised.
     pub(crate) fn recv_buf(&mut self) -> &mut [u8] {
         self.close_window();
-        let want = self.wanted().clamp(self.floor, MAX_READ);
+        // The window follows the frame under way, but never by more than
+        // what has actually arrived (doubling as bytes come), so a peer's
+        // claimed size alone cannot make us allocate: found by fuzzing
+        // (`connection_bytes`: 2 MiB held after 96 bytes).
+        let arrived = self.buf.len().max(self.floor);
+        let want = self.wanted().min(arrived).clamp(self.floor, MAX_READ);
         let len = self.buf.len();
         // resize reuses spare capacity; it allocates only when the frame under
         // way has outgrown it, and then by at most MAX_READ at a time.
@@ -287,10 +292,30 @@ mod tests {
         }
         assert!(windows.windows(2).all(|w| w[1] >= w[0]), "{windows:?}");
         assert_eq!(*windows.last().unwrap(), BIG_READ, "{windows:?}");
-        // A big frame under way still gets a window sized for it.
+        // A big frame under way gets windows that grow with the bytes that
+        // arrived (doubling), never with the size the peer claims.
         let mut r = FrameReader::new(64 << 20);
         r.extend(&(1_000_000i32).to_be_bytes());
-        assert_eq!(r.recv_buf().len(), 1_000_000);
+        assert_eq!(r.recv_buf().len(), FIRST_READ);
+        let mut windows = vec![];
+        let mut fed = 0;
+        while fed < 1_000_000 {
+            let win = r.recv_buf();
+            windows.push(win.len());
+            let n = win.len().min(1_000_000 - fed);
+            fed += n;
+            assert!(r.commit(n));
+            assert!(
+                r.capacity() <= 4 * (fed + 4) + 2 * BIG_READ,
+                "{} after {fed}",
+                r.capacity()
+            );
+        }
+        assert!(
+            windows.windows(2).all(|w| w[1] <= 2 * w[0] + FIRST_READ),
+            "{windows:?}"
+        );
+        assert_eq!(r.next_frame().unwrap().map(|f| f.len()), Some(1_000_000));
     }
 
     #[test]
