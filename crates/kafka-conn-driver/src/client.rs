@@ -211,13 +211,15 @@ impl Client {
         self.inner.shared.lock().sasl.clone()
     }
 
-    /// The connection's counters, as of the task's last turn.
+    /// The connection's counters, as of the task's last turn. They already
+    /// count every response that any handle has been given.
     pub fn stats(&self) -> Stats {
         self.inner.shared.lock().stats
     }
 
     /// Requests awaiting a response on the wire, as of the task's last turn
-    /// (including dropped ones whose responses will be discarded).
+    /// (including dropped ones whose responses will be discarded). Like
+    /// [`Client::stats`], it is never older than the responses handed out.
     pub fn in_flight(&self) -> usize {
         self.inner.shared.lock().in_flight
     }

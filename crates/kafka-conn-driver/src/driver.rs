@@ -375,7 +375,15 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Driver<R, S> {
 
     fn drain_events(&mut self) {
         self.note_negotiated();
+        // Counters go out before the first answer does: a caller that holds
+        // a response must never read stats that do not count it yet (on a
+        // multi-threaded runtime it can run before this task's turn ends).
+        let mut published = false;
         while let Some(event) = self.conn.poll_event() {
+            if !published && matches!(event, Event::Response(_) | Event::RequestFailed { .. }) {
+                self.publish();
+                published = true;
+            }
             match event {
                 Event::Response(response) => {
                     if let Some((key, reply)) = self.pending.remove(&response.correlation_id) {
