@@ -2,7 +2,7 @@
 //! warm up, then the measured phase between two `getrusage` calls.
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
+use std::io::{IoSlice, Read, Write};
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -124,7 +124,7 @@ async fn rskafka_messenger(job: &Job) -> Result<Sample, String> {
     use rskafka::messenger::Messenger;
     use rskafka::protocol::api_key::ApiKey as RsKey;
     use rskafka::protocol::api_version::{ApiVersion, ApiVersionRange};
-    use rskafka::protocol::messages::{ApiVersionsRequest, MetadataRequest};
+    use rskafka::protocol::messages::{ApiVersionsRequest, MetadataRequest, ProduceRequest};
     use rskafka::protocol::primitives::{Boolean, Int16};
 
     let tcp = tokio::net::TcpStream::connect(&job.broker)
@@ -138,6 +138,7 @@ async fn rskafka_messenger(job: &Job) -> Result<Sample, String> {
     messenger.override_version_ranges(HashMap::from([
         (RsKey::Metadata, exactly(Workload::Metadata.version())),
         (RsKey::ApiVersions, exactly(Workload::ApiVersions.version())),
+        (RsKey::Produce, exactly(Workload::Produce.version())),
     ]));
     let messenger = Arc::new(messenger);
     let metadata = Arc::new(MetadataRequest {
@@ -149,11 +150,35 @@ async fn rskafka_messenger(job: &Job) -> Result<Sample, String> {
         client_software_version: None,
         tagged_fields: None,
     });
+    // The same record batch as the others send; rskafka encodes it (a copy
+    // of the 1 MiB value) on every request, which is how its API works.
+    let produce = Arc::new(match job.workload {
+        Workload::Produce => crate::produce::request(),
+        _ => ProduceRequest {
+            transactional_id: rskafka::protocol::primitives::NullableString(None),
+            acks: Int16(1),
+            timeout_ms: rskafka::protocol::primitives::Int32(0),
+            topic_data: vec![],
+        },
+    });
 
     let one = |m: Arc<Messenger<tokio::net::TcpStream>>,
                md: Arc<MetadataRequest>,
-               av: Arc<ApiVersionsRequest>| async move {
+               av: Arc<ApiVersionsRequest>,
+               pr: Arc<ProduceRequest>| async move {
         match job.workload {
+            Workload::Produce => {
+                let r = m.request(pr.as_ref()).await.map_err(|e| e.to_string())?;
+                let partitions: Vec<_> = r
+                    .responses
+                    .iter()
+                    .flat_map(|t| &t.partition_responses)
+                    .collect();
+                match partitions[..] {
+                    [p] if p.error.is_none() => Ok(1),
+                    _ => Err(format!("unexpected Produce response: {r:?}")),
+                }
+            }
             Workload::Metadata => m
                 .request(md.as_ref())
                 .await
@@ -169,12 +194,23 @@ async fn rskafka_messenger(job: &Job) -> Result<Sample, String> {
                 }),
         }
     };
-    let items = one(messenger.clone(), metadata.clone(), api_versions.clone()).await?;
+    let items = one(
+        messenger.clone(),
+        metadata.clone(),
+        api_versions.clone(),
+        produce.clone(),
+    )
+    .await?;
     if items == 0 {
         return Err("an empty response".to_owned());
     }
     let go = |stop: Arc<AtomicBool>| {
-        let (m, md, av) = (messenger.clone(), metadata.clone(), api_versions.clone());
+        let (m, md, av, pr) = (
+            messenger.clone(),
+            metadata.clone(),
+            api_versions.clone(),
+            produce.clone(),
+        );
         let workload = job.workload;
         let task = tokio::spawn(async move {
             let mut n = 0u64;
@@ -185,6 +221,9 @@ async fn rskafka_messenger(job: &Job) -> Result<Sample, String> {
                     }
                     Workload::ApiVersions => {
                         m.request(av.as_ref()).await.map_err(|e| e.to_string())?;
+                    }
+                    Workload::Produce => {
+                        m.request(pr.as_ref()).await.map_err(|e| e.to_string())?;
                     }
                 }
                 n += 1;
@@ -235,25 +274,25 @@ async fn rskafka_client(job: &Job) -> Result<Sample, String> {
 fn raw_frame(w: Workload) -> Vec<u8> {
     let client_id = b"raw";
     let mut f = Vec::new();
-    let size = 2 + 2 + 4 + 2 + client_id.len() + w.body().len();
+    let body = w.body();
+    let size = 2 + 2 + 4 + 2 + client_id.len() + body.len();
     f.extend_from_slice(&(size as i32).to_be_bytes());
     f.extend_from_slice(&w.api_key().to_be_bytes());
     f.extend_from_slice(&w.version().to_be_bytes());
     f.extend_from_slice(&0i32.to_be_bytes());
     f.extend_from_slice(&(client_id.len() as i16).to_be_bytes());
     f.extend_from_slice(client_id);
-    f.extend_from_slice(w.body());
+    f.extend_from_slice(&body);
     f
 }
 
 /// The limit: a blocking socket, `concurrency` pre-encoded frames in one
-/// `write`, then per `read` as many responses as arrived (found by their
-/// size prefix, not decoded) and one `write` with as many new frames.
+/// `writev`, then per `read` as many responses as arrived (found by their
+/// size prefix, not decoded) and one `writev` with as many new frames.
 fn raw(job: &Job) -> std::io::Result<Sample> {
     let mut s = TcpStream::connect(&job.broker)?;
     s.set_nodelay(true)?;
     let frame = raw_frame(job.workload);
-    let batch = frame.repeat(job.concurrency);
     let mut buf = vec![0u8; 256 << 10];
 
     // One request first, to check it is answered as expected.
@@ -269,21 +308,38 @@ fn raw(job: &Job) -> std::io::Result<Sample> {
         .map_err(std::io::Error::other)?;
     let response_bytes = len - 4;
 
-    raw_round(&mut s, &frame, &batch, &mut buf, &stop_after(job.warmup))?;
+    let c = job.concurrency;
+    raw_round(&mut s, &frame, c, &mut buf, &stop_after(job.warmup))?;
     let meter = Meter::start();
-    let n = raw_round(&mut s, &frame, &batch, &mut buf, &stop_after(job.seconds))?;
+    let n = raw_round(&mut s, &frame, c, &mut buf, &stop_after(job.seconds))?;
     Ok(meter.finish(n, response_bytes))
+}
+
+/// Writes `n` copies of `frame` with vectored writes (one `writev` when the
+/// socket takes it all), without copying the frame `n` times.
+fn write_frames(s: &mut TcpStream, frame: &[u8], n: usize) -> std::io::Result<()> {
+    let mut slices = vec![IoSlice::new(frame); n];
+    let mut rest = &mut slices[..];
+    while !rest.is_empty() {
+        match s.write_vectored(rest) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(written) => IoSlice::advance_slices(&mut rest, written),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 fn raw_round(
     s: &mut TcpStream,
     frame: &[u8],
-    batch: &[u8],
+    concurrency: usize,
     buf: &mut Vec<u8>,
     stop: &AtomicBool,
 ) -> std::io::Result<u64> {
-    s.write_all(batch)?;
-    let mut in_flight = batch.len() / frame.len();
+    write_frames(s, frame, concurrency)?;
+    let mut in_flight = concurrency;
     let (mut start, mut end) = (0, 0);
     let mut done = 0u64;
     while in_flight > 0 {
@@ -318,7 +374,7 @@ fn raw_round(
         done += completed as u64;
         in_flight -= completed;
         if completed > 0 && !stop.load(Ordering::Relaxed) {
-            s.write_all(&batch[..completed * frame.len()])?;
+            write_frames(s, frame, completed)?;
             in_flight += completed;
         }
     }

@@ -21,7 +21,8 @@
 //!
 //! Run: `. .broker-state/env && cargo run --release -p kafka-conn-bench --bin e2e`
 //! (or `just bench`). Options: `--runs N` (3), `--seconds S` (2),
-//! `--warmup S` (0.5), `--clients a,b`, `--workloads metadata,api-versions`,
+//! `--warmup S` (0.5), `--clients a,b`, `--workloads metadata,api-versions`
+//! (and the opt-in `produce-1mib`),
 //! `--concurrency 1,64`, `--targets mock,tansu`.
 
 use std::process::Command;
@@ -30,6 +31,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod clients;
+mod produce;
 
 /// Which client a child process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,15 +92,22 @@ pub(crate) enum Workload {
     Metadata,
     /// ApiVersions v2 (the librdkafka mock cluster's highest).
     ApiVersions,
+    /// Produce v3, acks=1: one record batch with one record of just under
+    /// 1 MiB, to partition 0's leader (opt-in: `--workloads produce-1mib`).
+    Produce,
 }
 
 impl Workload {
-    const ALL: [Workload; 2] = [Workload::Metadata, Workload::ApiVersions];
+    const ALL: [Workload; 3] = [Workload::Metadata, Workload::ApiVersions, Workload::Produce];
+
+    /// What runs when `--workloads` is not given.
+    const DEFAULT: [Workload; 2] = [Workload::Metadata, Workload::ApiVersions];
 
     fn name(self) -> &'static str {
         match self {
             Workload::Metadata => "metadata",
             Workload::ApiVersions => "api-versions",
+            Workload::Produce => "produce-1mib",
         }
     }
 
@@ -106,6 +115,7 @@ impl Workload {
         match self {
             Workload::Metadata => "Metadata v4, all topics",
             Workload::ApiVersions => "ApiVersions v2",
+            Workload::Produce => "Produce v3, acks=1, 1 MiB request (one record)",
         }
     }
 
@@ -117,6 +127,7 @@ impl Workload {
         match self {
             Workload::Metadata => 3,
             Workload::ApiVersions => 18,
+            Workload::Produce => 0,
         }
     }
 
@@ -124,15 +135,17 @@ impl Workload {
         match self {
             Workload::Metadata => 4,
             Workload::ApiVersions => 2,
+            Workload::Produce => produce::VERSION,
         }
     }
 
     /// The encoded request body.
-    pub(crate) fn body(self) -> &'static [u8] {
+    pub(crate) fn body(self) -> bytes::Bytes {
         match self {
             // topics: null array (all topics); allow_auto_topic_creation: false
-            Workload::Metadata => &[0xff, 0xff, 0xff, 0xff, 0x00],
-            Workload::ApiVersions => &[],
+            Workload::Metadata => bytes::Bytes::from_static(&[0xff, 0xff, 0xff, 0xff, 0x00]),
+            Workload::ApiVersions => bytes::Bytes::new(),
+            Workload::Produce => produce::body(),
         }
     }
 
@@ -147,6 +160,7 @@ impl Workload {
             // throttle_time_ms, then the broker array: at least one broker.
             Workload::Metadata if body.len() > 8 => Ok(()),
             Workload::Metadata => Err(format!("a {}-byte Metadata response", body.len())),
+            Workload::Produce => produce::check(body),
         }
     }
 }
@@ -303,7 +317,7 @@ impl Options {
             seconds: 2.0,
             warmup: 0.5,
             clients: ClientKind::ALL.to_vec(),
-            workloads: Workload::ALL.to_vec(),
+            workloads: Workload::DEFAULT.to_vec(),
             concurrency: vec![1, 64],
             targets: vec!["mock".to_owned(), "tansu".to_owned()],
         };
@@ -502,13 +516,20 @@ fn parent(opts: &Options) -> i32 {
     let mut failures = 0;
     for target in &targets {
         for &workload in &opts.workloads {
+            // Produce must go to the partition's leader.
+            let broker = match workload {
+                Workload::Produce => match produce::leader_address(&target.address) {
+                    Ok(leader) => leader,
+                    Err(e) => {
+                        eprintln!("e2e: {} {}: FAILED: {e}", target.name, workload.name());
+                        failures += 1;
+                        continue;
+                    }
+                },
+                _ => target.address.clone(),
+            };
             println!();
-            println!(
-                "## {} at {}: {}",
-                target.label,
-                target.address,
-                workload.label()
-            );
+            println!("## {} at {broker}: {}", target.label, workload.label());
             println!();
             println!("| concurrency | client | requests/s | CPU µs/request | CPU vs raw | sleeps/request | peak RSS MiB |");
             println!("|---|---|---|---|---|---|---|");
@@ -532,7 +553,7 @@ fn parent(opts: &Options) -> i32 {
                             client: clients[i],
                             workload,
                             concurrency,
-                            broker: target.address.clone(),
+                            broker: broker.clone(),
                             seconds: opts.seconds,
                             warmup: opts.warmup,
                         };

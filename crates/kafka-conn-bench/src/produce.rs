@@ -1,0 +1,191 @@
+//! The 1 MiB Produce workload: one request body, encoded once with rskafka's
+//! own protocol types so that every client sends the same bytes, and the
+//! lookup of the partition's leader (the request must go to it).
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
+use rskafka::messenger::Messenger;
+use rskafka::protocol::api_key::ApiKey as RsKey;
+use rskafka::protocol::api_version::{ApiVersion, ApiVersionRange};
+use rskafka::protocol::messages::{
+    CreateTopicRequest, CreateTopicsRequest, MetadataRequest, MetadataRequestTopic, ProduceRequest,
+    ProduceRequestPartitionData, ProduceRequestTopicData, WriteVersionedType,
+};
+use rskafka::protocol::primitives::{Boolean, Int16, Int32, NullableString, Records, String_};
+use rskafka::protocol::record::{
+    ControlBatchOrRecords, Record, RecordBatch, RecordBatchCompression, RecordBatchTimestampType,
+};
+
+/// The topic every client produces to (partition 0).
+pub(crate) const TOPIC: &str = "kc-bench-produce-1mib";
+
+/// Produce v3: the first with record batches (KIP-98), and the lowest
+/// version rskafka sends.
+pub(crate) const VERSION: i16 = 3;
+
+/// The record's value: the request body comes to just under 1 MiB, so that a
+/// broker with Kafka's default `message.max.bytes` (1 MiB + 12) accepts it.
+const VALUE_BYTES: usize = (1 << 20) - 256;
+
+/// The typed request (what rskafka's API takes and encodes on every send).
+pub(crate) fn request() -> ProduceRequest {
+    let record = Record {
+        timestamp_delta: 0,
+        offset_delta: 0,
+        key: None,
+        value: Some(vec![b'k'; VALUE_BYTES]),
+        headers: vec![],
+    };
+    // A fixed timestamp: every request carries the same batch (the broker
+    // assigns the offsets).
+    let timestamp = 1_764_000_000_000;
+    let batch = RecordBatch {
+        base_offset: 0,
+        // -1: no leader epoch known (what producers send).
+        partition_leader_epoch: -1,
+        last_offset_delta: 0,
+        first_timestamp: timestamp,
+        max_timestamp: timestamp,
+        // -1: not idempotent, not transactional.
+        producer_id: -1,
+        producer_epoch: -1,
+        base_sequence: -1,
+        records: ControlBatchOrRecords::Records(vec![record]),
+        compression: RecordBatchCompression::NoCompression,
+        is_transactional: false,
+        timestamp_type: RecordBatchTimestampType::CreateTime,
+    };
+    ProduceRequest {
+        transactional_id: NullableString(None),
+        acks: Int16(1),
+        timeout_ms: Int32(10_000),
+        topic_data: vec![ProduceRequestTopicData {
+            name: String_(TOPIC.to_owned()),
+            partition_data: vec![ProduceRequestPartitionData {
+                index: Int32(0),
+                records: Records(vec![batch]),
+            }],
+        }],
+    }
+}
+
+/// The encoded request body, built once per process (clients share it as
+/// `Bytes`; kafka-conn and the raw loop never copy it).
+pub(crate) fn body() -> Bytes {
+    static BODY: OnceLock<Bytes> = OnceLock::new();
+    BODY.get_or_init(|| {
+        let mut out = Vec::with_capacity(VALUE_BYTES + 256);
+        request()
+            .write_versioned(&mut out, ApiVersion(Int16(VERSION)))
+            .expect("the Produce request encodes");
+        Bytes::from(out)
+    })
+    .clone()
+}
+
+/// Checks a Produce v3 response body: one topic, one partition, error 0.
+pub(crate) fn check(body: &[u8]) -> Result<(), String> {
+    let mut r = Reader(body);
+    let topics = r.i32()?;
+    let name_len = usize::try_from(r.i16()?).map_err(|_| "null topic name")?;
+    let name = r.take(name_len)?;
+    let partitions = r.i32()?;
+    let _index = r.i32()?;
+    let error = r.i16()?;
+    if (topics, partitions) != (1, 1) || name != TOPIC.as_bytes() {
+        return Err(format!(
+            "unexpected Produce response: {topics} topics, {partitions} partitions"
+        ));
+    }
+    if error != 0 {
+        return Err(format!("Produce error code {error}"));
+    }
+    Ok(())
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
+        if self.0.len() < n {
+            return Err("short Produce response".to_owned());
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
+    }
+
+    fn i16(&mut self) -> Result<i16, String> {
+        Ok(i16::from_be_bytes(
+            self.take(2)?.try_into().expect("2 bytes"),
+        ))
+    }
+
+    fn i32(&mut self) -> Result<i32, String> {
+        Ok(i32::from_be_bytes(
+            self.take(4)?.try_into().expect("4 bytes"),
+        ))
+    }
+}
+
+/// Creates the topic if the broker supports CreateTopics (tansu; the mock
+/// cluster creates it on the Metadata request instead), then returns the
+/// address of partition 0's leader, which all clients then talk to.
+pub(crate) fn leader_address(bootstrap: &str) -> Result<String, String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(async {
+        let tcp = tokio::net::TcpStream::connect(bootstrap)
+            .await
+            .map_err(|e| format!("{bootstrap}: {e}"))?;
+        let mut m = Messenger::new(tcp, 100 << 20, Arc::from("kc-bench-setup"));
+        m.sync_versions().await.map_err(|e| e.to_string())?;
+        let create = CreateTopicsRequest {
+            topics: vec![CreateTopicRequest {
+                name: String_(TOPIC.to_owned()),
+                num_partitions: Int32(1),
+                replication_factor: Int16(1),
+                assignments: vec![],
+                configs: vec![],
+                tagged_fields: None,
+            }],
+            timeout_ms: Int32(5_000),
+            validate_only: None,
+            tagged_fields: None,
+        };
+        // The topic may exist already, or the broker may not offer
+        // CreateTopics: either way the Metadata request below decides.
+        let _ = m.request(&create).await;
+        m.override_version_ranges(HashMap::from([(
+            RsKey::Metadata,
+            ApiVersionRange::new(ApiVersion(Int16(4)), ApiVersion(Int16(4))),
+        )]));
+        let metadata = MetadataRequest {
+            topics: Some(vec![MetadataRequestTopic {
+                name: String_(TOPIC.to_owned()),
+            }]),
+            allow_auto_topic_creation: Some(Boolean(true)),
+        };
+        let mut last = String::new();
+        for _ in 0..20 {
+            let r = m.request(&metadata).await.map_err(|e| e.to_string())?;
+            let leader = r
+                .topics
+                .iter()
+                .filter(|t| t.name.0 == TOPIC && t.error.is_none())
+                .flat_map(|t| &t.partitions)
+                .find(|p| p.partition_index.0 == 0 && p.error.is_none())
+                .map(|p| p.leader_id.0);
+            match leader.and_then(|id| r.brokers.iter().find(|b| b.node_id.0 == id)) {
+                Some(b) => return Ok(format!("{}:{}", b.host.0, b.port.0)),
+                None => last = format!("{:?}", r.topics),
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        Err(format!("no leader for {TOPIC} partition 0: {last}"))
+    })
+}
