@@ -375,12 +375,13 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Driver<R, S> {
 
     fn drain_events(&mut self) {
         self.note_negotiated();
-        // Counters go out before the first answer does: a caller that holds
-        // a response must never read stats that do not count it yet (on a
-        // multi-threaded runtime it can run before this task's turn ends).
+        // Counters go out before the first answer (or ready report) does: a
+        // caller that holds a response must never read stats that do not
+        // count it yet (on a multi-threaded runtime it can run before this
+        // task's turn ends).
         let mut published = false;
         while let Some(event) = self.conn.poll_event() {
-            if !published && matches!(event, Event::Response(_) | Event::RequestFailed { .. }) {
+            if !published {
                 self.publish();
                 published = true;
             }
