@@ -274,6 +274,18 @@ pub fn main(args: Vec<String>) -> i32 {
             return 2;
         }
     };
+    if let Some(bootstrap) = &opts.produce_leader {
+        return match produce::leader_address(bootstrap) {
+            Ok(leader) => {
+                println!("{leader}");
+                0
+            }
+            Err(e) => {
+                eprintln!("e2e: {e}");
+                1
+            }
+        };
+    }
     if let Some(job) = opts.child {
         return match clients::run(&job) {
             Ok(s) => {
@@ -300,6 +312,8 @@ pub fn main(args: Vec<String>) -> i32 {
 #[derive(Debug)]
 struct Options {
     child: Option<Job>,
+    /// `--produce-leader BOOTSTRAP`: print the Produce topic's leader, exit.
+    produce_leader: Option<String>,
     runs: usize,
     seconds: f64,
     warmup: f64,
@@ -313,6 +327,7 @@ impl Options {
     fn parse(args: &[String]) -> Result<Self, String> {
         let mut o = Options {
             child: None,
+            produce_leader: None,
             runs: 3,
             seconds: 2.0,
             warmup: 0.5,
@@ -342,6 +357,7 @@ impl Options {
                     );
                 }
                 "--broker" => broker = it.next().cloned(),
+                "--produce-leader" => o.produce_leader = it.next().cloned(),
                 "--runs" => o.runs = num(it.next(), "--runs")? as usize,
                 "--seconds" => o.seconds = num(it.next(), "--seconds")?,
                 "--warmup" => o.warmup = num(it.next(), "--warmup")?,

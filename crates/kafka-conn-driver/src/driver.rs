@@ -17,7 +17,7 @@ use futures_io::{AsyncRead, AsyncWrite};
 use kafka_conn_core::sasl::{Credential, CredentialRequest};
 use kafka_conn_core::{
     ApiVersions, CloseReason, Connection, CorrelationId, CredentialError, Event, RequestError,
-    Response, SaslSession, State,
+    Response, SaslSession, State, Stats,
 };
 
 use crate::client::{Command, Shared};
@@ -78,6 +78,9 @@ pub(crate) struct Driver<R: Runtime, S> {
     /// `read_waker` as a `Waker`, and the task waker it last forwarded to.
     read_waker_handle: Waker,
     forwarding_to: Option<Waker>,
+    /// What `publish` last wrote to `shared`: unchanged counters skip the
+    /// lock.
+    published: (Stats, usize),
     closed: Option<CloseReason>,
 }
 
@@ -114,6 +117,7 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Driver<R, S> {
             read_waker: read_waker.clone(),
             read_waker_handle: Waker::from(read_waker),
             forwarding_to: None,
+            published: (Stats::default(), 0),
             closed: None,
         }
     }
@@ -486,9 +490,14 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Driver<R, S> {
         }
     }
 
-    fn publish(&self) {
+    fn publish(&mut self) {
+        let now = (self.conn.stats(), self.conn.in_flight());
+        if now == self.published {
+            return;
+        }
+        self.published = now;
+        let (stats, in_flight) = now;
         let mut p = self.shared.lock();
-        let stats = self.conn.stats();
         if stats.throttled > p.stats.throttled {
             tracing::debug!(
                 waited = ?(stats.throttled - p.stats.throttled),
@@ -497,7 +506,7 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Driver<R, S> {
             );
         }
         p.stats = stats;
-        p.in_flight = self.conn.in_flight();
+        p.in_flight = in_flight;
     }
 }
 
