@@ -15,6 +15,7 @@ use crate::{stop_after, ClientKind, Job, Meter, Sample, Workload};
 pub(crate) fn run(job: &Job) -> Result<Sample, String> {
     match job.client {
         ClientKind::Raw => raw(job).map_err(|e| e.to_string()),
+        ClientKind::CoreBlocking => core_blocking(job),
         ClientKind::Tokio => current_thread_tokio()?.block_on(async {
             let client = kafka_conn_tokio::connect(&job.broker, ConnectConfig::default())
                 .await
@@ -379,4 +380,100 @@ fn raw_round(
         }
     }
     Ok(done)
+}
+
+/// The core without a runtime, as an embedder drives it: a blocking socket,
+/// `poll_transmit` into one `writev`, reads straight into `recv_buf`, events
+/// drained after every read, a new request for each response while the
+/// phase lasts. Two syscalls per round trip, like the raw loop, so the
+/// difference between the two is what the core itself costs.
+fn core_blocking(job: &Job) -> Result<Sample, String> {
+    use kafka_conn_core::{Config, Connection, Event};
+    use std::time::{Duration, Instant};
+
+    let mut s = TcpStream::connect(&job.broker).map_err(|e| e.to_string())?;
+    s.set_nodelay(true).map_err(|e| e.to_string())?;
+    // Set once: a broker that stops answering ends the run, not hangs it.
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .map_err(|e| e.to_string())?;
+    let mut conn = Connection::new(Config::new(), Instant::now()).map_err(|e| e.to_string())?;
+    let w = job.workload;
+    let request = Request::new(ApiKey(w.api_key()), w.version(), w.body());
+
+    // One turn: write what is pending, then one blocking read.
+    let turn = |s: &mut TcpStream, conn: &mut Connection| -> Result<(), String> {
+        while conn.transmit_len() > 0 {
+            let mut slices = [IoSlice::new(&[]); 64];
+            let n = conn.poll_transmit(&mut slices);
+            let written = s.write_vectored(&slices[..n]).map_err(|e| e.to_string())?;
+            conn.transmit_complete(written, Instant::now());
+        }
+        let n = s.read(conn.recv_buf()).map_err(|e| e.to_string())?;
+        let now = Instant::now();
+        if n == 0 {
+            conn.handle_eof(now);
+        } else {
+            conn.recv_commit(n, now);
+        }
+        if conn.poll_timeout().is_some_and(|t| t <= now) {
+            conn.handle_timeout(now);
+        }
+        Ok(())
+    };
+
+    // Handshake (ApiVersions), then one request checked.
+    let mut first = None;
+    let mut sent_first = false;
+    while first.is_none() {
+        while let Some(event) = conn.poll_event() {
+            match event {
+                Event::Ready { .. } if !sent_first => {
+                    conn.send_request(request.clone(), Instant::now())
+                        .map_err(|e| e.to_string())?;
+                    sent_first = true;
+                }
+                Event::Response(r) => first = Some(r),
+                Event::Closed(reason) => return Err(reason.to_string()),
+                Event::RequestFailed { error, .. } => return Err(error.to_string()),
+                _ => {}
+            }
+        }
+        if first.is_none() {
+            turn(&mut s, &mut conn)?;
+        }
+    }
+    let first = first.expect("checked above");
+    w.check(&first.body)?;
+    let response_bytes = first.body.len();
+
+    let mut phase = |seconds: f64| -> Result<u64, String> {
+        let stop = stop_after(seconds);
+        for _ in 0..job.concurrency {
+            conn.send_request(request.clone(), Instant::now())
+                .map_err(|e| e.to_string())?;
+        }
+        let mut done = 0u64;
+        while conn.in_flight() > 0 || conn.transmit_len() > 0 {
+            turn(&mut s, &mut conn)?;
+            while let Some(event) = conn.poll_event() {
+                match event {
+                    Event::Response(_) => {
+                        done += 1;
+                        if !stop.load(Ordering::Relaxed) {
+                            conn.send_request(request.clone(), Instant::now())
+                                .map_err(|e| e.to_string())?;
+                        }
+                    }
+                    Event::Closed(reason) => return Err(reason.to_string()),
+                    Event::RequestFailed { error, .. } => return Err(error.to_string()),
+                    _ => {}
+                }
+            }
+        }
+        Ok(done)
+    };
+    phase(job.warmup)?;
+    let meter = Meter::start();
+    let n = phase(job.seconds)?;
+    Ok(meter.finish(n, response_bytes))
 }

@@ -7,6 +7,9 @@
 //!   pre-encoded frames and reads responses by their size prefix (the limit
 //!   of the workload: no correlation, no decoding, one `write` per batch of
 //!   completed responses);
+//! - `kc-core-blocking`: `kafka_conn_core::Connection` driven by the same
+//!   kind of blocking socket loop, no runtime (what an embedder writes; the
+//!   core's own cost over the raw loop);
 //! - `kc-tokio`, `kc-smol`, `kc-async-std`: kafka-conn's `Client::send` on
 //!   each runtime;
 //! - `rskafka`: rskafka 0.6's single-broker `Messenger::request` (the layer
@@ -37,6 +40,7 @@ mod produce;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ClientKind {
     Raw,
+    CoreBlocking,
     Tokio,
     Smol,
     AsyncStd,
@@ -45,8 +49,9 @@ pub(crate) enum ClientKind {
 }
 
 impl ClientKind {
-    const ALL: [ClientKind; 6] = [
+    const ALL: [ClientKind; 7] = [
         ClientKind::Raw,
+        ClientKind::CoreBlocking,
         ClientKind::Tokio,
         ClientKind::Smol,
         ClientKind::AsyncStd,
@@ -57,6 +62,7 @@ impl ClientKind {
     fn name(self) -> &'static str {
         match self {
             ClientKind::Raw => "raw",
+            ClientKind::CoreBlocking => "kc-core-blocking",
             ClientKind::Tokio => "kc-tokio",
             ClientKind::Smol => "kc-smol",
             ClientKind::AsyncStd => "kc-async-std",
@@ -68,6 +74,7 @@ impl ClientKind {
     fn label(self) -> &'static str {
         match self {
             ClientKind::Raw => "raw socket loop (limit)",
+            ClientKind::CoreBlocking => "kafka-conn core, blocking loop (no runtime)",
             ClientKind::Tokio => "kafka-conn, tokio",
             ClientKind::Smol => "kafka-conn, smol",
             ClientKind::AsyncStd => "kafka-conn, async-std",
