@@ -262,17 +262,18 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Driver<R, S> {
             // Through `read_waker`, so that we know whether this side woke us.
             let mut read_cx = Context::from_waker(&self.read_waker_handle);
             let result = Pin::new(&mut self.io).poll_read(&mut read_cx, self.conn.recv_buf());
-            let now = Instant::now();
+            // The clock only for a read that ended (most probes are Pending).
+            let now = Instant::now;
             match result {
-                Poll::Ready(Ok(0)) => self.conn.handle_eof(now),
-                Poll::Ready(Ok(n)) => self.conn.recv_commit(n, now),
+                Poll::Ready(Ok(0)) => self.conn.handle_eof(now()),
+                Poll::Ready(Ok(n)) => self.conn.recv_commit(n, now()),
                 Poll::Ready(Err(e)) => {
                     if let Some(rustls::Error::AlertReceived(alert)) =
                         e.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>())
                     {
                         self.shared.lock().tls_alert = Some(format!("{alert:?}"));
                     }
-                    self.conn.handle_io_error(e.kind(), e.to_string(), now)
+                    self.conn.handle_io_error(e.kind(), e.to_string(), now())
                 }
                 Poll::Pending => {
                     self.read_blocked = true;
