@@ -451,7 +451,15 @@ fn targets(opts: &Options) -> Vec<Target> {
 }
 
 fn run_child(exe: &std::path::Path, job: &Job) -> Result<Sample, String> {
-    let out = Command::new(exe)
+    let mut cmd = Command::new(exe);
+    // One executor thread, like tokio's current-thread runtime and smol's
+    // global executor here: async-std's default (one per CPU) moves tasks
+    // between threads, ~2 sleeps per request at concurrency 1 instead of 1.
+    // A value set by the caller wins.
+    if job.client == ClientKind::AsyncStd && std::env::var_os("ASYNC_STD_THREAD_COUNT").is_none() {
+        cmd.env("ASYNC_STD_THREAD_COUNT", "1");
+    }
+    let out = cmd
         .args([
             "--child",
             job.client.name(),
