@@ -1113,6 +1113,10 @@ struct Tracked {
     expect_response: bool,
     /// The body a response must carry, while the byte stream is trusted.
     expected_body: Option<Bytes>,
+    /// Sent with header versions other than its API's: the simulated broker
+    /// writes the response header by its own table, so the body the core
+    /// reads cannot be predicted (it is never checked).
+    header_overridden: bool,
     outcomes: u32,
 }
 
@@ -1165,6 +1169,7 @@ impl Tracker {
                         api_version,
                         expect_response,
                         expected_body: (!overridden).then_some(body),
+                        header_overridden: overridden,
                         outcomes: 0,
                     },
                 );
@@ -1884,7 +1889,9 @@ impl OpsHarness {
 
     fn set_expected(&mut self, id: i32, body: Bytes) {
         if let Some(t) = self.t.requests.get_mut(&id) {
-            t.expected_body = Some(body);
+            if !t.header_overridden {
+                t.expected_body = Some(body);
+            }
         }
     }
 
