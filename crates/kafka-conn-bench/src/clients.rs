@@ -110,6 +110,9 @@ where
         .map_err(|e| e.to_string())?;
     w.check(&first.body)?;
     let response_bytes = first.body.len();
+    // A held response keeps its receive buffer alive: let it go, as the
+    // other clients do.
+    drop(first);
     let go = |stop| spawn(client.clone(), request.clone(), stop);
     round(job.concurrency, job.warmup, go).await?;
     let meter = Meter::start();
@@ -445,6 +448,7 @@ fn core_blocking(job: &Job) -> Result<Sample, String> {
     let first = first.expect("checked above");
     w.check(&first.body)?;
     let response_bytes = first.body.len();
+    drop(first);
 
     let mut phase = |seconds: f64| -> Result<u64, String> {
         let stop = stop_after(seconds);

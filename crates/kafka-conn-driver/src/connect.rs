@@ -148,7 +148,10 @@ pub async fn connect<R: Runtime>(
     config: ConnectConfig,
 ) -> Result<Client, ConnectError> {
     let span = tracing::info_span!("kafka_conn_connect", %address);
-    connect_in_span(rt, address, config).instrument(span).await
+    // Boxed: the handshake's state (about 10 KB) lives on the heap for the
+    // connect and is freed after, instead of sitting in the caller's future
+    // (often on a `block_on` stack, whose pages stay resident).
+    Box::pin(connect_in_span(rt, address, config).instrument(span)).await
 }
 
 async fn connect_in_span<R: Runtime>(
