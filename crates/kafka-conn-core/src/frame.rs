@@ -42,6 +42,10 @@ pub(crate) struct FrameReader {
     /// [`BIG_READ`]) when a read returns at least this much, halved (down to
     /// [`SMALL_READ`]) when a read returns under a quarter of it.
     floor: usize,
+    /// The most room the buffer has had (its allocation, roughly): what
+    /// `recv_buf` tries to gather back, without allocating, when the
+    /// buffer is empty.
+    room: usize,
 }
 
 impl FrameReader {
@@ -52,6 +56,7 @@ impl FrameReader {
             seen_frame: false,
             window: None,
             floor: FIRST_READ,
+            room: MIN_READ,
         }
     }
 
@@ -76,11 +81,33 @@ impl FrameReader {
         // claimed size alone cannot make us allocate: found by fuzzing
         // (`connection_bytes`: 2 MiB held after 96 bytes).
         let arrived = self.buf.len().max(self.floor);
-        let want = self.wanted().min(arrived).clamp(self.floor, MAX_READ);
+        let wanted = self.wanted();
+        let want = wanted.min(arrived).clamp(self.floor, MAX_READ);
         let len = self.buf.len();
+        // Near a frame's start, gather the room earlier frames left at the
+        // front of the allocation while there is little or nothing to move:
+        // otherwise a large frame runs out of tail room half-way and `resize`
+        // moves all of it that has arrived (a second copy of every large
+        // body). `try_reclaim` never allocates: the claimed size only decides
+        // how much of the memory already held to gather, never how much to
+        // take.
+        let frame_room = wanted.min(MAX_READ);
+        let gather = if len == 0 {
+            self.room
+        } else if len <= frame_room / 8 {
+            frame_room
+        } else {
+            0
+        };
+        if gather > self.buf.capacity() - len {
+            // false: shared with a frame the caller still holds, or too
+            // small; the resize below then grows it as before.
+            let _ = self.buf.try_reclaim(gather);
+        }
         // resize reuses spare capacity; it allocates only when the frame under
         // way has outgrown it, and then by at most MAX_READ at a time.
         self.buf.resize(len + want, 0);
+        self.room = self.room.max(self.buf.capacity());
         self.window = Some(len);
         &mut self.buf[len..]
     }
@@ -169,6 +196,7 @@ impl FrameReader {
             let mut fresh = BytesMut::with_capacity(MIN_READ);
             fresh.extend_from_slice(&self.buf);
             self.buf = fresh;
+            self.room = MIN_READ;
         }
         Ok(Some(frame))
     }
@@ -334,5 +362,54 @@ mod tests {
         assert_eq!(f.len(), 16 << 20);
         drop(f);
         assert!(r.capacity() <= MIN_READ, "capacity {}", r.capacity());
+    }
+
+    /// Feeds `stream` through `recv_buf` windows as large as each window
+    /// (a socket with everything ready); returns the frames and where each
+    /// frame's bytes were when they arrived (the window that took its size
+    /// prefix) next to where the frame handed out lives.
+    fn feed_and_locate(r: &mut FrameReader, stream: &[u8]) -> Vec<(Bytes, usize, usize)> {
+        let mut out = vec![];
+        let (mut fed, mut frame_start) = (0, 0);
+        let mut arrived_at = None;
+        while fed < stream.len() {
+            let win = r.recv_buf();
+            let n = win.len().min(stream.len() - fed);
+            if fed <= frame_start && frame_start < fed + n && arrived_at.is_none() {
+                arrived_at = Some(win.as_ptr() as usize + (frame_start - fed));
+            }
+            win[..n].copy_from_slice(&stream[fed..fed + n]);
+            fed += n;
+            assert!(r.commit(n));
+            while let Some(f) = r.next_frame().unwrap() {
+                // The body starts 4 bytes after the size prefix.
+                let at = arrived_at.take().expect("a frame arrived") + 4;
+                frame_start += f.len() + 4;
+                out.push((f.clone(), at, f.as_ptr() as usize));
+                if frame_start < fed {
+                    arrived_at = Some(r.buf.as_ptr() as usize);
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_large_frame_is_received_in_place() {
+        // The first 1 MiB frame grows the buffer (moving what has arrived
+        // when it reallocates); from then on the room is reused, and every
+        // later large frame stays where its bytes were read: the read is its
+        // one copy.
+        let mut r = FrameReader::new(64 << 20);
+        let big = frame(&vec![7u8; 1 << 20]);
+        for round in 0..4 {
+            let frames = feed_and_locate(&mut r, &big);
+            assert_eq!(frames.len(), 1);
+            let (f, arrived, handed_out) = &frames[0];
+            assert_eq!(f.len(), 1 << 20);
+            if round > 0 {
+                assert_eq!(arrived, handed_out, "round {round}: the frame was moved");
+            }
+        }
     }
 }
