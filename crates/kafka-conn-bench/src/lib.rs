@@ -547,7 +547,8 @@ fn parent(opts: &Options) -> i32 {
     let mut failures = 0;
     for target in &targets {
         for &workload in &opts.workloads {
-            // Produce must go to the partition's leader.
+            // Produce must go to the partition's leader; Metadata needs
+            // topics to describe.
             let broker = match workload {
                 Workload::Produce => match produce::leader_address(&target.address) {
                     Ok(leader) => leader,
@@ -557,7 +558,15 @@ fn parent(opts: &Options) -> i32 {
                         continue;
                     }
                 },
-                _ => target.address.clone(),
+                Workload::Metadata => match produce::ensure_metadata_topics(&target.address) {
+                    Ok(()) => target.address.clone(),
+                    Err(e) => {
+                        eprintln!("e2e: {} {}: FAILED: {e}", target.name, workload.name());
+                        failures += 1;
+                        continue;
+                    }
+                },
+                Workload::ApiVersions => target.address.clone(),
             };
             println!();
             println!("## {} at {broker}: {}", target.label, workload.label());

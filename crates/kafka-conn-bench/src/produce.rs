@@ -130,10 +130,12 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Creates the topic if the broker supports CreateTopics (tansu; the mock
-/// cluster creates it on the Metadata request instead), then returns the
-/// address of partition 0's leader, which all clients then talk to.
-pub(crate) fn leader_address(bootstrap: &str) -> Result<String, String> {
+/// A setup connection (rskafka's `Messenger`, versions synced) on a
+/// current-thread runtime, for `f`.
+fn with_messenger<T>(
+    bootstrap: &str,
+    f: impl AsyncFnOnce(&mut Messenger<tokio::net::TcpStream>) -> Result<T, String>,
+) -> Result<T, String> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -144,48 +146,97 @@ pub(crate) fn leader_address(bootstrap: &str) -> Result<String, String> {
             .map_err(|e| format!("{bootstrap}: {e}"))?;
         let mut m = Messenger::new(tcp, 100 << 20, Arc::from("kc-bench-setup"));
         m.sync_versions().await.map_err(|e| e.to_string())?;
-        let create = CreateTopicsRequest {
-            topics: vec![CreateTopicRequest {
-                name: String_(TOPIC.to_owned()),
+        m.override_version_ranges(HashMap::from([(
+            RsKey::Metadata,
+            ApiVersionRange::new(ApiVersion(Int16(4)), ApiVersion(Int16(4))),
+        )]));
+        f(&mut m).await
+    })
+}
+
+/// Creates `names` (one partition each) where they do not exist yet:
+/// CreateTopics where the broker offers it (tansu), then a Metadata request
+/// that auto-creates them (the mock cluster). Returns the partition leaders
+/// by topic, as `host:port`.
+async fn create_topics(
+    m: &mut Messenger<tokio::net::TcpStream>,
+    names: &[String],
+) -> Result<HashMap<String, String>, String> {
+    let create = CreateTopicsRequest {
+        topics: names
+            .iter()
+            .map(|name| CreateTopicRequest {
+                name: String_(name.clone()),
                 num_partitions: Int32(1),
                 replication_factor: Int16(1),
                 assignments: vec![],
                 configs: vec![],
                 tagged_fields: None,
-            }],
-            timeout_ms: Int32(5_000),
-            validate_only: None,
-            tagged_fields: None,
-        };
-        // The topic may exist already, or the broker may not offer
-        // CreateTopics: either way the Metadata request below decides.
-        let _ = m.request(&create).await;
-        m.override_version_ranges(HashMap::from([(
-            RsKey::Metadata,
-            ApiVersionRange::new(ApiVersion(Int16(4)), ApiVersion(Int16(4))),
-        )]));
-        let metadata = MetadataRequest {
-            topics: Some(vec![MetadataRequestTopic {
-                name: String_(TOPIC.to_owned()),
-            }]),
-            allow_auto_topic_creation: Some(Boolean(true)),
-        };
-        let mut last = String::new();
-        for _ in 0..20 {
-            let r = m.request(&metadata).await.map_err(|e| e.to_string())?;
-            let leader = r
-                .topics
+            })
+            .collect(),
+        timeout_ms: Int32(5_000),
+        validate_only: None,
+        tagged_fields: None,
+    };
+    // Topics may exist already, or the broker may not offer CreateTopics:
+    // either way the Metadata request below decides.
+    let _ = m.request(&create).await;
+    let metadata = MetadataRequest {
+        topics: Some(
+            names
                 .iter()
-                .filter(|t| t.name.0 == TOPIC && t.error.is_none())
-                .flat_map(|t| &t.partitions)
-                .find(|p| p.partition_index.0 == 0 && p.error.is_none())
-                .map(|p| p.leader_id.0);
-            match leader.and_then(|id| r.brokers.iter().find(|b| b.node_id.0 == id)) {
-                Some(b) => return Ok(format!("{}:{}", b.host.0, b.port.0)),
-                None => last = format!("{:?}", r.topics),
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                .map(|name| MetadataRequestTopic {
+                    name: String_(name.clone()),
+                })
+                .collect(),
+        ),
+        allow_auto_topic_creation: Some(Boolean(true)),
+    };
+    let mut last = String::new();
+    for _ in 0..20 {
+        let r = m.request(&metadata).await.map_err(|e| e.to_string())?;
+        let leaders: HashMap<String, String> = r
+            .topics
+            .iter()
+            .filter(|t| t.error.is_none())
+            .filter_map(|t| {
+                let p = t.partitions.iter().find(|p| p.partition_index.0 == 0)?;
+                let b = r.brokers.iter().find(|b| b.node_id.0 == p.leader_id.0)?;
+                Some((t.name.0.clone(), format!("{}:{}", b.host.0, b.port.0)))
+            })
+            .collect();
+        if names.iter().all(|n| leaders.contains_key(n)) {
+            return Ok(leaders);
         }
-        Err(format!("no leader for {TOPIC} partition 0: {last}"))
+        last = format!("{} of {} topics have a leader", leaders.len(), names.len());
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    Err(format!("topics not ready: {last}"))
+}
+
+/// Creates the Produce topic (see [`create_topics`]) and returns the
+/// address of its partition 0's leader, which all clients then talk to.
+pub(crate) fn leader_address(bootstrap: &str) -> Result<String, String> {
+    with_messenger(bootstrap, async |m| {
+        let leaders = create_topics(m, &[TOPIC.to_owned()]).await?;
+        leaders
+            .get(TOPIC)
+            .cloned()
+            .ok_or_else(|| format!("no leader for {TOPIC}"))
+    })
+}
+
+/// How many topics the Metadata workload's cluster has at least: with them
+/// a Metadata response for all topics is a few KB, as on a small real
+/// cluster, whatever the test suites left behind.
+pub(crate) const METADATA_TOPICS: usize = 64;
+
+/// Makes sure the broker has [`METADATA_TOPICS`] benchmark topics.
+pub(crate) fn ensure_metadata_topics(bootstrap: &str) -> Result<(), String> {
+    let names: Vec<String> = (0..METADATA_TOPICS)
+        .map(|i| format!("kc-bench-metadata-{i:02}"))
+        .collect();
+    with_messenger(bootstrap, async |m| {
+        create_topics(m, &names).await.map(drop)
     })
 }
