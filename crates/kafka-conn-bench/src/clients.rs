@@ -2,6 +2,7 @@
 //! warm up, then the measured phase between two `getrusage` calls.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::io::{IoSlice, Read, Write};
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,9 +22,7 @@ pub(crate) fn run(job: &Job) -> Result<Sample, String> {
                 .await
                 .map_err(|e| e.to_string())?;
             kafka_conn(job, &client, |client, request, stop| {
-                // Spawned now, awaited later: the workers run concurrently.
-                let task = tokio::spawn(send_loop(client, request, stop));
-                async move { task.await.map_err(|e| e.to_string())? }
+                spawn_tokio(send_loop(client, request, stop))
             })
             .await
         }),
@@ -55,7 +54,7 @@ pub(crate) fn run(job: &Job) -> Result<Sample, String> {
 /// executor threads, without taking part in their I/O: with `smol::block_on`
 /// the main thread would run the I/O reactor, and every response would hop
 /// from it to the executor thread that runs the connection's task.
-fn main_thread_wait<T>(f: impl std::future::Future<Output = T>) -> T {
+fn main_thread_wait<T>(f: impl Future<Output = T>) -> T {
     smol::future::block_on(f)
 }
 
@@ -73,7 +72,7 @@ fn current_thread_tokio() -> Result<tokio::runtime::Runtime, String> {
 async fn round<F, Fut>(concurrency: usize, seconds: f64, mut spawn: F) -> Result<u64, String>
 where
     F: FnMut(Arc<AtomicBool>) -> Fut,
-    Fut: std::future::Future<Output = Result<u64, String>>,
+    Fut: Future<Output = Result<u64, String>>,
 {
     let stop = stop_after(seconds);
     let workers: Vec<Fut> = (0..concurrency).map(|_| spawn(stop.clone())).collect();
@@ -84,23 +83,68 @@ where
     Ok(total)
 }
 
-async fn send_loop(client: Client, request: Request, stop: Arc<AtomicBool>) -> Result<u64, String> {
+/// The warm-up round, then the measured one between two `getrusage` calls.
+async fn measure<F, Fut>(job: &Job, response_bytes: usize, mut spawn: F) -> Result<Sample, String>
+where
+    F: FnMut(Arc<AtomicBool>) -> Fut,
+    Fut: Future<Output = Result<u64, String>>,
+{
+    round(job.concurrency, job.warmup, &mut spawn).await?;
+    let meter = Meter::start();
+    let n = round(job.concurrency, job.seconds, &mut spawn).await?;
+    Ok(meter.finish(n, response_bytes))
+}
+
+/// [`measure`] for the blocking clients: `phase(seconds)` runs one round.
+fn measure_blocking<E>(
+    job: &Job,
+    response_bytes: usize,
+    mut phase: impl FnMut(f64) -> Result<u64, E>,
+) -> Result<Sample, E> {
+    phase(job.warmup)?;
+    let meter = Meter::start();
+    let n = phase(job.seconds)?;
+    Ok(meter.finish(n, response_bytes))
+}
+
+/// One worker: calls `op` until `stop` is set; returns the calls completed.
+async fn count_until<Fut>(stop: &AtomicBool, mut op: impl FnMut() -> Fut) -> Result<u64, String>
+where
+    Fut: Future<Output = Result<(), String>>,
+{
     let mut n = 0;
     while !stop.load(Ordering::Relaxed) {
-        client
-            .send(request.clone())
-            .await
-            .map_err(|e| e.to_string())?;
+        op().await?;
         n += 1;
     }
     Ok(n)
+}
+
+/// Spawns a worker on the current tokio runtime now (the workers run
+/// concurrently); the returned future waits for its count.
+fn spawn_tokio(
+    worker: impl Future<Output = Result<u64, String>> + Send + 'static,
+) -> impl Future<Output = Result<u64, String>> {
+    let task = tokio::spawn(worker);
+    async move { task.await.map_err(|e| e.to_string())? }
+}
+
+async fn send_loop(client: Client, request: Request, stop: Arc<AtomicBool>) -> Result<u64, String> {
+    count_until(&stop, || async {
+        client
+            .send(request.clone())
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string())
+    })
+    .await
 }
 
 /// kafka-conn on any runtime: `spawn` starts one `send_loop` on it.
 async fn kafka_conn<F, Fut>(job: &Job, client: &Client, spawn: F) -> Result<Sample, String>
 where
     F: Fn(Client, Request, Arc<AtomicBool>) -> Fut,
-    Fut: std::future::Future<Output = Result<u64, String>>,
+    Fut: Future<Output = Result<u64, String>>,
 {
     let w = job.workload;
     let request = Request::new(ApiKey(w.api_key()), w.version(), w.body());
@@ -113,14 +157,83 @@ where
     // A held response keeps its receive buffer alive: let it go, as the
     // other clients do.
     drop(first);
-    let go = |stop| spawn(client.clone(), request.clone(), stop);
-    round(job.concurrency, job.warmup, go).await?;
-    let meter = Meter::start();
-    let n = round(job.concurrency, job.seconds, go).await?;
-    let sample = meter.finish(n, response_bytes);
+    let sample = measure(job, response_bytes, |stop| {
+        spawn(client.clone(), request.clone(), stop)
+    })
+    .await;
     client.close();
     client.closed().await;
-    Ok(sample)
+    sample
+}
+
+/// The workload's request in rskafka's types (what its API takes; rskafka
+/// encodes it on every send).
+enum RsRequest {
+    Metadata(rskafka::protocol::messages::MetadataRequest),
+    ApiVersions(rskafka::protocol::messages::ApiVersionsRequest),
+    /// The same record batch as the others send: rskafka encodes it (a copy
+    /// of the 1 MiB value and its CRC) on every request.
+    Produce(rskafka::protocol::messages::ProduceRequest),
+}
+
+impl RsRequest {
+    fn new(w: Workload) -> Self {
+        use rskafka::protocol::messages::{ApiVersionsRequest, MetadataRequest};
+        use rskafka::protocol::primitives::Boolean;
+        match w {
+            Workload::Metadata => Self::Metadata(MetadataRequest {
+                topics: None,
+                allow_auto_topic_creation: Some(Boolean(false)),
+            }),
+            Workload::ApiVersions => Self::ApiVersions(ApiVersionsRequest {
+                client_software_name: None,
+                client_software_version: None,
+                tagged_fields: None,
+            }),
+            Workload::Produce => Self::Produce(crate::produce::request()),
+        }
+    }
+
+    /// Sends it and waits for the (decoded) response; with `check`, also
+    /// looks into it (the first response only, as for the other clients).
+    async fn send(
+        &self,
+        m: &rskafka::messenger::Messenger<tokio::net::TcpStream>,
+        check: bool,
+    ) -> Result<(), String> {
+        let e = |e: rskafka::messenger::RequestError| e.to_string();
+        let empty = || Err("an empty response".to_owned());
+        match self {
+            Self::Metadata(r) => {
+                let r = m.request(r).await.map_err(e)?;
+                if check && r.brokers.is_empty() {
+                    return empty();
+                }
+            }
+            Self::ApiVersions(r) => {
+                let r = m.request(r).await.map_err(e)?;
+                if check {
+                    if let Some(code) = r.error_code {
+                        return Err(format!("ApiVersions error {code:?}"));
+                    }
+                    if r.api_keys.is_empty() {
+                        return empty();
+                    }
+                }
+            }
+            Self::Produce(r) => {
+                let r = m.request(r).await.map_err(e)?;
+                if check {
+                    let mut partitions = r.responses.iter().flat_map(|t| &t.partition_responses);
+                    match (partitions.next(), partitions.next()) {
+                        (Some(p), None) if p.error.is_none() => {}
+                        _ => return Err(format!("unexpected Produce response: {r:?}")),
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// rskafka's single-broker connection, with the same versions as everyone.
@@ -128,8 +241,7 @@ async fn rskafka_messenger(job: &Job) -> Result<Sample, String> {
     use rskafka::messenger::Messenger;
     use rskafka::protocol::api_key::ApiKey as RsKey;
     use rskafka::protocol::api_version::{ApiVersion, ApiVersionRange};
-    use rskafka::protocol::messages::{ApiVersionsRequest, MetadataRequest, ProduceRequest};
-    use rskafka::protocol::primitives::{Boolean, Int16};
+    use rskafka::protocol::primitives::Int16;
 
     let tcp = tokio::net::TcpStream::connect(&job.broker)
         .await
@@ -145,101 +257,13 @@ async fn rskafka_messenger(job: &Job) -> Result<Sample, String> {
         (RsKey::Produce, exactly(Workload::Produce.version())),
     ]));
     let messenger = Arc::new(messenger);
-    let metadata = Arc::new(MetadataRequest {
-        topics: None,
-        allow_auto_topic_creation: Some(Boolean(false)),
-    });
-    let api_versions = Arc::new(ApiVersionsRequest {
-        client_software_name: None,
-        client_software_version: None,
-        tagged_fields: None,
-    });
-    // The same record batch as the others send; rskafka encodes it (a copy
-    // of the 1 MiB value) on every request, which is how its API works.
-    let produce = Arc::new(match job.workload {
-        Workload::Produce => crate::produce::request(),
-        _ => ProduceRequest {
-            transactional_id: rskafka::protocol::primitives::NullableString(None),
-            acks: Int16(1),
-            timeout_ms: rskafka::protocol::primitives::Int32(0),
-            topic_data: vec![],
-        },
-    });
-
-    let one = |m: Arc<Messenger<tokio::net::TcpStream>>,
-               md: Arc<MetadataRequest>,
-               av: Arc<ApiVersionsRequest>,
-               pr: Arc<ProduceRequest>| async move {
-        match job.workload {
-            Workload::Produce => {
-                let r = m.request(pr.as_ref()).await.map_err(|e| e.to_string())?;
-                let partitions: Vec<_> = r
-                    .responses
-                    .iter()
-                    .flat_map(|t| &t.partition_responses)
-                    .collect();
-                match partitions[..] {
-                    [p] if p.error.is_none() => Ok(1),
-                    _ => Err(format!("unexpected Produce response: {r:?}")),
-                }
-            }
-            Workload::Metadata => m
-                .request(md.as_ref())
-                .await
-                .map(|r| r.brokers.len())
-                .map_err(|e| e.to_string()),
-            Workload::ApiVersions => m
-                .request(av.as_ref())
-                .await
-                .map_err(|e| e.to_string())
-                .and_then(|r| match r.error_code {
-                    None => Ok(r.api_keys.len()),
-                    Some(e) => Err(format!("ApiVersions error {e:?}")),
-                }),
-        }
-    };
-    let items = one(
-        messenger.clone(),
-        metadata.clone(),
-        api_versions.clone(),
-        produce.clone(),
-    )
-    .await?;
-    if items == 0 {
-        return Err("an empty response".to_owned());
-    }
-    let go = |stop: Arc<AtomicBool>| {
-        let (m, md, av, pr) = (
-            messenger.clone(),
-            metadata.clone(),
-            api_versions.clone(),
-            produce.clone(),
-        );
-        let workload = job.workload;
-        let task = tokio::spawn(async move {
-            let mut n = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                match workload {
-                    Workload::Metadata => {
-                        m.request(md.as_ref()).await.map_err(|e| e.to_string())?;
-                    }
-                    Workload::ApiVersions => {
-                        m.request(av.as_ref()).await.map_err(|e| e.to_string())?;
-                    }
-                    Workload::Produce => {
-                        m.request(pr.as_ref()).await.map_err(|e| e.to_string())?;
-                    }
-                }
-                n += 1;
-            }
-            Ok::<u64, String>(n)
-        });
-        async move { task.await.map_err(|e| e.to_string())? }
-    };
-    round(job.concurrency, job.warmup, go).await?;
-    let meter = Meter::start();
-    let n = round(job.concurrency, job.seconds, go).await?;
-    Ok(meter.finish(n, 0))
+    let request = Arc::new(RsRequest::new(job.workload));
+    request.send(&messenger, true).await?;
+    measure(job, 0, |stop| {
+        let (m, r) = (messenger.clone(), request.clone());
+        spawn_tokio(async move { count_until(&stop, || r.send(&m, false)).await })
+    })
+    .await
 }
 
 /// rskafka's high-level `Client::list_topics` (a Metadata request for all
@@ -255,22 +279,20 @@ async fn rskafka_client(job: &Job) -> Result<Sample, String> {
         .map_err(|e| e.to_string())?;
     let client = Arc::new(client);
     client.list_topics().await.map_err(|e| e.to_string())?;
-    let go = |stop: Arc<AtomicBool>| {
+    measure(job, 0, |stop| {
         let client = client.clone();
-        let task = tokio::spawn(async move {
-            let mut n = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                client.list_topics().await.map_err(|e| e.to_string())?;
-                n += 1;
-            }
-            Ok::<u64, String>(n)
-        });
-        async move { task.await.map_err(|e| e.to_string())? }
-    };
-    round(job.concurrency, job.warmup, go).await?;
-    let meter = Meter::start();
-    let n = round(job.concurrency, job.seconds, go).await?;
-    Ok(meter.finish(n, 0))
+        spawn_tokio(async move {
+            count_until(&stop, || async {
+                client
+                    .list_topics()
+                    .await
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+            })
+            .await
+        })
+    })
+    .await
 }
 
 /// One pre-encoded request frame: size, header v1 (key, version,
@@ -312,11 +334,15 @@ fn raw(job: &Job) -> std::io::Result<Sample> {
         .map_err(std::io::Error::other)?;
     let response_bytes = len - 4;
 
-    let c = job.concurrency;
-    raw_round(&mut s, &frame, c, &mut buf, &stop_after(job.warmup))?;
-    let meter = Meter::start();
-    let n = raw_round(&mut s, &frame, c, &mut buf, &stop_after(job.seconds))?;
-    Ok(meter.finish(n, response_bytes))
+    measure_blocking(job, response_bytes, |seconds| {
+        raw_round(
+            &mut s,
+            &frame,
+            job.concurrency,
+            &mut buf,
+            &stop_after(seconds),
+        )
+    })
 }
 
 /// Writes `n` copies of `frame` with vectored writes (one `writev` when the
@@ -450,7 +476,7 @@ fn core_blocking(job: &Job) -> Result<Sample, String> {
     let response_bytes = first.body.len();
     drop(first);
 
-    let mut phase = |seconds: f64| -> Result<u64, String> {
+    measure_blocking(job, response_bytes, |seconds| {
         let stop = stop_after(seconds);
         for _ in 0..job.concurrency {
             conn.send_request(request.clone(), Instant::now())
@@ -475,9 +501,5 @@ fn core_blocking(job: &Job) -> Result<Sample, String> {
             }
         }
         Ok(done)
-    };
-    phase(job.warmup)?;
-    let meter = Meter::start();
-    let n = phase(job.seconds)?;
-    Ok(meter.finish(n, response_bytes))
+    })
 }

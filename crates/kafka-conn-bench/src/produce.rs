@@ -3,6 +3,7 @@
 //! lookup of the partition's leader (the request must go to it).
 
 use std::collections::HashMap;
+use std::io::Cursor;
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
@@ -11,7 +12,8 @@ use rskafka::protocol::api_key::ApiKey as RsKey;
 use rskafka::protocol::api_version::{ApiVersion, ApiVersionRange};
 use rskafka::protocol::messages::{
     CreateTopicRequest, CreateTopicsRequest, MetadataRequest, MetadataRequestTopic, ProduceRequest,
-    ProduceRequestPartitionData, ProduceRequestTopicData, WriteVersionedType,
+    ProduceRequestPartitionData, ProduceRequestTopicData, ProduceResponse, ReadVersionedType,
+    WriteVersionedType,
 };
 use rskafka::protocol::primitives::{Boolean, Int16, Int32, NullableString, Records, String_};
 use rskafka::protocol::record::{
@@ -85,48 +87,20 @@ pub(crate) fn body() -> Bytes {
     .clone()
 }
 
-/// Checks a Produce v3 response body: one topic, one partition, error 0.
+/// Checks a Produce v3 response body (decoded with rskafka's own types):
+/// one topic, one partition, no error.
 pub(crate) fn check(body: &[u8]) -> Result<(), String> {
-    let mut r = Reader(body);
-    let topics = r.i32()?;
-    let name_len = usize::try_from(r.i16()?).map_err(|_| "null topic name")?;
-    let name = r.take(name_len)?;
-    let partitions = r.i32()?;
-    let _index = r.i32()?;
-    let error = r.i16()?;
-    if (topics, partitions) != (1, 1) || name != TOPIC.as_bytes() {
-        return Err(format!(
-            "unexpected Produce response: {topics} topics, {partitions} partitions"
-        ));
-    }
-    if error != 0 {
-        return Err(format!("Produce error code {error}"));
-    }
-    Ok(())
-}
-
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
-        if self.0.len() < n {
-            return Err("short Produce response".to_owned());
-        }
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
-        Ok(head)
-    }
-
-    fn i16(&mut self) -> Result<i16, String> {
-        Ok(i16::from_be_bytes(
-            self.take(2)?.try_into().expect("2 bytes"),
-        ))
-    }
-
-    fn i32(&mut self) -> Result<i32, String> {
-        Ok(i32::from_be_bytes(
-            self.take(4)?.try_into().expect("4 bytes"),
-        ))
+    let r = ProduceResponse::read_versioned(&mut Cursor::new(body), ApiVersion(Int16(VERSION)))
+        .map_err(|e| format!("undecodable Produce response: {e}"))?;
+    match &r.responses[..] {
+        [t] if t.name.0 == TOPIC => match &t.partition_responses[..] {
+            [p] => match &p.error {
+                None => Ok(()),
+                Some(e) => Err(format!("Produce error: {e:?}")),
+            },
+            _ => Err(format!("unexpected Produce response: {r:?}")),
+        },
+        _ => Err(format!("unexpected Produce response: {r:?}")),
     }
 }
 
