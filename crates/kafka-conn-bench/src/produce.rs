@@ -1,6 +1,8 @@
-//! The 1 MiB Produce workload: one request body, encoded once with rskafka's
-//! own protocol types so that every client sends the same bytes, and the
-//! lookup of the partition's leader (the request must go to it).
+//! The 1 MiB Produce workload (one request body, encoded once with
+//! rskafka's own protocol types so that every client sends the same bytes;
+//! the response check; the lookup of the partition's leader, which the
+//! request must go to) and the topics the Metadata workload describes: the
+//! broker-side setup both need, through one rskafka `Messenger`.
 
 use std::collections::HashMap;
 use std::io::Cursor;
