@@ -31,8 +31,9 @@ use async_std::net::ToSocketAddrs;
 #[cfg(feature = "kafka-protocol")]
 pub use kafka_conn_driver::TypedFailure;
 pub use kafka_conn_driver::{
-    core, BoxFuture, CallbackError, CertificateDer, Client, ConnectConfig, ConnectError,
-    ConnectInfo, Progress, RequestFailure, Runtime, TcpAttempt, Timings, TlsConfig, TlsInfo,
+    core, BoxFuture, CallbackError, CertificateDer, Client, Completion, ConnectConfig,
+    ConnectError, ConnectInfo, Progress, RequestFailure, Runtime, TcpAttempt, Timings, TlsConfig,
+    TlsInfo,
 };
 
 /// Connects to the broker at `address` (`host:port`). See
@@ -42,6 +43,20 @@ pub async fn connect(
     config: impl Into<ConnectConfig>,
 ) -> Result<Client, ConnectError> {
     kafka_conn_driver::connect(AsyncStdRuntime, address, config.into()).await
+}
+
+/// A connection driven by the task that holds it, with no background task
+/// (see [`kafka_conn_driver::DirectClient`]).
+pub type DirectClient = kafka_conn_driver::DirectClient<AsyncStdRuntime>;
+
+/// Connects to the broker at `address` (`host:port`) and returns a
+/// [`DirectClient`], which runs the connection in the caller's task. See
+/// [`kafka_conn_driver::connect_direct`].
+pub async fn connect_direct(
+    address: &str,
+    config: impl Into<ConnectConfig>,
+) -> Result<DirectClient, ConnectError> {
+    kafka_conn_driver::connect_direct(AsyncStdRuntime, address, config.into()).await
 }
 
 /// The async-std [`Runtime`] (its sockets implement futures-io natively).

@@ -19,7 +19,9 @@ use tracing::Instrument;
 use crate::client::{Client, Command, Shared};
 use crate::config::ConnectConfig;
 use crate::credentials::Credentials;
-use crate::driver::{Driver, ReadyReport};
+use crate::direct::{Completions, DirectClient};
+use crate::driver::Driver;
+use crate::engine::{Engine, ReadyReport};
 use crate::error::ConnectError;
 use crate::runtime::Runtime;
 use crate::stream::Stream;
@@ -154,11 +156,29 @@ pub async fn connect<R: Runtime>(
     Box::pin(connect_in_span(rt, address, config).instrument(span)).await
 }
 
-async fn connect_in_span<R: Runtime>(
-    rt: R,
+/// A transport that is up (TCP, and TLS when configured), ready for the
+/// Kafka handshake.
+struct Transport<T> {
+    stream: Stream<T>,
+    so_far: SoFar,
+}
+
+/// What `connect` learnt before the Kafka handshake.
+struct SoFar {
+    addr: SocketAddr,
+    resolved: Vec<SocketAddr>,
+    tls: Option<TlsInfo>,
+    progress: Progress,
+    start: Instant,
+}
+
+/// Resolves, connects TCP and runs the TLS handshake: everything before
+/// the Kafka handshake, the same for [`Client`] and [`DirectClient`].
+async fn open_transport<R: Runtime>(
+    rt: &R,
     address: &str,
-    config: ConnectConfig,
-) -> Result<Client, ConnectError> {
+    config: &ConnectConfig,
+) -> Result<Transport<R::Tcp>, ConnectError> {
     let start = Instant::now();
     config.core.validate()?;
     let tls_config = config.tls.as_ref().map(|t| t.rustls()).transpose()?;
@@ -170,7 +190,7 @@ async fn connect_in_span<R: Runtime>(
         Err(_) => {
             let t = Instant::now();
             let found = timeout(
-                &rt,
+                rt,
                 config.connect_timeout,
                 rt.resolve(host.to_owned(), port),
             )
@@ -204,7 +224,7 @@ async fn connect_in_span<R: Runtime>(
     let mut tcp = None;
     for &addr in &resolved {
         let t = Instant::now();
-        let outcome = timeout(&rt, config.connect_timeout, rt.connect_tcp(addr)).await;
+        let outcome = timeout(rt, config.connect_timeout, rt.connect_tcp(addr)).await;
         let took = t.elapsed();
         let timed_out = outcome.is_none();
         let failure = match outcome {
@@ -262,7 +282,7 @@ async fn connect_in_span<R: Runtime>(
             let name_text = name.to_str().into_owned();
             let t = Instant::now();
             let handshake = futures_rustls::TlsConnector::from(rustls_config).connect(name, tcp);
-            let s = match tls_handshake(&rt, addr, handshake, config.connect_timeout).await {
+            let s = match tls_handshake(rt, addr, handshake, config.connect_timeout).await {
                 TlsOutcome::Done(Ok(s)) => s,
                 TlsOutcome::Done(Err((e, presented))) => {
                     return Err(classify_handshake_error(
@@ -305,23 +325,128 @@ async fn connect_in_span<R: Runtime>(
         _ => (Stream::Plain(tcp), None),
     };
 
+    Ok(Transport {
+        stream,
+        so_far: SoFar {
+            addr,
+            resolved,
+            tls,
+            progress,
+            start,
+        },
+    })
+}
+
+async fn connect_in_span<R: Runtime>(
+    rt: R,
+    address: &str,
+    config: ConnectConfig,
+) -> Result<Client, ConnectError> {
+    let Transport { stream, so_far } = open_transport(&rt, address, &config).await?;
     let handshake_start = Instant::now();
     let conn = Connection::new(config.core.clone(), handshake_start)?;
     let (commands, shared, ready_rx) =
-        spawn_driver(&rt, addr, conn, stream, config.credentials.clone());
+        spawn_driver(&rt, so_far.addr, conn, stream, config.credentials.clone());
     // An error: the task vanished without a word (its runtime is shutting down).
     let report = ready_rx.await.unwrap_or_else(|_| ReadyReport {
         result: Err(CloseReason::Shutdown),
         versions_known_at: None,
         at: Instant::now(),
     });
+    let (tls_alert, bytes_received) = {
+        let p = shared.lock();
+        (p.tls_alert.clone(), p.stats.bytes_received)
+    };
+    let info = finish_handshake(
+        &rt,
+        &config,
+        so_far,
+        handshake_start,
+        report,
+        tls_alert,
+        bytes_received,
+    )
+    .await?;
+    Ok(Client::new(commands, shared, info))
+}
+
+/// Connects to a broker at `address` (`host:port`) on runtime `rt`, as
+/// [`connect`] does, but runs the Kafka handshake and then the whole
+/// connection in the caller's task: see [`DirectClient`].
+pub async fn connect_direct<R: Runtime>(
+    rt: R,
+    address: &str,
+    config: ConnectConfig,
+) -> Result<DirectClient<R>, ConnectError> {
+    let span = tracing::info_span!("kafka_conn_connect", %address);
+    // Boxed as in `connect`.
+    Box::pin(connect_direct_in_span(rt, address, config).instrument(span)).await
+}
+
+async fn connect_direct_in_span<R: Runtime>(
+    rt: R,
+    address: &str,
+    config: ConnectConfig,
+) -> Result<DirectClient<R>, ConnectError> {
+    let Transport { stream, so_far } = open_transport(&rt, address, &config).await?;
+    let span = tracing::info_span!("kafka_conn", addr = %so_far.addr);
+    let handshake_start = Instant::now();
+    let conn = Connection::new(config.core.clone(), handshake_start)?;
+    let mut engine = Engine::new(rt.clone(), conn, stream, config.credentials.clone());
+    let mut out = Completions::default();
+    let report = std::future::poll_fn(|cx| {
+        let _entered = span.enter();
+        engine.drain_events(&mut out);
+        engine.begin_poll(cx);
+        // The engine reports ready (or not) before it reports closed.
+        let _ = engine.poll_io(cx, &mut out, false);
+        match out.ready.take() {
+            Some(report) => Poll::Ready(report),
+            None => Poll::Pending,
+        }
+    })
+    .await;
+    let tls_alert = out.tls_alert.take();
+    let bytes_received = engine.conn.stats().bytes_received;
+    let info = finish_handshake(
+        &rt,
+        &config,
+        so_far,
+        handshake_start,
+        report,
+        tls_alert,
+        bytes_received,
+    )
+    .await?;
+    Ok(DirectClient::new(engine, out, info, span))
+}
+
+/// Turns the handshake's outcome into the connection's [`ConnectInfo`], or
+/// into the [`ConnectError`] that says best what went wrong. `tls_alert`
+/// and `bytes_received` are what the connection saw until then.
+async fn finish_handshake<R: Runtime>(
+    rt: &R,
+    config: &ConnectConfig,
+    so_far: SoFar,
+    handshake_start: Instant,
+    report: ReadyReport,
+    tls_alert: Option<String>,
+    bytes_received: u64,
+) -> Result<ConnectInfo, ConnectError> {
+    let SoFar {
+        addr,
+        resolved,
+        tls,
+        mut progress,
+        start,
+    } = so_far;
     progress.timings.api_versions = report
         .versions_known_at
         .map(|at| at.saturating_duration_since(handshake_start));
     let (api_versions, sasl) = match report.result {
         Ok(r) => r,
-        Err(_) if shared.lock().tls_alert.is_some() => {
-            let alert = shared.lock().tls_alert.clone().unwrap_or_default();
+        Err(_) if tls_alert.is_some() => {
+            let alert = tls_alert.unwrap_or_default();
             return Err(ConnectError::Tls {
                 addr,
                 detail: format!(
@@ -341,12 +466,12 @@ async fn connect_in_span<R: Runtime>(
                 during: Phase::Negotiating,
                 ..
             },
-        ) if config.tls.is_none() && shared.lock().stats.bytes_received == 0 => {
+        ) if config.tls.is_none() && bytes_received == 0 => {
             // The peer hung up without a word: a TLS listener that resets
             // plaintext clients does exactly that. Ask it in TLS.
             let within = config.connect_timeout.min(PROBE_LIMIT);
             let failed = progress.at_failure(start);
-            if peer_speaks_tls(&rt, addr, within).await {
+            if peer_speaks_tls(rt, addr, within).await {
                 return Err(ConnectError::BrokerSpeaksTls {
                     addr,
                     progress: failed,
@@ -380,7 +505,7 @@ async fn connect_in_span<R: Runtime>(
         api_versions,
         sasl,
     };
-    Ok(Client::new(commands, shared, info))
+    Ok(info)
 }
 
 /// How a TLS handshake raced against the plaintext probe ended.

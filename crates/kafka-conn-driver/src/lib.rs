@@ -35,7 +35,9 @@ mod client;
 mod config;
 mod connect;
 mod credentials;
+mod direct;
 mod driver;
+mod engine;
 mod error;
 mod runtime;
 mod stream;
@@ -45,8 +47,9 @@ mod typed;
 
 pub use client::Client;
 pub use config::ConnectConfig;
-pub use connect::{connect, timeout, ConnectInfo, Progress, TcpAttempt, Timings};
+pub use connect::{connect, connect_direct, timeout, ConnectInfo, Progress, TcpAttempt, Timings};
 pub use credentials::CallbackError;
+pub use direct::{Completion, DirectClient};
 pub use error::{ConnectError, RequestFailure};
 pub use runtime::{BoxFuture, Runtime};
 /// A DER certificate, as in [`TlsInfo::peer_certificates`] and [`ConnectError::presented_certificates`].

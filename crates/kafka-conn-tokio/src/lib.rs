@@ -32,8 +32,9 @@ use std::time::Instant;
 #[cfg(feature = "kafka-protocol")]
 pub use kafka_conn_driver::TypedFailure;
 pub use kafka_conn_driver::{
-    core, BoxFuture, CallbackError, CertificateDer, Client, ConnectConfig, ConnectError,
-    ConnectInfo, Progress, RequestFailure, Runtime, TcpAttempt, Timings, TlsConfig, TlsInfo,
+    core, BoxFuture, CallbackError, CertificateDer, Client, Completion, ConnectConfig,
+    ConnectError, ConnectInfo, Progress, RequestFailure, Runtime, TcpAttempt, Timings, TlsConfig,
+    TlsInfo,
 };
 use tokio::io::ReadBuf;
 
@@ -48,6 +49,24 @@ pub async fn connect(
     config: impl Into<ConnectConfig>,
 ) -> Result<Client, ConnectError> {
     kafka_conn_driver::connect(TokioRuntime::current(), address, config.into()).await
+}
+
+/// A connection driven by the task that holds it, with no background task
+/// (see [`kafka_conn_driver::DirectClient`]).
+pub type DirectClient = kafka_conn_driver::DirectClient<TokioRuntime>;
+
+/// Connects to the broker at `address` (`host:port`) and returns a
+/// [`DirectClient`], which runs the connection in the caller's task. See
+/// [`kafka_conn_driver::connect_direct`].
+///
+/// # Panics
+///
+/// Outside a tokio runtime.
+pub async fn connect_direct(
+    address: &str,
+    config: impl Into<ConnectConfig>,
+) -> Result<DirectClient, ConnectError> {
+    kafka_conn_driver::connect_direct(TokioRuntime::current(), address, config.into()).await
 }
 
 /// The tokio [`Runtime`]: a handle to the runtime the connection task runs on.

@@ -1,0 +1,463 @@
+//! The drive loop itself, written once for both ways of running a
+//! connection: the [`Engine`] owns the socket and the core [`Connection`]
+//! and does all the I/O (vectored writes, reads straight into the core's
+//! buffer, the core's deadlines, credential callbacks); what the core
+//! reports goes to an [`Outcomes`]. The spawned task of [`Client`]
+//! (`driver.rs`) hands outcomes to waiting handles; [`DirectClient`]
+//! (`direct.rs`) queues them for its own caller.
+//!
+//! [`Client`]: crate::Client
+//! [`DirectClient`]: crate::DirectClient
+
+use std::io::IoSlice;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::Instant;
+
+use futures_io::{AsyncRead, AsyncWrite};
+use kafka_conn_core::sasl::{Credential, CredentialRequest};
+use kafka_conn_core::{
+    ApiKey, ApiVersions, CloseReason, Connection, CorrelationId, CredentialError, Event,
+    RequestError, Response, SaslSession, State,
+};
+
+use crate::credentials::{CallbackError, Credentials};
+use crate::runtime::{BoxFuture, Runtime};
+
+/// How many slices one vectored write gathers.
+const MAX_SLICES: usize = 64;
+/// Loop turns per poll before yielding to the executor, so that a broker
+/// flooding us cannot starve the other tasks on the same thread.
+const TURN_BUDGET: usize = 32;
+
+/// How the handshake ended: the versions and SASL session, or why not.
+pub(crate) type ReadyResult = Result<(Arc<ApiVersions>, Option<SaslSession>), CloseReason>;
+
+/// The end of the Kafka handshake, for `connect`: the outcome, when it
+/// came, and when the broker's versions became known (`None` if they never
+/// did, or were given as a hint), which splits ApiVersions from SASL.
+pub(crate) struct ReadyReport {
+    pub(crate) result: ReadyResult,
+    pub(crate) versions_known_at: Option<Instant>,
+    pub(crate) at: Instant,
+}
+
+/// Where the engine's outcomes go. Every method is called from inside the
+/// engine's poll, right after the input that caused it.
+pub(crate) trait Outcomes {
+    /// Called before the first event of a drain, and when a poll ends:
+    /// counters must be visible before any answer is (a caller holding a
+    /// response must never read stats that do not count it yet).
+    fn publish(&mut self, conn: &Connection);
+    /// The response to request `response.correlation_id`.
+    fn response(&mut self, response: Response);
+    /// Request `id` failed.
+    fn request_failed(&mut self, id: CorrelationId, error: RequestError);
+    /// The handshake ended (called once, with `Err` if the connection
+    /// closed first).
+    fn ready(&mut self, report: ReadyReport);
+    /// Re-authentication (KIP-368) succeeded.
+    fn reauthenticated(&mut self, session: SaslSession);
+    /// The broker sent a TLS alert (an mTLS refusal arrives so with TLS 1.3).
+    fn tls_alert(&mut self, alert: String);
+    /// The connection closed; the core has already failed every request
+    /// it accepted.
+    fn closed(&mut self, reason: &CloseReason, conn: &Connection);
+}
+
+/// The socket and the core, and the state of their I/O.
+pub(crate) struct Engine<R: Runtime, S> {
+    rt: R,
+    pub(crate) conn: Connection,
+    io: S,
+    timer: Option<(Instant, BoxFuture<'static, ()>)>,
+    credentials: Credentials,
+    credential: Option<BoxFuture<'static, Result<Credential, CallbackError>>>,
+    /// Handshake timing (see [`ReadyReport`]): still negotiating versions,
+    /// and when that ended.
+    negotiating: bool,
+    versions_known_at: Option<Instant>,
+    ready_reported: bool,
+    /// Bytes went into the transport since the last flush (TLS buffers them).
+    unflushed: bool,
+    /// The transport's `poll_read` returned `Pending` with `read_waker`
+    /// registered, and that waker has not fired since: reading again would
+    /// only cost a readiness check (tokio) or a failing `recv` syscall and an
+    /// `epoll_ctl` (smol, async-std), e.g. on every wake-up for a new request.
+    read_blocked: bool,
+    read_waker: Arc<ReadWaker>,
+    /// `read_waker` as a `Waker`, and the task waker it last forwarded to.
+    read_waker_handle: Waker,
+    forwarding_to: Option<Waker>,
+    pub(crate) closed: Option<CloseReason>,
+}
+
+impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Engine<R, S> {
+    pub(crate) fn new(rt: R, conn: Connection, io: S, credentials: Credentials) -> Self {
+        let negotiating = matches!(conn.state(), State::Negotiating { .. });
+        let read_waker = Arc::new(ReadWaker::default());
+        Self {
+            rt,
+            conn,
+            io,
+            timer: None,
+            credentials,
+            credential: None,
+            negotiating,
+            versions_known_at: None,
+            ready_reported: false,
+            unflushed: false,
+            read_blocked: false,
+            read_waker: read_waker.clone(),
+            read_waker_handle: Waker::from(read_waker),
+            forwarding_to: None,
+            closed: None,
+        }
+    }
+
+    /// Runs the drive loop until nothing makes progress (`Pending`, with
+    /// every source holding `cx`'s waker) or the connection has closed
+    /// (`Ready`). `first_turn` is progress the caller made before (e.g.
+    /// commands it fed the core): the loop's first turn counts it.
+    pub(crate) fn poll_io(
+        &mut self,
+        cx: &mut Context<'_>,
+        out: &mut impl Outcomes,
+        first_turn: bool,
+    ) -> Poll<()> {
+        for turn in 0..TURN_BUDGET {
+            let mut progress = turn == 0 && first_turn;
+            progress |= self.poll_credential(cx, out);
+            progress |= self.poll_write(cx, out);
+            if !self.read_blocked {
+                progress |= self.poll_read(out);
+            }
+            // The deadlines once the rest has settled (they move with every
+            // request and response), and before yielding when busy.
+            if !progress || turn + 1 == TURN_BUDGET {
+                progress |= self.poll_timer(cx, out);
+            }
+            if self.closed.is_some() {
+                return Poll::Ready(());
+            }
+            if !progress {
+                out.publish(&self.conn);
+                return Poll::Pending;
+            }
+        }
+        // Still busy: let other tasks run, then continue.
+        out.publish(&self.conn);
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+
+    /// Call at the start of every poll, before any source is polled: makes
+    /// the read side's waker forward to this task, and notes whether it
+    /// fired. A source that returned `Pending` has our waker and is not
+    /// polled again until that waker fires (see [`ReadWaker`]).
+    pub(crate) fn begin_poll(&mut self, cx: &Context<'_>) {
+        if !self
+            .forwarding_to
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()))
+        {
+            self.forwarding_to = Some(cx.waker().clone());
+            self.read_waker.forward_to(cx.waker().clone());
+        }
+        if self.read_waker.woken.swap(false, Ordering::Acquire) {
+            self.read_blocked = false;
+        }
+    }
+
+    /// After close: a TLS close_notify or TCP FIN, best effort, without waiting.
+    pub(crate) fn shut_down_transport(&mut self, cx: &mut Context<'_>) {
+        let _ = Pin::new(&mut self.io).poll_close(cx);
+    }
+
+    /// Writes what the core has to send (vectored). Returns whether
+    /// anything was written.
+    fn poll_write(&mut self, cx: &mut Context<'_>, out: &mut impl Outcomes) -> bool {
+        let mut progress = false;
+        while self.conn.transmit_len() > 0 && !self.conn.is_closed() {
+            let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+            let n = self.conn.poll_transmit(&mut slices);
+            match Pin::new(&mut self.io).poll_write_vectored(cx, &slices[..n]) {
+                Poll::Ready(Ok(0)) => {
+                    self.conn.handle_io_error(
+                        std::io::ErrorKind::WriteZero,
+                        "the socket accepted no bytes".to_owned(),
+                        Instant::now(),
+                    );
+                    progress = true;
+                }
+                Poll::Ready(Ok(written)) => {
+                    self.conn.transmit_complete(written, Instant::now());
+                    self.unflushed = true;
+                    progress = true;
+                }
+                Poll::Ready(Err(e)) => {
+                    self.conn
+                        .handle_io_error(e.kind(), e.to_string(), Instant::now());
+                    progress = true;
+                }
+                Poll::Pending => break,
+            }
+            self.drain_events(out);
+        }
+        // TLS holds records in its own buffer until flushed.
+        if self.unflushed && !self.conn.is_closed() {
+            match Pin::new(&mut self.io).poll_flush(cx) {
+                Poll::Ready(Ok(())) => self.unflushed = false,
+                Poll::Ready(Err(e)) => {
+                    self.conn
+                        .handle_io_error(e.kind(), e.to_string(), Instant::now());
+                    self.drain_events(out);
+                    progress = true;
+                }
+                Poll::Pending => {}
+            }
+        }
+        progress
+    }
+
+    /// Reads straight into the core's buffer until the socket has nothing.
+    fn poll_read(&mut self, out: &mut impl Outcomes) -> bool {
+        let mut progress = false;
+        for _ in 0..TURN_BUDGET {
+            if self.conn.is_closed() {
+                break;
+            }
+            // Through `read_waker`, so that we know whether this side woke us.
+            let mut read_cx = Context::from_waker(&self.read_waker_handle);
+            let result = Pin::new(&mut self.io).poll_read(&mut read_cx, self.conn.recv_buf());
+            // The clock only for a read that ended (most probes are Pending).
+            let now = Instant::now;
+            match result {
+                Poll::Ready(Ok(0)) => self.conn.handle_eof(now()),
+                Poll::Ready(Ok(n)) => self.conn.recv_commit(n, now()),
+                Poll::Ready(Err(e)) => {
+                    if let Some(rustls::Error::AlertReceived(alert)) =
+                        e.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>())
+                    {
+                        out.tls_alert(format!("{alert:?}"));
+                    }
+                    self.conn.handle_io_error(e.kind(), e.to_string(), now())
+                }
+                Poll::Pending => {
+                    self.read_blocked = true;
+                    break;
+                }
+            }
+            progress = true;
+            self.drain_events(out);
+        }
+        progress
+    }
+
+    /// Fires the core's deadlines. The clock decides, not the timer: a
+    /// timer may wake early, late or for a deadline that has since moved.
+    fn poll_timer(&mut self, cx: &mut Context<'_>, out: &mut impl Outcomes) -> bool {
+        let Some(deadline) = self.conn.poll_timeout() else {
+            self.timer = None;
+            return false;
+        };
+        let now = Instant::now();
+        if now >= deadline {
+            self.timer = None;
+            self.conn.handle_timeout(now);
+            self.drain_events(out);
+            return true;
+        }
+        // Re-arm only when the armed timer would fire too late; one that
+        // fires too early just makes us look at the clock again.
+        if !matches!(&self.timer, Some((at, _)) if *at <= deadline) {
+            self.timer = Some((deadline, self.rt.sleep_until(deadline)));
+        }
+        if let Some((_, sleep)) = &mut self.timer {
+            if sleep.as_mut().poll(cx).is_ready() {
+                self.timer = None;
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Polls the credential callback in flight, if any.
+    fn poll_credential(&mut self, cx: &mut Context<'_>, out: &mut impl Outcomes) -> bool {
+        let Some(fut) = &mut self.credential else {
+            return false;
+        };
+        let Poll::Ready(result) = fut.as_mut().poll(cx) else {
+            return false;
+        };
+        self.credential = None;
+        let now = Instant::now();
+        match result {
+            Ok(credential) => match self.conn.provide_credential(credential, now) {
+                Ok(()) => tracing::debug!("credential provided"),
+                // The core closed the connection with the reason.
+                Err(CredentialError::Rejected(e)) => {
+                    tracing::warn!(error = %e, "credential rejected")
+                }
+                Err(e) => tracing::debug!(error = %e, "credential no longer needed"),
+            },
+            Err(e) => self.fail_locally(format!("the credential callback failed: {e}")),
+        }
+        self.drain_events(out);
+        true
+    }
+
+    /// A credential callback failed (or none is configured): the core
+    /// fails the authentication and closes with `AuthFailed`.
+    fn fail_locally(&mut self, message: String) {
+        tracing::warn!(%message, "credential not available: authentication fails");
+        if let Err(e) = self.conn.credential_failed(&message, Instant::now()) {
+            tracing::debug!(error = %e, "no credential was pending");
+        }
+    }
+
+    fn on_credential_required(&mut self, request: &CredentialRequest) {
+        tracing::debug!(kind = credential_kind(request), "credential required");
+        match self.credentials.answer(request) {
+            Ok(fut) => self.credential = Some(fut),
+            Err(why) => self.fail_locally(why.to_owned()),
+        }
+    }
+
+    /// Notes when the core leaves version negotiation (checked on every
+    /// drain, i.e. right after each input).
+    fn note_negotiated(&mut self) {
+        if self.negotiating && !matches!(self.conn.state(), State::Negotiating { .. }) {
+            self.negotiating = false;
+            if self.conn.api_versions().is_some() {
+                self.versions_known_at = Some(Instant::now());
+            }
+        }
+    }
+
+    /// Tells `out` how the handshake ended, once.
+    fn report_ready(&mut self, out: &mut impl Outcomes, result: ReadyResult) {
+        if !self.ready_reported {
+            self.ready_reported = true;
+            out.ready(ReadyReport {
+                result,
+                versions_known_at: self.versions_known_at,
+                at: Instant::now(),
+            });
+        }
+    }
+
+    /// Hands every event the core has queued to `out`. Call after every
+    /// input to the core.
+    pub(crate) fn drain_events(&mut self, out: &mut impl Outcomes) {
+        self.note_negotiated();
+        let mut published = false;
+        while let Some(event) = self.conn.poll_event() {
+            if !published {
+                out.publish(&self.conn);
+                published = true;
+            }
+            match event {
+                Event::Response(response) => out.response(response),
+                Event::RequestFailed {
+                    correlation_id,
+                    error,
+                } => out.request_failed(correlation_id, error),
+                Event::Ready { api_versions, sasl } => {
+                    tracing::info!(
+                        apis = api_versions.len(),
+                        api_versions_version = ?api_versions.negotiated_with,
+                        fell_back = api_versions.fell_back,
+                        sasl = sasl.as_ref().map(|s| s.mechanism.as_str()),
+                        "connection ready"
+                    );
+                    self.report_ready(out, Ok((api_versions, sasl)));
+                }
+                Event::CredentialRequired(request) => self.on_credential_required(&request),
+                Event::Reauthenticated(session) => {
+                    tracing::info!(
+                        mechanism = %session.mechanism,
+                        lifetime = ?session.session_lifetime,
+                        "re-authenticated"
+                    );
+                    out.reauthenticated(session);
+                }
+                Event::Closed(reason) => self.on_closed(out, reason),
+                other => tracing::debug!(event = ?other, "unhandled event"),
+            }
+        }
+    }
+
+    fn on_closed(&mut self, out: &mut impl Outcomes, reason: CloseReason) {
+        if reason == CloseReason::Shutdown {
+            tracing::info!("connection closed: {reason}");
+        } else {
+            tracing::warn!(
+                retriable = reason.is_retriable(),
+                "connection closed: {reason}"
+            );
+        }
+        self.credential = None;
+        self.timer = None;
+        out.closed(&reason, &self.conn);
+        self.report_ready(out, Err(reason.clone()));
+        self.closed = Some(reason);
+    }
+}
+
+/// The waker the transport's read side gets: it notes that it fired, then
+/// wakes the connection's task.
+#[derive(Debug, Default)]
+struct ReadWaker {
+    woken: AtomicBool,
+    task: Mutex<Option<Waker>>,
+}
+
+impl ReadWaker {
+    fn forward_to(&self, task: Waker) {
+        *self.task.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
+    }
+}
+
+impl Wake for ReadWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::Release);
+        if let Some(task) = &*self.task.lock().unwrap_or_else(|p| p.into_inner()) {
+            task.wake_by_ref();
+        }
+    }
+}
+
+/// A response to `version` of `api_key` carried `throttle_time_ms`
+/// (KIP-219): the core decides whether to hold later requests.
+pub(crate) fn apply_throttle(
+    conn: &mut Connection,
+    api_key: ApiKey,
+    version: i16,
+    throttle_time_ms: i32,
+    now: Instant,
+) {
+    if let Some(d) = conn.handle_throttle_time(api_key, version, throttle_time_ms, now) {
+        tracing::info!(
+            api = %api_key,
+            version,
+            throttle = ?d,
+            held = conn.held(),
+            "broker throttled this connection (KIP-219): holding new requests"
+        );
+    }
+}
+
+fn credential_kind(r: &CredentialRequest) -> &'static str {
+    match r {
+        CredentialRequest::OAuthBearerToken => "oauthbearer-token",
+        CredentialRequest::GssapiToken { .. } => "gssapi-token",
+        _ => "custom",
+    }
+}
