@@ -42,13 +42,13 @@ use crate::stream::Stream;
 /// both for one request; completions of other requests that arrive
 /// meanwhile wait for `recv`.
 ///
-/// Dropping a `DirectClient` drops the socket.
+/// Once the connection has closed, the socket is dropped at once, even if
+/// the `DirectClient` lives on; dropping a `DirectClient` drops the socket.
 pub struct DirectClient<R: Runtime> {
     engine: Engine<R, Stream<R::Tcp>>,
     out: Completions,
     info: ConnectInfo,
     span: tracing::Span,
-    transport_shut: bool,
 }
 
 /// How one request sent with [`DirectClient::send`] ended.
@@ -131,7 +131,6 @@ impl<R: Runtime> DirectClient<R> {
             out,
             info,
             span,
-            transport_shut: false,
         }
     }
 
@@ -155,9 +154,9 @@ impl<R: Runtime> DirectClient<R> {
     /// With nothing in flight it keeps serving the connection (idle
     /// timeout, re-authentication) until the connection closes.
     ///
-    /// Cancellation safe: dropping the future loses nothing, since
-    /// completions are queued in `self` and the socket is only written
-    /// whole slices at a time by the core's own bookkeeping.
+    /// Cancellation safe: dropping the future loses nothing. Completions
+    /// are queued in `self`, and the core tracks how much of each frame
+    /// the socket took, so the next call resumes where this one stopped.
     pub async fn recv(&mut self) -> Option<Completion> {
         poll_fn(|cx| self.poll_recv(cx)).await
     }
@@ -227,8 +226,9 @@ impl<R: Runtime> DirectClient<R> {
     }
 
     /// Starts a graceful close: requests in flight complete with
-    /// [`CloseReason::Shutdown`]. Await [`closed`](Self::closed) to finish
-    /// it (that also sends the TLS close_notify or TCP FIN).
+    /// [`CloseReason::Shutdown`]. The next poll of any async method sends
+    /// the TLS close_notify or TCP FIN and drops the socket; await
+    /// [`closed`](Self::closed) for that.
     pub fn close(&mut self) {
         self.engine.conn.close(Instant::now());
         self.engine.drain_events(&mut self.out);
@@ -299,9 +299,8 @@ impl<R: Runtime> DirectClient<R> {
         let _entered = self.span.enter();
         self.engine.drain_events(&mut self.out);
         self.engine.begin_poll(cx);
-        if self.engine.poll_io(cx, &mut self.out, false).is_ready() && !self.transport_shut {
-            self.transport_shut = true;
-            self.engine.shut_down_transport(cx);
+        if self.engine.poll_io(cx, &mut self.out, false).is_ready() {
+            self.engine.release_transport(cx);
         }
     }
 

@@ -262,7 +262,7 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Future for Driver<R, 
         let commands = handles.poll_commands(engine, cx);
         match engine.poll_io(cx, handles, commands) {
             Poll::Ready(()) => {
-                engine.shut_down_transport(cx);
+                engine.release_transport(cx);
                 handles.finish();
                 Poll::Ready(())
             }

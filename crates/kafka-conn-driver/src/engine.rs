@@ -71,7 +71,8 @@ pub(crate) trait Outcomes {
 pub(crate) struct Engine<R: Runtime, S> {
     rt: R,
     pub(crate) conn: Connection,
-    io: S,
+    /// The transport; `None` once released after the close.
+    io: Option<S>,
     timer: Option<(Instant, BoxFuture<'static, ()>)>,
     credentials: Credentials,
     credential: Option<BoxFuture<'static, Result<Credential, CallbackError>>>,
@@ -101,7 +102,7 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Engine<R, S> {
         Self {
             rt,
             conn,
-            io,
+            io: Some(io),
             timer: None,
             credentials,
             credential: None,
@@ -171,9 +172,15 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Engine<R, S> {
         }
     }
 
-    /// After close: a TLS close_notify or TCP FIN, best effort, without waiting.
-    pub(crate) fn shut_down_transport(&mut self, cx: &mut Context<'_>) {
-        let _ = Pin::new(&mut self.io).poll_close(cx);
+    /// After close: a TLS close_notify or TCP FIN, best effort, without
+    /// waiting, then the socket is dropped (a [`DirectClient`] may outlive
+    /// its connection, and not every runtime's `poll_close` shuts TCP down).
+    ///
+    /// [`DirectClient`]: crate::DirectClient
+    pub(crate) fn release_transport(&mut self, cx: &mut Context<'_>) {
+        if let Some(mut io) = self.io.take() {
+            let _ = Pin::new(&mut io).poll_close(cx);
+        }
     }
 
     /// Writes what the core has to send (vectored). Returns whether
@@ -181,9 +188,10 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Engine<R, S> {
     fn poll_write(&mut self, cx: &mut Context<'_>, out: &mut impl Outcomes) -> bool {
         let mut progress = false;
         while self.conn.transmit_len() > 0 && !self.conn.is_closed() {
+            let Some(io) = &mut self.io else { break };
             let mut slices = [IoSlice::new(&[]); MAX_SLICES];
             let n = self.conn.poll_transmit(&mut slices);
-            match Pin::new(&mut self.io).poll_write_vectored(cx, &slices[..n]) {
+            match Pin::new(io).poll_write_vectored(cx, &slices[..n]) {
                 Poll::Ready(Ok(0)) => {
                     self.conn.handle_io_error(
                         std::io::ErrorKind::WriteZero,
@@ -207,8 +215,8 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Engine<R, S> {
             self.drain_events(out);
         }
         // TLS holds records in its own buffer until flushed.
-        if self.unflushed && !self.conn.is_closed() {
-            match Pin::new(&mut self.io).poll_flush(cx) {
+        if let Some(io) = (self.io.as_mut()).filter(|_| self.unflushed && !self.conn.is_closed()) {
+            match Pin::new(io).poll_flush(cx) {
                 Poll::Ready(Ok(())) => self.unflushed = false,
                 Poll::Ready(Err(e)) => {
                     self.conn
@@ -226,12 +234,12 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Engine<R, S> {
     fn poll_read(&mut self, out: &mut impl Outcomes) -> bool {
         let mut progress = false;
         for _ in 0..TURN_BUDGET {
-            if self.conn.is_closed() {
+            let Some(io) = self.io.as_mut().filter(|_| !self.conn.is_closed()) else {
                 break;
-            }
+            };
             // Through `read_waker`, so that we know whether this side woke us.
             let mut read_cx = Context::from_waker(&self.read_waker_handle);
-            let result = Pin::new(&mut self.io).poll_read(&mut read_cx, self.conn.recv_buf());
+            let result = Pin::new(io).poll_read(&mut read_cx, self.conn.recv_buf());
             // The clock only for a read that ended (most probes are Pending).
             let now = Instant::now;
             match result {

@@ -12,6 +12,7 @@
 //! (see [`fake`]). A missing broker skips its test, or fails it when
 //! `KAFKA_CONN_REQUIRE_BROKERS=1`.
 
+pub mod direct;
 pub mod env;
 pub mod fake;
 pub mod kafka;
@@ -79,6 +80,15 @@ macro_rules! suite {
             failing_oauth_callback_is_an_auth_failure,
             sasl_mechanisms_over_plaintext_and_ssl,
         );
+        $crate::suite!(@direct $block_on, $runtime;
+            direct_pipelines_10k_requests_in_one_task,
+            direct_connects_over_tls_and_to_the_mock_cluster,
+            direct_dropped_requests_keep_the_connection_in_sync,
+            direct_deadlines_and_close,
+            direct_broker_killed_mid_flight_fails_each_request,
+            direct_connect_errors_and_sasl,
+            direct_reauthenticates_between_requests,
+        );
         $crate::suite!(@typed $block_on, $runtime;
             typed_metadata_and_create_topics,
             typed_produce_fetch_round_trip_tansu,
@@ -86,6 +96,14 @@ macro_rules! suite {
             typed_pinned_unsupported_version_is_refused_before_sending,
             typed_acks_zero_answered_by_the_test_brokers_is_unsolicited,
         );
+    };
+    (@direct $block_on:path, $runtime:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                $block_on(async { $crate::direct::$name($runtime).await });
+            }
+        )*
     };
     (@typed $block_on:path, $runtime:expr; $($name:ident),* $(,)?) => {
         $(

@@ -856,7 +856,7 @@ pub async fn failing_oauth_callback_is_an_auth_failure<R: Runtime>(rt: R) {
 }
 
 /// The SASL configs of every mechanism the SASL broker offers.
-fn sasl_cases(user: &str, password: &str) -> Vec<(&'static str, ConnectConfig)> {
+pub(crate) fn sasl_cases(user: &str, password: &str) -> Vec<(&'static str, ConnectConfig)> {
     use kafka_conn_driver::core::sasl::ScramHash;
     let with = |sasl: SaslConfig| ConnectConfig::new(Config::new().with_sasl(sasl));
     let token = kafka_conn_core::sim::unsecured_jwt(user, 3600);
