@@ -9,6 +9,10 @@
 //!   straight into the core's buffer, vectored writes, the core's
 //!   deadlines (checked against the clock, not only the timer), credential
 //!   callbacks, and the core's events drained after every input.
+//! - **[`DirectClient`]** ([`connect_direct`]) runs the same loop in its
+//!   caller's task instead: no task, no channel, no second wake-up per
+//!   request, for code that owns its connection in one task. It moves only
+//!   while one of its async methods is polled.
 //! - **[`Client`]** is a cheap `Clone` handle; [`Client::send`] may be
 //!   called from many tasks at once and the requests are pipelined on the
 //!   one connection. Dropping a `send` future is safe at any point: only
