@@ -9,7 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use kafka_conn_core::{ApiKey, Request};
-use kafka_conn_tokio::{Client, ConnectConfig};
+use kafka_conn_driver::{Completion, DirectClient};
+use kafka_conn_tokio::{Client, ConnectConfig, Runtime};
 
 use crate::{stop_after, ClientKind, Job, Meter, Sample, Workload};
 
@@ -45,6 +46,34 @@ pub(crate) fn run(job: &Job) -> Result<Sample, String> {
             })
             .await
         }),
+        ClientKind::TokioDirect => current_thread_tokio()?.block_on(async {
+            let client = kafka_conn_tokio::connect_direct(&job.broker, ConnectConfig::default())
+                .await
+                .map_err(|e| e.to_string())?;
+            direct(job, client).await
+        }),
+        // The whole client (connect included) is one task on the runtime's
+        // executor thread, which also runs its I/O; the main thread only
+        // waits (see `main_thread_wait`).
+        ClientKind::SmolDirect => {
+            let job = job.clone();
+            main_thread_wait(smol::spawn(async move {
+                let client = kafka_conn_smol::connect_direct(&job.broker, ConnectConfig::default())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                direct(&job, client).await
+            }))
+        }
+        ClientKind::AsyncStdDirect => {
+            let job = job.clone();
+            main_thread_wait(async_std::task::spawn(async move {
+                let client =
+                    kafka_conn_async_std::connect_direct(&job.broker, ConnectConfig::default())
+                        .await
+                        .map_err(|e| e.to_string())?;
+                direct(&job, client).await
+            }))
+        }
         ClientKind::RsKafka => current_thread_tokio()?.block_on(rskafka_messenger(job)),
         ClientKind::RsKafkaClient => current_thread_tokio()?.block_on(rskafka_client(job)),
     }
@@ -83,16 +112,44 @@ where
     Ok(total)
 }
 
-/// The warm-up round, then the measured one between two `getrusage` calls.
-async fn measure<F, Fut>(job: &Job, response_bytes: usize, mut spawn: F) -> Result<Sample, String>
+/// The warm-up round, then the measured one between two `getrusage` calls,
+/// each a [`round`] of `job.concurrency` workers.
+async fn measure<F, Fut>(job: &Job, response_bytes: usize, spawn: F) -> Result<Sample, String>
 where
     F: FnMut(Arc<AtomicBool>) -> Fut,
     Fut: Future<Output = Result<u64, String>>,
 {
-    round(job.concurrency, job.warmup, &mut spawn).await?;
+    measure_with(
+        job,
+        response_bytes,
+        spawn,
+        |mut spawn, seconds| async move {
+            let n = round(job.concurrency, seconds, &mut spawn).await;
+            (spawn, n)
+        },
+    )
+    .await
+}
+
+/// [`measure`] with any round: `phase(state, seconds)` runs one, and its
+/// future hands `state` back for the next. `state` may be a `&mut` (a
+/// `DirectClient`), which a closure could not lend to its future; and,
+/// unlike an async closure, this needs no higher-ranked lifetime, so the
+/// future stays `Send` for smol's and async-std's `spawn`.
+async fn measure_with<S, Fut>(
+    job: &Job,
+    response_bytes: usize,
+    state: S,
+    mut phase: impl FnMut(S, f64) -> Fut,
+) -> Result<Sample, String>
+where
+    Fut: Future<Output = (S, Result<u64, String>)>,
+{
+    let (state, warmup) = phase(state, job.warmup).await;
+    warmup?;
     let meter = Meter::start();
-    let n = round(job.concurrency, job.seconds, &mut spawn).await?;
-    Ok(meter.finish(n, response_bytes))
+    let (_, n) = phase(state, job.seconds).await;
+    Ok(meter.finish(n?, response_bytes))
 }
 
 /// [`measure`] for the blocking clients: `phase(seconds)` runs one round.
@@ -112,9 +169,28 @@ async fn count_until<Fut>(stop: &AtomicBool, mut op: impl FnMut() -> Fut) -> Res
 where
     Fut: Future<Output = Result<(), String>>,
 {
+    count_with(stop, (), |()| {
+        let call = op();
+        async move { ((), call.await) }
+    })
+    .await
+}
+
+/// [`count_until`] with a `state` that each call of `op` gets and its
+/// future hands back (as in [`measure_with`]).
+async fn count_with<S, Fut>(
+    stop: &AtomicBool,
+    mut state: S,
+    mut op: impl FnMut(S) -> Fut,
+) -> Result<u64, String>
+where
+    Fut: Future<Output = (S, Result<(), String>)>,
+{
     let mut n = 0;
     while !stop.load(Ordering::Relaxed) {
-        op().await?;
+        let (s, done) = op(state).await;
+        state = s;
+        done?;
         n += 1;
     }
     Ok(n)
@@ -164,6 +240,89 @@ where
     client.close();
     client.closed().await;
     sample
+}
+
+/// kafka-conn's `DirectClient` on any runtime, all in the caller's task:
+/// the same first-response check as [`kafka_conn`], then [`direct_round`]s.
+async fn direct<R: Runtime>(job: &Job, mut client: DirectClient<R>) -> Result<Sample, String> {
+    let w = job.workload;
+    let request = Request::new(ApiKey(w.api_key()), w.version(), w.body());
+    let first = client
+        .request(request.clone())
+        .await
+        .map_err(|e| e.to_string())?;
+    w.check(&first.body)?;
+    let response_bytes = first.body.len();
+    drop(first);
+    let sample = measure_with(job, response_bytes, &mut client, |client, seconds| {
+        let request = &request;
+        async move {
+            let n = direct_round(client, request, job.concurrency, &stop_after(seconds)).await;
+            (client, n)
+        }
+    })
+    .await;
+    client.close();
+    client.closed().await;
+    sample
+}
+
+/// One round on a `DirectClient`, in this one task. Concurrency 1: a loop
+/// of `request`. Otherwise the raw loop's pipelining: `send` `concurrency`
+/// requests, then per completion `recv`ed one more `send` until `stop`,
+/// then the ones still in flight drained. Returns the responses received.
+async fn direct_round<R: Runtime>(
+    client: &mut DirectClient<R>,
+    request: &Request,
+    concurrency: usize,
+    stop: &AtomicBool,
+) -> Result<u64, String> {
+    if concurrency == 1 {
+        return count_with(stop, client, |client| async move {
+            let done = client.request(request.clone()).await;
+            (client, done.map(drop).map_err(|e| e.to_string()))
+        })
+        .await;
+    }
+    for _ in 0..concurrency {
+        send(client, request)?;
+    }
+    // Each call takes one completion and sends one more request:
+    // `concurrency` stay in flight.
+    let done = count_with(stop, &mut *client, |client| async move {
+        let done = match recv_ok(client).await {
+            Ok(()) => send(client, request),
+            Err(e) => Err(e),
+        };
+        (client, done)
+    })
+    .await?;
+    for _ in 0..concurrency {
+        recv_ok(client).await?;
+    }
+    Ok(done + concurrency as u64)
+}
+
+/// Queues one request on a `DirectClient` (no I/O).
+fn send<R: Runtime>(client: &mut DirectClient<R>, request: &Request) -> Result<(), String> {
+    client
+        .send(request.clone())
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
+
+/// The next completion of a `DirectClient`, which must be a response.
+async fn recv_ok<R: Runtime>(client: &mut DirectClient<R>) -> Result<(), String> {
+    match client.recv().await {
+        Some(Completion { result: Ok(_), .. }) => Ok(()),
+        Some(Completion { result: Err(e), .. }) => Err(e.to_string()),
+        None => Err(format!(
+            "connection closed: {}",
+            client
+                .close_reason()
+                .map_or_else(|| "no reason".to_owned(), ToString::to_string)
+        )),
+    }
 }
 
 /// The workload's request in rskafka's types (what its API takes; rskafka

@@ -12,6 +12,11 @@
 //!   core's own cost over the raw loop);
 //! - `kc-tokio`, `kc-smol`, `kc-async-std`: kafka-conn's `Client::send` on
 //!   each runtime;
+//! - `kc-tokio-direct`, `kc-smol-direct`, `kc-async-std-direct`:
+//!   kafka-conn's `DirectClient` on each runtime, driven by the caller's one
+//!   task (no background task, no channel): `request` in a loop at
+//!   concurrency 1, otherwise `send` N requests then one `recv` loop that
+//!   sends one more per completion (the raw loop's pipelining);
 //! - `rskafka`: rskafka 0.6's single-broker `Messenger::request` (the layer
 //!   comparable to ours; it also decodes each response into typed structs,
 //!   which is part of its API and cannot be skipped);
@@ -44,17 +49,23 @@ pub(crate) enum ClientKind {
     Tokio,
     Smol,
     AsyncStd,
+    TokioDirect,
+    SmolDirect,
+    AsyncStdDirect,
     RsKafka,
     RsKafkaClient,
 }
 
 impl ClientKind {
-    const ALL: [ClientKind; 7] = [
+    const ALL: [ClientKind; 10] = [
         ClientKind::Raw,
         ClientKind::CoreBlocking,
         ClientKind::Tokio,
         ClientKind::Smol,
         ClientKind::AsyncStd,
+        ClientKind::TokioDirect,
+        ClientKind::SmolDirect,
+        ClientKind::AsyncStdDirect,
         ClientKind::RsKafka,
         ClientKind::RsKafkaClient,
     ];
@@ -66,6 +77,9 @@ impl ClientKind {
             ClientKind::Tokio => "kc-tokio",
             ClientKind::Smol => "kc-smol",
             ClientKind::AsyncStd => "kc-async-std",
+            ClientKind::TokioDirect => "kc-tokio-direct",
+            ClientKind::SmolDirect => "kc-smol-direct",
+            ClientKind::AsyncStdDirect => "kc-async-std-direct",
             ClientKind::RsKafka => "rskafka",
             ClientKind::RsKafkaClient => "rskafka-client",
         }
@@ -78,6 +92,15 @@ impl ClientKind {
             ClientKind::Tokio => "kafka-conn, tokio",
             ClientKind::Smol => "kafka-conn, smol",
             ClientKind::AsyncStd => "kafka-conn, async-std",
+            ClientKind::TokioDirect => {
+                "kafka-conn `DirectClient`, tokio (caller-driven, no background task)"
+            }
+            ClientKind::SmolDirect => {
+                "kafka-conn `DirectClient`, smol (caller-driven, no background task)"
+            }
+            ClientKind::AsyncStdDirect => {
+                "kafka-conn `DirectClient`, async-std (caller-driven, no background task)"
+            }
             ClientKind::RsKafka => "rskafka `Messenger`",
             ClientKind::RsKafkaClient => "rskafka `Client::list_topics`",
         }
@@ -456,7 +479,11 @@ fn run_child(exe: &std::path::Path, job: &Job) -> Result<Sample, String> {
     // global executor here: async-std's default (one per CPU) moves tasks
     // between threads, ~2 sleeps per request at concurrency 1 instead of 1.
     // A value set by the caller wins.
-    if job.client == ClientKind::AsyncStd && std::env::var_os("ASYNC_STD_THREAD_COUNT").is_none() {
+    if matches!(
+        job.client,
+        ClientKind::AsyncStd | ClientKind::AsyncStdDirect
+    ) && std::env::var_os("ASYNC_STD_THREAD_COUNT").is_none()
+    {
         cmd.env("ASYNC_STD_THREAD_COUNT", "1");
     }
     let out = cmd
