@@ -28,6 +28,8 @@ use crate::runtime::{BoxFuture, Runtime};
 
 /// How many slices one vectored write gathers.
 const MAX_SLICES: usize = 64;
+/// The read after a short read, on the stack (see `Engine::poll_read`).
+const PROBE: usize = 64;
 /// Loop turns per poll before yielding to the executor, so that a broker
 /// flooding us cannot starve the other tasks on the same thread.
 const TURN_BUDGET: usize = 32;
@@ -231,20 +233,43 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Engine<R, S> {
     }
 
     /// Reads straight into the core's buffer until the socket has nothing.
+    ///
+    /// After a read that did not fill its window the socket is most likely
+    /// drained, and the next read is only a probe that ends `Pending` (which
+    /// registers our waker). The core zero-fills every window it hands out
+    /// (safe Rust), 16-64 KiB on a connection with large responses, so the
+    /// probe reads into [`PROBE`] bytes on the stack instead; whatever it
+    /// does find goes to the core by copy, and reading goes on in the
+    /// core's buffer.
     fn poll_read(&mut self, out: &mut impl Outcomes) -> bool {
         let mut progress = false;
+        let mut probe = false;
         for _ in 0..TURN_BUDGET {
             let Some(io) = self.io.as_mut().filter(|_| !self.conn.is_closed()) else {
                 break;
             };
             // Through `read_waker`, so that we know whether this side woke us.
             let mut read_cx = Context::from_waker(&self.read_waker_handle);
-            let result = Pin::new(io).poll_read(&mut read_cx, self.conn.recv_buf());
+            let mut small = [0u8; PROBE];
+            let (result, window) = if probe {
+                (Pin::new(io).poll_read(&mut read_cx, &mut small), PROBE)
+            } else {
+                let buf = self.conn.recv_buf();
+                let window = buf.len();
+                (Pin::new(io).poll_read(&mut read_cx, buf), window)
+            };
             // The clock only for a read that ended (most probes are Pending).
             let now = Instant::now;
             match result {
                 Poll::Ready(Ok(0)) => self.conn.handle_eof(now()),
-                Poll::Ready(Ok(n)) => self.conn.recv_commit(n, now()),
+                Poll::Ready(Ok(n)) => {
+                    if probe {
+                        self.conn.handle_input(&small[..n], now());
+                    } else {
+                        self.conn.recv_commit(n, now());
+                    }
+                    probe = n < window;
+                }
                 Poll::Ready(Err(e)) => {
                     if let Some(rustls::Error::AlertReceived(alert)) =
                         e.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>())
