@@ -1,13 +1,16 @@
-//! Typed requests on a [`Client`] (feature `kafka-protocol`): any request
+//! Typed requests on a [`Client`] and a [`DirectClient`] (feature
+//! `kafka-protocol`): any request
 //! type of the `kafka-protocol` crate in, its typed response out, at the
 //! highest version both sides support or a pinned one, with the response's
 //! KIP-219 throttle applied to the connection.
 
 use kafka_conn_core::typed::{self, kafka_protocol, ThrottleTime, TypedError};
-use kafka_conn_core::{RequestError, SendError};
+use kafka_conn_core::{ApiVersions, Request, RequestError, Response, SendError};
 
 use crate::client::Client;
+use crate::direct::DirectClient;
 use crate::error::RequestFailure;
+use crate::runtime::Runtime;
 
 /// Why [`Client::send_typed`] returned no typed response.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -109,25 +112,90 @@ impl Client {
         R: kafka_protocol::protocol::Request + 'static,
         R::Response: ThrottleTime,
     {
-        let encoded = {
-            let version = typed::pick_version::<R>(self.api_versions(), pinned)?;
-            if expects_no_response(&request) {
-                return Err(TypedFailure::NoResponse);
-            }
-            typed::encode(&request, version)?
-        };
-        drop(request);
+        let encoded = encode_typed(self.api_versions(), request, pinned)?;
         let response = self.send(encoded).await?;
-        let decoded = typed::decode::<R>(&response)?;
+        let (decoded, throttle_time_ms) = decode_typed::<R>(&response)?;
         // KIP-219: the task asks the core, which holds later sends if the
         // version expects the client to back off.
-        self.handle_throttle_time(
-            response.api_key,
-            response.api_version,
-            decoded.throttle_time_ms(),
-        );
+        self.handle_throttle_time(response.api_key, response.api_version, throttle_time_ms);
         Ok(decoded)
     }
+}
+
+impl<RT: Runtime> DirectClient<RT> {
+    /// [`Client::send_typed`] on a [`DirectClient`]: a `kafka-protocol`
+    /// request at the highest version both sides support, its response
+    /// decoded, and its KIP-219 throttle applied to the connection. The
+    /// connection moves only while this is polled, as with
+    /// [`DirectClient::request`]; cancellation safe like it.
+    pub async fn request_typed<R>(&mut self, request: R) -> Result<R::Response, TypedFailure>
+    where
+        R: kafka_protocol::protocol::Request + 'static,
+        R::Response: ThrottleTime,
+    {
+        self.typed(request, None).await
+    }
+
+    /// [`DirectClient::request_typed`] at a pinned `version`, refused
+    /// before anything is sent if the broker does not offer it (see
+    /// [`Client::send_typed_at`]).
+    pub async fn request_typed_at<R>(
+        &mut self,
+        request: R,
+        version: i16,
+    ) -> Result<R::Response, TypedFailure>
+    where
+        R: kafka_protocol::protocol::Request + 'static,
+        R::Response: ThrottleTime,
+    {
+        self.typed(request, Some(version)).await
+    }
+
+    async fn typed<R>(
+        &mut self,
+        request: R,
+        pinned: Option<i16>,
+    ) -> Result<R::Response, TypedFailure>
+    where
+        R: kafka_protocol::protocol::Request + 'static,
+        R::Response: ThrottleTime,
+    {
+        let encoded = encode_typed(self.api_versions(), request, pinned)?;
+        let response = self.request(encoded).await?;
+        let (decoded, throttle_time_ms) = decode_typed::<R>(&response)?;
+        self.handle_throttle_time(response.api_key, response.api_version, throttle_time_ms);
+        Ok(decoded)
+    }
+}
+
+/// Picks the version (`pinned`, or the highest both sides support) and
+/// encodes `request`; refuses Produce with `acks = 0`, which gets no
+/// response to decode.
+fn encode_typed<R>(
+    versions: &ApiVersions,
+    request: R,
+    pinned: Option<i16>,
+) -> Result<Request, TypedFailure>
+where
+    R: kafka_protocol::protocol::Request + 'static,
+{
+    let version = typed::pick_version::<R>(versions, pinned)?;
+    if expects_no_response(&request) {
+        return Err(TypedFailure::NoResponse);
+    }
+    Ok(typed::encode(&request, version)?)
+}
+
+/// Decodes the response to an [`encode_typed`] request, with its
+/// `throttle_time_ms` (KIP-219) for the connection.
+fn decode_typed<R>(response: &Response) -> Result<(R::Response, i32), TypedFailure>
+where
+    R: kafka_protocol::protocol::Request + 'static,
+    R::Response: ThrottleTime,
+{
+    let decoded = typed::decode::<R>(response)?;
+    let throttle_time_ms = decoded.throttle_time_ms();
+    Ok((decoded, throttle_time_ms))
 }
 
 /// Produce with `acks = 0`: Kafka sends no response.

@@ -95,6 +95,7 @@ macro_rules! suite {
             typed_produce_fetch_round_trip_mock,
             typed_pinned_unsupported_version_is_refused_before_sending,
             typed_acks_zero_answered_by_the_test_brokers_is_unsolicited,
+            direct_typed_requests,
         );
     };
     (@direct $block_on:path, $runtime:expr; $($name:ident),* $(,)?) => {

@@ -661,3 +661,70 @@ pub async fn typed_acks_zero_answered_by_the_test_brokers_is_unsolicited<R: Runt
         );
     }
 }
+
+/// The same typed requests on a `DirectClient` (tansu): CreateTopics with
+/// the broker's answer decoded (and TOPIC_ALREADY_EXISTS the second time),
+/// Metadata for the new topic until it has leaders, and a pinned version
+/// the broker does not offer refused before anything is sent.
+pub async fn direct_typed_requests<R: Runtime>(rt: R) {
+    let Some(addr) = env::var("KAFKA_PLAINTEXT_BOOTSTRAP") else {
+        return;
+    };
+    let mut client = kafka_conn_driver::connect_direct(rt.clone(), &addr, ConnectConfig::default())
+        .await
+        .unwrap_or_else(|e| panic!("connect_direct to {addr}: {e}"));
+    let topic = unique_topic("kc-typed-direct");
+    let created = client
+        .request_typed(create_topics(&topic, 3))
+        .await
+        .unwrap_or_else(|e| panic!("CreateTopics: {e}"));
+    assert_eq!(
+        (
+            created.topics[0].name.0.as_str(),
+            created.topics[0].error_code
+        ),
+        (topic.as_str(), 0)
+    );
+    let again = client
+        .request_typed(create_topics(&topic, 3))
+        .await
+        .unwrap();
+    assert_eq!(again.topics[0].error_code, 36);
+    let request = MetadataRequest::default().with_topics(Some(vec![
+        MetadataRequestTopic::default().with_name(Some(topic_name(&topic))),
+    ]));
+    let mut partitions = 0;
+    for _ in 0..50 {
+        let m = client.request_typed(request.clone()).await.unwrap();
+        let t = &m.topics[0];
+        if t.error_code == 0 && t.partitions.iter().all(|p| p.leader_id.0 >= 0) {
+            partitions = t.partitions.len();
+            break;
+        }
+        sleep(&rt, Duration::from_millis(100)).await;
+    }
+    assert_eq!(partitions, 3, "{topic}: no leaders after 5 s");
+
+    let (_, broker_max) = client.api_versions().get(ApiKey::METADATA).unwrap();
+    assert!(broker_max < MetadataRequest::VERSIONS.max);
+    let sent_before = client.stats().requests_sent;
+    let err = client
+        .request_typed_at(MetadataRequest::default(), broker_max + 1)
+        .await
+        .unwrap_err();
+    assert_eq!(client.stats().requests_sent, sent_before);
+    assert_eq!(
+        err.send_error(),
+        Some(&SendError::UnsupportedVersion {
+            api_key: ApiKey::METADATA,
+            version: broker_max + 1,
+            broker_range: Some((0, broker_max)),
+        }),
+        "{err}"
+    );
+    client.close();
+    assert_eq!(
+        client.closed().await,
+        kafka_conn_driver::core::CloseReason::Shutdown
+    );
+}
