@@ -396,10 +396,8 @@ async fn connect_direct_in_span<R: Runtime>(
     let mut out = Completions::default();
     let report = std::future::poll_fn(|cx| {
         let _entered = span.enter();
-        engine.drain_events(&mut out);
-        engine.begin_poll(cx);
         // The engine reports ready (or not) before it reports closed.
-        let _ = engine.poll_io(cx, &mut out, false);
+        let _ = engine.poll(cx, &mut out, false);
         match out.ready.take() {
             Some(report) => Poll::Ready(report),
             None => Poll::Pending,

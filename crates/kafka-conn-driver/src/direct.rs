@@ -297,11 +297,7 @@ impl<R: Runtime> DirectClient<R> {
     /// progress, and each holds `cx`'s waker.
     fn drive(&mut self, cx: &mut Context<'_>) {
         let _entered = self.span.enter();
-        self.engine.drain_events(&mut self.out);
-        self.engine.begin_poll(cx);
-        if self.engine.poll_io(cx, &mut self.out, false).is_ready() {
-            self.engine.release_transport(cx);
-        }
+        let _ = self.engine.poll(cx, &mut self.out, false);
     }
 
     fn poll_completion(

@@ -254,15 +254,11 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Future for Driver<R, 
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let Driver { engine, handles } = self.get_mut();
-        // Events queued before the first poll (ready at once with a version hint).
-        engine.drain_events(handles);
-        engine.begin_poll(cx);
         // The command channel returns Pending only once empty (or closed),
         // so one call per poll is enough.
         let commands = handles.poll_commands(engine, cx);
-        match engine.poll_io(cx, handles, commands) {
+        match engine.poll(cx, handles, commands) {
             Poll::Ready(()) => {
-                engine.release_transport(cx);
                 handles.finish();
                 Poll::Ready(())
             }

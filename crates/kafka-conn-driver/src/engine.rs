@@ -120,11 +120,31 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Engine<R, S> {
         }
     }
 
-    /// Runs the drive loop until nothing makes progress (`Pending`, with
-    /// every source holding `cx`'s waker) or the connection has closed
-    /// (`Ready`). `first_turn` is progress the caller made before (e.g.
-    /// commands it fed the core): the loop's first turn counts it.
-    pub(crate) fn poll_io(
+    /// One poll of the connection, for whichever task runs it: drains what
+    /// the core queued, then runs the drive loop until nothing makes
+    /// progress (`Pending`, with every source holding `cx`'s waker) or the
+    /// connection has closed (`Ready`, and the transport is released).
+    /// `first_turn` is progress the caller made before (e.g. commands it
+    /// fed the core): the loop's first turn counts it.
+    pub(crate) fn poll(
+        &mut self,
+        cx: &mut Context<'_>,
+        out: &mut impl Outcomes,
+        first_turn: bool,
+    ) -> Poll<()> {
+        // Events queued before the first poll (ready at once with a
+        // version hint), or by commands since the last.
+        self.drain_events(out);
+        self.begin_poll(cx);
+        let done = self.poll_io(cx, out, first_turn);
+        if done.is_ready() {
+            self.release_transport(cx);
+        }
+        done
+    }
+
+    /// The drive loop of [`Engine::poll`].
+    fn poll_io(
         &mut self,
         cx: &mut Context<'_>,
         out: &mut impl Outcomes,
@@ -156,11 +176,11 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Engine<R, S> {
         Poll::Pending
     }
 
-    /// Call at the start of every poll, before any source is polled: makes
+    /// Called at the start of every poll, before any source is polled: makes
     /// the read side's waker forward to this task, and notes whether it
     /// fired. A source that returned `Pending` has our waker and is not
     /// polled again until that waker fires (see [`ReadWaker`]).
-    pub(crate) fn begin_poll(&mut self, cx: &Context<'_>) {
+    fn begin_poll(&mut self, cx: &Context<'_>) {
         if !self
             .forwarding_to
             .as_ref()
@@ -179,7 +199,7 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Engine<R, S> {
     /// its connection, and not every runtime's `poll_close` shuts TCP down).
     ///
     /// [`DirectClient`]: crate::DirectClient
-    pub(crate) fn release_transport(&mut self, cx: &mut Context<'_>) {
+    fn release_transport(&mut self, cx: &mut Context<'_>) {
         if let Some(mut io) = self.io.take() {
             let _ = Pin::new(&mut io).poll_close(cx);
         }
@@ -244,13 +264,13 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Engine<R, S> {
     fn poll_read(&mut self, out: &mut impl Outcomes) -> bool {
         let mut progress = false;
         let mut probe = false;
+        let mut small = [0u8; PROBE];
         for _ in 0..TURN_BUDGET {
             let Some(io) = self.io.as_mut().filter(|_| !self.conn.is_closed()) else {
                 break;
             };
             // Through `read_waker`, so that we know whether this side woke us.
             let mut read_cx = Context::from_waker(&self.read_waker_handle);
-            let mut small = [0u8; PROBE];
             let (result, window) = if probe {
                 (Pin::new(io).poll_read(&mut read_cx, &mut small), PROBE)
             } else {
