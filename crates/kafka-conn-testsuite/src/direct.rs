@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use futures_util::{FutureExt, StreamExt};
 use kafka_conn_driver::core::sasl::{OAuthBearerToken, SaslConfig};
 use kafka_conn_driver::core::{
-    ApiKey, ApiVersions, CloseReason, Config, CorrelationId, RequestError, SendError,
+    ApiKey, CloseReason, Config, CorrelationId, RequestError, SendError,
 };
 use kafka_conn_driver::{
     connect_direct, ConnectConfig, ConnectError, DirectClient, RequestFailure, Runtime, TlsConfig,
@@ -17,30 +17,15 @@ use crate::fake::{Fake, OAuthBroker, Proxy};
 use crate::kafka::{
     api_versions_error, api_versions_v0, assert_metadata_for, metadata_all, metadata_for,
 };
-use crate::{env, sleep, timeout};
-
-/// Generous bound on anything that should be quick against a local broker.
-const LIMIT: Duration = Duration::from_secs(15);
+use crate::tests::LIMIT;
+use crate::{connected, env, hint, refused, sleep, timeout};
 
 async fn must_connect<R: Runtime>(rt: &R, addr: &str, config: ConnectConfig) -> DirectClient<R> {
-    match timeout(rt, LIMIT, connect_direct(rt.clone(), addr, config)).await {
-        Some(Ok(c)) => c,
-        Some(Err(e)) => panic!("connect_direct to {addr}: {e}"),
-        None => panic!("connect_direct to {addr}: no outcome within {LIMIT:?}"),
-    }
+    connected(rt, addr, LIMIT, connect_direct(rt.clone(), addr, config)).await
 }
 
 async fn must_fail<R: Runtime>(rt: &R, addr: &str, config: ConnectConfig) -> ConnectError {
-    match timeout(rt, LIMIT, connect_direct(rt.clone(), addr, config)).await {
-        Some(Ok(c)) => panic!("connect_direct to {addr} should fail, got {c:?}"),
-        Some(Err(e)) => e,
-        None => panic!("connect_direct to {addr}: no outcome within {LIMIT:?}"),
-    }
-}
-
-/// Pretend versions, so a peer that never answers ApiVersions is "ready".
-fn hint() -> ApiVersions {
-    ApiVersions::from_ranges([(18, 0, 3), (3, 0, 12)]).unwrap()
+    refused(rt, addr, LIMIT, connect_direct(rt.clone(), addr, config)).await
 }
 
 /// One task keeps 64 requests in flight with `send` and `recv` until

@@ -23,7 +23,7 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use futures_channel::oneshot;
-use kafka_conn_driver::Runtime;
+use kafka_conn_driver::{ConnectError, Runtime};
 
 /// Runs `fut` as its own task on `rt`; await the receiver for its output
 /// (an error means the task panicked).
@@ -39,6 +39,44 @@ pub fn spawn<R: Runtime, T: Send + 'static>(
 }
 
 pub use kafka_conn_driver::timeout;
+
+/// Pretend versions, so a peer that never answers ApiVersions is "ready".
+pub fn hint() -> kafka_conn_driver::core::ApiVersions {
+    kafka_conn_driver::core::ApiVersions::from_ranges([(18, 0, 3), (3, 0, 12)]).unwrap()
+}
+
+/// Awaits `connecting` (a `connect` or `connect_direct` to `addr`) for at
+/// most `within`, and panics unless it connected.
+pub async fn connected<R: Runtime, C>(
+    rt: &R,
+    addr: &str,
+    within: Duration,
+    connecting: impl Future<Output = Result<C, ConnectError>>,
+) -> C {
+    match timeout(rt, within, connecting).await {
+        Some(Ok(c)) => c,
+        Some(Err(e)) => panic!("connect to {addr}: {e}"),
+        None => panic!("connect to {addr}: no outcome within {within:?}"),
+    }
+}
+
+/// Awaits `connecting` for at most `within`, and panics unless it failed;
+/// prints and returns the error.
+pub async fn refused<R: Runtime, C: std::fmt::Debug>(
+    rt: &R,
+    addr: &str,
+    within: Duration,
+    connecting: impl Future<Output = Result<C, ConnectError>>,
+) -> ConnectError {
+    match timeout(rt, within, connecting).await {
+        Some(Ok(c)) => panic!("connect to {addr} should fail, got {c:?}"),
+        Some(Err(e)) => {
+            eprintln!("{addr}: {e}");
+            e
+        }
+        None => panic!("connect to {addr}: no outcome within {within:?}"),
+    }
+}
 
 /// Sleeps on `rt`.
 pub async fn sleep<R: Runtime>(rt: &R, d: Duration) {

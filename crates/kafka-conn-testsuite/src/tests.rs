@@ -6,8 +6,8 @@ use futures_util::future::join_all;
 use futures_util::StreamExt;
 use kafka_conn_driver::core::sasl::{OAuthBearerToken, SaslConfig};
 use kafka_conn_driver::core::{
-    ApiKey, ApiVersions, BrokenCause, CloseReason, Config, ProtocolViolation, RequestError,
-    SendError, TimeoutKind,
+    ApiKey, BrokenCause, CloseReason, Config, ProtocolViolation, RequestError, SendError,
+    TimeoutKind,
 };
 use kafka_conn_driver::{
     connect, BoxFuture, CertificateDer, Client, ConnectConfig, ConnectError, RequestFailure,
@@ -18,33 +18,17 @@ use crate::fake::{Fake, OAuthBroker, Proxy};
 use crate::kafka::{
     api_versions_error, api_versions_v0, assert_metadata_for, metadata_all, metadata_for,
 };
-use crate::{env, sleep, spawn, timeout};
+use crate::{connected, env, hint, refused, sleep, spawn, timeout};
 
 /// Generous bound on anything that should be quick against a local broker.
-const LIMIT: Duration = Duration::from_secs(15);
-
-/// Pretend versions, so a peer that never answers ApiVersions is "ready".
-fn hint() -> ApiVersions {
-    ApiVersions::from_ranges([(18, 0, 3), (3, 0, 12)]).unwrap()
-}
+pub(crate) const LIMIT: Duration = Duration::from_secs(15);
 
 async fn must_connect<R: Runtime>(rt: &R, addr: &str, config: ConnectConfig) -> Client {
-    match timeout(rt, LIMIT, connect(rt.clone(), addr, config)).await {
-        Some(Ok(c)) => c,
-        Some(Err(e)) => panic!("connect to {addr}: {e}"),
-        None => panic!("connect to {addr}: no outcome within {LIMIT:?}"),
-    }
+    connected(rt, addr, LIMIT, connect(rt.clone(), addr, config)).await
 }
 
 async fn must_fail<R: Runtime>(rt: &R, addr: &str, config: ConnectConfig) -> ConnectError {
-    match timeout(rt, LIMIT, connect(rt.clone(), addr, config)).await {
-        Some(Ok(c)) => panic!("connect to {addr} should fail, got {c:?}"),
-        Some(Err(e)) => {
-            eprintln!("{addr}: {e}");
-            e
-        }
-        None => panic!("connect to {addr}: no outcome within {LIMIT:?}"),
-    }
+    refused(rt, addr, LIMIT, connect(rt.clone(), addr, config)).await
 }
 
 fn tls_config() -> Option<TlsConfig> {

@@ -28,11 +28,11 @@ use kafka_conn_driver::core::typed::kafka_protocol::records::{
     Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 use kafka_conn_driver::core::{ApiKey, SendError};
-use kafka_conn_driver::{connect, Client, ConnectConfig, RequestFailure, Runtime};
+use kafka_conn_driver::{connect, Client, ConnectConfig, RequestFailure, Runtime, TypedFailure};
 
 use uuid::Uuid;
 
-use crate::{env, sleep, timeout};
+use crate::{connected, env, sleep, timeout};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -183,17 +183,22 @@ async fn run_peer(python: PathBuf, args: Vec<String>, stdin: String) -> String {
 }
 
 async fn must_connect<R: Runtime>(rt: &R, addr: &str) -> Client {
-    match timeout(
-        rt,
-        LIMIT,
-        connect(rt.clone(), addr, ConnectConfig::default()),
-    )
-    .await
-    {
-        Some(Ok(c)) => c,
-        Some(Err(e)) => panic!("connect to {addr}: {e}"),
-        None => panic!("connect to {addr}: no outcome within {LIMIT:?}"),
-    }
+    let connecting = connect(rt.clone(), addr, ConnectConfig::default());
+    connected(rt, addr, LIMIT, connecting).await
+}
+
+/// Asserts that Metadata `pinned` (one above the broker's `broker_max`)
+/// was refused as unsupported, before anything was sent.
+fn assert_unsupported_metadata(err: &TypedFailure, pinned: i16, broker_max: i16) {
+    assert_eq!(
+        err.send_error(),
+        Some(&SendError::UnsupportedVersion {
+            api_key: ApiKey::METADATA,
+            version: pinned,
+            broker_range: Some((0, broker_max)),
+        }),
+        "{err}"
+    );
 }
 
 /// Creates `topic` with `partitions` partitions (tansu) and checks it worked.
@@ -596,15 +601,7 @@ pub async fn typed_pinned_unsupported_version_is_refused_before_sending<R: Runti
         .unwrap_err();
     // Nothing reached the socket (the task is idle: its stats are current).
     assert_eq!(client.stats().requests_sent, sent_before);
-    assert_eq!(
-        err.send_error(),
-        Some(&SendError::UnsupportedVersion {
-            api_key: ApiKey::METADATA,
-            version: pinned,
-            broker_range: Some((0, broker_max)),
-        }),
-        "{err}"
-    );
+    assert_unsupported_metadata(&err, pinned, broker_max);
     eprintln!("{err}");
     // Still usable at a version it offers.
     let m = client
@@ -670,9 +667,8 @@ pub async fn direct_typed_requests<R: Runtime>(rt: R) {
     let Some(addr) = env::var("KAFKA_PLAINTEXT_BOOTSTRAP") else {
         return;
     };
-    let mut client = kafka_conn_driver::connect_direct(rt.clone(), &addr, ConnectConfig::default())
-        .await
-        .unwrap_or_else(|e| panic!("connect_direct to {addr}: {e}"));
+    let connecting = kafka_conn_driver::connect_direct(rt.clone(), &addr, ConnectConfig::default());
+    let mut client = connected(&rt, &addr, LIMIT, connecting).await;
     let topic = unique_topic("kc-typed-direct");
     let created = client
         .request_typed(create_topics(&topic, 3))
@@ -713,15 +709,7 @@ pub async fn direct_typed_requests<R: Runtime>(rt: R) {
         .await
         .unwrap_err();
     assert_eq!(client.stats().requests_sent, sent_before);
-    assert_eq!(
-        err.send_error(),
-        Some(&SendError::UnsupportedVersion {
-            api_key: ApiKey::METADATA,
-            version: broker_max + 1,
-            broker_range: Some((0, broker_max)),
-        }),
-        "{err}"
-    );
+    assert_unsupported_metadata(&err, broker_max + 1, broker_max);
     client.close();
     assert_eq!(
         client.closed().await,
