@@ -5,7 +5,7 @@ use std::io::IoSlice;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes};
 
 use crate::api::ApiKey;
 use crate::auth::{self, Exchange, Stage, Transport};
@@ -136,6 +136,12 @@ pub struct Connection {
     reader: FrameReader,
     transmit: TransmitQueue,
     in_flight: VecDeque<Slot>,
+    /// Whether the in-flight slots' deadlines never decrease from front to
+    /// back (always so while every request uses the same timeout), which
+    /// lets [`Connection::poll_timeout`] stop at the first slot not given
+    /// up on instead of scanning them all. Only ever cleared by a push
+    /// (pops keep the order); set again when a push finds the queue empty.
+    in_flight_ordered: bool,
     held: VecDeque<Held>,
     events: VecDeque<Event>,
     next_id: i32,
@@ -151,7 +157,6 @@ pub struct Connection {
     throttle_until: Option<Instant>,
     throttle_started: Option<Instant>,
     stats: Stats,
-    header_buf: BytesMut,
     jitter_state: u64,
 }
 
@@ -172,6 +177,7 @@ impl Connection {
             },
             transmit: TransmitQueue::default(),
             in_flight: VecDeque::new(),
+            in_flight_ordered: true,
             held: VecDeque::new(),
             events: VecDeque::new(),
             next_id: 0,
@@ -186,7 +192,6 @@ impl Connection {
             throttle_until: None,
             throttle_started: None,
             stats: Stats::default(),
-            header_buf: BytesMut::with_capacity(1024),
             jitter_state: u64::from_le_bytes(seed) | 1,
             config,
         };
@@ -583,18 +588,7 @@ impl Connection {
             }
         };
         earliest(self.held.iter().map(|h| h.deadline).min());
-        for (i, slot) in self.in_flight.iter().enumerate() {
-            match slot.abandon_at {
-                // Only the oldest slot is given up on (handle_timeout): Kafka
-                // answers in order, so a later cancelled or timed-out slot
-                // cannot be answered first, and its grace counts only once it
-                // is the oldest. Reporting it earlier would be a deadline that
-                // handle_timeout never clears: a driver spinning on it.
-                Some(abandon) if i == 0 => earliest(Some(abandon)),
-                Some(_) => {}
-                None => earliest(Some(slot.deadline)),
-            }
-        }
+        earliest(self.in_flight_deadline());
         earliest(self.idle_deadline());
         if let Some(s) = self.session {
             earliest(s.expires_at);
@@ -606,6 +600,46 @@ impl Connection {
         }
         earliest(self.throttle_until);
         t
+    }
+
+    /// The earliest deadline among the requests on the wire.
+    fn in_flight_deadline(&self) -> Option<Instant> {
+        // Only the oldest slot is given up on (handle_timeout): Kafka answers
+        // in order, so a later cancelled or timed-out slot cannot be
+        // answered first, and its grace counts only once it is the oldest.
+        // Reporting it earlier would be a deadline that handle_timeout never
+        // clears: a driver spinning on it.
+        let head_abandon = self.in_flight.front().and_then(|s| s.abandon_at);
+        let mut waiting = self.in_flight.iter().filter(|s| s.abandon_at.is_none());
+        let earliest_waiting = if self.in_flight_ordered {
+            // Deadlines never decrease towards the back: the first slot not
+            // given up on has the earliest (one step, not one per slot, in
+            // the common case of 64 pipelined requests).
+            waiting.next().map(|s| s.deadline)
+        } else {
+            waiting.map(|s| s.deadline).min()
+        };
+        debug_assert_eq!(
+            earliest_waiting,
+            (self.in_flight.iter())
+                .filter(|s| s.abandon_at.is_none())
+                .map(|s| s.deadline)
+                .min(),
+            "in_flight_ordered is stale"
+        );
+        match (head_abandon, earliest_waiting) {
+            (Some(a), Some(w)) => Some(a.min(w)),
+            (a, w) => a.or(w),
+        }
+    }
+
+    /// Puts a request on the in-flight queue (FIFO: Kafka answers in order).
+    fn push_slot(&mut self, slot: Slot) {
+        match self.in_flight.back() {
+            None => self.in_flight_ordered = true,
+            Some(last) => self.in_flight_ordered &= last.deadline <= slot.deadline,
+        }
+        self.in_flight.push_back(slot);
     }
 
     /// The next event, if any.
@@ -733,22 +767,24 @@ impl Connection {
         now: Instant,
     ) {
         let hv = request.header_versions();
-        let ok = header::encode_request_header(
-            &mut self.header_buf,
-            hv.request,
-            request.api_key.0,
-            request.api_version,
-            id,
-            self.config.client_id.as_deref(),
-            request.body.len(),
-        );
+        let client_id = self.config.client_id.as_deref();
+        let ok = self.transmit.push_header(|buf| {
+            header::encode_request_header(
+                buf,
+                hv.request,
+                request.api_key.0,
+                request.api_version,
+                id,
+                client_id,
+                request.body.len(),
+            )
+        });
         debug_assert!(ok.is_ok(), "size checked in send_request");
-        self.transmit.push(self.header_buf.split().freeze());
         self.transmit.push(request.body.clone());
         self.stats.requests_sent += 1;
         self.last_activity = now;
         if request.expect_response {
-            self.in_flight.push_back(Slot {
+            self.push_slot(Slot {
                 id,
                 api_key: request.api_key,
                 api_version: request.api_version,
@@ -813,7 +849,7 @@ impl Connection {
         self.flush_held(now);
     }
 
-    fn on_frame(&mut self, frame: Bytes, now: Instant) {
+    fn on_frame(&mut self, mut frame: Bytes, now: Instant) {
         let Some(head) = self.in_flight.front() else {
             let id = header::decode_response_header(&frame, 0).map_or(-1, |(id, _)| id);
             return self.close_with(CloseReason::Protocol(ProtocolViolation::Unsolicited(id)));
@@ -847,7 +883,11 @@ impl Connection {
         let rtt = now.saturating_duration_since(slot.sent_at);
         self.stats.responses_received += 1;
         self.stats.record_rtt(rtt);
-        let body = frame.slice(header_len..);
+        // The body is the frame past its header: advancing moves the view
+        // in place, where `slice` would take and drop a second reference
+        // (two atomic operations per response).
+        frame.advance(header_len);
+        let body = frame;
         match slot.owner {
             Owner::User => self.events.push_back(Event::Response(Response {
                 correlation_id: CorrelationId(slot.id),
@@ -1051,10 +1091,10 @@ impl Connection {
                 // Raw token: a size prefix and the bytes, no Kafka header.
                 let len = i32::try_from(msg.len()).unwrap_or(i32::MAX);
                 self.transmit
-                    .push(Bytes::copy_from_slice(&len.to_be_bytes()));
+                    .push_header(|buf| buf.extend_from_slice(&len.to_be_bytes()));
                 self.transmit.push(Bytes::from(msg));
                 let id = self.take_id();
-                self.in_flight.push_back(Slot {
+                self.push_slot(Slot {
                     id,
                     api_key: ApiKey::SASL_AUTHENTICATE,
                     api_version: -1,

@@ -1,6 +1,6 @@
 //! Request header encoding (v0, v1, v2) and response header decoding (v0, v1).
 
-use bytes::{BufMut, BytesMut};
+use bytes::BytesMut;
 
 use crate::wire::{DecodeError, Reader, WriteExt};
 
@@ -22,11 +22,15 @@ pub(crate) fn encode_request_header(
     let header_len = request_header_len(header_version, client_id);
     let size = header_len + body_len;
     let size_i32 = i32::try_from(size).map_err(|_| size)?;
+    // The fixed part in one copy: each `BufMut::put_*` checks and moves
+    // the buffer's cursor on its own, for every request sent.
+    let mut fixed = [0u8; 12];
+    fixed[..4].copy_from_slice(&size_i32.to_be_bytes());
+    fixed[4..6].copy_from_slice(&api_key.to_be_bytes());
+    fixed[6..8].copy_from_slice(&api_version.to_be_bytes());
+    fixed[8..].copy_from_slice(&correlation_id.to_be_bytes());
     out.reserve(4 + header_len);
-    out.put_i32(size_i32);
-    out.put_i16(api_key);
-    out.put_i16(api_version);
-    out.put_i32(correlation_id);
+    out.extend_from_slice(&fixed);
     if header_version >= 1 {
         out.put_nullable_string(client_id);
     }

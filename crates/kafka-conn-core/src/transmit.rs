@@ -1,22 +1,65 @@
-//! Bytes waiting to be written, as a queue of chunks (request headers and
-//! the caller's bodies, never copied).
+//! Bytes waiting to be written, as a queue of chunks: the request headers
+//! the core encodes, and the caller's bodies, never copied.
+//!
+//! Headers are written back to back into one buffer the queue owns (the
+//! header arena) and handed out as slices of it. Each header used to be a
+//! `Bytes` split off a shared buffer: two atomic reference-count operations
+//! and about a hundred instructions per request, for 15-30 bytes.
 
 use std::collections::VecDeque;
 use std::io::IoSlice;
 
-use bytes::{Buf, Bytes};
+use bytes::{Buf, Bytes, BytesMut};
 
-#[derive(Debug, Default)]
+/// One piece of the queue, in write order.
+#[derive(Debug)]
+enum Chunk {
+    /// The next `len` bytes of the header arena (headers are consumed in
+    /// order, so the front header always starts at the arena's start).
+    Header(usize),
+    /// A caller's body (or a SASL token), shared, not copied.
+    Body(Bytes),
+}
+
+#[derive(Debug)]
 pub(crate) struct TransmitQueue {
-    chunks: VecDeque<Bytes>,
+    chunks: VecDeque<Chunk>,
+    /// The headers still queued, in order. Never split or shared, so it
+    /// keeps its allocation: consumed bytes are advanced past, and the room
+    /// is taken back when the queue empties or the tail runs out.
+    headers: BytesMut,
     len: usize,
 }
 
+impl Default for TransmitQueue {
+    fn default() -> Self {
+        Self {
+            chunks: VecDeque::new(),
+            headers: BytesMut::with_capacity(1024),
+            len: 0,
+        }
+    }
+}
+
 impl TransmitQueue {
+    /// Queues a header that `encode` appends to the arena (nothing else may
+    /// be appended); returns what `encode` returned.
+    pub(crate) fn push_header<T>(&mut self, encode: impl FnOnce(&mut BytesMut) -> T) -> T {
+        let before = self.headers.len();
+        let result = encode(&mut self.headers);
+        let n = self.headers.len() - before;
+        if n > 0 {
+            self.len += n;
+            self.chunks.push_back(Chunk::Header(n));
+        }
+        result
+    }
+
+    /// Queues a body (not copied).
     pub(crate) fn push(&mut self, chunk: Bytes) {
         if !chunk.is_empty() {
             self.len += chunk.len();
-            self.chunks.push_back(chunk);
+            self.chunks.push_back(Chunk::Body(chunk));
         }
     }
 
@@ -26,14 +69,23 @@ impl TransmitQueue {
 
     pub(crate) fn clear(&mut self) {
         self.chunks.clear();
+        self.headers.clear();
         self.len = 0;
     }
 
     /// Fills `dst` with the pending chunks in order; returns how many.
     pub(crate) fn slices<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
+        let mut header_at = 0;
         let mut n = 0;
         for (slot, chunk) in dst.iter_mut().zip(self.chunks.iter()) {
-            *slot = IoSlice::new(chunk);
+            *slot = match chunk {
+                Chunk::Header(len) => {
+                    let s = &self.headers[header_at..header_at + len];
+                    header_at += len;
+                    IoSlice::new(s)
+                }
+                Chunk::Body(b) => IoSlice::new(b),
+            };
             n += 1;
         }
         n
@@ -47,22 +99,49 @@ impl TransmitQueue {
             let Some(front) = self.chunks.front_mut() else {
                 break;
             };
-            if n < front.len() {
-                front.advance(n);
+            let front_len = match front {
+                Chunk::Header(len) => *len,
+                Chunk::Body(b) => b.len(),
+            };
+            if n < front_len {
+                match front {
+                    Chunk::Header(len) => {
+                        self.headers.advance(n);
+                        *len -= n;
+                    }
+                    Chunk::Body(b) => b.advance(n),
+                }
                 self.len -= n;
                 return true;
             }
-            n -= front.len();
-            self.len -= front.len();
+            if let Chunk::Header(len) = front {
+                self.headers.advance(*len);
+            }
+            n -= front_len;
+            self.len -= front_len;
             self.chunks.pop_front();
+        }
+        if self.chunks.is_empty() {
+            // Nothing queued: the next header starts at the front again.
+            self.headers.clear();
         }
         ok
     }
 
-    /// The whole first chunk.
+    /// The whole first chunk (a header is copied out of the arena).
     pub(crate) fn pop_chunk(&mut self) -> Option<Bytes> {
-        let c = self.chunks.pop_front()?;
+        let c = match self.chunks.pop_front()? {
+            Chunk::Header(len) => {
+                let c = Bytes::copy_from_slice(&self.headers[..len]);
+                self.headers.advance(len);
+                c
+            }
+            Chunk::Body(b) => b,
+        };
         self.len -= c.len();
+        if self.chunks.is_empty() {
+            self.headers.clear();
+        }
         Some(c)
     }
 }
@@ -70,6 +149,16 @@ impl TransmitQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn pending(q: &TransmitQueue) -> Vec<u8> {
+        let mut io = [IoSlice::new(&[]); 16];
+        let n = q.slices(&mut io);
+        io[..n].iter().flat_map(|s| s.iter().copied()).collect()
+    }
+
+    fn header(q: &mut TransmitQueue, bytes: &[u8]) {
+        q.push_header(|b| b.extend_from_slice(bytes));
+    }
 
     #[test]
     fn partial_writes_advance_across_chunks() {
@@ -79,12 +168,59 @@ mod tests {
         q.push(Bytes::from_static(b"defg"));
         assert_eq!(q.len(), 7);
         assert!(q.advance(2));
-        let mut io = [IoSlice::new(&[]); 4];
-        let n = q.slices(&mut io);
-        let joined: Vec<u8> = io[..n].iter().flat_map(|s| s.iter().copied()).collect();
-        assert_eq!(joined, b"cdefg");
+        assert_eq!(pending(&q), b"cdefg");
         assert!(q.advance(3));
         assert_eq!(q.pop_chunk().unwrap(), &b"fg"[..]);
         assert!(!q.advance(1));
+    }
+
+    #[test]
+    fn headers_and_bodies_interleave_in_order_through_partial_writes() {
+        let mut q = TransmitQueue::default();
+        header(&mut q, b"H1");
+        q.push(Bytes::from_static(b"body1"));
+        header(&mut q, b"HDR2");
+        q.push(Bytes::from_static(b"b2"));
+        header(&mut q, b"");
+        assert_eq!(q.len(), 13);
+        assert_eq!(pending(&q), b"H1body1HDR2b2");
+        // Into the first header, across it, then into the second one.
+        assert!(q.advance(1));
+        assert_eq!(pending(&q), b"1body1HDR2b2");
+        assert!(q.advance(7));
+        assert_eq!(pending(&q), b"DR2b2");
+        // A header queued while another is half written goes after it.
+        header(&mut q, b"H3");
+        assert_eq!(pending(&q), b"DR2b2H3");
+        assert_eq!(q.pop_chunk().unwrap(), &b"DR2"[..]);
+        assert_eq!(pending(&q), b"b2H3");
+        assert!(q.advance(4));
+        assert_eq!(q.len(), 0);
+        assert_eq!(pending(&q), b"");
+        // Emptied: the arena starts over at its front.
+        header(&mut q, b"H4");
+        assert_eq!(pending(&q), b"H4");
+        q.clear();
+        assert_eq!((q.len(), pending(&q)), (0, Vec::new()));
+    }
+
+    #[test]
+    fn the_header_arena_keeps_its_allocation_when_never_emptied() {
+        // A queue that always has something left (partial writes forever)
+        // must not grow without bound.
+        let mut q = TransmitQueue::default();
+        let cap = q.headers.capacity();
+        header(&mut q, b"0123456789");
+        for _ in 0..10_000 {
+            header(&mut q, b"0123456789");
+            assert!(q.advance(10));
+            assert_eq!(pending(&q), b"0123456789");
+        }
+        // (`capacity` does not count the room advanced past at the front.)
+        assert!(
+            q.headers.capacity() <= cap,
+            "{} > {cap}",
+            q.headers.capacity()
+        );
     }
 }

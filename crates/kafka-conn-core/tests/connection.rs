@@ -647,3 +647,36 @@ fn a_timed_out_request_behind_a_waiting_one_does_not_make_poll_timeout_spin() {
     assert!(!p.conn.is_closed());
     assert_eq!(p.events.len(), 1);
 }
+
+#[test]
+fn poll_timeout_finds_the_earliest_request_deadline_in_any_order() {
+    // poll_timeout stops at the first waiting slot while deadlines are in
+    // send order (one timeout for all); a shorter timeout behind longer
+    // ones must still be found.
+    let mut p = ready_pair(
+        Config::new().with_request_timeout(Duration::from_secs(30)),
+        silent_broker(),
+    );
+    let start = p.now;
+    for _ in 0..3 {
+        p.conn.send_request(metadata(b"a"), p.now).unwrap();
+        p.now += Duration::from_secs(1);
+    }
+    assert_eq!(p.conn.poll_timeout(), Some(start + Duration::from_secs(30)));
+    p.conn
+        .send_request(metadata(b"b").with_timeout(Duration::from_secs(5)), p.now)
+        .unwrap();
+    assert_eq!(p.conn.poll_timeout(), Some(start + Duration::from_secs(8)));
+    p.conn
+        .send_request(metadata(b"c").with_timeout(Duration::from_secs(60)), p.now)
+        .unwrap();
+    assert_eq!(p.conn.poll_timeout(), Some(start + Duration::from_secs(8)));
+    // The short one times out; the first request's deadline is next.
+    p.drive();
+    assert!(p.advance_to_timeout());
+    assert!(matches!(
+        &p.events[..],
+        [Event::RequestFailed { error: RequestError::TimedOut(d), .. }] if *d == Duration::from_secs(5)
+    ));
+    assert_eq!(p.conn.poll_timeout(), Some(start + Duration::from_secs(30)));
+}
