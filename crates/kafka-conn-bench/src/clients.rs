@@ -17,6 +17,24 @@ use crate::{stop_after, ClientKind, Job, Meter, Sample, Workload};
 pub(crate) fn run(job: &Job) -> Result<Sample, String> {
     match job.client {
         ClientKind::Raw => raw(job).map_err(|e| e.to_string()),
+        ClientKind::RawTokio => {
+            let rt = current_thread_tokio()?;
+            let handle = kafka_conn_tokio::TokioRuntime::with_handle(rt.handle().clone());
+            rt.block_on(raw_async(job, handle))
+        }
+        // In one task on the executor's thread, as the `DirectClient`s run.
+        ClientKind::RawSmol => {
+            let job = job.clone();
+            main_thread_wait(smol::spawn(async move {
+                raw_async(&job, kafka_conn_smol::SmolRuntime).await
+            }))
+        }
+        ClientKind::RawAsyncStd => {
+            let job = job.clone();
+            main_thread_wait(async_std::task::spawn(async move {
+                raw_async(&job, kafka_conn_async_std::AsyncStdRuntime).await
+            }))
+        }
         ClientKind::CoreBlocking => core_blocking(job),
         ClientKind::Tokio => current_thread_tokio()?.block_on(async {
             let client = kafka_conn_tokio::connect(&job.broker, ConnectConfig::default())
@@ -532,34 +550,9 @@ fn raw_round(
     let (mut start, mut end) = (0, 0);
     let mut done = 0u64;
     while in_flight > 0 {
-        if end == buf.len() {
-            // A partial frame at the end of the buffer: move it to the front
-            // (and grow if one frame does not fit).
-            buf.copy_within(start..end, 0);
-            end -= start;
-            start = 0;
-            if end == buf.len() {
-                buf.resize(buf.len() * 2, 0);
-            }
-        }
+        make_room(buf, &mut start, &mut end);
         let n = s.read(&mut buf[end..])?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        end += n;
-        let mut completed = 0;
-        while end - start >= 4 {
-            let size = i32::from_be_bytes(buf[start..start + 4].try_into().unwrap()) as usize;
-            if end - start < 4 + size {
-                break;
-            }
-            start += 4 + size;
-            completed += 1;
-        }
-        if start == end {
-            start = 0;
-            end = 0;
-        }
+        let completed = take_frames(buf, n, &mut start, &mut end)?;
         done += completed as u64;
         in_flight -= completed;
         if completed > 0 && !stop.load(Ordering::Relaxed) {
@@ -568,6 +561,123 @@ fn raw_round(
         }
     }
     Ok(done)
+}
+
+/// Before a read of the raw loops: a partial frame at the end of the buffer
+/// moves to the front (and the buffer grows if one frame does not fit).
+fn make_room(buf: &mut Vec<u8>, start: &mut usize, end: &mut usize) {
+    if *end == buf.len() {
+        buf.copy_within(*start..*end, 0);
+        *end -= *start;
+        *start = 0;
+        if *end == buf.len() {
+            buf.resize(buf.len() * 2, 0);
+        }
+    }
+}
+
+/// After a read of `n` bytes into `buf[end..]`: counts the whole responses
+/// now in `buf[start..end]` (found by their size prefix, not decoded) and
+/// steps over them.
+fn take_frames(buf: &[u8], n: usize, start: &mut usize, end: &mut usize) -> std::io::Result<usize> {
+    if n == 0 {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
+    *end += n;
+    let mut completed = 0;
+    while *end - *start >= 4 {
+        let size = i32::from_be_bytes(buf[*start..*start + 4].try_into().unwrap()) as usize;
+        if *end - *start < 4 + size {
+            break;
+        }
+        *start += 4 + size;
+        completed += 1;
+    }
+    if *start == *end {
+        *start = 0;
+        *end = 0;
+    }
+    Ok(completed)
+}
+
+/// [`write_frames`] on an async socket.
+async fn write_frames_async(
+    s: &mut (impl smol::io::AsyncWrite + Unpin),
+    frame: &[u8],
+    n: usize,
+) -> std::io::Result<()> {
+    use smol::io::AsyncWriteExt;
+    let mut slices = vec![IoSlice::new(frame); n];
+    let mut rest = &mut slices[..];
+    while !rest.is_empty() {
+        match s.write_vectored(rest).await? {
+            0 => return Err(std::io::ErrorKind::WriteZero.into()),
+            written => IoSlice::advance_slices(&mut rest, written),
+        }
+    }
+    Ok(())
+}
+
+/// The raw loop on an async runtime, in one task: the same pre-encoded
+/// frames, vectored writes and frame counting as [`raw`], over the socket
+/// type kafka-conn uses on that runtime (`R::Tcp`, `TCP_NODELAY`). No
+/// correlation, no decoding, no deadlines: what a client on this runtime
+/// cannot go below (its reactor, its wake-ups, a non-blocking read that
+/// must end `Pending` before the task sleeps).
+async fn raw_async<R: kafka_conn_driver::Runtime>(job: &Job, rt: R) -> Result<Sample, String> {
+    use smol::io::{AsyncReadExt, AsyncWriteExt};
+    let e = |e: std::io::Error| e.to_string();
+    let addr = std::net::ToSocketAddrs::to_socket_addrs(&job.broker)
+        .map_err(e)?
+        .next()
+        .ok_or_else(|| format!("{}: no address", job.broker))?;
+    let mut s = rt.connect_tcp(addr).await.map_err(e)?;
+    rt.set_nodelay(&s).map_err(e)?;
+    let frame = raw_frame(job.workload);
+    let buf = vec![0u8; 256 << 10];
+
+    s.write_all(&frame).await.map_err(e)?;
+    let mut size = [0u8; 4];
+    s.read_exact(&mut size).await.map_err(e)?;
+    let len = i32::from_be_bytes(size) as usize;
+    let mut first = vec![0u8; len];
+    s.read_exact(&mut first).await.map_err(e)?;
+    job.workload.check(first.get(4..).unwrap_or_default())?;
+    let response_bytes = len - 4;
+
+    measure_with(
+        job,
+        response_bytes,
+        (s, buf),
+        |(mut s, mut buf), seconds| {
+            let frame = &frame;
+            async move {
+                let stop = stop_after(seconds);
+                let n = async {
+                    write_frames_async(&mut s, frame, job.concurrency).await?;
+                    let mut in_flight = job.concurrency;
+                    let (mut start, mut end) = (0, 0);
+                    let mut done = 0u64;
+                    while in_flight > 0 {
+                        make_room(&mut buf, &mut start, &mut end);
+                        let n = s.read(&mut buf[end..]).await?;
+                        let completed = take_frames(&buf, n, &mut start, &mut end)?;
+                        done += completed as u64;
+                        in_flight -= completed;
+                        if completed > 0 && !stop.load(Ordering::Relaxed) {
+                            write_frames_async(&mut s, frame, completed).await?;
+                            in_flight += completed;
+                        }
+                    }
+                    Ok::<u64, std::io::Error>(done)
+                }
+                .await
+                .map_err(e);
+                ((s, buf), n)
+            }
+        },
+    )
+    .await
 }
 
 /// The core without a runtime, as an embedder drives it: a blocking socket,

@@ -45,6 +45,9 @@ mod produce;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ClientKind {
     Raw,
+    RawTokio,
+    RawSmol,
+    RawAsyncStd,
     CoreBlocking,
     Tokio,
     Smol,
@@ -57,8 +60,11 @@ pub(crate) enum ClientKind {
 }
 
 impl ClientKind {
-    const ALL: [ClientKind; 10] = [
+    const ALL: [ClientKind; 13] = [
         ClientKind::Raw,
+        ClientKind::RawTokio,
+        ClientKind::RawSmol,
+        ClientKind::RawAsyncStd,
         ClientKind::CoreBlocking,
         ClientKind::Tokio,
         ClientKind::Smol,
@@ -73,6 +79,9 @@ impl ClientKind {
     fn name(self) -> &'static str {
         match self {
             ClientKind::Raw => "raw",
+            ClientKind::RawTokio => "raw-tokio",
+            ClientKind::RawSmol => "raw-smol",
+            ClientKind::RawAsyncStd => "raw-async-std",
             ClientKind::CoreBlocking => "kc-core-blocking",
             ClientKind::Tokio => "kc-tokio",
             ClientKind::Smol => "kc-smol",
@@ -88,6 +97,9 @@ impl ClientKind {
     fn label(self) -> &'static str {
         match self {
             ClientKind::Raw => "raw socket loop (limit)",
+            ClientKind::RawTokio => "raw loop on tokio (limit for a tokio client)",
+            ClientKind::RawSmol => "raw loop on smol (limit for a smol client)",
+            ClientKind::RawAsyncStd => "raw loop on async-std (limit for an async-std client)",
             ClientKind::CoreBlocking => "kafka-conn core, blocking loop (no runtime)",
             ClientKind::Tokio => "kafka-conn, tokio",
             ClientKind::Smol => "kafka-conn, smol",
@@ -112,6 +124,23 @@ impl ClientKind {
 
     fn supports(self, workload: Workload) -> bool {
         self != ClientKind::RsKafkaClient || workload == Workload::Metadata
+    }
+
+    /// The raw loop on the same runtime (the blocking one for the blocking
+    /// clients): the least CPU a client there could spend per request.
+    fn runtime_limit(self) -> ClientKind {
+        match self {
+            ClientKind::Raw | ClientKind::CoreBlocking => ClientKind::Raw,
+            ClientKind::RawTokio
+            | ClientKind::Tokio
+            | ClientKind::TokioDirect
+            | ClientKind::RsKafka
+            | ClientKind::RsKafkaClient => ClientKind::RawTokio,
+            ClientKind::RawSmol | ClientKind::Smol | ClientKind::SmolDirect => ClientKind::RawSmol,
+            ClientKind::RawAsyncStd | ClientKind::AsyncStd | ClientKind::AsyncStdDirect => {
+                ClientKind::RawAsyncStd
+            }
+        }
     }
 }
 
@@ -598,8 +627,8 @@ fn parent(opts: &Options) -> i32 {
             println!();
             println!("## {} at {broker}: {}", target.label, workload.label());
             println!();
-            println!("| concurrency | client | requests/s | CPU µs/request | CPU vs raw | sleeps/request | peak RSS MiB |");
-            println!("|---|---|---|---|---|---|---|");
+            println!("| concurrency | client | requests/s | CPU µs/request | CPU vs raw | CPU vs raw on its runtime | sleeps/request | peak RSS MiB |");
+            println!("|---|---|---|---|---|---|---|---|");
             // The mock cluster is shared with the test suites, whose topics
             // make Metadata responses grow: note the size each group saw.
             let mut response_bytes = Vec::new();
@@ -658,16 +687,21 @@ fn parent(opts: &Options) -> i32 {
                         }
                     }
                 }
-                let raw_cpu = clients
-                    .iter()
-                    .position(|c| *c == ClientKind::Raw)
-                    .filter(|&i| !samples[i].is_empty())
-                    .map(|i| stats(samples[i].iter().map(Sample::cpu_us_per_request).collect()).0);
+                let median_cpu = |kind: ClientKind| {
+                    clients
+                        .iter()
+                        .position(|c| *c == kind)
+                        .filter(|&i| !samples[i].is_empty())
+                        .map(|i| {
+                            stats(samples[i].iter().map(Sample::cpu_us_per_request).collect()).0
+                        })
+                };
+                let raw_cpu = median_cpu(ClientKind::Raw);
                 for (i, client) in clients.iter().enumerate() {
                     let s = &samples[i];
                     if s.is_empty() {
                         println!(
-                            "| {concurrency} | {} | failed: {} | | | | |",
+                            "| {concurrency} | {} | failed: {} | | | | | |",
                             client.label(),
                             errors[i].as_deref().unwrap_or("no runs")
                         );
@@ -677,11 +711,15 @@ fn parent(opts: &Options) -> i32 {
                     let cpu = stats(s.iter().map(Sample::cpu_us_per_request).collect());
                     let rss = stats(s.iter().map(Sample::rss_mib).collect());
                     let sleeps = stats(s.iter().map(Sample::switches_per_request).collect());
-                    let vs_raw = raw_cpu
-                        .map(|r| format!("{:.2}x", cpu.0 / r))
-                        .unwrap_or_default();
+                    let ratio = |limit: Option<f64>| {
+                        limit
+                            .map(|r| format!("{:.2}x", cpu.0 / r))
+                            .unwrap_or_default()
+                    };
+                    let vs_raw = ratio(raw_cpu);
+                    let vs_runtime = ratio(median_cpu(client.runtime_limit()));
                     println!(
-                        "| {concurrency} | {} | **{}** ({}..{}) | **{:.2}** ({:.2}..{:.2}) | {} | {:.2} | **{:.1}** ({:.1}..{:.1}) |",
+                        "| {concurrency} | {} | **{}** ({}..{}) | **{:.2}** ({:.2}..{:.2}) | {} | {} | {:.2} | **{:.1}** ({:.1}..{:.1}) |",
                         client.label(),
                         fmt_rate(rate.0),
                         fmt_rate(rate.1),
@@ -690,6 +728,7 @@ fn parent(opts: &Options) -> i32 {
                         cpu.1,
                         cpu.2,
                         vs_raw,
+                        vs_runtime,
                         sleeps.0,
                         rss.0,
                         rss.1,
