@@ -242,6 +242,10 @@ pub(crate) struct Sample {
     elapsed: Duration,
     cpu: Duration,
     max_rss_kib: u64,
+    /// Resident anonymous memory (heap, stacks, buffers: `RssAnon`) at the
+    /// end of the measured phase: what the client holds, without the code
+    /// and library pages that make up most of the peak RSS.
+    anon_kib: u64,
     response_bytes: usize,
     /// Voluntary context switches (a thread blocked: a wake-up to come).
     switches: u64,
@@ -263,6 +267,23 @@ impl Sample {
     fn rss_mib(&self) -> f64 {
         self.max_rss_kib as f64 / 1024.0
     }
+
+    fn anon_kib(&self) -> f64 {
+        self.anon_kib as f64
+    }
+}
+
+/// This process's resident anonymous memory in KiB (`RssAnon` in
+/// `/proc/self/status`; 0 where there is no such file).
+fn rss_anon_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("RssAnon:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 /// Reads this process's CPU time (user + sys, every thread), peak RSS and
@@ -304,6 +325,7 @@ impl Meter {
             elapsed,
             cpu: cpu.saturating_sub(self.cpu),
             max_rss_kib,
+            anon_kib: rss_anon_kib(),
             response_bytes,
             switches: switches.saturating_sub(self.switches),
         }
@@ -349,13 +371,14 @@ pub fn main(args: Vec<String>) -> i32 {
         return match clients::run(&job) {
             Ok(s) => {
                 println!(
-                    "{RESULT_TAG} {} {} {} {} {} {}",
+                    "{RESULT_TAG} {} {} {} {} {} {} {}",
                     s.requests,
                     s.elapsed.as_nanos(),
                     s.cpu.as_nanos(),
                     s.max_rss_kib,
                     s.response_bytes,
-                    s.switches
+                    s.switches,
+                    s.anon_kib
                 );
                 0
             }
@@ -543,7 +566,7 @@ fn run_child(exe: &std::path::Path, job: &Job) -> Result<Sample, String> {
         .split_whitespace()
         .filter_map(|x| x.parse().ok())
         .collect();
-    let [requests, elapsed, cpu, rss, bytes, switches] = f[..] else {
+    let [requests, elapsed, cpu, rss, bytes, switches, anon] = f[..] else {
         return Err(format!("unparsable child output: {line}"));
     };
     Ok(Sample {
@@ -551,6 +574,7 @@ fn run_child(exe: &std::path::Path, job: &Job) -> Result<Sample, String> {
         elapsed: Duration::from_nanos(elapsed as u64),
         cpu: Duration::from_nanos(cpu as u64),
         max_rss_kib: rss as u64,
+        anon_kib: anon as u64,
         response_bytes: bytes as usize,
         switches: switches as u64,
     })
@@ -627,8 +651,8 @@ fn parent(opts: &Options) -> i32 {
             println!();
             println!("## {} at {broker}: {}", target.label, workload.label());
             println!();
-            println!("| concurrency | client | requests/s | CPU µs/request | CPU vs raw | CPU vs raw on its runtime | sleeps/request | peak RSS MiB |");
-            println!("|---|---|---|---|---|---|---|---|");
+            println!("| concurrency | client | requests/s | CPU µs/request | CPU vs raw | CPU vs raw on its runtime | sleeps/request | peak RSS MiB | anon RSS KiB |");
+            println!("|---|---|---|---|---|---|---|---|---|");
             // The mock cluster is shared with the test suites, whose topics
             // make Metadata responses grow: note the size each group saw.
             let mut response_bytes = Vec::new();
@@ -701,7 +725,7 @@ fn parent(opts: &Options) -> i32 {
                     let s = &samples[i];
                     if s.is_empty() {
                         println!(
-                            "| {concurrency} | {} | failed: {} | | | | | |",
+                            "| {concurrency} | {} | failed: {} | | | | | | |",
                             client.label(),
                             errors[i].as_deref().unwrap_or("no runs")
                         );
@@ -711,6 +735,7 @@ fn parent(opts: &Options) -> i32 {
                     let cpu = stats(s.iter().map(Sample::cpu_us_per_request).collect());
                     let rss = stats(s.iter().map(Sample::rss_mib).collect());
                     let sleeps = stats(s.iter().map(Sample::switches_per_request).collect());
+                    let anon = stats(s.iter().map(Sample::anon_kib).collect());
                     let ratio = |limit: Option<f64>| {
                         limit
                             .map(|r| format!("{:.2}x", cpu.0 / r))
@@ -719,7 +744,7 @@ fn parent(opts: &Options) -> i32 {
                     let vs_raw = ratio(raw_cpu);
                     let vs_runtime = ratio(median_cpu(client.runtime_limit()));
                     println!(
-                        "| {concurrency} | {} | **{}** ({}..{}) | **{:.2}** ({:.2}..{:.2}) | {} | {} | {:.2} | **{:.1}** ({:.1}..{:.1}) |",
+                        "| {concurrency} | {} | **{}** ({}..{}) | **{:.2}** ({:.2}..{:.2}) | {} | {} | {:.2} | **{:.1}** ({:.1}..{:.1}) | **{:.0}** ({:.0}..{:.0}) |",
                         client.label(),
                         fmt_rate(rate.0),
                         fmt_rate(rate.1),
@@ -732,7 +757,10 @@ fn parent(opts: &Options) -> i32 {
                         sleeps.0,
                         rss.0,
                         rss.1,
-                        rss.2
+                        rss.2,
+                        anon.0,
+                        anon.1,
+                        anon.2
                     );
                 }
             }
