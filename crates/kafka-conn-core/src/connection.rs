@@ -381,11 +381,9 @@ impl Connection {
                 return self.close_with(CloseReason::Timeout(kind));
             }
         }
-        if let Some(deadline) = self.idle_deadline() {
-            if now >= deadline {
-                let idle_for = now - self.last_activity;
-                return self.close_with(CloseReason::Idle { idle_for });
-            }
+        self.reap_if_idle(now);
+        if self.is_closed() {
+            return;
         }
         if let Some(session) = self.session {
             if session.expires_at.is_some_and(|e| e <= now) {
@@ -402,6 +400,22 @@ impl Connection {
             self.end_throttle(now);
         }
         self.flush_held(now);
+        // flush_held may have refused the last held request (a version the
+        // broker turned out not to support): the connection is idle now,
+        // possibly since long ago (a long throttle), and poll_timeout must
+        // not report a deadline that has already passed. Found by the
+        // connection_ops fuzz target.
+        self.reap_if_idle(now);
+    }
+
+    /// Closes the connection if it has been idle for the idle timeout.
+    fn reap_if_idle(&mut self, now: Instant) {
+        if let Some(deadline) = self.idle_deadline() {
+            if now >= deadline {
+                let idle_for = now - self.last_activity;
+                self.close_with(CloseReason::Idle { idle_for });
+            }
+        }
     }
 
     // ----- commands ------------------------------------------------------

@@ -680,3 +680,41 @@ fn poll_timeout_finds_the_earliest_request_deadline_in_any_order() {
     ));
     assert_eq!(p.conn.poll_timeout(), Some(start + Duration::from_secs(30)));
 }
+
+#[test]
+fn a_held_request_refused_after_a_long_throttle_leaves_no_deadline_in_the_past() {
+    // Found by the connection_ops fuzz target: a request held through a
+    // long throttle is refused when the throttle ends (the broker turned
+    // out not to support its version). The connection is then idle, and has
+    // been since long before; handle_timeout used to check idleness before
+    // releasing held requests, so poll_timeout afterwards reported an idle
+    // deadline already passed (a driver would fire again at once).
+    let config = Config::new()
+        .with_idle_timeout(Some(Duration::from_secs(60)))
+        .with_request_timeout(Duration::from_secs(7200));
+    let mut p = Pair::new(config, silent_broker());
+    let unsupported = Request::new(ApiKey::METADATA, 99, Bytes::from_static(b"x"));
+    let held = p.conn.send_request(unsupported, p.now).unwrap();
+    p.conn.handle_throttle(Duration::from_secs(3600), p.now);
+    p.drive();
+    assert_eq!(p.conn.state(), State::Ready);
+    assert_eq!(p.conn.held(), 1);
+    p.take_events();
+    assert!(p.advance_to_timeout());
+    if let Some(t) = p.conn.poll_timeout() {
+        assert!(t > p.now, "poll_timeout {t:?} is not after now {:?}", p.now);
+    }
+    assert!(
+        matches!(
+            &p.events[0],
+            Event::RequestFailed { correlation_id, error: RequestError::Unsupported(_) } if *correlation_id == held
+        ),
+        "{:?}",
+        p.events
+    );
+    // Idle for the hour the throttle lasted: reaped in the same call.
+    assert!(matches!(
+        assert_closed_last(&p.events),
+        CloseReason::Idle { idle_for } if idle_for >= Duration::from_secs(3600)
+    ));
+}
