@@ -505,11 +505,7 @@ fn raw(job: &Job) -> std::io::Result<Sample> {
     let len = i32::from_be_bytes(size) as usize;
     let mut first = vec![0u8; len];
     s.read_exact(&mut first)?;
-    // The response header (v0 for both APIs) is the correlation id.
-    job.workload
-        .check(first.get(4..).unwrap_or_default())
-        .map_err(std::io::Error::other)?;
-    let response_bytes = len - 4;
+    let response_bytes = check_first(job.workload, &first).map_err(std::io::Error::other)?;
 
     measure_blocking(job, response_bytes, |seconds| {
         raw_round(
@@ -561,6 +557,15 @@ fn raw_round(
         }
     }
     Ok(done)
+}
+
+/// Checks the raw loops' first response (the frame without its size
+/// prefix) and returns its body size.
+fn check_first(w: Workload, frame: &[u8]) -> Result<usize, String> {
+    // The response header (v0 for both APIs) is the correlation id.
+    let body = frame.get(4..).unwrap_or_default();
+    w.check(body)?;
+    Ok(body.len())
 }
 
 /// Before a read of the raw loops: a partial frame at the end of the buffer
@@ -642,8 +647,7 @@ async fn raw_async<R: kafka_conn_driver::Runtime>(job: &Job, rt: R) -> Result<Sa
     let len = i32::from_be_bytes(size) as usize;
     let mut first = vec![0u8; len];
     s.read_exact(&mut first).await.map_err(e)?;
-    job.workload.check(first.get(4..).unwrap_or_default())?;
-    let response_bytes = len - 4;
+    let response_bytes = check_first(job.workload, &first)?;
 
     measure_with(
         job,

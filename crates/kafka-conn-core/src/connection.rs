@@ -624,27 +624,25 @@ impl Connection {
         // Reporting it earlier would be a deadline that handle_timeout never
         // clears: a driver spinning on it.
         let head_abandon = self.in_flight.front().and_then(|s| s.abandon_at);
-        let mut waiting = self.in_flight.iter().filter(|s| s.abandon_at.is_none());
+        let waiting = || {
+            (self.in_flight.iter())
+                .filter(|s| s.abandon_at.is_none())
+                .map(|s| s.deadline)
+        };
         let earliest_waiting = if self.in_flight_ordered {
             // Deadlines never decrease towards the back: the first slot not
             // given up on has the earliest (one step, not one per slot, in
             // the common case of 64 pipelined requests).
-            waiting.next().map(|s| s.deadline)
+            waiting().next()
         } else {
-            waiting.map(|s| s.deadline).min()
+            waiting().min()
         };
         debug_assert_eq!(
             earliest_waiting,
-            (self.in_flight.iter())
-                .filter(|s| s.abandon_at.is_none())
-                .map(|s| s.deadline)
-                .min(),
+            waiting().min(),
             "in_flight_ordered is stale"
         );
-        match (head_abandon, earliest_waiting) {
-            (Some(a), Some(w)) => Some(a.min(w)),
-            (a, w) => a.or(w),
-        }
+        head_abandon.into_iter().chain(earliest_waiting).min()
     }
 
     /// Puts a request on the in-flight queue (FIFO: Kafka answers in order).
