@@ -16,6 +16,7 @@ pub mod direct;
 pub mod env;
 pub mod fake;
 pub mod kafka;
+pub mod mock;
 pub mod tests;
 pub mod typed;
 
@@ -24,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use futures_channel::oneshot;
 use kafka_conn_driver::{ConnectError, Runtime};
+pub use mock::MockCluster;
 
 /// Runs `fut` as its own task on `rt`; await the receiver for its output
 /// (an error means the task panicked).
