@@ -1,5 +1,6 @@
 # kafka-conn tasks. `just` lists them. The logic lives in scripts/, so every recipe is
-# also runnable without just (e.g. scripts/test). Fresh machine: scripts/install-tools.
+# also runnable without just: on a fresh machine scripts/demo and scripts/test work at once
+# (scripts/test runs scripts/install-tools, which installs just, when a tool is missing).
 
 set shell := ["bash", "-euo", "pipefail", "-c"]
 

@@ -40,3 +40,26 @@ make_venv() {
     python3 -m venv "$1" || die "python3 -m venv $1 failed"
   fi
 }
+
+# The tools' usual homes, for a shell that has not sourced ~/.cargo/env or ~/.profile.
+tool_path() {
+  export PATH="$HOME/.cargo/bin:${KAFKA_CONN_BIN_DIR:+$KAFKA_CONN_BIN_DIR:}$HOME/.local/bin:$KAFKA_CONN_CACHE/tools-venv/bin:$PATH"
+  command -v cargo >/dev/null || die "cargo not found: install Rust with rustup first (https://rustup.rs), then run this again"
+}
+
+# ensure_test_tools ROOT: run scripts/install-tools when a tool of scripts/test (or the
+# `just` that runs it) is missing, e.g. on a fresh machine; nothing otherwise.
+ensure_test_tools() {
+  tool_path
+  local missing=()
+  cargo fmt --version >/dev/null 2>&1 || missing+=(rustfmt)
+  cargo clippy --version >/dev/null 2>&1 || missing+=(clippy)
+  command -v just >/dev/null || missing+=(just)
+  if [ -f "$1/fuzz/Cargo.toml" ] && rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
+    cargo fuzz --version >/dev/null 2>&1 || missing+=(cargo-fuzz)
+  fi
+  [ "${#missing[@]}" = 0 ] && return 0
+  say "missing ${missing[*]}: running scripts/install-tools first (once)"
+  "$1/scripts/install-tools"
+  tool_path
+}
