@@ -32,9 +32,17 @@ const env = (name) => {
 const entry = join(env('OIDC_MODULES'), 'oidc-provider', 'lib', 'index.js');
 const { default: Provider } = await import(pathToFileURL(entry).href);
 
-const port = Number(env('OIDC_PORT'));
+const positive = (name) => {
+  const n = Number(env(name));
+  if (!Number.isInteger(n) || n <= 0) {
+    console.error(`oidc: ${name} must be a whole number > 0, got ${process.env[name]}`);
+    process.exit(2);
+  }
+  return n;
+};
+const port = positive('OIDC_PORT');
 const issuer = `https://127.0.0.1:${port}`;
-const ttl = Number(env('OIDC_TOKEN_TTL'));
+const ttl = positive('OIDC_TOKEN_TTL');
 const scope = env('OIDC_SCOPE');
 const audience = env('OIDC_AUDIENCE');
 const secret = env('OIDC_CLIENT_SECRET');
