@@ -88,4 +88,12 @@ impl Runtime for AsyncStdRuntime {
     fn spawn(&self, task: BoxFuture<'static, ()>) {
         drop(async_std::task::spawn(task));
     }
+
+    fn spawn_blocking<F, T>(&self, f: F) -> BoxFuture<'static, T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        Box::pin(async_std::task::spawn_blocking(f))
+    }
 }

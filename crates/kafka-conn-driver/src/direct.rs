@@ -6,16 +6,15 @@ use std::future::poll_fn;
 use std::ops::RangeInclusive;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
 
 use kafka_conn_core::{
     ApiKey, ApiVersions, CloseReason, Connection, CorrelationId, Request, RequestError, Response,
     SaslSession, SendError, Stats,
 };
 
-use crate::connect::ConnectInfo;
 use crate::engine::{apply_throttle, Engine, Outcomes, ReadyReport};
 use crate::error::RequestFailure;
+use crate::info::ConnectInfo;
 use crate::runtime::Runtime;
 use crate::stream::Stream;
 
@@ -141,7 +140,7 @@ impl<R: Runtime> DirectClient<R> {
     /// A request built with [`Request::without_response`] (Produce with
     /// `acks=0`) gets no completion: it is done once written.
     pub fn send(&mut self, request: Request) -> Result<CorrelationId, SendError> {
-        let id = self.engine.conn.send_request(request, Instant::now());
+        let id = self.engine.conn.send_request(request, self.engine.now());
         self.engine.drain_events(&mut self.out);
         id
     }
@@ -206,7 +205,7 @@ impl<R: Runtime> DirectClient<R> {
             self.out.queue.remove(pos);
             return true;
         }
-        self.engine.conn.cancel(id, Instant::now())
+        self.engine.conn.cancel(id, self.engine.now())
     }
 
     /// Tells the connection that a response to `version` of `api_key`
@@ -215,12 +214,13 @@ impl<R: Runtime> DirectClient<R> {
     /// does.
     pub fn handle_throttle_time(&mut self, api_key: ApiKey, version: i16, throttle_time_ms: i32) {
         if throttle_time_ms > 0 && api_key.client_throttles(version) {
+            let now = self.engine.now();
             apply_throttle(
                 &mut self.engine.conn,
                 api_key,
                 version,
                 throttle_time_ms,
-                Instant::now(),
+                now,
             );
         }
     }
@@ -230,7 +230,7 @@ impl<R: Runtime> DirectClient<R> {
     /// the TLS close_notify or TCP FIN and drops the socket; await
     /// [`closed`](Self::closed) for that.
     pub fn close(&mut self) {
-        self.engine.conn.close(Instant::now());
+        self.engine.conn.close(self.engine.now());
         self.engine.drain_events(&mut self.out);
     }
 

@@ -89,13 +89,14 @@ impl Handles {
             match Pin::new(&mut self.commands).poll_next(cx) {
                 Poll::Ready(Some(cmd)) => {
                     progress = true;
-                    self.on_command(cmd, &mut engine.conn);
+                    let now = engine.now();
+                    self.on_command(cmd, &mut engine.conn, now);
                 }
                 Poll::Ready(None) => {
                     // Every handle (and the connecting future) is gone.
                     tracing::debug!("last handle dropped: closing");
                     self.gone = true;
-                    engine.conn.close(Instant::now());
+                    engine.conn.close(engine.now());
                     progress = true;
                 }
                 Poll::Pending => break,
@@ -105,8 +106,7 @@ impl Handles {
         progress
     }
 
-    fn on_command(&mut self, cmd: Command, conn: &mut Connection) {
-        let now = Instant::now();
+    fn on_command(&mut self, cmd: Command, conn: &mut Connection, now: Instant) {
         match cmd {
             Command::Send {
                 key,

@@ -120,6 +120,11 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Engine<R, S> {
         }
     }
 
+    /// The runtime's clock: every `now` given to the core comes from here.
+    pub(crate) fn now(&self) -> Instant {
+        self.rt.now()
+    }
+
     /// One poll of the connection, for whichever task runs it: drains what
     /// the core queued, then runs the drive loop until nothing makes
     /// progress (`Pending`, with every source holding `cx`'s waker) or the
@@ -218,18 +223,18 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Engine<R, S> {
                     self.conn.handle_io_error(
                         std::io::ErrorKind::WriteZero,
                         "the socket accepted no bytes".to_owned(),
-                        Instant::now(),
+                        self.rt.now(),
                     );
                     progress = true;
                 }
                 Poll::Ready(Ok(written)) => {
-                    self.conn.transmit_complete(written, Instant::now());
+                    self.conn.transmit_complete(written, self.rt.now());
                     self.unflushed = true;
                     progress = true;
                 }
                 Poll::Ready(Err(e)) => {
                     self.conn
-                        .handle_io_error(e.kind(), e.to_string(), Instant::now());
+                        .handle_io_error(e.kind(), e.to_string(), self.rt.now());
                     progress = true;
                 }
                 Poll::Pending => break,
@@ -242,7 +247,7 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Engine<R, S> {
                 Poll::Ready(Ok(())) => self.unflushed = false,
                 Poll::Ready(Err(e)) => {
                     self.conn
-                        .handle_io_error(e.kind(), e.to_string(), Instant::now());
+                        .handle_io_error(e.kind(), e.to_string(), self.rt.now());
                     self.drain_events(out);
                     progress = true;
                 }
@@ -279,7 +284,7 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Engine<R, S> {
                 (Pin::new(io).poll_read(&mut read_cx, buf), window)
             };
             // The clock only for a read that ended (most probes are Pending).
-            let now = Instant::now;
+            let now = || self.rt.now();
             match result {
                 Poll::Ready(Ok(0)) => self.conn.handle_eof(now()),
                 Poll::Ready(Ok(n)) => {
@@ -316,7 +321,7 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Engine<R, S> {
             self.timer = None;
             return false;
         };
-        let now = Instant::now();
+        let now = self.rt.now();
         if now >= deadline {
             self.timer = None;
             self.conn.handle_timeout(now);
@@ -346,7 +351,7 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Engine<R, S> {
             return false;
         };
         self.credential = None;
-        let now = Instant::now();
+        let now = self.rt.now();
         match result {
             Ok(credential) => match self.conn.provide_credential(credential, now) {
                 Ok(()) => tracing::debug!("credential provided"),
@@ -366,7 +371,7 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Engine<R, S> {
     /// fails the authentication and closes with `AuthFailed`.
     fn fail_locally(&mut self, message: String) {
         tracing::warn!(%message, "credential not available: authentication fails");
-        if let Err(e) = self.conn.credential_failed(&message, Instant::now()) {
+        if let Err(e) = self.conn.credential_failed(&message, self.rt.now()) {
             tracing::debug!(error = %e, "no credential was pending");
         }
     }
@@ -385,7 +390,7 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Engine<R, S> {
         if self.negotiating && !matches!(self.conn.state(), State::Negotiating { .. }) {
             self.negotiating = false;
             if self.conn.api_versions().is_some() {
-                self.versions_known_at = Some(Instant::now());
+                self.versions_known_at = Some(self.rt.now());
             }
         }
     }
@@ -397,7 +402,7 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Engine<R, S> {
             out.ready(ReadyReport {
                 result,
                 versions_known_at: self.versions_known_at,
-                at: Instant::now(),
+                at: self.rt.now(),
             });
         }
     }

@@ -43,6 +43,9 @@ mod direct;
 mod driver;
 mod engine;
 mod error;
+mod info;
+#[cfg(test)]
+mod module_graph;
 mod runtime;
 mod stream;
 mod tls;
@@ -51,14 +54,15 @@ mod typed;
 
 pub use client::Client;
 pub use config::ConnectConfig;
-pub use connect::{connect, connect_direct, timeout, ConnectInfo, Progress, TcpAttempt, Timings};
+pub use connect::{connect, connect_direct};
 pub use credentials::CallbackError;
 pub use direct::{Completion, DirectClient};
 pub use error::{ConnectError, RequestFailure};
-pub use runtime::{BoxFuture, Runtime};
+pub use info::{ConnectInfo, Progress, TcpAttempt, Timings, TlsInfo};
+pub use runtime::{timeout, BoxFuture, Runtime};
 /// A DER certificate, as in [`TlsInfo::peer_certificates`] and [`ConnectError::presented_certificates`].
 pub use rustls_pki_types::CertificateDer;
-pub use tls::{TlsConfig, TlsInfo};
+pub use tls::TlsConfig;
 #[cfg(feature = "kafka-protocol")]
 #[cfg_attr(docsrs, doc(cfg(feature = "kafka-protocol")))]
 pub use typed::TypedFailure;

@@ -88,4 +88,14 @@ impl Runtime for SmolRuntime {
     fn spawn(&self, task: BoxFuture<'static, ()>) {
         smol::spawn(task).detach();
     }
+
+    // smol's blocking pool (the `blocking` crate), which resumes a panic of
+    // `f` in the awaiting task.
+    fn spawn_blocking<F, T>(&self, f: F) -> BoxFuture<'static, T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        Box::pin(smol::unblock(f))
+    }
 }

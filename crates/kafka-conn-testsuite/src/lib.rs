@@ -20,7 +20,7 @@ pub mod tests;
 pub mod typed;
 
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_channel::oneshot;
 use kafka_conn_driver::{ConnectError, Runtime};
@@ -80,7 +80,7 @@ pub async fn refused<R: Runtime, C: std::fmt::Debug>(
 
 /// Sleeps on `rt`.
 pub async fn sleep<R: Runtime>(rt: &R, d: Duration) {
-    rt.sleep_until(Instant::now() + d).await;
+    rt.sleep_until(rt.now() + d).await;
 }
 
 /// Defines one `#[test]` per suite test, each running on the given
@@ -117,6 +117,7 @@ macro_rules! suite {
             oauth_callback_answers_every_reauthentication,
             failing_oauth_callback_is_an_auth_failure,
             sasl_mechanisms_over_plaintext_and_ssl,
+            spawn_blocking_runs_off_the_executor,
         );
         $crate::suite!(@direct $block_on, $runtime;
             direct_pipelines_10k_requests_in_one_task,

@@ -658,12 +658,24 @@ impl<R: Runtime> Runtime for FixedDns<R> {
         self.inner.set_nodelay(tcp)
     }
 
+    fn now(&self) -> Instant {
+        self.inner.now()
+    }
+
     fn sleep_until(&self, deadline: Instant) -> BoxFuture<'static, ()> {
         self.inner.sleep_until(deadline)
     }
 
     fn spawn(&self, task: BoxFuture<'static, ()>) {
         self.inner.spawn(task);
+    }
+
+    fn spawn_blocking<F, T>(&self, f: F) -> BoxFuture<'static, T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.inner.spawn_blocking(f)
     }
 }
 
@@ -912,4 +924,33 @@ pub async fn sasl_mechanisms_over_plaintext_and_ssl<R: Runtime>(rt: R) {
             "password leaked: {e:?}"
         );
     }
+}
+
+/// `Runtime::spawn_blocking` runs the closure on another thread (the
+/// runtime's blocking pool), hands back its result, and resumes its panic
+/// in the task that awaits it.
+pub async fn spawn_blocking_runs_off_the_executor<R: Runtime>(rt: R) {
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    use std::task::Poll;
+
+    let caller = std::thread::current().id();
+    let (value, on) = rt
+        .spawn_blocking(|| (6 * 7, std::thread::current().id()))
+        .await;
+    assert_eq!(value, 42);
+    assert_ne!(on, caller, "ran on the awaiting task's thread");
+    let mut panicking = rt.spawn_blocking(|| -> u8 { panic!("boom in the blocking pool") });
+    let caught = std::future::poll_fn(|cx| {
+        match catch_unwind(AssertUnwindSafe(|| panicking.as_mut().poll(cx))) {
+            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(payload) => Poll::Ready(Err(payload)),
+        }
+    })
+    .await;
+    let payload = caught.expect_err("the panic resumes in the awaiting task");
+    assert_eq!(
+        payload.downcast_ref::<&str>(),
+        Some(&"boom in the blocking pool")
+    );
 }

@@ -106,12 +106,36 @@ impl Runtime for TokioRuntime {
         tcp.0.set_nodelay(true)
     }
 
+    // tokio's clock, which `sleep_until` uses: the same as the system's,
+    // except that it stands still under `tokio::time::pause` (test-util).
+    fn now(&self) -> Instant {
+        tokio::time::Instant::now().into_std()
+    }
+
     fn sleep_until(&self, deadline: Instant) -> BoxFuture<'static, ()> {
         Box::pin(tokio::time::sleep_until(deadline.into()))
     }
 
     fn spawn(&self, task: BoxFuture<'static, ()>) {
         drop(self.handle.spawn(task));
+    }
+
+    fn spawn_blocking<F, T>(&self, f: F) -> BoxFuture<'static, T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let task = self.handle.spawn_blocking(f);
+        Box::pin(async move {
+            match task.await {
+                Ok(value) => value,
+                Err(e) => match e.try_into_panic() {
+                    Ok(payload) => std::panic::resume_unwind(payload),
+                    // Only when the runtime shuts down under the task.
+                    Err(e) => panic!("blocking task not run: {e}"),
+                },
+            }
+        })
     }
 }
 
