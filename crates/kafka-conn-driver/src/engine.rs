@@ -519,3 +519,6 @@ fn credential_kind(r: &CredentialRequest) -> &'static str {
         _ => "custom",
     }
 }
+
+#[cfg(test)]
+mod tests;
