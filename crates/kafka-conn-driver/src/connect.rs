@@ -15,7 +15,7 @@ use tracing::Instrument;
 
 use crate::client::{Client, Command, Shared};
 use crate::config::ConnectConfig;
-use crate::credentials::Credentials;
+use crate::credentials::{CredentialContext, Credentials};
 use crate::direct::{Completions, DirectClient};
 use crate::driver::Driver;
 use crate::engine::{Engine, ReadyReport};
@@ -64,6 +64,8 @@ struct Transport<T> {
 
 /// What `connect` learnt before the Kafka handshake.
 struct SoFar {
+    /// The host as given (for the credential provider).
+    host: String,
     addr: SocketAddr,
     resolved: Vec<SocketAddr>,
     tls: Option<TlsInfo>,
@@ -227,6 +229,7 @@ async fn open_transport<R: Runtime>(
     Ok(Transport {
         stream,
         so_far: SoFar {
+            host: host.to_owned(),
             addr,
             resolved,
             tls,
@@ -244,8 +247,15 @@ async fn connect_in_span<R: Runtime>(
     let Transport { stream, so_far } = open_transport(&rt, address, &config).await?;
     let handshake_start = rt.now();
     let conn = Connection::new(config.core.clone(), handshake_start)?;
-    let (commands, shared, ready_rx) =
-        spawn_driver(&rt, so_far.addr, conn, stream, config.credentials.clone());
+    let peer = CredentialContext::for_runtime(&rt, &so_far.host, so_far.addr);
+    let (commands, shared, ready_rx) = spawn_driver(
+        &rt,
+        so_far.addr,
+        conn,
+        stream,
+        config.credentials.clone(),
+        peer,
+    );
     // An error: the task vanished without a word (its runtime is shutting down).
     let report = ready_rx.await.unwrap_or_else(|_| ReadyReport {
         result: Err(CloseReason::Shutdown),
@@ -291,7 +301,8 @@ async fn connect_direct_in_span<R: Runtime>(
     let span = tracing::info_span!("kafka_conn", addr = %so_far.addr);
     let handshake_start = rt.now();
     let conn = Connection::new(config.core.clone(), handshake_start)?;
-    let mut engine = Engine::new(rt.clone(), conn, stream, config.credentials.clone());
+    let peer = CredentialContext::for_runtime(&rt, &so_far.host, so_far.addr);
+    let mut engine = Engine::new(rt.clone(), conn, stream, config.credentials.clone(), peer);
     let mut out = Completions::default();
     let report = std::future::poll_fn(|cx| {
         let _entered = span.enter();
@@ -331,6 +342,7 @@ async fn finish_handshake<R: Runtime>(
     bytes_received: u64,
 ) -> Result<ConnectInfo, ConnectError> {
     let SoFar {
+        host: _,
         addr,
         resolved,
         tls,
@@ -471,6 +483,7 @@ fn spawn_driver<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     conn: Connection,
     stream: S,
     credentials: Credentials,
+    peer: CredentialContext,
 ) -> (
     mpsc::UnboundedSender<Command>,
     Arc<Shared>,
@@ -479,15 +492,8 @@ fn spawn_driver<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     let (commands, commands_rx) = mpsc::unbounded();
     let (ready_tx, ready_rx) = oneshot::channel();
     let shared = Arc::new(Shared::default());
-    let driver = Driver::new(
-        rt.clone(),
-        conn,
-        stream,
-        commands_rx,
-        credentials,
-        shared.clone(),
-        ready_tx,
-    );
+    let engine = Engine::new(rt.clone(), conn, stream, credentials, peer);
+    let driver = Driver::new(engine, commands_rx, shared.clone(), ready_tx);
     rt.spawn(Box::pin(
         driver.instrument(tracing::info_span!("kafka_conn", %addr)),
     ));
@@ -505,7 +511,9 @@ async fn peer_speaks_kafka<R: Runtime>(rt: &R, addr: SocketAddr, within: Duratio
     let Ok(conn) = Connection::new(core, rt.now()) else {
         return false;
     };
-    let (commands, _shared, ready) = spawn_driver(rt, addr, conn, tcp, Credentials::default());
+    let peer = CredentialContext::for_runtime(rt, &addr.ip().to_string(), addr);
+    let (commands, _shared, ready) =
+        spawn_driver(rt, addr, conn, tcp, Credentials::default(), peer);
     let spoke = matches!(ready.await, Ok(ReadyReport { result: Ok(_), .. }));
     // Dropping the only handle closes the probe connection.
     drop(commands);

@@ -18,7 +18,6 @@ use kafka_conn_core::{
 };
 
 use crate::client::{Command, Shared};
-use crate::credentials::Credentials;
 use crate::engine::{apply_throttle, Engine, Outcomes, ReadyReport};
 use crate::error::RequestFailure;
 use crate::runtime::Runtime;
@@ -51,17 +50,15 @@ struct Handles {
 }
 
 impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Driver<R, S> {
+    /// The task for `engine`, serving the handles on `commands`.
     pub(crate) fn new(
-        rt: R,
-        conn: Connection,
-        io: S,
+        engine: Engine<R, S>,
         commands: mpsc::UnboundedReceiver<Command>,
-        credentials: Credentials,
         shared: Arc<Shared>,
         ready: oneshot::Sender<ReadyReport>,
     ) -> Self {
         Self {
-            engine: Engine::new(rt, conn, io, credentials),
+            engine,
             handles: Handles {
                 commands,
                 gone: false,

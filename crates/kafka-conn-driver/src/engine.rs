@@ -23,7 +23,7 @@ use kafka_conn_core::{
     RequestError, Response, SaslSession, State,
 };
 
-use crate::credentials::{CallbackError, Credentials};
+use crate::credentials::{CallbackError, CredentialContext, Credentials, Unanswered};
 use crate::runtime::{BoxFuture, Runtime};
 
 /// How many slices one vectored write gathers.
@@ -77,6 +77,8 @@ pub(crate) struct Engine<R: Runtime, S> {
     io: Option<S>,
     timer: Option<(Instant, BoxFuture<'static, ()>)>,
     credentials: Credentials,
+    /// Who the connection is to, for the credential provider.
+    peer: CredentialContext,
     credential: Option<BoxFuture<'static, Result<Credential, CallbackError>>>,
     /// Handshake timing (see [`ReadyReport`]): still negotiating versions,
     /// and when that ended.
@@ -98,7 +100,13 @@ pub(crate) struct Engine<R: Runtime, S> {
 }
 
 impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Engine<R, S> {
-    pub(crate) fn new(rt: R, conn: Connection, io: S, credentials: Credentials) -> Self {
+    pub(crate) fn new(
+        rt: R,
+        conn: Connection,
+        io: S,
+        credentials: Credentials,
+        peer: CredentialContext,
+    ) -> Self {
         let negotiating = matches!(conn.state(), State::Negotiating { .. });
         let read_waker = Arc::new(ReadWaker::default());
         Self {
@@ -107,6 +115,7 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Engine<R, S> {
             io: Some(io),
             timer: None,
             credentials,
+            peer,
             credential: None,
             negotiating,
             versions_known_at: None,
@@ -361,13 +370,16 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Engine<R, S> {
                 }
                 Err(e) => tracing::debug!(error = %e, "credential no longer needed"),
             },
-            Err(e) => self.fail_locally(format!("the credential callback failed: {e}")),
+            Err(e) => match e.downcast_ref::<Unanswered>() {
+                Some(Unanswered(why)) => self.fail_locally(why.clone()),
+                None => self.fail_locally(format!("the credential callback failed: {e}")),
+            },
         }
         self.drain_events(out);
         true
     }
 
-    /// A credential callback failed (or none is configured): the core
+    /// A credential provider failed (or none is configured): the core
     /// fails the authentication and closes with `AuthFailed`.
     fn fail_locally(&mut self, message: String) {
         tracing::warn!(%message, "credential not available: authentication fails");
@@ -376,11 +388,18 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Engine<R, S> {
         }
     }
 
-    fn on_credential_required(&mut self, request: &CredentialRequest) {
-        tracing::debug!(kind = credential_kind(request), "credential required");
-        match self.credentials.answer(request) {
+    fn on_credential_required(&mut self, request: CredentialRequest) {
+        // Asked after the connection was ready: a KIP-368 re-authentication.
+        let reauthentication = self.ready_reported;
+        tracing::debug!(
+            kind = credential_kind(&request),
+            reauthentication,
+            "credential required"
+        );
+        let context = self.peer.clone().with_reauthentication(reauthentication);
+        match self.credentials.answer(request, context) {
             Ok(fut) => self.credential = Some(fut),
-            Err(why) => self.fail_locally(why.to_owned()),
+            Err(why) => self.fail_locally(why),
         }
     }
 
@@ -433,7 +452,7 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Engine<R, S> {
                     );
                     self.report_ready(out, Ok((api_versions, sasl)));
                 }
-                Event::CredentialRequired(request) => self.on_credential_required(&request),
+                Event::CredentialRequired(request) => self.on_credential_required(request),
                 Event::Reauthenticated(session) => {
                     tracing::info!(
                         mechanism = %session.mechanism,

@@ -7,8 +7,9 @@
 //! - **One task per connection** owns the socket and the core and runs a
 //!   single hand-written poll loop: commands from the handles, reads
 //!   straight into the core's buffer, vectored writes, the core's
-//!   deadlines (checked against the clock, not only the timer), credential
-//!   callbacks, and the core's events drained after every input.
+//!   deadlines (checked against the runtime's clock, not only its timer),
+//!   the credential provider, and the core's events drained after every
+//!   input.
 //! - **[`DirectClient`]** ([`connect_direct`]) runs the same loop in its
 //!   caller's task instead: no task, no channel, no second wake-up per
 //!   request, for code that owns its connection in one task. It moves only
@@ -21,6 +22,11 @@
 //! - **TLS** (SSL, SASL_SSL) through futures-rustls with the `ring`
 //!   provider: a CA file or the system roots, a server name override and
 //!   client certificates ([`TlsConfig`]).
+//! - **One [`CredentialProvider`]** ([`ConnectConfig::with_credential_provider`])
+//!   answers every credential request of every SASL mechanism (OAUTHBEARER,
+//!   GSSAPI, your own through `CredentialRequest::Custom`), for each
+//!   authentication and re-authentication, told the broker's host and
+//!   whether it re-authenticates ([`CredentialContext`]).
 //! - **[`connect`]** reports each failure a user can fix differently as its
 //!   own [`ConnectError`] variant, and returns what a diagnostics tool
 //!   needs in [`Client::info`]: address, timings, TLS session, versions, SASL.
@@ -55,7 +61,7 @@ mod typed;
 pub use client::Client;
 pub use config::ConnectConfig;
 pub use connect::{connect, connect_direct};
-pub use credentials::CallbackError;
+pub use credentials::{CallbackError, CredentialContext, CredentialProvider};
 pub use direct::{Completion, DirectClient};
 pub use error::{ConnectError, RequestFailure};
 pub use info::{ConnectInfo, Progress, TcpAttempt, Timings, TlsInfo};
@@ -69,3 +75,9 @@ pub use typed::TypedFailure;
 
 /// The sans-IO core this crate drives, re-exported so users need one dependency.
 pub use kafka_conn_core as core;
+
+/// The examples of `docs/sasl.md`, compiled and run as doctests so that
+/// the guide stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/sasl.md")]
+pub struct SaslGuide;

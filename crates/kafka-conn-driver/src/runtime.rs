@@ -74,6 +74,33 @@ pub trait Runtime: Clone + Send + Sync + Unpin + 'static {
     }
 }
 
+/// A boxed blocking job, as handed to a blocking pool.
+pub(crate) type Job = Box<dyn FnOnce() + Send>;
+
+/// Splits `f` into a job for a blocking pool and the future of its result:
+/// the job runs `f` and sends what it returned or the panic it raised; the
+/// future resolves to the value or resumes the panic in the awaiting task.
+pub(crate) fn run_caught<F, T>(f: F) -> (Job, BoxFuture<'static, T>)
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let (tx, rx) = oneshot::channel();
+    let job: Job = Box::new(move || {
+        let _ = tx.send(panic::catch_unwind(AssertUnwindSafe(f)));
+    });
+    let result = Box::pin(async move {
+        match rx.await {
+            Ok(Ok(value)) => value,
+            Ok(Err(payload)) => panic::resume_unwind(payload),
+            Err(oneshot::Canceled) => {
+                panic!("the blocking job was dropped before it ran (is the runtime shutting down?)")
+            }
+        }
+    });
+    (job, result)
+}
+
 /// Runs `f` on a thread of its own and resolves to its result, resuming a
 /// panic of `f` in the awaiting task: the default of
 /// [`Runtime::spawn_blocking`].
@@ -82,22 +109,15 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    let (tx, rx) = oneshot::channel();
+    let (job, result) = run_caught(f);
     let spawned = std::thread::Builder::new()
         .name("kafka-conn-blocking".to_owned())
-        .spawn(move || {
-            let _ = tx.send(panic::catch_unwind(AssertUnwindSafe(f)));
-        });
+        .spawn(job);
     Box::pin(async move {
         if let Err(e) = spawned {
             panic!("cannot start a thread for blocking work: {e}");
         }
-        match rx.await {
-            Ok(Ok(value)) => value,
-            Ok(Err(payload)) => panic::resume_unwind(payload),
-            // The thread ends only after sending; unwinding is caught above.
-            Err(oneshot::Canceled) => unreachable!("the blocking thread vanished"),
-        }
+        result.await
     })
 }
 
@@ -117,7 +137,7 @@ pub async fn timeout<R: Runtime, F: Future>(rt: &R, after: Duration, fut: F) -> 
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::sync::Arc;
     use std::task::{Context, Wake, Waker};
     use std::thread::{self, Thread};
@@ -135,7 +155,7 @@ mod tests {
 
     /// Runs `fut` on this thread, parking it while the future waits;
     /// returns the output, or the panic that polling it raised.
-    fn block_on<T>(fut: BoxFuture<'static, T>) -> thread::Result<T> {
+    pub(crate) fn block_on<T>(fut: BoxFuture<'static, T>) -> thread::Result<T> {
         let mut fut = fut;
         let waker = Waker::from(Arc::new(Unpark(thread::current())));
         let mut cx = Context::from_waker(&waker);

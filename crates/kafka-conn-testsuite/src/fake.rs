@@ -1,6 +1,7 @@
 //! Misbehaving peers over real sockets, on plain threads (so they work
 //! under every runtime): a listener that never answers, one that answers
-//! garbage, and a proxy to a real broker that can be frozen and killed.
+//! garbage, a proxy to a real broker that can be frozen and killed, and
+//! the core's simulated broker behind a socket.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -9,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 
 use futures_channel::mpsc;
+use kafka_conn_driver::core::sim::SimBroker;
 
 /// A listener on 127.0.0.1 that hands every connection to a behaviour on
 /// its own thread. Dropping it (or [`Fake::kill`]) stops it and shuts
@@ -68,6 +70,28 @@ impl Fake {
                 let _ = s.write_all(reply);
             }
             while matches!(s.read(&mut buf), Ok(n) if n > 0) {}
+        })
+    }
+
+    /// The core's simulated broker behind a real socket: each connection
+    /// gets a fresh broker from `make`, which reads every byte the client
+    /// writes and answers as it is scripted to. For what no real broker
+    /// here does, such as a SASL mechanism of our own.
+    pub fn simulated(make: impl Fn() -> SimBroker + Send + Sync + 'static) -> Self {
+        Self::start(move |mut s| {
+            let mut broker = make();
+            let mut buf = [0u8; 16384];
+            while let Ok(n @ 1..) = s.read(&mut buf) {
+                broker.receive(&buf[..n]);
+                let out = broker.take_output(usize::MAX);
+                if s.write_all(&out).is_err() {
+                    break;
+                }
+                if broker.is_closed() {
+                    break;
+                }
+            }
+            let _ = s.shutdown(Shutdown::Both);
         })
     }
 

@@ -12,6 +12,7 @@
 //! (see [`fake`]). A missing broker skips its test, or fails it when
 //! `KAFKA_CONN_REQUIRE_BROKERS=1`.
 
+pub mod custom;
 pub mod direct;
 pub mod env;
 pub mod fake;
@@ -89,7 +90,7 @@ pub async fn sleep<R: Runtime>(rt: &R, d: Duration) {
 #[macro_export]
 macro_rules! suite {
     ($block_on:path, $runtime:expr) => {
-        $crate::suite!(@each $block_on, $runtime;
+        $crate::suite!(@in tests, $block_on, $runtime;
             plaintext_connects_and_negotiates,
             tls_connects_with_ca_file_and_server_name,
             mtls_connects_with_client_certificate,
@@ -119,7 +120,7 @@ macro_rules! suite {
             sasl_mechanisms_over_plaintext_and_ssl,
             spawn_blocking_runs_off_the_executor,
         );
-        $crate::suite!(@direct $block_on, $runtime;
+        $crate::suite!(@in direct, $block_on, $runtime;
             direct_pipelines_10k_requests_in_one_task,
             direct_connects_over_tls_and_to_the_mock_cluster,
             direct_dropped_requests_keep_the_connection_in_sync,
@@ -128,7 +129,11 @@ macro_rules! suite {
             direct_connect_errors_and_sasl,
             direct_reauthenticates_between_requests,
         );
-        $crate::suite!(@typed $block_on, $runtime;
+        $crate::suite!(@in custom, $block_on, $runtime;
+            user_defined_plain_authenticates_against_the_sasl_broker,
+            user_defined_mechanism_asks_the_provider_through_custom,
+        );
+        $crate::suite!(@in typed, $block_on, $runtime;
             typed_metadata_and_create_topics,
             typed_produce_fetch_round_trip_tansu,
             typed_produce_fetch_round_trip_mock,
@@ -137,27 +142,11 @@ macro_rules! suite {
             direct_typed_requests,
         );
     };
-    (@direct $block_on:path, $runtime:expr; $($name:ident),* $(,)?) => {
+    (@in $module:ident, $block_on:path, $runtime:expr; $($name:ident),* $(,)?) => {
         $(
             #[test]
             fn $name() {
-                $block_on(async { $crate::direct::$name($runtime).await });
-            }
-        )*
-    };
-    (@typed $block_on:path, $runtime:expr; $($name:ident),* $(,)?) => {
-        $(
-            #[test]
-            fn $name() {
-                $block_on(async { $crate::typed::$name($runtime).await });
-            }
-        )*
-    };
-    (@each $block_on:path, $runtime:expr; $($name:ident),* $(,)?) => {
-        $(
-            #[test]
-            fn $name() {
-                $block_on(async { $crate::tests::$name($runtime).await });
+                $block_on(async { $crate::$module::$name($runtime).await });
             }
         )*
     };

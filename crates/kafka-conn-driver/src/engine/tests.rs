@@ -29,7 +29,7 @@ use kafka_conn_core::{
 };
 
 use super::{Engine, Outcomes, ReadyReport, TURN_BUDGET};
-use crate::credentials::Credentials;
+use crate::credentials::{CredentialContext, Credentials};
 use crate::runtime::{BoxFuture, Runtime};
 
 /// Locks, ignoring poison (a failed assertion elsewhere must not hide
@@ -356,7 +356,14 @@ impl Harness {
         let versions = ApiVersions::from_ranges([(3, 0, 12), (18, 0, 4)]).unwrap();
         let conn = Connection::new(config.with_version_hint(versions), start).unwrap();
         let socket = SimSocket::new(broker);
-        let engine = Engine::new(rt.clone(), conn, socket.clone(), Credentials::default());
+        let peer = CredentialContext::new("sim", SocketAddr::from(([127, 0, 0, 1], 9092)));
+        let engine = Engine::new(
+            rt.clone(),
+            conn,
+            socket.clone(),
+            Credentials::default(),
+            peer,
+        );
         let wakes = Arc::new(WakeCount::default());
         let mut h = Self {
             out: Recorder {
