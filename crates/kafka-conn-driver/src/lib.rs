@@ -41,6 +41,7 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod adapter;
 mod client;
 mod config;
 mod connect;
