@@ -35,9 +35,9 @@ use crate::stream::Stream;
 /// flight should therefore keep a `recv` (or `request`) pending, e.g. in
 /// its `select!` loop.
 ///
-/// Pipelining: [`send`](Self::send) queues any number of requests (no
-/// I/O), and [`recv`](Self::recv) writes them, then returns the
-/// completions in the order they arrive. [`request`](Self::request) is
+/// Pipelining: [`submit`](Self::submit) queues any number of requests (no
+/// I/O) and returns their ids, and [`recv`](Self::recv) writes them, then
+/// returns the completions in the order they arrive. [`request`](Self::request) is
 /// both for one request; completions of other requests that arrive
 /// meanwhile wait for `recv`.
 ///
@@ -50,11 +50,11 @@ pub struct DirectClient<R: Runtime> {
     span: tracing::Span,
 }
 
-/// How one request sent with [`DirectClient::send`] ended.
+/// How one request queued with [`DirectClient::submit`] ended.
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct Completion {
-    /// The id [`DirectClient::send`] returned.
+    /// The id [`DirectClient::submit`] returned.
     pub correlation_id: CorrelationId,
     /// The response, or why there is none.
     pub result: Result<Response, RequestFailure>,
@@ -139,10 +139,24 @@ impl<R: Runtime> DirectClient<R> {
     ///
     /// A request built with [`Request::without_response`] (Produce with
     /// `acks=0`) gets no completion: it is done once written.
-    pub fn send(&mut self, request: Request) -> Result<CorrelationId, SendError> {
+    ///
+    /// (Named apart from [`Client::send`](crate::Client::send), which waits
+    /// for the response: that is [`request`](Self::request) here.)
+    pub fn submit(&mut self, request: Request) -> Result<CorrelationId, SendError> {
         let id = self.engine.conn.send_request(request, self.engine.now());
         self.engine.drain_events(&mut self.out);
         id
+    }
+
+    /// The old name of [`submit`](Self::submit), which it calls: it queues
+    /// and returns an id, unlike `Client::send`, which waits for the
+    /// response.
+    #[deprecated(
+        since = "0.1.0",
+        note = "renamed `submit` (it queues and returns an id; `request` waits for the response)"
+    )]
+    pub fn send(&mut self, request: Request) -> Result<CorrelationId, SendError> {
+        self.submit(request)
     }
 
     /// Drives the connection until a request completes, and returns that
@@ -181,12 +195,12 @@ impl<R: Runtime> DirectClient<R> {
     /// response read and discarded when it arrives.
     ///
     /// A request built with [`Request::without_response`] is refused with
-    /// [`RequestFailure::NoResponseExpected`]: use [`send`](Self::send).
+    /// [`RequestFailure::NoResponseExpected`]: use [`submit`](Self::submit).
     pub async fn request(&mut self, request: Request) -> Result<Response, RequestFailure> {
         if !request.expects_response() {
             return Err(RequestFailure::NoResponseExpected);
         }
-        let id = self.send(request).map_err(RequestFailure::Refused)?;
+        let id = self.submit(request).map_err(RequestFailure::Refused)?;
         let mut guard = CancelOnDrop {
             client: self,
             id,
