@@ -280,3 +280,45 @@ fn serve_oauth(
         s.write_all(&framed)?;
     }
 }
+
+/// A listener on 127.0.0.1 whose accept queue is full and is never
+/// drained: a SYN to it is dropped (Linux does that when the queue is
+/// full), so a connect hangs as it does to a firewalled host. The backlog
+/// is 0 (one queued connection on Linux) and filled by connections made
+/// here until one times out. `None` where the system answers otherwise
+/// (no connect hung after 64).
+pub struct FullBacklog {
+    listener: socket2::Socket,
+    _fillers: Vec<TcpStream>,
+}
+
+impl FullBacklog {
+    /// Listens and fills the queue.
+    pub fn start() -> Option<Self> {
+        use socket2::{Domain, Socket, Type};
+        let listener = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        listener.bind(&any.into()).unwrap();
+        listener.listen(0).unwrap();
+        let addr = listener.local_addr().unwrap().as_socket().unwrap();
+        let mut fillers = Vec::new();
+        for _ in 0..64 {
+            match TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(200)) {
+                Ok(s) => fillers.push(s),
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                    return Some(Self {
+                        listener,
+                        _fillers: fillers,
+                    })
+                }
+                Err(e) => panic!("filling the backlog of {addr}: {e}"),
+            }
+        }
+        None
+    }
+
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.listener.local_addr().unwrap().as_socket().unwrap()
+    }
+}

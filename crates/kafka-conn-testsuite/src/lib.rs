@@ -114,6 +114,7 @@ macro_rules! suite {
             wrong_ca_is_certificate_not_trusted,
             wrong_server_name_is_name_mismatch,
             closed_port_is_refused,
+            tcp_connect_without_answer_times_out_at_the_tcp_step,
             unknown_host_is_a_resolve_error,
             oauth_callback_answers_every_reauthentication,
             failing_oauth_callback_is_an_auth_failure,

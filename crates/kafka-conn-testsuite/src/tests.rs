@@ -10,11 +10,11 @@ use kafka_conn_driver::core::{
     TimeoutKind,
 };
 use kafka_conn_driver::{
-    connect, BoxFuture, CertificateDer, Client, ConnectConfig, ConnectError, RequestFailure,
-    Runtime, TlsConfig,
+    connect, connect_direct, BoxFuture, CertificateDer, Client, ConnectConfig, ConnectError,
+    RequestFailure, Runtime, TlsConfig,
 };
 
-use crate::fake::{Fake, OAuthBroker, Proxy};
+use crate::fake::{Fake, FullBacklog, OAuthBroker, Proxy};
 use crate::kafka::{
     api_versions_error, api_versions_v0, assert_metadata_for, metadata_all, metadata_for,
 };
@@ -767,6 +767,59 @@ pub async fn closed_port_is_refused<R: Runtime>(rt: R) {
     let e = must_fail(&rt, &format!("127.0.0.1:{port}"), ConnectConfig::default()).await;
     assert!(matches!(e, ConnectError::Refused { .. }), "{e}");
     assert!(e.is_retriable());
+}
+
+/// A TCP connect that gets no answer (a listener whose accept queue is
+/// full drops the SYN) fails at the connect timeout, as a TCP timeout for
+/// that address, by `connect` and `connect_direct`.
+pub async fn tcp_connect_without_answer_times_out_at_the_tcp_step<R: Runtime>(rt: R) {
+    let Some(full) = FullBacklog::start() else {
+        eprintln!("SKIPPED: a connect to a full backlog does not hang on this system");
+        return;
+    };
+    let addr = full.addr();
+    let address = addr.to_string();
+    let after = Duration::from_millis(500);
+    let config = ConnectConfig::default().with_connect_timeout(after);
+    for direct in [false, true] {
+        let started = rt.now();
+        let e = if direct {
+            let connecting = connect_direct(rt.clone(), &address, config.clone());
+            refused(&rt, &address, LIMIT, connecting).await
+        } else {
+            must_fail(&rt, &address, config.clone()).await
+        };
+        let took = rt.now() - started;
+        assert!(
+            matches!(e, ConnectError::ConnectTimeout { addr: a, after: t, .. } if a == addr && t == after),
+            "{e}"
+        );
+        assert_eq!(
+            e.to_string(),
+            format!("TCP connect to {addr} timed out after 500ms")
+        );
+        assert!(e.is_retriable());
+        let p = e.progress().expect("progress");
+        assert_eq!(
+            (p.address, p.timings.tcp, p.timings.resolve),
+            (None, None, None),
+            "{p:?}"
+        );
+        assert_eq!(p.resolved, [addr]);
+        let [attempt] = p.failed_attempts.as_slice() else {
+            panic!("one attempt: {p:?}")
+        };
+        assert_eq!(
+            (attempt.addr, attempt.reason.as_str()),
+            (addr, "timed out after 500ms")
+        );
+        assert!(attempt.took >= after, "{attempt:?}");
+        // At the timeout, not long after (generous for a loaded machine).
+        assert!(
+            took >= after && took < after + Duration::from_secs(5),
+            "{took:?}"
+        );
+    }
 }
 
 /// A host name that does not resolve (`.invalid` never does, RFC 2606).
