@@ -8,7 +8,7 @@
 /// its `Runtime` implementation; a type added to this crate's API appears
 /// in every adapter without touching them.
 ///
-/// ```ignore
+/// ```text
 /// kafka_conn_driver::adapter_api!(SmolRuntime = SmolRuntime);
 /// // With more documentation for `connect` and `connect_direct`:
 /// kafka_conn_driver::adapter_api!(

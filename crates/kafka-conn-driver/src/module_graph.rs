@@ -34,6 +34,10 @@ fn graph() -> BTreeMap<String, BTreeSet<String>> {
                 .join("\n");
             let mut uses = BTreeSet::new();
             for (i, _) in code.match_indices("crate::") {
+                // `$crate::` in a macro names the crate where it expands.
+                if code[..i].ends_with('$') {
+                    continue;
+                }
                 for target in first_segments(&code[i + "crate::".len()..]) {
                     if target != *name && modules.contains(&target) {
                         uses.insert(target);
@@ -110,7 +114,7 @@ fn modules_import_each_other_without_cycles() {
         eprintln!("{module} -> {uses:?}");
     }
     // The leaves the rest is built on, and the procedure at the top.
-    for leaf in ["info", "runtime", "stream"] {
+    for leaf in ["adapter", "info", "runtime", "stream"] {
         assert_eq!(graph[leaf], BTreeSet::new(), "{leaf} must stay a leaf");
     }
     assert!(
