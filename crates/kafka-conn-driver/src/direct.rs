@@ -24,7 +24,7 @@ use crate::stream::Stream;
 /// talks to it through a channel; that costs a channel message, a oneshot
 /// and a second task wake-up per request. A `DirectClient` runs the same
 /// drive loop (the same code: writes, reads, deadlines, credential
-/// callbacks, re-authentication) inside its own methods instead, so a
+/// provider, re-authentication) inside its own methods instead, so a
 /// request costs only the socket I/O and the core. It suits a task that
 /// owns its connection: a proxy's per-broker loop, a benchmark, a tool.
 ///

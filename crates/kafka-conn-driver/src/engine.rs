@@ -1,7 +1,7 @@
 //! The drive loop itself, written once for both ways of running a
 //! connection: the [`Engine`] owns the socket and the core [`Connection`]
 //! and does all the I/O (vectored writes, reads straight into the core's
-//! buffer, the core's deadlines, credential callbacks); what the core
+//! buffer, the core's deadlines, the credential provider); what the core
 //! reports goes to an [`Outcomes`]. The spawned task of [`Client`]
 //! (`driver.rs`) hands outcomes to waiting handles; [`DirectClient`]
 //! (`direct.rs`) queues them for its own caller.
@@ -351,7 +351,7 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Engine<R, S> {
         false
     }
 
-    /// Polls the credential callback in flight, if any.
+    /// Polls the credential provider's answer in flight, if any.
     fn poll_credential(&mut self, cx: &mut Context<'_>, out: &mut impl Outcomes) -> bool {
         let Some(fut) = &mut self.credential else {
             return false;

@@ -1,8 +1,10 @@
 //! # kafka-conn-driver
 //!
 //! Drives a [`kafka_conn_core::Connection`] over a real socket on any async
-//! runtime. The runtime supplies only DNS, TCP, a timer and spawning (the
-//! [`Runtime`] trait); everything else is here, written once:
+//! runtime. The runtime supplies only DNS, TCP, a clock and a timer,
+//! spawning and a blocking pool (the [`Runtime`] trait); everything else is
+//! here, written once, and so is the API of the adapter crates
+//! ([`adapter_api!`]):
 //!
 //! - **One task per connection** owns the socket and the core and runs a
 //!   single hand-written poll loop: commands from the handles, reads
