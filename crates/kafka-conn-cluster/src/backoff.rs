@@ -76,18 +76,22 @@ mod tests {
     #[test]
     fn exponential_doubles_and_caps() {
         let ms = Duration::from_millis;
-        let got: Vec<Duration> = (0..8)
-            .map(|a| exponential(ms(50), ms(1000), a))
-            .collect();
+        let got: Vec<Duration> = (0..8).map(|a| exponential(ms(50), ms(1000), a)).collect();
         assert_eq!(
             got,
-            [ms(50), ms(100), ms(200), ms(400), ms(800), ms(1000), ms(1000), ms(1000)]
+            [
+                ms(50),
+                ms(100),
+                ms(200),
+                ms(400),
+                ms(800),
+                ms(1000),
+                ms(1000),
+                ms(1000)
+            ]
         );
         assert_eq!(exponential(ms(50), ms(1000), u32::MAX), ms(1000));
-        assert_eq!(
-            exponential(Duration::MAX, Duration::MAX, 3),
-            Duration::MAX
-        );
+        assert_eq!(exponential(Duration::MAX, Duration::MAX, 3), Duration::MAX);
     }
 
     #[test]
@@ -97,7 +101,10 @@ mod tests {
             let d = jittered(Duration::MAX, 1000, &mut rng);
             assert!(d <= Duration::MAX);
         }
-        assert_eq!(jittered(Duration::from_secs(1), 0, &mut rng), Duration::from_secs(1));
+        assert_eq!(
+            jittered(Duration::from_secs(1), 0, &mut rng),
+            Duration::from_secs(1)
+        );
     }
 
     #[test]

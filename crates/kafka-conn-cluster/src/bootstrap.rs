@@ -53,7 +53,9 @@ pub(crate) fn parse_one(s: &str) -> Result<Address, BootstrapError> {
         why,
     };
     let (host, port) = if let Some(rest) = s.strip_prefix('[') {
-        let (host, after) = rest.split_once(']').ok_or(bad("']' missing after an IPv6 address"))?;
+        let (host, after) = rest
+            .split_once(']')
+            .ok_or(bad("']' missing after an IPv6 address"))?;
         let port = after
             .strip_prefix(':')
             .ok_or(bad("no port after the IPv6 address (write [addr]:port)"))?;
@@ -72,7 +74,9 @@ pub(crate) fn parse_one(s: &str) -> Result<Address, BootstrapError> {
     if !port.bytes().all(|b| b.is_ascii_digit()) {
         return Err(bad("the port is not a number"));
     }
-    let port: u16 = port.parse().map_err(|_| bad("the port is larger than 65535"))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| bad("the port is larger than 65535"))?;
     if port == 0 {
         return Err(bad("port 0 is not a port a broker can listen on"));
     }
@@ -103,10 +107,18 @@ mod tests {
 
     #[test]
     fn good_addresses() {
-        let a = parse_bootstrap([" a:1 , b.example:65535", "a:1", "10.0.0.1:9092", "[fe80::1]:9"])
-            .unwrap();
+        let a = parse_bootstrap([
+            " a:1 , b.example:65535",
+            "a:1",
+            "10.0.0.1:9092",
+            "[fe80::1]:9",
+        ])
+        .unwrap();
         let shown: Vec<String> = a.iter().map(ToString::to_string).collect();
-        assert_eq!(shown, ["a:1", "b.example:65535", "10.0.0.1:9092", "[fe80::1]:9"]);
+        assert_eq!(
+            shown,
+            ["a:1", "b.example:65535", "10.0.0.1:9092", "[fe80::1]:9"]
+        );
     }
 
     #[test]
@@ -124,9 +136,15 @@ mod tests {
             ("kafka:65536", "the port is larger than 65535"),
             ("kafka:0", "port 0 is not a port a broker can listen on"),
             (":9092", "empty host"),
-            ("ka fka:9092", "the host contains spaces or control characters"),
+            (
+                "ka fka:9092",
+                "the host contains spaces or control characters",
+            ),
             ("::1:9092", "an IPv6 address needs brackets: [addr]:port"),
-            ("[::1]9092", "no port after the IPv6 address (write [addr]:port)"),
+            (
+                "[::1]9092",
+                "no port after the IPv6 address (write [addr]:port)",
+            ),
             ("[::1:9092", "']' missing after an IPv6 address"),
             ("[]:9092", "empty host"),
         ] {

@@ -188,7 +188,10 @@ impl ClusterConfig {
             ("metadata_max_age", self.metadata_max_age.is_zero()),
             ("circuit_failures", self.circuit_failures == Some(0)),
             ("max_connections", self.max_connections == Some(0)),
-            ("rebootstrap_after", self.rebootstrap_after == Some(Duration::ZERO)),
+            (
+                "rebootstrap_after",
+                self.rebootstrap_after == Some(Duration::ZERO),
+            ),
         ];
         if let Some((name, _)) = zeros.iter().find(|(_, zero)| *zero) {
             return Err(ConfigError::Zero(name));

@@ -137,8 +137,9 @@ pub enum Failure {
     Closed {
         /// Whether the connection had been ready.
         was_ready: bool,
-        /// The core's typed reason.
-        reason: CloseReason,
+        /// The core's typed reason (boxed: it is large, and errors that
+        /// carry it travel through every caller's `Result`).
+        reason: Box<CloseReason>,
     },
 }
 
@@ -148,8 +149,12 @@ impl Failure {
         match self {
             Failure::Dial(d) => Some(d.step),
             Failure::SetupTimeout { .. } => None,
-            Failure::Closed { was_ready: false, .. } => Some(DialStep::Handshake),
-            Failure::Closed { was_ready: true, .. } => None,
+            Failure::Closed {
+                was_ready: false, ..
+            } => Some(DialStep::Handshake),
+            Failure::Closed {
+                was_ready: true, ..
+            } => None,
         }
     }
 
@@ -169,7 +174,10 @@ impl fmt::Display for Failure {
         match self {
             Failure::Dial(d) => d.fmt(f),
             Failure::SetupTimeout { after } => {
-                write!(f, "the connection was not ready within the setup timeout of {after:?}")
+                write!(
+                    f,
+                    "the connection was not ready within the setup timeout of {after:?}"
+                )
             }
             Failure::Closed {
                 was_ready: false,
@@ -290,14 +298,6 @@ pub enum MetadataError {
         version: i16,
         /// What was wrong.
         error: DecodeError,
-    },
-    /// The body decoded but leaves bytes over.
-    #[error("the Metadata v{version} response has {extra} bytes after its end")]
-    TrailingBytes {
-        /// The response version.
-        version: i16,
-        /// How many bytes are left.
-        extra: usize,
     },
     /// The response lists no broker.
     #[error("the Metadata response lists no broker")]

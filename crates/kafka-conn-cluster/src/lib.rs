@@ -218,8 +218,7 @@ pub use error::{
 };
 pub use ids::{Address, ConnId, NodeId};
 pub use metadata::{
-    decode_metadata, Broker, Metadata, Partition, Topic, METADATA_MAX_VERSION,
-    REBOOTSTRAP_REQUIRED,
+    decode_metadata, Broker, Metadata, Partition, Topic, METADATA_MAX_VERSION, REBOOTSTRAP_REQUIRED,
 };
 pub use output::{Action, CloseWhy, Event, RebootstrapReason};
 pub use policy::{ClusterPolicy, NewError, NodeState, NodeView, Route, Target};

@@ -90,7 +90,7 @@ pub struct Partition {
 /// response header) at `version`.
 ///
 /// Refused, with a typed error and nothing else done: versions above 13,
-/// truncated or malformed bodies, bytes left over, zero brokers, duplicate
+/// truncated or malformed bodies, zero brokers, duplicate
 /// or negative node ids, ports outside 1-65535, empty hosts or hosts with
 /// spaces. A non-zero top-level error code (v13) decodes fine; it is for the
 /// caller (the policy rebootstraps on REBOOTSTRAP_REQUIRED).
@@ -100,12 +100,8 @@ pub fn decode_metadata(version: i16, body: &[u8]) -> Result<Metadata, MetadataEr
     }
     let mut r = Reader::new(body);
     let raw = read(&mut r, version).map_err(|error| MetadataError::Decode { version, error })?;
-    if r.remaining() != 0 {
-        return Err(MetadataError::TrailingBytes {
-            version,
-            extra: r.remaining(),
-        });
-    }
+    // Bytes after the last field are ignored, as Kafka's Java client does:
+    // the librdkafka mock cluster (2.16) sends one extra byte at v9-v12.
     validate(raw)
 }
 
@@ -261,13 +257,21 @@ fn array_len(
     }
 }
 
-fn skip_i32_array(r: &mut Reader<'_>, flexible: bool, what: &'static str) -> Result<(), DecodeError> {
+fn skip_i32_array(
+    r: &mut Reader<'_>,
+    flexible: bool,
+    what: &'static str,
+) -> Result<(), DecodeError> {
     let n = array_len(r, flexible, 4, what)?;
     r.take(n * 4, what)?;
     Ok(())
 }
 
-fn string<'a>(r: &mut Reader<'a>, flexible: bool, what: &'static str) -> Result<&'a str, DecodeError> {
+fn string<'a>(
+    r: &mut Reader<'a>,
+    flexible: bool,
+    what: &'static str,
+) -> Result<&'a str, DecodeError> {
     if flexible {
         r.compact_string(what)
     } else {
@@ -300,13 +304,14 @@ fn validate(raw: Raw<'_>) -> Result<Metadata, MetadataError> {
         if !seen.insert(b.node_id) {
             return Err(MetadataError::DuplicateNode(b.node_id));
         }
-        let port = u16::try_from(b.port)
-            .ok()
-            .filter(|&p| p != 0)
-            .ok_or(MetadataError::BadPort {
-                node: b.node_id,
-                port: b.port,
-            })?;
+        let port =
+            u16::try_from(b.port)
+                .ok()
+                .filter(|&p| p != 0)
+                .ok_or(MetadataError::BadPort {
+                    node: b.node_id,
+                    port: b.port,
+                })?;
         validate_host(b.host).map_err(|why| MetadataError::BadHost {
             node: b.node_id,
             host: b.host.to_owned(),

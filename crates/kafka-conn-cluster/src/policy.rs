@@ -105,6 +105,10 @@ struct Node {
     last_used: Instant,
     /// The current (or last) dial's setup timeout, jitter included.
     dial_timeout: Duration,
+    /// Consecutive dials that failed before the connection was ready: the
+    /// setup timeout grows with these only (as Java's
+    /// `failedConnectAttempts`), not with breaks of ready connections.
+    dial_failures: u32,
 }
 
 impl Node {
@@ -119,6 +123,7 @@ impl Node {
             waiters: 0,
             last_used: now,
             dial_timeout: Duration::ZERO,
+            dial_failures: 0,
         }
     }
 
@@ -337,12 +342,18 @@ impl ClusterPolicy {
         }
         let id = match target {
             Target::Node(id) => id,
-            Target::Any => self.least_loaded(now).ok_or_else(|| self.none_available(now))?,
+            Target::Any => self
+                .least_loaded(now)
+                .ok_or_else(|| self.none_available(now))?,
         };
         if !self.nodes.contains_key(&id) {
             return Err(RouteError::UnknownNode(id));
         }
-        self.expire_node(id, now);
+        // Ends of backoffs and cool-downs apply at once; a dial past its
+        // setup timeout is left to the timer (handle_timeout), so the caller
+        // joins it and is woken with everyone else: a Wake queued here would
+        // reach a caller this call parks.
+        self.expire_node(id, now, false);
         let result = self.route_to(id, now);
         self.maybe_refresh(now);
         result
@@ -486,6 +497,7 @@ impl ClusterPolicy {
         let was_open = probe;
         node.state = NodeState::Ready { conn };
         node.failures = 0;
+        node.dial_failures = 0;
         node.in_flight = 0;
         node.last_used = now;
         let waiters = std::mem::take(&mut node.waiters);
@@ -529,7 +541,7 @@ impl ClusterPolicy {
             NodeState::Dialing { conn: c, .. } if c == conn => {
                 let failure = Failure::Closed {
                     was_ready: false,
-                    reason,
+                    reason: Box::new(reason),
                 };
                 self.fail_node(id, failure, now);
             }
@@ -540,7 +552,7 @@ impl ClusterPolicy {
                 } else {
                     let failure = Failure::Closed {
                         was_ready: true,
-                        reason,
+                        reason: Box::new(reason),
                     };
                     self.fail_node(id, failure, now);
                 }
@@ -608,7 +620,7 @@ impl ClusterPolicy {
             .map(|(&id, _)| id)
             .collect();
         for id in due {
-            self.expire_node(id, now);
+            self.expire_node(id, now, true);
         }
         if self.refresh.retry_at.is_some_and(|t| t <= now) {
             self.refresh.retry_at = None;
@@ -665,7 +677,9 @@ impl ClusterPolicy {
     /// The next Metadata refresh by age (none while one is wanted, in flight,
     /// or waiting to be retried).
     fn metadata_due(&self) -> Option<Instant> {
-        if self.refresh.wanted || self.refresh.in_flight.is_some() || self.refresh.retry_at.is_some()
+        if self.refresh.wanted
+            || self.refresh.in_flight.is_some()
+            || self.refresh.retry_at.is_some()
         {
             return None;
         }
@@ -677,22 +691,23 @@ impl ClusterPolicy {
     }
 
     fn is_dialing(&self, conn: ConnId) -> bool {
-        self.nodes.get(&conn.node()).is_some_and(
-            |n| matches!(n.state, NodeState::Dialing { conn: c, .. } if c == conn),
-        )
+        self.nodes
+            .get(&conn.node())
+            .is_some_and(|n| matches!(n.state, NodeState::Dialing { conn: c, .. } if c == conn))
     }
 
-    /// Applies the node's elapsed deadline, repeatedly (a zero backoff ends at once).
-    fn expire_node(&mut self, id: NodeId, now: Instant) {
+    /// Applies the node's elapsed deadline, repeatedly (a zero backoff ends
+    /// at once); a dial's setup timeout only if `dials`.
+    fn expire_node(&mut self, id: NodeId, now: Instant, dials: bool) {
         loop {
             let Some(node) = self.nodes.get_mut(&id) else {
                 return;
             };
-            if !node.deadline().is_some_and(|d| d <= now) {
+            if node.deadline().is_none_or(|d| d > now) {
                 return;
             }
             match node.state {
-                NodeState::Dialing { conn, .. } => {
+                NodeState::Dialing { conn, .. } if dials => {
                     let after = node.dial_timeout;
                     self.actions.push_back(Action::Close {
                         conn,
@@ -710,7 +725,7 @@ impl ClusterPolicy {
         }
     }
 
-    /// The setup timeout after `failures` consecutive failures, before jitter.
+    /// The setup timeout after `failures` consecutive failed dials, before jitter.
     fn setup_timeout_of(&self, failures: u32) -> Duration {
         exponential(
             self.config.setup_timeout,
@@ -748,9 +763,9 @@ impl ClusterPolicy {
         }
         self.next_seq += 1;
         let conn = ConnId::new(id, self.next_seq);
-        let failures = self.nodes[&id].failures;
+        let dial_failures = self.nodes[&id].dial_failures;
         let setup_timeout = jittered(
-            self.setup_timeout_of(failures),
+            self.setup_timeout_of(dial_failures),
             self.config.jitter_permille,
             &mut self.rng,
         );
@@ -778,6 +793,9 @@ impl ClusterPolicy {
         let threshold = self.config.circuit_failures;
         let node = self.nodes.get_mut(&id).expect("failing node exists");
         let probe = matches!(node.state, NodeState::Dialing { probe: true, .. });
+        if matches!(node.state, NodeState::Dialing { .. }) {
+            node.dial_failures = node.dial_failures.saturating_add(1);
+        }
         node.failures = node.failures.saturating_add(1);
         node.in_flight = 0;
         node.last_failure = Some(failure.clone());
@@ -822,7 +840,8 @@ impl ClusterPolicy {
             failure: failure.clone(),
         });
         if open {
-            self.events.push_back(Event::CircuitOpened { node: id, failures });
+            self.events
+                .push_back(Event::CircuitOpened { node: id, failures });
         }
         self.last_failure = Some((id, failure));
         if !self
@@ -884,7 +903,7 @@ impl ClusterPolicy {
         if self.closed || self.refresh.in_flight.is_some() || self.refresh.retry_at.is_some() {
             return;
         }
-        if !self.refresh.wanted && !self.metadata_due().is_some_and(|t| t <= now) {
+        if !self.refresh.wanted && self.metadata_due().is_none_or(|t| t > now) {
             return;
         }
         self.refresh.wanted = true;
@@ -1033,6 +1052,7 @@ impl ClusterPolicy {
         let in_flight = std::mem::take(&mut node.in_flight);
         let waiters = node.waiters;
         node.failures = 0;
+        node.dial_failures = 0;
         node.last_failure = None;
         self.retire(state, in_flight, CloseWhy::AddressChanged);
         if waiters == 0 {
