@@ -899,6 +899,8 @@ fn ping_measures_round_trips() {
 
     let (report, code) = json(&["ping", "-b", &bs, "-n", "20"]);
     assert_eq!(code, Some(0));
+    assert_eq!(report["command"], "ping");
+    let report = &report["brokers"][0];
     assert_eq!(report["sent"], 20);
     assert_eq!(report["answered"], 20);
     let l = &report["latency_ms"];
@@ -918,7 +920,7 @@ fn ping_the_mock_cluster_uses_its_api_versions_version() {
     };
     let (report, code) = json(&["ping", "-b", &mock, "-n", "3"]);
     assert_eq!(code, Some(0), "{report}");
-    assert!(report["api_version"].as_i64().unwrap() <= 2);
+    assert!(report["brokers"][0]["api_version"].as_i64().unwrap() <= 2);
 }
 
 #[test]
@@ -936,6 +938,8 @@ fn bench_pipelines_requests() {
         "16",
     ]);
     assert_eq!(code, Some(0), "{report}");
+    assert_eq!(report["command"], "bench");
+    let report = &report["brokers"][0];
     assert_eq!(report["completed"], 2000);
     assert_eq!(report["errors"], 0);
     assert!(report["requests_per_s"].as_f64().unwrap() > 0.0);
