@@ -81,6 +81,7 @@ pub(crate) struct Change {
     /// `sasl`, `api_versions`, `advertised_brokers`, `warning`, `roundtrip`.
     change: &'static str,
     /// Whether this broker (or the round trip) passes now.
+    #[serde(rename = "broker_ok")]
     ok: bool,
     /// The change in words.
     message: String,
