@@ -104,6 +104,8 @@ fn pipe(mut from: TcpStream, mut to: TcpStream) {
 pub struct TestPki {
     /// The CA certificate (PEM), for `--tls-ca`.
     pub ca_pem: String,
+    /// The CA, to sign another leaf ([`TestPki::rotate_leaf`]).
+    ca: Arc<rcgen::Issuer<'static, rcgen::KeyPair>>,
     /// The chain the server presents: leaf first (DER).
     pub chain: Vec<rustls::pki_types::CertificateDer<'static>>,
     /// The server's key (PKCS#8 DER).
@@ -153,7 +155,7 @@ impl TestPki {
         let mut ca_params = params(Vec::new(), "kconn test CA", valid_for(3650), 1);
         ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
         let ca_cert = ca_params.self_signed(&ca_key).expect("CA certificate");
-        let ca = rcgen::Issuer::new(ca_params, ca_key);
+        let ca = Arc::new(rcgen::Issuer::new(ca_params, ca_key));
         let leaf_key = rcgen::KeyPair::generate().expect("leaf key");
         let leaf_params = params(
             vec!["localhost".into(), "127.0.0.1".into()],
@@ -180,8 +182,29 @@ impl TestPki {
         }
         Self {
             ca_pem: ca_cert.pem(),
+            ca,
             chain,
             key: leaf_key.serialize_der(),
+        }
+    }
+
+    /// The same CA with a new leaf (serial `serial`, valid a year): a
+    /// rotated certificate.
+    pub fn rotate_leaf(&self, serial: u64) -> Self {
+        let key = rcgen::KeyPair::generate().expect("leaf key");
+        let leaf = params(
+            vec!["localhost".into(), "127.0.0.1".into()],
+            "localhost",
+            valid_for(365),
+            serial,
+        )
+        .signed_by(&key, &self.ca)
+        .expect("leaf");
+        Self {
+            ca_pem: self.ca_pem.clone(),
+            ca: self.ca.clone(),
+            chain: vec![leaf.der().clone()],
+            key: key.serialize_der(),
         }
     }
 
