@@ -54,6 +54,9 @@ pub(crate) struct CertificateReport {
     pub(crate) not_after: String,
     pub(crate) expires_in_days: i64,
     pub(crate) names: Vec<String>,
+    /// `not_after` in Unix seconds (for the text).
+    #[serde(skip)]
+    not_after_unix: i64,
 }
 
 impl From<&CertSummary> for CertificateReport {
@@ -66,6 +69,7 @@ impl From<&CertSummary> for CertificateReport {
             not_after: UtcTime(c.not_after).to_string(),
             expires_in_days: diagnose::seconds_until(c.not_after).div_euclid(86_400),
             names: c.names(),
+            not_after_unix: c.not_after,
         }
     }
 }
@@ -526,7 +530,9 @@ fn certificate_lines(c: &CertificateReport) -> Vec<String> {
     )];
     let days = c.expires_in_days;
     let when = if days < 0 {
-        format!("EXPIRED {} days ago", -days)
+        // Whole days since, as the expiry error counts them.
+        let ago = (diagnose::now_unix() - c.not_after_unix).div_euclid(86_400);
+        format!("EXPIRED {ago} day{} ago", if ago == 1 { "" } else { "s" })
     } else {
         format!("in {days} days")
     };

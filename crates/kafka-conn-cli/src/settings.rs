@@ -384,9 +384,7 @@ impl Settings {
         };
         let built = plan.build();
         if let Ok(b) = &built {
-            report
-                .warnings
-                .extend(b.loaded.iter().map(|l| format!("loaded {l}")));
+            report.loaded.extend(b.loaded.iter().cloned());
         }
         TlsSettings {
             ca,

@@ -201,8 +201,12 @@ fn diff(broker: &str, a: &BrokerState, b: &BrokerState) -> Vec<Change> {
             Some(b.advertised.join(", ")),
         );
     }
-    for w in b.warnings.iter().filter(|w| !a.warnings.contains(w)) {
-        push("warning", format!("⚠ {w}"), None, Some(w.clone()));
+    // A failed check stops before most warnings: compare them between
+    // checks that both passed.
+    if a.ok && b.ok {
+        for w in b.warnings.iter().filter(|w| !a.warnings.contains(w)) {
+            push("warning", format!("⚠ {w}"), None, Some(w.clone()));
+        }
     }
     out
 }
@@ -433,8 +437,16 @@ mod tests {
         assert_eq!(kinds(&c), ["reachability", "sasl"]);
         assert_eq!(c[0].message, "went away: connection refused by b:9092");
         assert!(!c[0].ok);
-        let c = diff("b:9092", &down, &state());
-        assert_eq!(kinds(&c), ["reachability"]);
+        let mut warned = state();
+        warned
+            .warnings
+            .push("the cluster does not advertise b:9092".into());
+        let c = diff("b:9092", &down, &warned);
+        assert_eq!(
+            kinds(&c),
+            ["reachability"],
+            "no warning news after a failure"
+        );
         assert!(c[0].ok);
         let other = BrokerState {
             error: Some(("tcp_timeout".into(), "no TCP answer".into())),

@@ -155,14 +155,14 @@ fn mtls_with_pkcs12_stores_made_by_openssl() {
             .map(|s| s.contains("CN=localhost")),
         Some(true)
     );
-    let warnings = report["warnings"].to_string();
+    let loaded = report["config"]["loaded"].to_string();
     assert!(
-        warnings.contains("loaded ssl.truststore.location: PKCS12, 1 CA certificate(s)"),
-        "{warnings}"
+        loaded.contains("ssl.truststore.location: PKCS12, 1 CA certificate(s)"),
+        "{loaded}"
     );
     assert!(
-        warnings.contains("loaded ssl.keystore.location: PKCS12, a key and 2 certificate(s)"),
-        "{warnings}"
+        loaded.contains("ssl.keystore.location: PKCS12, a key and 2 certificate(s)"),
+        "{loaded}"
     );
     never_printed(&["check", "-F", &file], &[], &[store_pw, trust_pw]);
 

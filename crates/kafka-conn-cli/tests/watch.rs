@@ -118,6 +118,11 @@ fn text_watch_reports_a_broker_going_away_and_coming_back_then_stops_on_sigint()
     let (code, rest, err) = w.stop("INT");
     // The last check passed: exit 0.
     assert_eq!(code, Some(0), "stderr: {err}");
+    assert_eq!(
+        rest.len(),
+        1,
+        "only the stopped line after the changes: {rest:?}"
+    );
     let last = rest.last().cloned().unwrap_or_default();
     assert!(last.contains("stopped by SIGINT after"), "{rest:?}");
     assert!(last.ends_with("the last one passed"), "{last}");

@@ -161,6 +161,8 @@ pub(crate) struct ConfigReport {
     pub(crate) unused: Vec<UnusedKey>,
     /// The `sasl.jaas.config` login module, when there is one.
     pub(crate) jaas: Option<JaasReport>,
+    /// What was read from certificate stores (e.g. "ssl.truststore.location: PKCS12, 1 CA certificate(s)").
+    pub(crate) loaded: Vec<String>,
     /// Notes on what the files mean for the connection.
     pub(crate) warnings: Vec<String>,
 }
@@ -247,6 +249,9 @@ impl ConfigReport {
                 "  ⚠ not used by kconn (not about connecting, or unknown): {}",
                 not_used.join(", ")
             ));
+        }
+        for l in &self.loaded {
+            lines.push(format!("  · loaded {l}"));
         }
         for w in &self.warnings {
             lines.push(format!("  ⚠ {w}"));

@@ -12,12 +12,15 @@ use std::time::Duration;
 
 use tokio_rustls::rustls;
 
+/// A running forwarder: its stop flag, accept thread and open sockets.
+type Running = (Arc<AtomicBool>, JoinHandle<()>, Arc<Mutex<Vec<TcpStream>>>);
+
 /// A TCP forwarder to `target` on a fixed local port; `stop` closes the
 /// port and every forwarded connection, `start` opens it again.
 pub struct TcpProxy {
     pub addr: SocketAddr,
     target: String,
-    running: Option<(Arc<AtomicBool>, JoinHandle<()>, Arc<Mutex<Vec<TcpStream>>>)>,
+    running: Option<Running>,
 }
 
 impl TcpProxy {
