@@ -169,7 +169,13 @@ fn usage_error(command: &'static str, e: &UsageError, json: bool) -> ExitCode {
     let text = cmd
         .error(clap::error::ErrorKind::ArgumentConflict, e)
         .render();
-    errln!("{}", text.ansi().to_string().trim_end());
+    // Colours only for a person at a terminal.
+    let text = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        text.ansi().to_string()
+    } else {
+        text.to_string()
+    };
+    errln!("{}", text.trim_end());
     ExitCode::from(EXIT_USAGE)
 }
 
