@@ -439,6 +439,10 @@ pub enum ConfigError {
     /// The client id is longer than a Kafka string can be.
     #[error("client id is {0} bytes; at most 32767 are allowed")]
     ClientIdTooLong(usize),
+    /// The SASL mechanism's name is longer than a Kafka string can be
+    /// (SaslHandshake carries it with an i16 length).
+    #[error("SASL mechanism name is {0} bytes; SaslHandshake carries at most 32767")]
+    SaslMechanismTooLong(usize),
     /// A frame limit under the smallest useful frame, or over i32::MAX.
     #[error("max_frame_size {0} must be between 8 and 2147483647")]
     InvalidMaxFrameSize(usize),
