@@ -18,7 +18,7 @@
 //! - after `handle_timeout(now)`, `poll_timeout()` is `None` or later than `now`;
 //! - after `handle_timeout(now)`, a deadline it acted on (the same kind at
 //!   the same instant) is never reported again unless something re-armed
-//!   it (see [`DeadlineWatch`]);
+//!   it (see `DeadlineWatch` below);
 //! - [`Event::Closed`] is emitted exactly once and is the last event;
 //! - receive memory stays within `2 * bytes received + 2 MiB`;
 //! - every accepted request gets exactly one outcome (a response, a
