@@ -7,36 +7,21 @@
 //! are not. Per iteration, with two counts:
 //!
 //! ```sh
-//! cargo build --release -p kafka-conn-core --example hot_loop
+//! cargo build --release -p kafka-conn-core --features sim --example hot_loop
 //! ir() { valgrind --tool=callgrind --callgrind-out-file=/dev/null \
 //!   target/release/examples/hot_loop "$1" "$2" 2>&1 | awk '/Collected/ {print $4}'; }
 //! echo $(( ($(ir input 2200) - $(ir input 200)) / 2000 ))
 //! ```
+
 use std::hint::black_box;
 use std::io::IoSlice;
 use std::time::Instant;
 
 use bytes::Bytes;
-use kafka_conn_core::{ApiKey, ApiVersions, Config, Connection, Event, Request};
+use kafka_conn_core::sim::{feed_zero_copy, ready_metadata_connection, response_frame};
+use kafka_conn_core::{ApiKey, Event, Request};
 
 const BODY: Bytes = Bytes::from_static(b"\xff\xff\xff\xff");
-
-fn frame(id: i32, body: &[u8]) -> Vec<u8> {
-    let mut f = Vec::new();
-    f.extend_from_slice(&((4 + body.len()) as i32).to_be_bytes());
-    f.extend_from_slice(&id.to_be_bytes());
-    f.extend_from_slice(body);
-    f
-}
-
-fn ready() -> Connection {
-    let config = Config::new()
-        .with_version_hint(ApiVersions::from_ranges([(3, 0, 12)]).unwrap())
-        .with_max_frame_size(8 << 20);
-    let mut conn = Connection::new(config, Instant::now()).unwrap();
-    while conn.poll_event().is_some() {}
-    conn
-}
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -44,13 +29,13 @@ fn main() {
     let mode = args.next().expect(usage);
     let n: usize = args.next().and_then(|n| n.parse().ok()).expect(usage);
     let now = Instant::now();
-    let mut conn = ready();
+    let mut conn = ready_metadata_connection(8 << 20, now);
     let body = if mode == "mib" {
         vec![7u8; 1 << 20]
     } else {
         vec![0u8; 64]
     };
-    let mut f = frame(0, &body);
+    let mut f = response_frame(0, 0, &body);
     for _ in 0..n {
         let id = conn
             .send_request(Request::new(ApiKey::METADATA, 1, BODY), now)
@@ -68,16 +53,7 @@ fn main() {
                     conn.handle_input(part, now);
                 }
             }
-            _ => {
-                let mut fed = 0;
-                while fed < f.len() {
-                    let buf = conn.recv_buf();
-                    let m = buf.len().min(f.len() - fed);
-                    buf[..m].copy_from_slice(&f[fed..fed + m]);
-                    conn.recv_commit(m, now);
-                    fed += m;
-                }
-            }
+            _ => feed_zero_copy(&mut conn, &f, now),
         }
         match conn.poll_event() {
             Some(Event::Response(r)) => {
