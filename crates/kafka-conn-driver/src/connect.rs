@@ -2,7 +2,7 @@
 //! (ApiVersions, SASL) in the connection's own task.
 
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::pin::pin;
 use std::sync::Arc;
 use std::task::Poll;
@@ -16,11 +16,12 @@ use tracing::Instrument;
 use crate::client::{Client, Command, Shared};
 use crate::config::ConnectConfig;
 use crate::credentials::{CredentialContext, Credentials};
+use crate::dial::{dial_tcp, Reached};
 use crate::direct::{Completions, DirectClient};
 use crate::driver::Driver;
 use crate::engine::{Engine, ReadyReport};
 use crate::error::ConnectError;
-use crate::info::{ConnectInfo, Progress, TcpAttempt, TlsInfo};
+use crate::info::{ConnectInfo, Progress, TlsInfo};
 use crate::runtime::{timeout, Runtime};
 use crate::stream::Stream;
 use crate::tls::{capture_presented, classify_handshake_error, peer_speaks_tls};
@@ -39,8 +40,10 @@ const NOT_TLS_PROBE_DELAY: Duration = Duration::from_secs(1);
 const PROBE_LIMIT: Duration = Duration::from_secs(3);
 
 /// Connects to a broker at `address` (`host:port`) on runtime `rt`:
-/// resolves the host, tries each address in turn with the connect timeout
-/// and `TCP_NODELAY`, runs the TLS handshake if configured, spawns the task
+/// resolves the host (on every call, unless a DNS cache is configured),
+/// races TCP connects to its addresses (RFC 8305 Happy Eyeballs: the next
+/// address a delay after the last, the first to connect wins; see
+/// `docs/dialing.md`) with the connect timeout and `TCP_NODELAY`, runs the TLS handshake if configured, spawns the task
 /// that owns the connection and waits for the core to be ready (versions
 /// negotiated, SASL done).
 pub async fn connect<R: Runtime>(
@@ -67,7 +70,6 @@ struct SoFar {
     /// The host as given (for the credential provider).
     host: String,
     addr: SocketAddr,
-    resolved: Vec<SocketAddr>,
     tls: Option<TlsInfo>,
     progress: Progress,
     start: Instant,
@@ -86,96 +88,21 @@ async fn open_transport<R: Runtime>(
     let (host, port) = split_host_port(address)?;
     let mut progress = Progress::default();
 
-    let resolved = match host.parse::<IpAddr>() {
-        Ok(ip) => vec![SocketAddr::new(ip, port)],
-        Err(_) => {
-            let t = rt.now();
-            let found = timeout(
-                rt,
-                config.connect_timeout,
-                rt.resolve(host.to_owned(), port),
-            )
-            .await
-            .unwrap_or_else(|| {
-                Err(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    format!("no answer within {:?}", config.connect_timeout),
-                ))
-            })
-            .map_err(|source| ConnectError::Resolve {
-                host: host.to_owned(),
-                source,
-                progress: progress.at_failure(start, rt.now()),
-            })?;
-            progress.timings.resolve = Some(rt.now().saturating_duration_since(t));
-            tracing::debug!(addresses = ?found, took = ?progress.timings.resolve, "resolved");
-            found
-        }
-    };
-    progress.resolved.clone_from(&resolved);
-    if resolved.is_empty() {
-        return Err(ConnectError::NoAddresses {
-            host: host.to_owned(),
-            progress: progress.at_failure(start, rt.now()),
-        });
-    }
-
-    // Why the last attempt failed: the variant of the error when all do.
-    let mut last_failure = None;
-    let mut tcp = None;
-    for &addr in &resolved {
-        let t = rt.now();
-        let outcome = timeout(rt, config.connect_timeout, rt.connect_tcp(addr)).await;
-        let took = rt.now().saturating_duration_since(t);
-        let timed_out = outcome.is_none();
-        let failure = match outcome {
-            Some(Ok(s)) => {
-                progress.timings.tcp = Some(took);
-                tcp = Some((addr, s));
-                break;
-            }
-            Some(Err(e)) => e,
-            None => std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                format!("timed out after {:?}", config.connect_timeout),
-            ),
-        };
-        let reason = match failure.kind() {
-            std::io::ErrorKind::ConnectionRefused => "connection refused".to_owned(),
-            _ => failure.to_string(),
-        };
-        tracing::debug!(%addr, %reason, "TCP connect failed");
-        progress
-            .failed_attempts
-            .push(TcpAttempt { addr, reason, took });
-        last_failure = Some((addr, failure, timed_out));
-    }
-    let Some((addr, tcp)) = tcp else {
-        let (addr, source, timed_out) = last_failure.expect("at least one address was tried");
-        let progress = progress.at_failure(start, rt.now());
-        return Err(if timed_out {
-            ConnectError::ConnectTimeout {
-                addr,
-                after: config.connect_timeout,
-                progress,
-            }
-        } else if source.kind() == std::io::ErrorKind::ConnectionRefused {
-            ConnectError::Refused { addr, progress }
-        } else {
-            ConnectError::Tcp {
-                addr,
-                source,
-                progress,
-            }
-        });
-    };
-    progress.address = Some(addr);
+    let Reached { tcp, addr } = dial_tcp(
+        rt,
+        host,
+        port,
+        config.connect_timeout,
+        &config.dial,
+        &mut progress,
+        start,
+    )
+    .await?;
     rt.set_nodelay(&tcp).map_err(|source| ConnectError::Tcp {
         addr,
         source,
         progress: progress.at_failure(start, rt.now()),
     })?;
-    tracing::debug!(%addr, took = ?progress.timings.tcp, "TCP connected");
 
     let (stream, tls) = match (&config.tls, tls_config) {
         (Some(tls), Some(rustls_config)) => {
@@ -231,7 +158,6 @@ async fn open_transport<R: Runtime>(
         so_far: SoFar {
             host: host.to_owned(),
             addr,
-            resolved,
             tls,
             progress,
             start,
@@ -344,7 +270,6 @@ async fn finish_handshake<R: Runtime>(
     let SoFar {
         host: _,
         addr,
-        resolved,
         tls,
         mut progress,
         start,
@@ -407,7 +332,8 @@ async fn finish_handshake<R: Runtime>(
     progress.timings.total = rt.now().saturating_duration_since(start);
     let info = ConnectInfo {
         address: addr,
-        resolved,
+        resolved: progress.resolved,
+        attempts: progress.attempts,
         failed_attempts: progress.failed_attempts,
         timings: progress.timings,
         tls,

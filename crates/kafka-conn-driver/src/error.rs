@@ -7,7 +7,14 @@ use std::time::Duration;
 use kafka_conn_core::{CloseReason, ConfigError, RequestError, SendError};
 use rustls_pki_types::CertificateDer;
 
+use crate::addresses::AddressFamily;
 use crate::info::{Progress, Timings};
+
+/// `a, b and c` for an error message.
+fn list(addresses: &[SocketAddr]) -> String {
+    let texts: Vec<String> = addresses.iter().map(|a| a.ip().to_string()).collect();
+    texts.join(", ")
+}
 
 /// Why [`crate::connect`] failed. Each cause a user can act on differently
 /// has its own variant, and the message says what to do.
@@ -48,6 +55,17 @@ pub enum ConnectError {
         /// The host name.
         host: String,
         /// What was done.
+        progress: Box<Progress>,
+    },
+    /// The host resolved to addresses, but none of the configured
+    /// [`AddressFamily`](crate::AddressFamily).
+    #[error("{host} resolved to {}, but none is allowed by the address family setting ({family})", list(&progress.resolved))]
+    NoAddressOfFamily {
+        /// The host name.
+        host: String,
+        /// The setting that filtered every address out.
+        family: AddressFamily,
+        /// What was done (`resolved` lists the addresses found).
         progress: Box<Progress>,
     },
     /// Nothing listens on the port (or a firewall rejects the connection).
@@ -214,6 +232,7 @@ impl ConnectError {
             | ConnectError::TlsConfig(_) => None,
             ConnectError::Resolve { progress, .. }
             | ConnectError::NoAddresses { progress, .. }
+            | ConnectError::NoAddressOfFamily { progress, .. }
             | ConnectError::Refused { progress, .. }
             | ConnectError::ConnectTimeout { progress, .. }
             | ConnectError::Tcp { progress, .. }

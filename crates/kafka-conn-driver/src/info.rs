@@ -17,9 +17,15 @@ use rustls_pki_types::CertificateDer;
 pub struct ConnectInfo {
     /// The address connected to.
     pub address: SocketAddr,
-    /// Every address the host resolved to, in the order tried.
+    /// Every address the host resolved to, as the resolver answered
+    /// (attempts go in the order of [`ConnectInfo::attempts`]).
     pub resolved: Vec<SocketAddr>,
-    /// Addresses tried before `address`, with why each failed.
+    /// Every TCP connect attempt of the race (RFC 8305, Happy Eyeballs),
+    /// in the order started, the winner included: which address won and
+    /// how long the others took.
+    pub attempts: Vec<TcpAttempt>,
+    /// The attempts that did not win: failed, timed out, or cancelled
+    /// because another address connected first (start order).
     pub failed_attempts: Vec<TcpAttempt>,
     /// How long each step took.
     pub timings: Timings,
@@ -41,8 +47,8 @@ pub struct ConnectInfo {
 pub struct Timings {
     /// DNS resolution (`None` for an IP literal: no lookup).
     pub resolve: Option<Duration>,
-    /// The TCP connect that succeeded (failed attempts are timed in
-    /// [`TcpAttempt::took`]).
+    /// The TCP step: from the first connect attempt until one connected
+    /// (each attempt is timed in [`TcpAttempt::took`]).
     pub tcp: Option<Duration>,
     /// The TLS handshake.
     pub tls: Option<Duration>,
@@ -56,16 +62,40 @@ pub struct Timings {
     pub total: Duration,
 }
 
-/// One TCP connect attempt that failed.
+/// One TCP connect attempt of a dial, and how it ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct TcpAttempt {
     /// The address tried.
     pub addr: SocketAddr,
-    /// Why it failed, e.g. "connection refused" or "timed out after 10s".
+    /// How it ended, in words: "connected", "connection refused", "timed
+    /// out after 10s", "cancelled: 192.0.2.7:9092 connected first", ...
     pub reason: String,
-    /// How long the attempt took.
+    /// How long the attempt took, until it connected, failed or was dropped.
     pub took: Duration,
+    /// When it started, counted from the first attempt: the race starts
+    /// the next address a delay after the last (see
+    /// [`ConnectConfig::with_attempt_delay`](crate::ConnectConfig::with_attempt_delay)),
+    /// or at once when every attempt so far failed.
+    pub started: Duration,
+    /// How it ended.
+    pub outcome: AttemptOutcome,
+}
+
+/// How a [`TcpAttempt`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AttemptOutcome {
+    /// It connected first: the connection uses it.
+    Connected,
+    /// Nothing listens there (or a firewall rejects): `ECONNREFUSED`.
+    Refused,
+    /// No answer within the connect timeout.
+    TimedOut,
+    /// Another error (unreachable network, ...), of this kind.
+    Failed(std::io::ErrorKind),
+    /// Still pending when another address connected, and dropped.
+    Cancelled,
 }
 
 impl fmt::Display for TcpAttempt {
@@ -84,8 +114,11 @@ pub struct Progress {
     pub timings: Timings,
     /// Every address the host resolved to (empty if resolution failed).
     pub resolved: Vec<SocketAddr>,
-    /// Every TCP attempt that failed, in order: all of them when no
-    /// address could be reached.
+    /// Every TCP attempt, in the order started, the winner included
+    /// (see [`ConnectInfo::attempts`]).
+    pub attempts: Vec<TcpAttempt>,
+    /// Every TCP attempt that did not win, in the order started: all of
+    /// them when no address could be reached.
     pub failed_attempts: Vec<TcpAttempt>,
     /// The address TCP connected to, once it did.
     pub address: Option<SocketAddr>,

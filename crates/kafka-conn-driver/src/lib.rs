@@ -44,10 +44,12 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod adapter;
+mod addresses;
 mod client;
 mod config;
 mod connect;
 mod credentials;
+mod dial;
 mod direct;
 mod driver;
 mod engine;
@@ -55,19 +57,21 @@ mod error;
 mod info;
 #[cfg(test)]
 mod module_graph;
+mod race;
 mod runtime;
 mod stream;
 mod tls;
 #[cfg(feature = "kafka-protocol")]
 mod typed;
 
+pub use addresses::AddressFamily;
 pub use client::Client;
 pub use config::ConnectConfig;
 pub use connect::{connect, connect_direct};
 pub use credentials::{CallbackError, CredentialContext, CredentialProvider};
 pub use direct::{Completion, DirectClient};
 pub use error::{ConnectError, RequestFailure};
-pub use info::{ConnectInfo, Progress, TcpAttempt, Timings, TlsInfo};
+pub use info::{AttemptOutcome, ConnectInfo, Progress, TcpAttempt, Timings, TlsInfo};
 pub use runtime::{timeout, BoxFuture, Runtime};
 /// A DER certificate, as in [`TlsInfo::peer_certificates`] and [`ConnectError::presented_certificates`].
 pub use rustls_pki_types::CertificateDer;

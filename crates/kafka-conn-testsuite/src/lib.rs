@@ -13,6 +13,7 @@
 //! `KAFKA_CONN_REQUIRE_BROKERS=1`.
 
 pub mod custom;
+pub mod dialing;
 pub mod direct;
 pub mod env;
 pub mod fake;
@@ -135,6 +136,12 @@ macro_rules! suite {
         $crate::suite!(@in custom, $block_on, $runtime;
             user_defined_plain_authenticates_against_the_sasl_broker,
             user_defined_mechanism_asks_the_provider_through_custom,
+        );
+        $crate::suite!(@in dialing, $block_on, $runtime;
+            happy_eyeballs_live_address_wins_over_a_silent_one,
+            attempt_delay_is_configurable,
+            dns_is_resolved_on_every_connect_unless_cached,
+            address_family_restricts_and_orders,
         );
         $crate::suite!(@in typed, $block_on, $runtime;
             typed_metadata_and_create_topics,
