@@ -13,6 +13,7 @@ use kafka_conn_core::Config;
 use crate::addresses::{AddressFamily, DnsCache};
 use crate::credentials::{CallbackError, CredentialProvider, Credentials};
 use crate::dial::DialConfig;
+use crate::socket::Keepalive;
 use crate::tls::TlsConfig;
 
 /// How to connect: the core [`Config`] (timeouts, SASL, versions), TLS,
@@ -120,6 +121,33 @@ impl ConnectConfig {
         self
     }
 
+    /// TCP keepalive on every connection (`SO_KEEPALIVE` with the given
+    /// idle time, probe interval and count), or `None` for none. Default
+    /// [`Keepalive::default`]: on, 60 s idle, 10 s interval, 3 probes. The
+    /// Java client turns `SO_KEEPALIVE` on with the OS's timing (two hours
+    /// idle on Linux); librdkafka leaves it off unless
+    /// `socket.keepalive.enable=true`. A dead peer then fails the
+    /// connection with a close reason that says it went silent
+    /// (`CloseReason::Broken` with an I/O error of kind `TimedOut`), which
+    /// is retriable.
+    #[must_use]
+    pub fn with_keepalive(mut self, keepalive: Option<Keepalive>) -> Self {
+        self.dial.socket.keepalive = keepalive;
+        self
+    }
+
+    /// `TCP_USER_TIMEOUT` (RFC 5482; Linux, Android and Fuchsia only,
+    /// ignored elsewhere): how long written data may stay unacknowledged
+    /// (and, with keepalive, how long probes may go unanswered) before the
+    /// OS gives the connection up, instead of retransmitting for about 15
+    /// minutes. `None` leaves the OS default. Default 90 s, matching the
+    /// default keepalive (60 s + 3 x 10 s).
+    #[must_use]
+    pub fn with_tcp_user_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.dial.socket.user_timeout = timeout;
+        self
+    }
+
     /// The credential provider: answers every credential request of the
     /// SASL mechanism (an OAUTHBEARER token, the next GSSAPI token, a
     /// user-defined mechanism's [`CredentialRequest::Custom`]), for the
@@ -198,5 +226,15 @@ impl ConnectConfig {
     /// The Happy Eyeballs attempt delay (see [`with_attempt_delay`](Self::with_attempt_delay)).
     pub fn attempt_delay(&self) -> Duration {
         self.dial.attempt_delay
+    }
+
+    /// The keepalive setting (see [`with_keepalive`](Self::with_keepalive)).
+    pub fn keepalive(&self) -> Option<Keepalive> {
+        self.dial.socket.keepalive
+    }
+
+    /// The `TCP_USER_TIMEOUT` setting (see [`with_tcp_user_timeout`](Self::with_tcp_user_timeout)).
+    pub fn tcp_user_timeout(&self) -> Option<Duration> {
+        self.dial.socket.user_timeout
     }
 }

@@ -23,7 +23,7 @@ use crate::engine::{Engine, ReadyReport};
 use crate::error::ConnectError;
 use crate::info::{ConnectInfo, Progress, TlsInfo};
 use crate::runtime::{timeout, Runtime};
-use crate::stream::Stream;
+use crate::stream::{Conduit, Stream};
 use crate::tls::{capture_presented, classify_handshake_error, peer_speaks_tls};
 use rustls_pki_types::CertificateDer;
 
@@ -88,7 +88,7 @@ async fn open_transport<R: Runtime>(
     let (host, port) = split_host_port(address)?;
     let mut progress = Progress::default();
 
-    let Reached { tcp, addr } = dial_tcp(
+    let Reached { tcp, addr, silence } = dial_tcp(
         rt,
         host,
         port,
@@ -98,11 +98,7 @@ async fn open_transport<R: Runtime>(
         start,
     )
     .await?;
-    rt.set_nodelay(&tcp).map_err(|source| ConnectError::Tcp {
-        addr,
-        source,
-        progress: progress.at_failure(start, rt.now()),
-    })?;
+    let tcp = Conduit::tcp(tcp, silence);
 
     let (stream, tls) = match (&config.tls, tls_config) {
         (Some(tls), Some(rustls_config)) => {

@@ -16,6 +16,7 @@ use crate::error::ConnectError;
 use crate::info::{AttemptOutcome, Progress, TcpAttempt};
 use crate::race::{Action, Attempt, AttemptState, Race};
 use crate::runtime::{timeout, BoxFuture, Runtime};
+use crate::socket::{apply, Silence, SocketOptions};
 
 /// RFC 8305's recommended connection attempt delay (section 5).
 pub(crate) const DEFAULT_ATTEMPT_DELAY: Duration = Duration::from_millis(250);
@@ -31,6 +32,7 @@ pub(crate) struct DialConfig {
     pub(crate) dns_cache: Option<DnsCache>,
     pub(crate) family: AddressFamily,
     pub(crate) attempt_delay: Duration,
+    pub(crate) socket: SocketOptions,
 }
 
 impl Default for DialConfig {
@@ -40,6 +42,7 @@ impl Default for DialConfig {
             dns_cache: None,
             family: AddressFamily::Any,
             attempt_delay: DEFAULT_ATTEMPT_DELAY,
+            socket: SocketOptions::default(),
         }
     }
 }
@@ -51,14 +54,17 @@ impl fmt::Debug for DialConfig {
             .field("dns_cache", &self.dns_cache)
             .field("family", &self.family)
             .field("attempt_delay", &self.attempt_delay)
+            .field("socket", &self.socket)
             .finish()
     }
 }
 
-/// A TCP connection that won the race.
+/// A TCP connection that won the race, its socket options set.
 pub(crate) struct Reached<T> {
     pub(crate) tcp: T,
     pub(crate) addr: SocketAddr,
+    /// What a time-out on it means (keepalive or user timeout on).
+    pub(crate) silence: Option<Silence>,
 }
 
 /// Resolves `host` (unless it is an IP literal) and races TCP connects to
@@ -118,7 +124,22 @@ pub(crate) async fn dial_tcp<R: Runtime>(
                 .map(|a| a.started + a.took);
             progress.address = Some(addr);
             tracing::debug!(%addr, took = ?progress.timings.tcp, "TCP connected");
-            Ok(Reached { tcp, addr })
+            let fail = |source, progress: &Progress| ConnectError::Tcp {
+                addr,
+                source,
+                progress: progress.at_failure(start, rt.now()),
+            };
+            rt.set_nodelay(&tcp).map_err(|e| fail(e, progress))?;
+            let silence = match rt.os_socket(&tcp) {
+                Some(socket) => apply(socket, &config.socket).map_err(|e| fail(e, progress))?,
+                None => {
+                    if config.socket != SocketOptions::NONE {
+                        tracing::warn!("the runtime gives no OS socket: keepalive and TCP_USER_TIMEOUT are not set");
+                    }
+                    None
+                }
+            };
+            Ok(Reached { tcp, addr, silence })
         }
         None => {
             if let Some(cache) = &config.dns_cache {

@@ -59,6 +59,7 @@ mod info;
 mod module_graph;
 mod race;
 mod runtime;
+mod socket;
 mod stream;
 mod tls;
 #[cfg(feature = "kafka-protocol")]
@@ -72,9 +73,10 @@ pub use credentials::{CallbackError, CredentialContext, CredentialProvider};
 pub use direct::{Completion, DirectClient};
 pub use error::{ConnectError, RequestFailure};
 pub use info::{AttemptOutcome, ConnectInfo, Progress, TcpAttempt, Timings, TlsInfo};
-pub use runtime::{timeout, BoxFuture, Runtime};
+pub use runtime::{timeout, AsOsSocket, BorrowedSocket, BoxFuture, Runtime};
 /// A DER certificate, as in [`TlsInfo::peer_certificates`] and [`ConnectError::presented_certificates`].
 pub use rustls_pki_types::CertificateDer;
+pub use socket::Keepalive;
 pub use tls::TlsConfig;
 #[cfg(feature = "kafka-protocol")]
 #[cfg_attr(docsrs, doc(cfg(feature = "kafka-protocol")))]

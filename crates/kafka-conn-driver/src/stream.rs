@@ -1,4 +1,5 @@
-//! The transport under the core: plain TCP or TLS over it.
+//! The transport under the core: a conduit (the runtime's TCP stream, or
+//! later any byte stream) in plaintext or under TLS.
 
 use std::io::{self, IoSlice};
 use std::pin::Pin;
@@ -7,12 +8,85 @@ use std::task::{Context, Poll};
 use futures_io::{AsyncRead, AsyncWrite};
 use futures_rustls::client::TlsStream;
 
-/// Plain TCP or TLS over TCP.
+use crate::socket::Silence;
+
+/// The byte stream a connection runs over, below TLS.
+#[derive(Debug)]
+pub(crate) enum Conduit<T> {
+    /// The runtime's TCP stream. `silence`, when keepalive or
+    /// `TCP_USER_TIMEOUT` is on, turns its `ETIMEDOUT` into "the peer
+    /// went silent", so the connection's close reason says so.
+    Tcp { tcp: T, silence: Option<Silence> },
+}
+
+impl<T> Conduit<T> {
+    pub(crate) fn tcp(tcp: T, silence: Option<Silence>) -> Self {
+        Conduit::Tcp { tcp, silence }
+    }
+}
+
+/// Explains a time-out when the socket has silence detection on.
+fn explained<V>(silence: &Option<Silence>, r: Poll<io::Result<V>>) -> Poll<io::Result<V>> {
+    match (r, silence) {
+        (Poll::Ready(Err(e)), Some(s)) => Poll::Ready(Err(s.explain(e))),
+        (r, _) => r,
+    }
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for Conduit<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Conduit::Tcp { tcp, silence } => explained(silence, Pin::new(tcp).poll_read(cx, buf)),
+        }
+    }
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Conduit<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Conduit::Tcp { tcp, silence } => explained(silence, Pin::new(tcp).poll_write(cx, buf)),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Conduit::Tcp { tcp, silence } => {
+                explained(silence, Pin::new(tcp).poll_write_vectored(cx, bufs))
+            }
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Conduit::Tcp { tcp, silence } => explained(silence, Pin::new(tcp).poll_flush(cx)),
+        }
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Conduit::Tcp { tcp, silence } => explained(silence, Pin::new(tcp).poll_close(cx)),
+        }
+    }
+}
+
+/// The conduit in plaintext, or TLS over it.
 #[derive(Debug)]
 pub(crate) enum Stream<T> {
-    Plain(T),
+    Plain(Conduit<T>),
     // Boxed: the TLS state is large and the plain variant should not pay for it.
-    Tls(Box<TlsStream<T>>),
+    Tls(Box<TlsStream<Conduit<T>>>),
 }
 
 impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for Stream<T> {

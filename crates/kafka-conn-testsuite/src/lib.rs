@@ -18,7 +18,9 @@ pub mod direct;
 pub mod env;
 pub mod fake;
 pub mod kafka;
+pub mod keepalive;
 pub mod mock;
+pub mod netns;
 pub mod tests;
 pub mod typed;
 
@@ -142,6 +144,10 @@ macro_rules! suite {
             attempt_delay_is_configurable,
             dns_is_resolved_on_every_connect_unless_cached,
             address_family_restricts_and_orders,
+        );
+        $crate::suite!(@in keepalive, $block_on, $runtime;
+            silent_peer_is_detected_by_keepalive_and_user_timeout,
+            without_keepalive_a_silent_peer_waits_for_the_request_deadline,
         );
         $crate::suite!(@in typed, $block_on, $runtime;
             typed_metadata_and_create_topics,
