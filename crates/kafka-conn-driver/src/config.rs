@@ -13,6 +13,7 @@ use kafka_conn_core::Config;
 use crate::addresses::{AddressFamily, DnsCache};
 use crate::credentials::{CallbackError, CredentialProvider, Credentials};
 use crate::dial::DialConfig;
+use crate::proxy::Proxy;
 use crate::socket::Keepalive;
 use crate::tls::TlsConfig;
 
@@ -148,6 +149,17 @@ impl ConnectConfig {
         self
     }
 
+    /// Connect through `proxy` (SOCKS5 or HTTP CONNECT): every connection
+    /// made with this configuration dials the proxy and asks it for a
+    /// tunnel to the broker; TLS, if configured, runs through the tunnel
+    /// and verifies the broker's name. See [`Proxy`] (also parsed from
+    /// `socks5://`, `socks5h://` and `http://` URLs).
+    #[must_use]
+    pub fn with_proxy(mut self, proxy: Proxy) -> Self {
+        self.dial.proxy = Some(proxy);
+        self
+    }
+
     /// The credential provider: answers every credential request of the
     /// SASL mechanism (an OAUTHBEARER token, the next GSSAPI token, a
     /// user-defined mechanism's [`CredentialRequest::Custom`]), for the
@@ -226,6 +238,11 @@ impl ConnectConfig {
     /// The Happy Eyeballs attempt delay (see [`with_attempt_delay`](Self::with_attempt_delay)).
     pub fn attempt_delay(&self) -> Duration {
         self.dial.attempt_delay
+    }
+
+    /// The proxy, if any (see [`with_proxy`](Self::with_proxy)).
+    pub fn proxy(&self) -> Option<&Proxy> {
+        self.dial.proxy.as_ref()
     }
 
     /// The keepalive setting (see [`with_keepalive`](Self::with_keepalive)).

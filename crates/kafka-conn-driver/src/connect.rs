@@ -16,14 +16,14 @@ use tracing::Instrument;
 use crate::client::{Client, Command, Shared};
 use crate::config::ConnectConfig;
 use crate::credentials::{CredentialContext, Credentials};
-use crate::dial::{dial_tcp, Reached};
+use crate::dial::{open, Opened};
 use crate::direct::{Completions, DirectClient};
 use crate::driver::Driver;
 use crate::engine::{Engine, ReadyReport};
 use crate::error::ConnectError;
 use crate::info::{ConnectInfo, Progress, TlsInfo};
 use crate::runtime::{timeout, Runtime};
-use crate::stream::{Conduit, Stream};
+use crate::stream::Stream;
 use crate::tls::{capture_presented, classify_handshake_error, peer_speaks_tls};
 use rustls_pki_types::CertificateDer;
 
@@ -70,6 +70,8 @@ struct SoFar {
     /// The host as given (for the credential provider).
     host: String,
     addr: SocketAddr,
+    /// Whether `addr` is the broker over plain TCP (see `dial::Opened`).
+    direct: bool,
     tls: Option<TlsInfo>,
     progress: Progress,
     start: Instant,
@@ -88,7 +90,11 @@ async fn open_transport<R: Runtime>(
     let (host, port) = split_host_port(address)?;
     let mut progress = Progress::default();
 
-    let Reached { tcp, addr, silence } = dial_tcp(
+    let Opened {
+        conduit: tcp,
+        addr,
+        direct,
+    } = open(
         rt,
         host,
         port,
@@ -98,7 +104,6 @@ async fn open_transport<R: Runtime>(
         start,
     )
     .await?;
-    let tcp = Conduit::tcp(tcp, silence);
 
     let (stream, tls) = match (&config.tls, tls_config) {
         (Some(tls), Some(rustls_config)) => {
@@ -106,7 +111,8 @@ async fn open_transport<R: Runtime>(
             let name_text = name.to_str().into_owned();
             let t = rt.now();
             let handshake = futures_rustls::TlsConnector::from(rustls_config).connect(name, tcp);
-            let s = match tls_handshake(rt, addr, handshake, config.connect_timeout).await {
+            let probe = direct.then_some(addr);
+            let s = match tls_handshake(rt, probe, handshake, config.connect_timeout).await {
                 TlsOutcome::Done(Ok(s)) => s,
                 TlsOutcome::Done(Err((e, presented))) => {
                     return Err(classify_handshake_error(
@@ -154,6 +160,7 @@ async fn open_transport<R: Runtime>(
         so_far: SoFar {
             host: host.to_owned(),
             addr,
+            direct,
             tls,
             progress,
             start,
@@ -266,6 +273,7 @@ async fn finish_handshake<R: Runtime>(
     let SoFar {
         host: _,
         addr,
+        direct,
         tls,
         mut progress,
         start,
@@ -296,7 +304,7 @@ async fn finish_handshake<R: Runtime>(
                 during: Phase::Negotiating,
                 ..
             },
-        ) if config.tls.is_none() && bytes_received == 0 => {
+        ) if config.tls.is_none() && bytes_received == 0 && direct => {
             // The peer hung up without a word: a TLS listener that resets
             // plaintext clients does exactly that. Ask it in TLS.
             let within = config.connect_timeout.min(PROBE_LIMIT);
@@ -331,6 +339,7 @@ async fn finish_handshake<R: Runtime>(
         resolved: progress.resolved,
         attempts: progress.attempts,
         failed_attempts: progress.failed_attempts,
+        proxy: progress.proxy,
         timings: progress.timings,
         tls,
         api_versions,
@@ -352,17 +361,22 @@ enum TlsOutcome<T> {
 
 /// Runs the TLS handshake `handshake` for at most `connect_timeout`, and
 /// from [`NOT_TLS_PROBE_DELAY`] on races it with a plaintext ApiVersions on
-/// a second connection (see there for why). The handshake's own result
-/// wins whenever it has one.
+/// a second connection to `probe` (see there for why; `None`: no second
+/// connection, as through a proxy). The handshake's own result wins
+/// whenever it has one.
 async fn tls_handshake<R: Runtime, T>(
     rt: &R,
-    addr: SocketAddr,
+    probe: Option<SocketAddr>,
     handshake: impl Future<Output = std::io::Result<T>>,
     connect_timeout: Duration,
 ) -> TlsOutcome<T> {
     let mut handshake = pin!(timeout(rt, connect_timeout, capture_presented(handshake)));
     let probe_delay = NOT_TLS_PROBE_DELAY.min(connect_timeout);
     let mut probe = pin!(async {
+        let Some(addr) = probe else {
+            // No second connection: the handshake alone decides.
+            return false;
+        };
         rt.sleep_until(rt.now() + probe_delay).await;
         tracing::debug!(%addr, after = ?probe_delay, "no TLS answer yet: asking the port in plaintext Kafka");
         peer_speaks_kafka(rt, addr, connect_timeout.min(PROBE_LIMIT)).await

@@ -1,8 +1,9 @@
-//! Dialing: from a host and port to a connected TCP stream. Resolves on
-//! every dial (or from the cache when one is configured), orders the
-//! addresses (`addresses.rs`) and runs the Happy Eyeballs race
-//! (`race.rs`, pure) over the runtime's sockets: this file is the I/O
-//! half of both.
+//! Dialing: from a host and port to a byte stream to the broker, before
+//! TLS. Resolves on every dial (or from the cache when one is
+//! configured), orders the addresses (`addresses.rs`) and runs the Happy
+//! Eyeballs race (`race.rs`, pure) over the runtime's sockets, sets the
+//! socket options (`socket.rs`), and through a proxy asks for a tunnel
+//! (`tunnel.rs`): this file is the I/O half of them all.
 
 use std::fmt;
 use std::io;
@@ -13,10 +14,15 @@ use std::time::{Duration, Instant};
 
 use crate::addresses::{order, AddressFamily, DnsCache};
 use crate::error::ConnectError;
-use crate::info::{AttemptOutcome, Progress, TcpAttempt};
+use crate::info::{AttemptOutcome, Progress, ProxyInfo, TcpAttempt};
+use crate::proxy::{
+    split_host_port, Proxy, ProxyFailure, ProxyKind, ProxyStep, Target, TargetHost,
+};
 use crate::race::{Action, Attempt, AttemptState, Race};
 use crate::runtime::{timeout, BoxFuture, Runtime};
-use crate::socket::{apply, Silence, SocketOptions};
+use crate::socket::{apply, SocketOptions};
+use crate::stream::{Conduit, Silence};
+use crate::tunnel::open_tunnel;
 
 /// RFC 8305's recommended connection attempt delay (section 5).
 pub(crate) const DEFAULT_ATTEMPT_DELAY: Duration = Duration::from_millis(250);
@@ -33,6 +39,7 @@ pub(crate) struct DialConfig {
     pub(crate) family: AddressFamily,
     pub(crate) attempt_delay: Duration,
     pub(crate) socket: SocketOptions,
+    pub(crate) proxy: Option<Proxy>,
 }
 
 impl Default for DialConfig {
@@ -43,6 +50,7 @@ impl Default for DialConfig {
             family: AddressFamily::Any,
             attempt_delay: DEFAULT_ATTEMPT_DELAY,
             socket: SocketOptions::default(),
+            proxy: None,
         }
     }
 }
@@ -55,8 +63,125 @@ impl fmt::Debug for DialConfig {
             .field("family", &self.family)
             .field("attempt_delay", &self.attempt_delay)
             .field("socket", &self.socket)
+            .field("proxy", &self.proxy)
             .finish()
     }
+}
+
+/// A byte stream to the broker (before TLS), and how it was made.
+pub(crate) struct Opened<T> {
+    pub(crate) conduit: Conduit<T>,
+    /// The TCP peer: the broker's address, or the proxy's.
+    pub(crate) addr: SocketAddr,
+    /// Whether `addr` is the broker itself over plain TCP, so that a
+    /// diagnosis may open a second connection to it.
+    pub(crate) direct: bool,
+}
+
+/// Opens a byte stream to the broker at `host:port` as `config` says:
+/// straight over TCP, or through the proxy. Each step is bounded by
+/// `setup_timeout` and recorded in `progress`.
+pub(crate) async fn open<R: Runtime>(
+    rt: &R,
+    host: &str,
+    port: u16,
+    setup_timeout: Duration,
+    config: &DialConfig,
+    progress: &mut Progress,
+    start: Instant,
+) -> Result<Opened<R::Tcp>, ConnectError> {
+    let Some(proxy) = &config.proxy else {
+        let Reached { tcp, addr, silence } =
+            dial_tcp(rt, host, port, setup_timeout, config, progress, start).await?;
+        return Ok(Opened {
+            conduit: Conduit::tcp(tcp, silence),
+            addr,
+            direct: true,
+        });
+    };
+    let fail = |step, failure, progress: &Progress| ConnectError::Proxy {
+        kind: proxy.kind(),
+        proxy: proxy.to_string(),
+        step,
+        failure,
+        progress: progress.at_failure(start, rt.now()),
+    };
+    let (proxy_host, proxy_port) = split_host_port(proxy.address()).map_err(|why| {
+        let failure = ProxyFailure::Config(format!(
+            "invalid proxy address {:?}: {why}",
+            proxy.address()
+        ));
+        fail(ProxyStep::Connect, failure, progress)
+    })?;
+    let proxy_port = proxy_port.unwrap_or(match proxy.kind() {
+        ProxyKind::Socks5 => 1080,
+        _ => 80,
+    });
+    let Reached { tcp, addr, silence } = match dial_tcp(
+        rt,
+        proxy_host,
+        proxy_port,
+        setup_timeout,
+        config,
+        progress,
+        start,
+    )
+    .await
+    {
+        Ok(reached) => reached,
+        Err(e) => return Err(fail(ProxyStep::Connect, unreachable(&e), progress)),
+    };
+    let target = Target {
+        host: match host.parse::<IpAddr>() {
+            Ok(ip) => TargetHost::Ip(ip),
+            Err(_) if proxy.remote_dns() => TargetHost::Name(host.to_owned()),
+            Err(_) => {
+                // socks5://: the broker's name is resolved here; the first
+                // address in the family order goes to the proxy.
+                let found = resolve(rt, host, port, setup_timeout, config, progress, start).await?;
+                let first = order(&found, config.family)
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| ConnectError::NoAddressOfFamily {
+                        host: host.to_owned(),
+                        family: config.family,
+                        progress: progress.at_failure(start, rt.now()),
+                    })?;
+                TargetHost::Ip(first.ip())
+            }
+        },
+        port,
+    };
+    let mut conduit = Conduit::tcp(tcp, silence);
+    let t = rt.now();
+    let tunneled = open_tunnel(rt, &mut conduit, proxy, &target, setup_timeout)
+        .await
+        .map_err(|(step, failure)| fail(step, failure, progress))?;
+    progress.timings.proxy = Some(rt.now().saturating_duration_since(t));
+    tracing::debug!(%proxy, %target, bound = ?tunneled.bound, took = ?progress.timings.proxy, "tunnel open");
+    progress.proxy = Some(ProxyInfo {
+        proxy: proxy.to_string(),
+        target: target.to_string(),
+        bound: tunneled.bound,
+    });
+    Ok(Opened {
+        conduit,
+        addr,
+        direct: false,
+    })
+}
+
+/// What a failure to reach the proxy itself says.
+fn unreachable(e: &ConnectError) -> ProxyFailure {
+    ProxyFailure::Io(match e {
+        ConnectError::Refused { addr, .. } => {
+            format!("connection refused by {addr}: nothing listens there (is the proxy up?)")
+        }
+        ConnectError::ConnectTimeout { addr, after, .. } => {
+            format!("TCP connect to {addr} timed out after {after:?}")
+        }
+        other => other.to_string(),
+    })
 }
 
 /// A TCP connection that won the race, its socket options set.

@@ -9,6 +9,7 @@ use rustls_pki_types::CertificateDer;
 
 use crate::addresses::AddressFamily;
 use crate::info::{Progress, Timings};
+use crate::proxy::{ProxyFailure, ProxyKind, ProxyStep};
 
 /// `a, b and c` for an error message.
 fn list(addresses: &[SocketAddr]) -> String {
@@ -95,6 +96,22 @@ pub enum ConnectError {
         /// The socket error.
         source: io::Error,
         /// What was done, with every failed attempt.
+        progress: Box<Progress>,
+    },
+    /// The proxy could not be reached, refused, or rejected the
+    /// credentials: the step and the proxy's answer say which.
+    #[error("{kind} proxy {proxy}, {step}: {failure}")]
+    Proxy {
+        /// The protocol.
+        kind: ProxyKind,
+        /// The proxy, as a URL with the password masked.
+        proxy: String,
+        /// The step that failed.
+        step: ProxyStep,
+        /// What went wrong: the proxy's reply code and its meaning, or the
+        /// I/O error.
+        failure: ProxyFailure,
+        /// What was done (the TCP attempts are those to the proxy).
         progress: Box<Progress>,
     },
     /// The TLS settings cannot be used (unreadable CA file, bad key, ...).
@@ -209,6 +226,7 @@ impl ConnectError {
             | ConnectError::Tcp { .. }
             | ConnectError::TlsTimeout { .. } => true,
             ConnectError::Handshake { reason, .. } => reason.is_retriable(),
+            ConnectError::Proxy { failure, .. } => failure.is_retriable(),
             _ => false,
         }
     }
@@ -236,6 +254,7 @@ impl ConnectError {
             | ConnectError::Refused { progress, .. }
             | ConnectError::ConnectTimeout { progress, .. }
             | ConnectError::Tcp { progress, .. }
+            | ConnectError::Proxy { progress, .. }
             | ConnectError::CertificateNotTrusted { progress, .. }
             | ConnectError::NameMismatch { progress, .. }
             | ConnectError::InvalidCertificate { progress, .. }

@@ -29,6 +29,9 @@ pub struct ConnectInfo {
     pub failed_attempts: Vec<TcpAttempt>,
     /// How long each step took.
     pub timings: Timings,
+    /// The proxy's tunnel, when the connection goes through a proxy (then
+    /// `address`, `resolved` and `attempts` are about the proxy).
+    pub proxy: Option<ProxyInfo>,
     /// The TLS session, when TLS is on, with the broker's certificate
     /// chain (DER; the driver carries no X.509 parser to decode it).
     pub tls: Option<TlsInfo>,
@@ -50,6 +53,9 @@ pub struct Timings {
     /// The TCP step: from the first connect attempt until one connected
     /// (each attempt is timed in [`TcpAttempt::took`]).
     pub tcp: Option<Duration>,
+    /// The proxy handshake (method, authentication, `CONNECT`), when
+    /// through a proxy.
+    pub proxy: Option<Duration>,
     /// The TLS handshake.
     pub tls: Option<Duration>,
     /// ApiVersions: from the transport being up until the broker's
@@ -122,6 +128,23 @@ pub struct Progress {
     pub failed_attempts: Vec<TcpAttempt>,
     /// The address TCP connected to, once it did.
     pub address: Option<SocketAddr>,
+    /// The proxy's tunnel, once it was open.
+    pub proxy: Option<ProxyInfo>,
+}
+
+/// A tunnel through a proxy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ProxyInfo {
+    /// The proxy, as a URL with the password masked
+    /// (`socks5h://user:***@host:port`).
+    pub proxy: String,
+    /// What the proxy was asked to connect to (`host:port`: the broker's
+    /// name with remote DNS, else its address).
+    pub target: String,
+    /// The address the proxy reported for its side of the tunnel (SOCKS5
+    /// `BND.ADDR:BND.PORT`), if any.
+    pub bound: Option<String>,
 }
 
 impl Progress {

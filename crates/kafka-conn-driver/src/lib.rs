@@ -54,14 +54,20 @@ mod direct;
 mod driver;
 mod engine;
 mod error;
+#[cfg(feature = "fuzzing")]
+pub mod fuzz_support;
+mod http_connect;
 mod info;
 #[cfg(test)]
 mod module_graph;
+mod proxy;
 mod race;
 mod runtime;
 mod socket;
+mod socks5;
 mod stream;
 mod tls;
+mod tunnel;
 #[cfg(feature = "kafka-protocol")]
 mod typed;
 
@@ -72,7 +78,8 @@ pub use connect::{connect, connect_direct};
 pub use credentials::{CallbackError, CredentialContext, CredentialProvider};
 pub use direct::{Completion, DirectClient};
 pub use error::{ConnectError, RequestFailure};
-pub use info::{AttemptOutcome, ConnectInfo, Progress, TcpAttempt, Timings, TlsInfo};
+pub use info::{AttemptOutcome, ConnectInfo, Progress, ProxyInfo, TcpAttempt, Timings, TlsInfo};
+pub use proxy::{socks5_reply_meaning, InvalidProxyUrl, Proxy, ProxyFailure, ProxyKind, ProxyStep};
 pub use runtime::{timeout, AsOsSocket, BorrowedSocket, BoxFuture, Runtime};
 /// A DER certificate, as in [`TlsInfo::peer_certificates`] and [`ConnectError::presented_certificates`].
 pub use rustls_pki_types::CertificateDer;

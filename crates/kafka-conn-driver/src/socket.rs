@@ -11,12 +11,11 @@
 //!
 //! [`Runtime::os_socket`]: crate::Runtime::os_socket
 
-use std::fmt;
 use std::io;
-use std::sync::Arc;
 use std::time::Duration;
 
 use crate::runtime::BorrowedSocket;
+use crate::stream::Silence;
 
 /// TCP keepalive: after `idle` without traffic the OS sends a probe every
 /// `interval`; after `count` unanswered probes it gives the connection up
@@ -100,29 +99,6 @@ impl Default for SocketOptions {
     }
 }
 
-/// What a read or write that failed with `ETIMEDOUT` means on a socket
-/// with these options: the peer went silent. Shared by the connection's
-/// stream, which puts it in front of the OS's error text.
-#[derive(Clone)]
-pub(crate) struct Silence(Arc<str>);
-
-impl fmt::Debug for Silence {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl Silence {
-    /// The error to report for `e`: `e` itself unless it is a time-out.
-    pub(crate) fn explain(&self, e: io::Error) -> io::Error {
-        if e.kind() == io::ErrorKind::TimedOut {
-            io::Error::new(io::ErrorKind::TimedOut, format!("{}: {e}", self.0))
-        } else {
-            e
-        }
-    }
-}
-
 /// Sets `options` on `socket`. Returns what a time-out on it will mean,
 /// `None` when no option that detects silence is on.
 pub(crate) fn apply(
@@ -149,7 +125,7 @@ pub(crate) fn apply(
         None => sock.set_keepalive(false)?,
     }
     Ok((!what.is_empty())
-        .then(|| Silence(format!("the peer went silent: {}", what.join(", or ")).into())))
+        .then(|| Silence::new(format!("the peer went silent: {}", what.join(", or ")))))
 }
 
 /// `TCP_USER_TIMEOUT` where the OS has it (Linux, Android, Fuchsia);

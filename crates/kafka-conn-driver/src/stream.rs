@@ -1,14 +1,42 @@
 //! The transport under the core: a conduit (the runtime's TCP stream, or
 //! later any byte stream) in plaintext or under TLS.
 
+use std::fmt;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures_io::{AsyncRead, AsyncWrite};
 use futures_rustls::client::TlsStream;
 
-use crate::socket::Silence;
+/// What a read or write that failed with `ETIMEDOUT` means on a socket
+/// with these options: the peer went silent. Shared by the connection's
+/// stream, which puts it in front of the OS's error text.
+#[derive(Clone)]
+pub(crate) struct Silence(Arc<str>);
+
+impl fmt::Debug for Silence {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Silence {
+    /// `text` explains a time-out.
+    pub(crate) fn new(text: String) -> Self {
+        Self(text.into())
+    }
+
+    /// The error to report for `e`: `e` itself unless it is a time-out.
+    pub(crate) fn explain(&self, e: io::Error) -> io::Error {
+        if e.kind() == io::ErrorKind::TimedOut {
+            io::Error::new(io::ErrorKind::TimedOut, format!("{}: {e}", self.0))
+        } else {
+            e
+        }
+    }
+}
 
 /// The byte stream a connection runs over, below TLS.
 #[derive(Debug)]

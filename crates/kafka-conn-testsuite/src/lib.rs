@@ -21,6 +21,7 @@ pub mod kafka;
 pub mod keepalive;
 pub mod mock;
 pub mod netns;
+pub mod proxies;
 pub mod tests;
 pub mod typed;
 
@@ -148,6 +149,13 @@ macro_rules! suite {
         $crate::suite!(@in keepalive, $block_on, $runtime;
             silent_peer_is_detected_by_keepalive_and_user_timeout,
             without_keepalive_a_silent_peer_waits_for_the_request_deadline,
+        );
+        $crate::suite!(@in proxies, $block_on, $runtime;
+            socks5_proxy_carries_plaintext_and_tls,
+            socks5_credentials_are_required_and_checked,
+            socks5_refusal_names_the_reply,
+            http_connect_proxy_with_and_without_basic_auth,
+            proxy_that_is_down_is_named,
         );
         $crate::suite!(@in typed, $block_on, $runtime;
             typed_metadata_and_create_topics,
