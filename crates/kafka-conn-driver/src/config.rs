@@ -16,6 +16,7 @@ use crate::dial::DialConfig;
 use crate::proxy::Proxy;
 use crate::socket::Keepalive;
 use crate::tls::TlsConfig;
+use crate::transport::{dial_fn, DialRequest, Dialed};
 
 /// How to connect: the core [`Config`] (timeouts, SASL, versions), TLS,
 /// how to dial (DNS, address family, the Happy Eyeballs race), the connect
@@ -157,6 +158,26 @@ impl ConnectConfig {
     #[must_use]
     pub fn with_proxy(mut self, proxy: Proxy) -> Self {
         self.dial.proxy = Some(proxy);
+        self
+    }
+
+    /// The dialer hook: `dialer(request)` opens the byte stream to the
+    /// broker at `request.host:request.port` (within
+    /// `request.setup_timeout`) in place of the driver's resolution, Happy
+    /// Eyeballs, socket options and proxy. TLS (if configured, verified
+    /// against `request.host` or the TLS server name) and the Kafka
+    /// handshake run on top. Every connection made with this configuration
+    /// calls it, and so will a cluster for every node. For a Unix socket,
+    /// an SSH or cloud tunnel, a proxy protocol of your own, a test
+    /// harness. A dialer's error is [`ConnectError::Dial`](crate::ConnectError::Dial).
+    /// `docs/dialing.md` has an example over Unix sockets.
+    #[must_use]
+    pub fn with_dialer<F, Fut>(mut self, dialer: F) -> Self
+    where
+        F: Fn(DialRequest) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = io::Result<Dialed>> + Send + 'static,
+    {
+        self.dial.dialer = Some(dial_fn(dialer));
         self
     }
 

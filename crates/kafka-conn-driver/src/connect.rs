@@ -16,15 +16,16 @@ use tracing::Instrument;
 use crate::client::{Client, Command, Shared};
 use crate::config::ConnectConfig;
 use crate::credentials::{CredentialContext, Credentials};
-use crate::dial::{open, Opened};
+use crate::dial::{open, Opened, UNSPECIFIED};
 use crate::direct::{Completions, DirectClient};
 use crate::driver::Driver;
 use crate::engine::{Engine, ReadyReport};
 use crate::error::ConnectError;
 use crate::info::{ConnectInfo, Progress, TlsInfo};
 use crate::runtime::{timeout, Runtime};
-use crate::stream::Stream;
+use crate::stream::{Conduit, Stream, Transport as AnyTransport};
 use crate::tls::{capture_presented, classify_handshake_error, peer_speaks_tls};
+use crate::transport::DialRequest;
 use rustls_pki_types::CertificateDer;
 
 /// When a TLS handshake has not finished after this long, `connect` asks
@@ -77,34 +78,79 @@ struct SoFar {
     start: Instant,
 }
 
-/// Resolves, connects TCP and runs the TLS handshake: everything before
-/// the Kafka handshake, the same for [`Client`] and [`DirectClient`].
+/// Checks the settings before any I/O: the core's, and TLS (built once).
+fn checked(config: &ConnectConfig) -> Result<Option<Arc<rustls::ClientConfig>>, ConnectError> {
+    config.core.validate()?;
+    config.tls.as_ref().map(|t| t.rustls()).transpose()
+}
+
+/// Dials (`dial::open`: the dialer, TCP with Happy Eyeballs, or a proxy
+/// tunnel) and runs the TLS handshake: everything before the Kafka
+/// handshake, the same for [`Client`] and [`DirectClient`], for a single
+/// connection and (with its per-node setup timeout) a cluster's.
 async fn open_transport<R: Runtime>(
     rt: &R,
-    address: &str,
+    request: &DialRequest,
     config: &ConnectConfig,
 ) -> Result<Transport<R::Tcp>, ConnectError> {
     let start = rt.now();
-    config.core.validate()?;
-    let tls_config = config.tls.as_ref().map(|t| t.rustls()).transpose()?;
-    let (host, port) = split_host_port(address)?;
+    let tls_config = checked(config)?;
     let mut progress = Progress::default();
+    let opened = open(rt, request, &config.dial, &mut progress, start).await?;
+    secure(
+        rt,
+        &request.host,
+        opened,
+        tls_config,
+        config,
+        progress,
+        start,
+    )
+    .await
+}
 
+/// The caller's `stream` as the transport, TLS on top if configured.
+async fn transport_over<R: Runtime>(
+    rt: &R,
+    host: &str,
+    stream: Box<dyn AnyTransport>,
+    config: &ConnectConfig,
+) -> Result<Transport<R::Tcp>, ConnectError> {
+    let start = rt.now();
+    let tls_config = checked(config)?;
+    let opened = Opened {
+        conduit: Conduit::Other(stream),
+        addr: UNSPECIFIED,
+        direct: false,
+    };
+    secure(
+        rt,
+        host,
+        opened,
+        tls_config,
+        config,
+        Progress::default(),
+        start,
+    )
+    .await
+}
+
+/// Runs the TLS handshake over `opened` when TLS is configured, verifying
+/// `host` (or the configured server name).
+async fn secure<R: Runtime>(
+    rt: &R,
+    host: &str,
+    opened: Opened<R::Tcp>,
+    tls_config: Option<Arc<rustls::ClientConfig>>,
+    config: &ConnectConfig,
+    mut progress: Progress,
+    start: Instant,
+) -> Result<Transport<R::Tcp>, ConnectError> {
     let Opened {
         conduit: tcp,
         addr,
         direct,
-    } = open(
-        rt,
-        host,
-        port,
-        config.connect_timeout,
-        &config.dial,
-        &mut progress,
-        start,
-    )
-    .await?;
-
+    } = opened;
     let (stream, tls) = match (&config.tls, tls_config) {
         (Some(tls), Some(rustls_config)) => {
             let name = tls.server_name_for(host)?;
@@ -173,7 +219,17 @@ async fn connect_in_span<R: Runtime>(
     address: &str,
     config: ConnectConfig,
 ) -> Result<Client, ConnectError> {
-    let Transport { stream, so_far } = open_transport(&rt, address, &config).await?;
+    let request = dial_request(address, &config)?;
+    connect_to(rt, &request, config).await
+}
+
+/// The Kafka handshake over `transport` in a spawned task: a [`Client`].
+async fn client_over<R: Runtime>(
+    rt: R,
+    transport: Transport<R::Tcp>,
+    config: ConnectConfig,
+) -> Result<Client, ConnectError> {
+    let Transport { stream, so_far } = transport;
     let handshake_start = rt.now();
     let conn = Connection::new(config.core.clone(), handshake_start)?;
     let peer = CredentialContext::for_runtime(&rt, &so_far.host, so_far.addr);
@@ -226,7 +282,19 @@ async fn connect_direct_in_span<R: Runtime>(
     address: &str,
     config: ConnectConfig,
 ) -> Result<DirectClient<R>, ConnectError> {
-    let Transport { stream, so_far } = open_transport(&rt, address, &config).await?;
+    let request = dial_request(address, &config)?;
+    let transport = open_transport(&rt, &request, &config).await?;
+    direct_over(rt, transport, config).await
+}
+
+/// The Kafka handshake over `transport` in the caller's task: a
+/// [`DirectClient`].
+async fn direct_over<R: Runtime>(
+    rt: R,
+    transport: Transport<R::Tcp>,
+    config: ConnectConfig,
+) -> Result<DirectClient<R>, ConnectError> {
+    let Transport { stream, so_far } = transport;
     let span = tracing::info_span!("kafka_conn", addr = %so_far.addr);
     let handshake_start = rt.now();
     let conn = Connection::new(config.core.clone(), handshake_start)?;
@@ -256,6 +324,72 @@ async fn connect_direct_in_span<R: Runtime>(
     )
     .await?;
     Ok(DirectClient::new(engine, out, info, span))
+}
+
+/// Runs a connection over `stream`, a byte stream the caller already has
+/// (a Unix socket, an in-memory pipe, a tunnel of your own: any
+/// [`Transport`](crate::Transport)), on runtime `rt`: TLS if configured,
+/// then the Kafka handshake in the connection's own task, as [`connect`]
+/// does after dialing. `host` is the broker's name: what TLS verifies
+/// (unless the TLS configuration names a server) and what the credential
+/// provider is told. [`ConnectInfo::address`] is the unspecified
+/// `0.0.0.0:0`: the stream has no address the driver knows.
+pub async fn connect_over<R: Runtime>(
+    rt: R,
+    stream: impl AnyTransport,
+    host: &str,
+    config: ConnectConfig,
+) -> Result<Client, ConnectError> {
+    let span = tracing::info_span!("kafka_conn_connect", %host, over = "caller's stream");
+    let stream: Box<dyn AnyTransport> = Box::new(stream);
+    Box::pin(
+        async move {
+            let transport = transport_over(&rt, host, stream, &config).await?;
+            client_over(rt, transport, config).await
+        }
+        .instrument(span),
+    )
+    .await
+}
+
+/// As [`connect_over`], but the connection runs in the caller's task: a
+/// [`DirectClient`].
+pub async fn connect_direct_over<R: Runtime>(
+    rt: R,
+    stream: impl AnyTransport,
+    host: &str,
+    config: ConnectConfig,
+) -> Result<DirectClient<R>, ConnectError> {
+    let span = tracing::info_span!("kafka_conn_connect", %host, over = "caller's stream");
+    let stream: Box<dyn AnyTransport> = Box::new(stream);
+    Box::pin(
+        async move {
+            let transport = transport_over(&rt, host, stream, &config).await?;
+            direct_over(rt, transport, config).await
+        }
+        .instrument(span),
+    )
+    .await
+}
+
+/// Connects to the broker of `request` (host, port and setup timeout: a
+/// cluster's node with its growing timeout) on runtime `rt`: the dial of
+/// `config` (its dialer, or TCP with Happy Eyeballs, or its proxy), TLS
+/// and the Kafka handshake. [`connect`] is this with the address parsed
+/// and the connect timeout.
+pub(crate) async fn connect_to<R: Runtime>(
+    rt: R,
+    request: &DialRequest,
+    config: ConnectConfig,
+) -> Result<Client, ConnectError> {
+    let transport = open_transport(&rt, request, &config).await?;
+    client_over(rt, transport, config).await
+}
+
+/// The dial request of `address` (`host:port`) with the connect timeout.
+fn dial_request(address: &str, config: &ConnectConfig) -> Result<DialRequest, ConnectError> {
+    let (host, port) = split_host_port(address)?;
+    Ok(DialRequest::new(host, port, config.connect_timeout))
 }
 
 /// Turns the handshake's outcome into the connection's [`ConnectInfo`], or

@@ -22,6 +22,7 @@ use crate::race::{Action, Attempt, AttemptState, Race};
 use crate::runtime::{timeout, BoxFuture, Runtime};
 use crate::socket::{apply, SocketOptions};
 use crate::stream::{Conduit, Silence};
+use crate::transport::{DialFn, DialRequest, Dialed};
 use crate::tunnel::open_tunnel;
 
 /// RFC 8305's recommended connection attempt delay (section 5).
@@ -40,6 +41,7 @@ pub(crate) struct DialConfig {
     pub(crate) attempt_delay: Duration,
     pub(crate) socket: SocketOptions,
     pub(crate) proxy: Option<Proxy>,
+    pub(crate) dialer: Option<DialFn>,
 }
 
 impl Default for DialConfig {
@@ -51,6 +53,7 @@ impl Default for DialConfig {
             attempt_delay: DEFAULT_ATTEMPT_DELAY,
             socket: SocketOptions::default(),
             proxy: None,
+            dialer: None,
         }
     }
 }
@@ -64,9 +67,14 @@ impl fmt::Debug for DialConfig {
             .field("attempt_delay", &self.attempt_delay)
             .field("socket", &self.socket)
             .field("proxy", &self.proxy)
+            .field("dialer", &self.dialer.as_ref().map(|_| "custom"))
             .finish()
     }
 }
+
+/// The address reported for a transport without one.
+pub(crate) const UNSPECIFIED: SocketAddr =
+    SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0);
 
 /// A byte stream to the broker (before TLS), and how it was made.
 pub(crate) struct Opened<T> {
@@ -78,18 +86,42 @@ pub(crate) struct Opened<T> {
     pub(crate) direct: bool,
 }
 
-/// Opens a byte stream to the broker at `host:port` as `config` says:
-/// straight over TCP, or through the proxy. Each step is bounded by
-/// `setup_timeout` and recorded in `progress`.
+/// Opens a byte stream to the broker of `request` as `config` says: with
+/// the application's dialer, straight over TCP, or through the proxy.
+/// Each step is bounded by the request's setup timeout and recorded in
+/// `progress` (lookups, every TCP attempt, the tunnel). The one entry
+/// point for every connection, single or of a cluster.
 pub(crate) async fn open<R: Runtime>(
     rt: &R,
-    host: &str,
-    port: u16,
-    setup_timeout: Duration,
+    request: &DialRequest,
     config: &DialConfig,
     progress: &mut Progress,
     start: Instant,
 ) -> Result<Opened<R::Tcp>, ConnectError> {
+    let (host, port, setup_timeout) = (request.host.as_str(), request.port, request.setup_timeout);
+    if let Some(dialer) = &config.dialer {
+        let failed = |source, progress: &Progress| ConnectError::Dial {
+            target: request.to_string(),
+            source,
+            progress: progress.at_failure(start, rt.now()),
+        };
+        let dialed = timeout(rt, setup_timeout, dialer(request.clone()))
+            .await
+            .unwrap_or_else(|| {
+                Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("the dialer did not finish within {setup_timeout:?}"),
+                ))
+            });
+        let Dialed { transport, peer } = dialed.map_err(|e| failed(e, progress))?;
+        progress.address = peer;
+        progress.timings.tcp = Some(rt.now().saturating_duration_since(start));
+        return Ok(Opened {
+            conduit: Conduit::Other(transport),
+            addr: peer.unwrap_or(UNSPECIFIED),
+            direct: false,
+        });
+    }
     let Some(proxy) = &config.proxy else {
         let Reached { tcp, addr, silence } =
             dial_tcp(rt, host, port, setup_timeout, config, progress, start).await?;

@@ -15,7 +15,10 @@ use rustls_pki_types::CertificateDer;
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct ConnectInfo {
-    /// The address connected to.
+    /// The TCP peer: the broker's address, or the proxy's through a
+    /// proxy; what a dialer reported ([`Dialed::with_peer_addr`](crate::Dialed::with_peer_addr));
+    /// the unspecified `0.0.0.0:0` over a transport without one
+    /// ([`connect_over`](crate::connect_over), a dialer that did not say).
     pub address: SocketAddr,
     /// Every address the host resolved to, as the resolver answered
     /// (attempts go in the order of [`ConnectInfo::attempts`]).

@@ -67,6 +67,7 @@ mod socket;
 mod socks5;
 mod stream;
 mod tls;
+mod transport;
 mod tunnel;
 #[cfg(feature = "kafka-protocol")]
 mod typed;
@@ -74,7 +75,7 @@ mod typed;
 pub use addresses::AddressFamily;
 pub use client::Client;
 pub use config::ConnectConfig;
-pub use connect::{connect, connect_direct};
+pub use connect::{connect, connect_direct, connect_direct_over, connect_over};
 pub use credentials::{CallbackError, CredentialContext, CredentialProvider};
 pub use direct::{Completion, DirectClient};
 pub use error::{ConnectError, RequestFailure};
@@ -84,7 +85,9 @@ pub use runtime::{timeout, AsOsSocket, BorrowedSocket, BoxFuture, Runtime};
 /// A DER certificate, as in [`TlsInfo::peer_certificates`] and [`ConnectError::presented_certificates`].
 pub use rustls_pki_types::CertificateDer;
 pub use socket::Keepalive;
+pub use stream::Transport;
 pub use tls::TlsConfig;
+pub use transport::{DialRequest, Dialed};
 #[cfg(feature = "kafka-protocol")]
 #[cfg_attr(docsrs, doc(cfg(feature = "kafka-protocol")))]
 pub use typed::TypedFailure;

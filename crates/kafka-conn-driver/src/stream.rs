@@ -1,5 +1,6 @@
 //! The transport under the core: a conduit (the runtime's TCP stream, or
-//! later any byte stream) in plaintext or under TLS.
+//! any byte stream a dialer or the caller supplies) in plaintext or under
+//! TLS.
 
 use std::fmt;
 use std::io::{self, IoSlice};
@@ -38,13 +39,37 @@ impl Silence {
     }
 }
 
+/// Any byte stream a Kafka connection can run over: a Unix socket, an
+/// in-memory pipe, a tunnel of your own. Implemented for every
+/// `AsyncRead + AsyncWrite + Unpin + Send + 'static` type (futures-io's
+/// traits; tokio types need a compat wrapper). See
+/// [`connect_over`](crate::connect_over) and
+/// [`ConnectConfig::with_dialer`](crate::ConnectConfig::with_dialer).
+pub trait Transport: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Transport for T {}
+
 /// The byte stream a connection runs over, below TLS.
-#[derive(Debug)]
 pub(crate) enum Conduit<T> {
     /// The runtime's TCP stream. `silence`, when keepalive or
     /// `TCP_USER_TIMEOUT` is on, turns its `ETIMEDOUT` into "the peer
     /// went silent", so the connection's close reason says so.
     Tcp { tcp: T, silence: Option<Silence> },
+    /// A stream a dialer returned or the caller handed over.
+    Other(Box<dyn Transport>),
+}
+
+impl<T: fmt::Debug> fmt::Debug for Conduit<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Conduit::Tcp { tcp, silence } => f
+                .debug_struct("Tcp")
+                .field("tcp", tcp)
+                .field("silence", silence)
+                .finish(),
+            Conduit::Other(_) => f.write_str("Other(..)"),
+        }
+    }
 }
 
 impl<T> Conduit<T> {
@@ -69,6 +94,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for Conduit<T> {
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Conduit::Tcp { tcp, silence } => explained(silence, Pin::new(tcp).poll_read(cx, buf)),
+            Conduit::Other(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
         }
     }
 }
@@ -81,6 +107,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Conduit<T> {
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Conduit::Tcp { tcp, silence } => explained(silence, Pin::new(tcp).poll_write(cx, buf)),
+            Conduit::Other(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
         }
     }
 
@@ -93,18 +120,21 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Conduit<T> {
             Conduit::Tcp { tcp, silence } => {
                 explained(silence, Pin::new(tcp).poll_write_vectored(cx, bufs))
             }
+            Conduit::Other(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Conduit::Tcp { tcp, silence } => explained(silence, Pin::new(tcp).poll_flush(cx)),
+            Conduit::Other(s) => Pin::new(s.as_mut()).poll_flush(cx),
         }
     }
 
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Conduit::Tcp { tcp, silence } => explained(silence, Pin::new(tcp).poll_close(cx)),
+            Conduit::Other(s) => Pin::new(s.as_mut()).poll_close(cx),
         }
     }
 }

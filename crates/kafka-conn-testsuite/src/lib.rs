@@ -23,6 +23,7 @@ pub mod mock;
 pub mod netns;
 pub mod proxies;
 pub mod tests;
+pub mod transport;
 pub mod typed;
 
 use std::future::Future;
@@ -157,6 +158,10 @@ macro_rules! suite {
             http_connect_proxy_with_and_without_basic_auth,
             proxy_that_is_down_is_named,
         );
+        $crate::suite!(@in transport, $block_on, $runtime;
+            key_cases_run_through_a_dialer,
+            dialer_errors_and_time_outs_are_dial_errors,
+        );
         $crate::suite!(@in typed, $block_on, $runtime;
             typed_metadata_and_create_topics,
             typed_produce_fetch_round_trip_tansu,
@@ -173,5 +178,20 @@ macro_rules! suite {
                 $block_on(async { $crate::$module::$name($runtime).await });
             }
         )*
+    };
+}
+
+/// The tests that need the runtime's Unix socket type:
+/// `transport_suite!(block_on_path, runtime_expression, unix_connect)`,
+/// with a [`transport::UnixConnect`] opening the runtime's Unix stream.
+#[macro_export]
+macro_rules! transport_suite {
+    ($block_on:path, $runtime:expr, $unix:expr) => {
+        #[test]
+        fn connections_run_over_a_unix_socket() {
+            $block_on(async {
+                $crate::transport::connections_run_over_a_unix_socket($runtime, $unix).await
+            });
+        }
     };
 }
