@@ -24,6 +24,13 @@
 //! - **TLS** (SSL, SASL_SSL) through futures-rustls with the `ring`
 //!   provider: a CA file or the system roots, a server name override and
 //!   client certificates ([`TlsConfig`]).
+//! - **Dialing like the network really is** (`docs/dialing.md`): DNS on
+//!   every connect (or a [`ConnectConfig::with_dns_cache`]), every address
+//!   raced (RFC 8305 Happy Eyeballs, [`AddressFamily`]), keepalive and
+//!   `TCP_USER_TIMEOUT` ([`Keepalive`]) so a silent peer fails the
+//!   connection, SOCKS5 and HTTP CONNECT [`Proxy`]s, and any transport:
+//!   [`connect_over`] a stream you have, or a dialer of your own
+//!   ([`ConnectConfig::with_dialer`]).
 //! - **One [`CredentialProvider`]** ([`ConnectConfig::with_credential_provider`])
 //!   answers every credential request of every SASL mechanism (OAUTHBEARER,
 //!   GSSAPI, your own through `CredentialRequest::Custom`), for each
