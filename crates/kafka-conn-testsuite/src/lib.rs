@@ -13,12 +13,17 @@
 //! `KAFKA_CONN_REQUIRE_BROKERS=1`.
 
 pub mod custom;
+pub mod dialing;
 pub mod direct;
 pub mod env;
 pub mod fake;
 pub mod kafka;
+pub mod keepalive;
 pub mod mock;
+pub mod netns;
+pub mod proxies;
 pub mod tests;
+pub mod transport;
 pub mod typed;
 
 use std::future::Future;
@@ -136,6 +141,27 @@ macro_rules! suite {
             user_defined_plain_authenticates_against_the_sasl_broker,
             user_defined_mechanism_asks_the_provider_through_custom,
         );
+        $crate::suite!(@in dialing, $block_on, $runtime;
+            happy_eyeballs_live_address_wins_over_a_silent_one,
+            attempt_delay_is_configurable,
+            dns_is_resolved_on_every_connect_unless_cached,
+            address_family_restricts_and_orders,
+        );
+        $crate::suite!(@in keepalive, $block_on, $runtime;
+            silent_peer_is_detected_by_keepalive_and_user_timeout,
+            without_keepalive_a_silent_peer_waits_for_the_request_deadline,
+        );
+        $crate::suite!(@in proxies, $block_on, $runtime;
+            socks5_proxy_carries_plaintext_and_tls,
+            socks5_credentials_are_required_and_checked,
+            socks5_refusal_names_the_reply,
+            http_connect_proxy_with_and_without_basic_auth,
+            proxy_that_is_down_is_named,
+        );
+        $crate::suite!(@in transport, $block_on, $runtime;
+            key_cases_run_through_a_dialer,
+            dialer_errors_and_time_outs_are_dial_errors,
+        );
         $crate::suite!(@in typed, $block_on, $runtime;
             typed_metadata_and_create_topics,
             typed_produce_fetch_round_trip_tansu,
@@ -152,5 +178,20 @@ macro_rules! suite {
                 $block_on(async { $crate::$module::$name($runtime).await });
             }
         )*
+    };
+}
+
+/// The tests that need the runtime's Unix socket type:
+/// `transport_suite!(block_on_path, runtime_expression, unix_connect)`,
+/// with a [`transport::UnixConnect`] opening the runtime's Unix stream.
+#[macro_export]
+macro_rules! transport_suite {
+    ($block_on:path, $runtime:expr, $unix:expr) => {
+        #[test]
+        fn connections_run_over_a_unix_socket() {
+            $block_on(async {
+                $crate::transport::connections_run_over_a_unix_socket($runtime, $unix).await
+            });
+        }
     };
 }

@@ -10,8 +10,8 @@ use kafka_conn_driver::core::{
     TimeoutKind,
 };
 use kafka_conn_driver::{
-    connect, connect_direct, BoxFuture, CertificateDer, Client, ConnectConfig, ConnectError,
-    RequestFailure, Runtime, TlsConfig,
+    connect, connect_direct, BorrowedSocket, BoxFuture, CertificateDer, Client, ConnectConfig,
+    ConnectError, RequestFailure, Runtime, TlsConfig,
 };
 
 use crate::fake::{Fake, FullBacklog, OAuthBroker, Proxy};
@@ -656,6 +656,10 @@ impl<R: Runtime> Runtime for FixedDns<R> {
 
     fn set_nodelay(&self, tcp: &R::Tcp) -> std::io::Result<()> {
         self.inner.set_nodelay(tcp)
+    }
+
+    fn os_socket<'a>(&self, tcp: &'a R::Tcp) -> Option<BorrowedSocket<'a>> {
+        self.inner.os_socket(tcp)
     }
 
     fn now(&self) -> Instant {
