@@ -45,6 +45,7 @@
 
 mod adapter;
 mod client;
+mod cluster;
 mod config;
 mod connect;
 mod credentials;
@@ -62,6 +63,17 @@ mod tls;
 mod typed;
 
 pub use client::Client;
+pub use cluster::{
+    Cluster, ClusterConfig, ClusterError, ClusterEvents, CurrentRuntime, MetadataTopics, NodeInfo,
+};
+/// The sans-IO cluster policy [`Cluster`] runs: its node table, states,
+/// failures and events, for code that drives it itself.
+pub use kafka_conn_cluster as cluster_policy;
+/// The policy's settings, part of a [`ClusterConfig`].
+pub use kafka_conn_cluster::ClusterConfig as PolicyConfig;
+/// What the policy reports, from [`Cluster::events`].
+pub use kafka_conn_cluster::Event as ClusterEvent;
+pub use kafka_conn_cluster::{DialStep, NodeId, NodeState};
 pub use config::ConnectConfig;
 pub use connect::{connect, connect_direct};
 pub use credentials::{CallbackError, CredentialContext, CredentialProvider};
