@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use kafka_conn_cluster::fuzz_support::encode_metadata;
 use kafka_conn_cluster::{
     Action, BootstrapError, CloseWhy, ClusterConfig, ClusterPolicy, ConfigError, ConnId,
-    DialFailure, DialStep, Event, Failure, MetadataError, NewError, NodeId, NodeState, RebootstrapReason, Route,
-    RouteError, Target,
+    DialFailure, DialStep, Event, Failure, MetadataError, NewError, NodeId, NodeState,
+    RebootstrapReason, Route, RouteError, Target,
 };
 use kafka_conn_core::{AuthFailure, BrokenCause, CloseReason, Phase};
 

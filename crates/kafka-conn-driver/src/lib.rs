@@ -66,6 +66,12 @@ pub use client::Client;
 pub use cluster::{
     Cluster, ClusterConfig, ClusterError, ClusterEvents, CurrentRuntime, MetadataTopics, NodeInfo,
 };
+pub use config::ConnectConfig;
+pub use connect::{connect, connect_direct};
+pub use credentials::{CallbackError, CredentialContext, CredentialProvider};
+pub use direct::{Completion, DirectClient};
+pub use error::{ConnectError, RequestFailure};
+pub use info::{ConnectInfo, Progress, TcpAttempt, Timings, TlsInfo};
 /// The sans-IO cluster policy [`Cluster`] runs: its node table, states,
 /// failures and events, for code that drives it itself.
 pub use kafka_conn_cluster as cluster_policy;
@@ -74,12 +80,6 @@ pub use kafka_conn_cluster::ClusterConfig as PolicyConfig;
 /// What the policy reports, from [`Cluster::events`].
 pub use kafka_conn_cluster::Event as ClusterEvent;
 pub use kafka_conn_cluster::{DialStep, NodeId, NodeState};
-pub use config::ConnectConfig;
-pub use connect::{connect, connect_direct};
-pub use credentials::{CallbackError, CredentialContext, CredentialProvider};
-pub use direct::{Completion, DirectClient};
-pub use error::{ConnectError, RequestFailure};
-pub use info::{ConnectInfo, Progress, TcpAttempt, Timings, TlsInfo};
 pub use runtime::{timeout, BoxFuture, Runtime};
 /// A DER certificate, as in [`TlsInfo::peer_certificates`] and [`ConnectError::presented_certificates`].
 pub use rustls_pki_types::CertificateDer;

@@ -287,7 +287,9 @@ impl ClusterError {
                 retry_in,
                 last,
             },
-            RouteError::ConnectionLimit { node, max } => ClusterError::ConnectionLimit { node, max },
+            RouteError::ConnectionLimit { node, max } => {
+                ClusterError::ConnectionLimit { node, max }
+            }
             RouteError::NodeRemoved(node) => ClusterError::NodeRemoved(node),
             RouteError::Closed => ClusterError::Closed,
             other => ClusterError::Route(other),
@@ -476,7 +478,12 @@ mod tests {
         let both = ClusterError::BootstrapFailed {
             failures: vec![bootstrap, handshake],
         };
-        assert!(both.to_string().starts_with("no bootstrap address answered Metadata: cannot connect to bootstrap node -1"), "{both}");
+        assert!(
+            both.to_string().starts_with(
+                "no bootstrap address answered Metadata: cannot connect to bootstrap node -1"
+            ),
+            "{both}"
+        );
         assert!(both.is_retriable());
         assert!(!ClusterError::Closed.is_retriable());
         assert_eq!(

@@ -157,7 +157,10 @@ mod tests {
             subscribers.publish(&Event::NodeRemoved { node: NodeId(i) }, &mut wake);
         }
         assert_eq!(events.missed(), 10);
-        assert_eq!(events.try_next(), Some(Event::NodeRemoved { node: NodeId(10) }));
+        assert_eq!(
+            events.try_next(),
+            Some(Event::NodeRemoved { node: NodeId(10) })
+        );
         // Dropped subscribers are forgotten at the next event.
         drop(events);
         subscribers.publish(&Event::NodeRemoved { node: NodeId(0) }, &mut wake);
@@ -166,7 +169,10 @@ mod tests {
         let mut late = subscribers.subscribe(false);
         subscribers.publish(&Event::NodeRemoved { node: NodeId(1) }, &mut wake);
         subscribers.close(&mut wake);
-        assert_eq!(late.try_next(), Some(Event::NodeRemoved { node: NodeId(1) }));
+        assert_eq!(
+            late.try_next(),
+            Some(Event::NodeRemoved { node: NodeId(1) })
+        );
         let waker = Waker::noop();
         let mut cx = Context::from_waker(waker);
         assert_eq!(late.poll_event(&mut cx), Poll::Ready(None));

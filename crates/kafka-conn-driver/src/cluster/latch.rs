@@ -140,6 +140,9 @@ mod tests {
             assert_eq!(w.as_mut().poll(&mut cx), Poll::Ready(7));
         }
         // A waiter that comes after the value gets it at once.
-        assert_eq!(Box::pin(latch.wait()).as_mut().poll(&mut cx), Poll::Ready(7));
+        assert_eq!(
+            Box::pin(latch.wait()).as_mut().poll(&mut cx),
+            Poll::Ready(7)
+        );
     }
 }

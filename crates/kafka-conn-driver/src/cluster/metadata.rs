@@ -89,7 +89,11 @@ mod tests {
         let mut body: Bytes = request.body().clone();
         let decoded = MetadataRequest::decode(&mut body, version)
             .unwrap_or_else(|e| panic!("v{version} {topics:?}: {e}"));
-        assert!(body.is_empty(), "v{version}: {} bytes left over", body.len());
+        assert!(
+            body.is_empty(),
+            "v{version}: {} bytes left over",
+            body.len()
+        );
         decoded
     }
 
@@ -100,13 +104,20 @@ mod tests {
         let names = vec!["orders".to_owned(), "a".repeat(MAX_TOPIC_NAME)];
         for version in METADATA_VERSIONS {
             let none = decode(version, &MetadataTopics::None);
-            assert_eq!(none.topics.as_deref().map(<[_]>::len), Some(0), "v{version}");
+            assert_eq!(
+                none.topics.as_deref().map(<[_]>::len),
+                Some(0),
+                "v{version}"
+            );
             assert!(!none.allow_auto_topic_creation || version < 4, "v{version}");
             assert!(!none.include_topic_authorized_operations, "v{version}");
             assert!(!none.include_cluster_authorized_operations, "v{version}");
 
             let all = decode(version, &MetadataTopics::All);
-            assert!(all.topics.is_none(), "v{version}: all topics is a null array");
+            assert!(
+                all.topics.is_none(),
+                "v{version}: all topics is a null array"
+            );
 
             let only = decode(version, &MetadataTopics::Only(names.clone()));
             let got: Vec<String> = only

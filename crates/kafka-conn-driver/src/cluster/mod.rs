@@ -172,11 +172,12 @@ impl<R: Runtime> Cluster<R> {
         if config.policy.seed == 0 {
             config.policy.seed = random_seed();
         }
-        let policy =
-            ClusterPolicy::new(bootstrap, config.policy.clone(), rt.now()).map_err(|e| match e {
+        let policy = ClusterPolicy::new(bootstrap, config.policy.clone(), rt.now()).map_err(
+            |e| match e {
                 NewError::Bootstrap(e) => ClusterError::Bootstrap(e),
                 other => ClusterError::Config(other.to_string()),
-            })?;
+            },
+        )?;
         let bootstrap_ids: Vec<NodeId> = policy.nodes().map(|n| n.id).collect();
         let bootstrap_timeout = config.bootstrap_timeout;
         let shared = Shared::new(rt.clone(), config, State::new(policy));
@@ -377,7 +378,10 @@ impl<R: Runtime> Cluster<R> {
 /// the backoff that followed it).
 fn remember(failures: &mut Vec<ClusterError>, e: ClusterError) {
     let node = e.node();
-    match failures.iter_mut().find(|f| f.node().is_some() && f.node() == node) {
+    match failures
+        .iter_mut()
+        .find(|f| f.node().is_some() && f.node() == node)
+    {
         Some(f) => {
             let follow_up = matches!(
                 e,

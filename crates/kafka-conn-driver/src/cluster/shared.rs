@@ -99,7 +99,8 @@ impl<R: Runtime> Shared<R> {
                 }
                 Work::Cancel(cancel) => drop(cancel),
                 Work::Refresh { via, seq } => {
-                    self.rt.spawn(Box::pin(refresh_task(self.clone(), via, seq)));
+                    self.rt
+                        .spawn(Box::pin(refresh_task(self.clone(), via, seq)));
                 }
                 Work::Wake(latch, outcome) => latch.set(outcome),
                 Work::Refreshed(latch, outcome) => latch.set(outcome),
@@ -113,7 +114,10 @@ impl<R: Runtime> Shared<R> {
     /// Routes a call to `target`: a ready connection at once, or after the
     /// dial under way (started by this call or joined: single flight), or
     /// the policy's refusal. Never queues the request itself.
-    pub(crate) async fn lease(self: &Arc<Self>, target: Target) -> Result<Lease<'_, R>, ClusterError> {
+    pub(crate) async fn lease(
+        self: &Arc<Self>,
+        target: Target,
+    ) -> Result<Lease<'_, R>, ClusterError> {
         let mut target = target;
         loop {
             let routed = self.with(false, |st, now| match st.policy.route(target, now) {
@@ -163,7 +167,12 @@ impl<R: Runtime> Shared<R> {
             let now = self.rt.now();
             let (closed, next, work) = {
                 let mut st = self.lock();
-                if !st.timer.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                if !st
+                    .timer
+                    .waker
+                    .as_ref()
+                    .is_some_and(|w| w.will_wake(cx.waker()))
+                {
                     st.timer.waker = Some(cx.waker().clone());
                 }
                 if !st.is_closed() && st.policy.poll_timeout().is_some_and(|t| t <= now) {
@@ -295,7 +304,10 @@ async fn connection_task<R: Runtime>(
 }
 
 /// Runs `fut` unless `cancel` fires (or its sender is dropped) first.
-async fn until_cancelled<F: Future>(fut: F, mut cancel: oneshot::Receiver<()>) -> Option<F::Output> {
+async fn until_cancelled<F: Future>(
+    fut: F,
+    mut cancel: oneshot::Receiver<()>,
+) -> Option<F::Output> {
     let mut fut = std::pin::pin!(fut);
     std::future::poll_fn(|cx| {
         if std::pin::Pin::new(&mut cancel).poll(cx).is_ready() {
@@ -376,7 +388,9 @@ fn log(event: &Event) {
         Event::NodeAddressChanged { node, from, to } => {
             tracing::info!(%node, %from, %to, "node moved")
         }
-        Event::CircuitHalfOpen { node } => tracing::info!(%node, "circuit half-open: next request probes"),
+        Event::CircuitHalfOpen { node } => {
+            tracing::info!(%node, "circuit half-open: next request probes")
+        }
         Event::CircuitClosed { node } => tracing::info!(%node, "circuit closed"),
         other => tracing::debug!(event = ?other, "cluster event"),
     }

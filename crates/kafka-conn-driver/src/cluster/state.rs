@@ -12,8 +12,7 @@ use std::time::{Duration, Instant};
 
 use futures_channel::oneshot;
 use kafka_conn_cluster::{
-    Action, Address, CloseWhy, ClusterPolicy, ConnId, Event, Failure, NodeId, NodeState,
-    RouteError,
+    Action, Address, CloseWhy, ClusterPolicy, ConnId, Event, Failure, NodeId, NodeState, RouteError,
 };
 
 use super::error::ClusterError;
