@@ -736,3 +736,61 @@ pub async fn cluster_reports_a_cluster_id_change_and_does_not_merge<R: Runtime>(
     assert_eq!(cluster.cluster_id().as_deref(), Some(first.as_str()));
     assert_eq!(ids(&cluster), [1]);
 }
+
+/// A connection reaped idle by the core is reported to the policy as idle,
+/// not as a failure: the node goes back to disconnected (no backoff) and
+/// the next request dials again. Closing the cluster fails requests in
+/// flight with `Shutdown` and ends `closed()`.
+pub async fn cluster_idle_reaping_is_not_a_failure_and_close_fails_pending<R: Runtime>(rt: R) {
+    let Some(mock) = MockCluster::start(1) else {
+        return;
+    };
+    let core = Config::new().with_idle_timeout(Some(Duration::from_millis(300)));
+    let cluster = must_connect(&rt, mock.bootstrap(), ClusterConfig::new(core.into())).await;
+    let mut events = cluster.events();
+    ping(&cluster, NodeId(1)).await;
+    let first = cluster.client(NodeId(1)).await.unwrap();
+    assert!(matches!(
+        timeout(&rt, LIMIT, first.closed()).await,
+        Some(CloseReason::Idle { .. })
+    ));
+    eventually(&rt, "node 1 disconnected after the idle close", || {
+        let n = cluster.node(NodeId(1)).unwrap();
+        n.state == NodeState::Disconnected && n.failures == 0 && n.last_failure.is_none()
+    })
+    .await;
+    ping(&cluster, NodeId(1)).await;
+    let second = cluster.client(NodeId(1)).await.unwrap();
+    assert!(!second.is_closed());
+    assert!(
+        std::iter::from_fn(|| events.try_next())
+            .all(|e| !matches!(e, ClusterEvent::ConnectionFailed { .. })),
+        "an idle close counted as a failure"
+    );
+    // Requests in flight when the cluster closes fail with Shutdown.
+    mock.set_rtt(1, Duration::from_secs(5));
+    let pending: Vec<_> = (0..10)
+        .map(|_| {
+            let c = cluster.clone();
+            spawn(
+                &rt,
+                async move { c.send_to(NodeId(1), api_versions_v0()).await },
+            )
+        })
+        .collect();
+    eventually(&rt, "10 requests in flight", || {
+        cluster.node(NodeId(1)).unwrap().in_flight == 10
+    })
+    .await;
+    cluster.close();
+    for p in join_all(pending).await {
+        let e = p.unwrap().unwrap_err();
+        assert_eq!(e.close_reason(), Some(&CloseReason::Shutdown), "{e}");
+    }
+    timeout(&rt, LIMIT, cluster.closed())
+        .await
+        .expect("closed within the limit");
+    assert!(second.is_closed());
+    let ended = timeout(&rt, LIMIT, async { while events.next().await.is_some() {} }).await;
+    assert!(ended.is_some(), "the event stream ends with the cluster");
+}

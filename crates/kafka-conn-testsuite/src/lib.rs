@@ -149,6 +149,7 @@ macro_rules! suite {
             cluster_single_flight_one_connection_for_a_thousand_callers,
             cluster_connection_cap_closes_the_least_recently_used,
             cluster_reports_a_cluster_id_change_and_does_not_merge,
+            cluster_idle_reaping_is_not_a_failure_and_close_fails_pending,
         );
         $crate::suite!(@in typed, $block_on, $runtime;
             typed_metadata_and_create_topics,
