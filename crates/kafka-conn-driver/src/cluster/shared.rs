@@ -250,14 +250,20 @@ async fn connection_task<R: Runtime>(
 ) {
     let guard = TaskGuard(shared);
     let shared = &guard.0;
-    let dial = open_connection(
-        &shared.rt,
-        &address.host,
-        address.port,
-        setup_timeout,
-        &shared.config.connect,
-    );
-    let Some(outcome) = until_cancelled(dial, cancel).await else {
+    // Boxed: the dial's state (the connect future with its configuration,
+    // about 2 KB) is freed once the dial is over, instead of sizing this
+    // task, which lives as long as the connection.
+    let dial = Box::pin(until_cancelled(
+        open_connection(
+            &shared.rt,
+            &address.host,
+            address.port,
+            setup_timeout,
+            &shared.config.connect,
+        ),
+        cancel,
+    ));
+    let Some(outcome) = dial.await else {
         tracing::debug!(%conn, "dial abandoned");
         return;
     };
