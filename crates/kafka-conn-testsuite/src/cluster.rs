@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 use kafka_conn_driver::cluster_policy::{Failure, RebootstrapReason};
 use kafka_conn_driver::core::sasl::{SaslConfig, ScramHash};
-use kafka_conn_driver::core::{ApiKey, CloseReason, Config};
+use kafka_conn_driver::core::{ApiKey, CloseReason, Config, Response};
 use kafka_conn_driver::{
     Cluster, ClusterConfig, ClusterError, ClusterEvent, ClusterEvents, ConnectConfig, DialStep,
     MetadataTopics, NodeId, NodeState, PolicyConfig, Runtime, TlsConfig,
@@ -101,6 +101,30 @@ async fn eventually<R: Runtime>(rt: &R, what: &str, mut check: impl FnMut() -> b
         assert!(Instant::now() < deadline, "{what}: not within {LIMIT:?}");
         sleep(rt, Duration::from_millis(10)).await;
     }
+}
+
+/// Starts `n` `send_to(node, ApiVersions)` as tasks of their own; await
+/// the receivers for their outcomes.
+fn spawn_pings<R: Runtime>(
+    rt: &R,
+    cluster: &Cluster<R>,
+    node: NodeId,
+    n: usize,
+) -> Vec<futures_channel::oneshot::Receiver<Result<Response, ClusterError>>> {
+    (0..n)
+        .map(|_| {
+            let c = cluster.clone();
+            spawn(rt, async move { c.send_to(node, api_versions_v0()).await })
+        })
+        .collect()
+}
+
+/// Waits until `node` has `n` requests in flight.
+async fn in_flight<R: Runtime>(rt: &R, cluster: &Cluster<R>, node: NodeId, n: u32) {
+    eventually(rt, &format!("{n} requests in flight on {node}"), || {
+        cluster.node(node).is_some_and(|info| info.in_flight == n)
+    })
+    .await;
 }
 
 fn ids<R: Runtime>(cluster: &Cluster<R>) -> Vec<i32> {
@@ -301,11 +325,7 @@ pub async fn cluster_unreachable_advertised_address_names_node_address_and_step<
     let Some(mock) = MockCluster::start(3) else {
         return;
     };
-    let proxy = KafkaProxy::start(&[
-        (1, mock.address(1)),
-        (2, mock.address(2)),
-        (3, mock.address(3)),
-    ]);
+    let proxy = KafkaProxy::in_front_of(&mock, 3);
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = closed.local_addr().unwrap().port();
     drop(closed);
@@ -379,19 +399,8 @@ pub async fn cluster_broker_down_mid_flight_and_back<R: Runtime>(rt: R) {
     ping(&cluster, NodeId(2)).await;
     // Requests in flight: the broker delays its answers.
     mock.set_rtt(2, Duration::from_secs(5));
-    let pending: Vec<_> = (0..20)
-        .map(|_| {
-            let c = cluster.clone();
-            spawn(
-                &rt,
-                async move { c.send_to(NodeId(2), api_versions_v0()).await },
-            )
-        })
-        .collect();
-    eventually(&rt, "20 requests in flight", || {
-        cluster.node(NodeId(2)).unwrap().in_flight == 20
-    })
-    .await;
+    let pending = spawn_pings(&rt, &cluster, NodeId(2), 20);
+    in_flight(&rt, &cluster, NodeId(2), 20).await;
     mock.broker_down(2);
     for p in join_all(pending).await {
         let e = p.unwrap().unwrap_err();
@@ -608,23 +617,11 @@ pub async fn cluster_single_flight_one_connection_for_a_thousand_callers<R: Runt
     let Some(mock) = MockCluster::start(3) else {
         return;
     };
-    let proxy = KafkaProxy::start(&[
-        (1, mock.address(1)),
-        (2, mock.address(2)),
-        (3, mock.address(3)),
-    ]);
+    let proxy = KafkaProxy::in_front_of(&mock, 3);
     let cluster = must_connect(&rt, &proxy.address(1), ClusterConfig::default()).await;
     assert_eq!(proxy.accepted(2), 0, "node 2 is cold");
     mock.set_rtt(2, Duration::from_millis(200));
-    let callers: Vec<_> = (0..1000)
-        .map(|_| {
-            let c = cluster.clone();
-            spawn(
-                &rt,
-                async move { c.send_to(NodeId(2), api_versions_v0()).await },
-            )
-        })
-        .collect();
+    let callers = spawn_pings(&rt, &cluster, NodeId(2), 1000);
     // All of them parked on the one dial (the handshake takes 200 ms).
     eventually(&rt, "1,000 callers waiting on node 2's dial", || {
         cluster.node(NodeId(2)).unwrap().waiters == 1000
@@ -644,11 +641,7 @@ pub async fn cluster_connection_cap_closes_the_least_recently_used<R: Runtime>(r
     let Some(mock) = MockCluster::start(3) else {
         return;
     };
-    let proxy = KafkaProxy::start(&[
-        (1, mock.address(1)),
-        (2, mock.address(2)),
-        (3, mock.address(3)),
-    ]);
+    let proxy = KafkaProxy::in_front_of(&mock, 3);
     let config =
         ClusterConfig::default().with_policy(PolicyConfig::new().with_max_connections(Some(2)));
     let cluster = must_connect(&rt, &proxy.address(1), config).await;
@@ -674,15 +667,8 @@ pub async fn cluster_connection_cap_closes_the_least_recently_used<R: Runtime>(r
     // Every connection busy: a third node cannot be dialed, it says why.
     mock.set_rtt(1, Duration::from_secs(2));
     mock.set_rtt(3, Duration::from_secs(2));
-    let busy: Vec<_> = [1, 3]
-        .into_iter()
-        .map(|id| {
-            let c = cluster.clone();
-            spawn(&rt, async move {
-                c.send_to(NodeId(id), api_versions_v0()).await
-            })
-        })
-        .collect();
+    let mut busy = spawn_pings(&rt, &cluster, NodeId(1), 1);
+    busy.extend(spawn_pings(&rt, &cluster, NodeId(3), 1));
     eventually(&rt, "both connections busy", || {
         cluster.nodes().iter().filter(|n| n.in_flight > 0).count() == 2
     })
@@ -769,19 +755,8 @@ pub async fn cluster_idle_reaping_is_not_a_failure_and_close_fails_pending<R: Ru
     );
     // Requests in flight when the cluster closes fail with Shutdown.
     mock.set_rtt(1, Duration::from_secs(5));
-    let pending: Vec<_> = (0..10)
-        .map(|_| {
-            let c = cluster.clone();
-            spawn(
-                &rt,
-                async move { c.send_to(NodeId(1), api_versions_v0()).await },
-            )
-        })
-        .collect();
-    eventually(&rt, "10 requests in flight", || {
-        cluster.node(NodeId(1)).unwrap().in_flight == 10
-    })
-    .await;
+    let pending = spawn_pings(&rt, &cluster, NodeId(1), 10);
+    in_flight(&rt, &cluster, NodeId(1), 10).await;
     cluster.close();
     for p in join_all(pending).await {
         let e = p.unwrap().unwrap_err();

@@ -83,6 +83,12 @@ impl KafkaProxy {
         Self { nodes, stop }
     }
 
+    /// A forwarder for each of brokers `1..=brokers` of `mock`.
+    pub fn in_front_of(mock: &crate::MockCluster, brokers: i32) -> Self {
+        let routes: Vec<(i32, String)> = (1..=brokers).map(|id| (id, mock.address(id))).collect();
+        Self::start(&routes)
+    }
+
     /// `127.0.0.1:PORT` of node `id`'s forwarder.
     pub fn address(&self, id: i32) -> String {
         self.node(id).listener.to_string()
