@@ -27,7 +27,7 @@
 //!
 //! `e2e --scenario reconnect` and `e2e --scenario idle-memory` measure the
 //! cluster's time from a broker coming back to the first successful
-//! request and the memory of an idle connection (see [`scenarios`]).
+//! request and the memory of an idle connection (see `src/scenarios.rs`).
 //!
 //! Each client runs in its own child process (this binary re-executed with
 //! `--child`), so that CPU time (`getrusage(RUSAGE_SELF)` user+sys, read
