@@ -431,6 +431,14 @@ pub async fn cluster_broker_down_mid_flight_and_back<R: Runtime>(rt: R) {
                 assert_eq!(e.node(), Some(NodeId(2)));
                 refused += 1;
             }
+            // The broken connection, found by this call before its task
+            // reported the close (the call reports it: the next one backs off).
+            Err(e @ ClusterError::Request { .. }) => {
+                assert!(
+                    matches!(e.close_reason(), Some(CloseReason::Broken { .. })),
+                    "{e}"
+                );
+            }
             other => panic!("{other:?}"),
         }
         assert!(

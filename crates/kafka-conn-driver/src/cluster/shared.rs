@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use futures_channel::oneshot;
 use kafka_conn_cluster::{Address, ConnId, Event, NodeId, Route, Target};
-use kafka_conn_core::{ApiKey, Request, Response};
+use kafka_conn_core::{ApiKey, CloseReason, Request, Response};
 
 use super::config::ClusterConfig;
 use super::dial::open_connection;
@@ -209,14 +209,28 @@ impl<R: Runtime> Shared<R> {
 impl<R: Runtime> Lease<'_, R> {
     /// Sends `request` on the leased connection.
     pub(crate) async fn send(&self, request: Request) -> Result<Response, ClusterError> {
-        self.client
-            .send(request)
-            .await
-            .map_err(|failure| ClusterError::Request {
+        self.client.send(request).await.map_err(|failure| {
+            if let Some(reason) = failure.close_reason() {
+                self.closed(reason.clone());
+            }
+            ClusterError::Request {
                 node: self.conn.node(),
                 address: (*self.address).clone(),
                 failure,
-            })
+            }
+        })
+    }
+
+    /// The request found the connection closed: tell the policy now rather
+    /// than when the connection's task gets to it, so that the next call
+    /// already sees the backoff instead of the closed connection.
+    fn closed(&self, reason: CloseReason) {
+        let conn = self.conn;
+        self.shared.with(true, |st, now| {
+            if st.conns.remove(&conn).is_some() {
+                st.policy.handle_closed(conn, reason, now);
+            }
+        });
     }
 }
 
