@@ -47,7 +47,7 @@ pub enum ClusterError {
     },
     /// The node's last attempt failed and its reconnect backoff runs:
     /// nothing was dialed. Try again after `retry_in`.
-    #[error("{node} ({address}) is backing off for {retry_in:?} after: {last}")]
+    #[error("{}", backing_off(.node, .address, .retry_in, .last))]
     BackingOff {
         /// The node.
         node: NodeId,
@@ -60,8 +60,7 @@ pub enum ClusterError {
     },
     /// The node's circuit breaker is open after consecutive failures (or
     /// one no retry can fix): requests fail at once until a probe succeeds.
-    #[error("{node} ({address}): circuit open after {failures} consecutive failures{}; last: {last}",
-        match .retry_in { Some(d) => format!(", next probe in {d:?}"), None => ", a probe is under way".to_owned() })]
+    #[error("{}", circuit_open(.node, .address, .failures, .retry_in, .last))]
     CircuitOpen {
         /// The node.
         node: NodeId,
@@ -388,7 +387,36 @@ impl fmt::Display for Unreachable<'_> {
     }
 }
 
-/// The text of [`ClusterError::NoNodeAvailable`]: the policy's.
+// The texts of the refusals [`ClusterError`] mirrors are the policy's own
+// (one wording, in `kafka-conn-cluster`).
+
+fn backing_off(node: &NodeId, address: &Address, retry_in: &Duration, last: &Failure) -> String {
+    RouteError::BackingOff {
+        node: *node,
+        address: address.clone(),
+        retry_in: *retry_in,
+        last: last.clone(),
+    }
+    .to_string()
+}
+
+fn circuit_open(
+    node: &NodeId,
+    address: &Address,
+    failures: &u32,
+    retry_in: &Option<Duration>,
+    last: &Failure,
+) -> String {
+    RouteError::CircuitOpen {
+        node: *node,
+        address: address.clone(),
+        failures: *failures,
+        retry_in: *retry_in,
+        last: last.clone(),
+    }
+    .to_string()
+}
+
 fn no_node_available(
     nodes: &usize,
     retry_in: &Option<Duration>,
