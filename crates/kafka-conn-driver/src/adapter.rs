@@ -4,8 +4,10 @@
 /// Writes the public API of a runtime adapter crate (`kafka-conn-tokio`,
 /// `-smol`, `-async-std`, or one of yours) around its [`Runtime`]: every
 /// public item of this crate, re-exported, and `connect`, `connect_direct`,
-/// `connect_over`, `connect_direct_over` and a `DirectClient` alias bound
-/// to that runtime. The adapter keeps only
+/// `connect_over`, `connect_direct_over` and the `DirectClient` and
+/// `Cluster` aliases bound to that runtime (`Cluster::connect(bootstrap,
+/// config)` makes the runtime with the same expression, through
+/// [`CurrentRuntime`]). The adapter keeps only
 /// its `Runtime` implementation; a type added to this crate's API appears
 /// in every adapter without touching them.
 ///
@@ -25,6 +27,7 @@
 /// documentation of `connect` and `connect_direct`.
 ///
 /// [`Runtime`]: crate::Runtime
+/// [`CurrentRuntime`]: crate::CurrentRuntime
 #[macro_export]
 macro_rules! adapter_api {
     ($(#[$extra:meta])* $runtime:ty = $make:expr $(,)?) => {
@@ -43,6 +46,18 @@ macro_rules! adapter_api {
             config: impl ::std::convert::Into<$crate::ConnectConfig>,
         ) -> ::std::result::Result<$crate::Client, $crate::ConnectError> {
             $crate::connect($make, address, config.into()).await
+        }
+
+        /// A whole Kafka cluster on this crate's runtime: bootstrap,
+        /// Metadata, one connection per node, backoff, circuit breaker,
+        /// rebootstrap (see `kafka_conn_driver::Cluster`). Connect with
+        /// `Cluster::connect(bootstrap, config)`.
+        pub type Cluster = $crate::Cluster<$runtime>;
+
+        impl $crate::CurrentRuntime for $runtime {
+            fn current() -> Self {
+                $make
+            }
         }
 
         /// A connection driven by the task that holds it, with no

@@ -53,6 +53,7 @@
 mod adapter;
 mod addresses;
 mod client;
+mod cluster;
 mod config;
 mod connect;
 mod credentials;
@@ -81,12 +82,23 @@ mod typed;
 
 pub use addresses::AddressFamily;
 pub use client::Client;
+pub use cluster::{
+    Cluster, ClusterConfig, ClusterError, ClusterEvents, CurrentRuntime, MetadataTopics, NodeInfo,
+};
 pub use config::ConnectConfig;
 pub use connect::{connect, connect_direct, connect_direct_over, connect_over};
 pub use credentials::{CallbackError, CredentialContext, CredentialProvider};
 pub use direct::{Completion, DirectClient};
 pub use error::{ConnectError, RequestFailure};
 pub use info::{AttemptOutcome, ConnectInfo, Progress, ProxyInfo, TcpAttempt, Timings, TlsInfo};
+/// The sans-IO cluster policy [`Cluster`] runs: its node table, states,
+/// failures and events, for code that drives it itself.
+pub use kafka_conn_cluster as cluster_policy;
+/// The policy's settings, part of a [`ClusterConfig`].
+pub use kafka_conn_cluster::ClusterConfig as PolicyConfig;
+/// What the policy reports, from [`Cluster::events`].
+pub use kafka_conn_cluster::Event as ClusterEvent;
+pub use kafka_conn_cluster::{DialStep, NodeId, NodeState};
 pub use proxy::{socks5_reply_meaning, InvalidProxyUrl, Proxy, ProxyFailure, ProxyKind, ProxyStep};
 pub use runtime::{timeout, AsOsSocket, BorrowedSocket, BoxFuture, Runtime};
 /// A DER certificate, as in [`TlsInfo::peer_certificates`] and [`ConnectError::presented_certificates`].

@@ -12,6 +12,7 @@
 //! (see [`fake`]). A missing broker skips its test, or fails it when
 //! `KAFKA_CONN_REQUIRE_BROKERS=1`.
 
+pub mod cluster;
 pub mod custom;
 pub mod dialing;
 pub mod direct;
@@ -161,6 +162,20 @@ macro_rules! suite {
         $crate::suite!(@in transport, $block_on, $runtime;
             key_cases_run_through_a_dialer,
             dialer_errors_and_time_outs_are_dial_errors,
+        );
+        $crate::suite!(@in cluster, $block_on, $runtime;
+            cluster_discovers_every_broker_from_one_address,
+            cluster_over_tansu_plaintext_tls_and_sasl,
+            cluster_bad_bootstrap_input_names_the_address,
+            cluster_unreachable_advertised_address_names_node_address_and_step,
+            cluster_broker_down_mid_flight_and_back,
+            cluster_all_brokers_down_circuits_rebootstrap_and_recovery,
+            cluster_follows_a_moved_leader,
+            cluster_rebootstraps_on_rebootstrap_required,
+            cluster_single_flight_one_connection_for_a_thousand_callers,
+            cluster_connection_cap_closes_the_least_recently_used,
+            cluster_reports_a_cluster_id_change_and_does_not_merge,
+            cluster_idle_reaping_is_not_a_failure_and_close_fails_pending,
         );
         $crate::suite!(@in typed, $block_on, $runtime;
             typed_metadata_and_create_topics,
