@@ -38,7 +38,11 @@ pub struct ClusterConfig {
     /// authentication, TLS or protocol mismatch, incompatible broker) opens
     /// it at once.
     pub circuit_failures: Option<u32>,
-    /// How long an open circuit stays open before one probe is let through (10 s).
+    /// How long an open circuit stays open before one probe is let through
+    /// (1 s: the reconnect backoff's ceiling, so a broker back from a restart
+    /// is probed as soon as the Java client would redial it; the breaker's
+    /// value is that requests fail at once with the last failure and that
+    /// only one probe dials, not a longer wait).
     pub circuit_cool_down: Duration,
     /// Go back to the bootstrap addresses when no node could be reached for
     /// this long (`metadata.recovery.rebootstrap.trigger.ms`, 300 s); `None`
@@ -71,7 +75,7 @@ impl Default for ClusterConfig {
             setup_timeout_max: Duration::from_secs(30),
             jitter_permille: 200,
             circuit_failures: Some(5),
-            circuit_cool_down: Duration::from_secs(10),
+            circuit_cool_down: Duration::from_secs(1),
             rebootstrap_after: Some(Duration::from_secs(300)),
             metadata_max_age: Duration::from_secs(300),
             metadata_retry_backoff: Duration::from_millis(100),
