@@ -35,6 +35,8 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "gssapi")]
+mod auth;
 mod client;
 mod config;
 mod connect;
@@ -49,6 +51,9 @@ mod tls;
 #[cfg(feature = "kafka-protocol")]
 mod typed;
 
+#[cfg(feature = "gssapi")]
+#[cfg_attr(docsrs, doc(cfg(feature = "gssapi")))]
+pub use auth::{Kerberos, KerberosError, KerberosExchange};
 pub use client::Client;
 pub use config::ConnectConfig;
 pub use connect::{connect, connect_direct, timeout, ConnectInfo, Progress, TcpAttempt, Timings};

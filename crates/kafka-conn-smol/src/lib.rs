@@ -36,6 +36,9 @@ pub use kafka_conn_driver::{
     ConnectError, ConnectInfo, Progress, RequestFailure, Runtime, TcpAttempt, Timings, TlsConfig,
     TlsInfo,
 };
+/// Kerberos for SASL GSSAPI (feature `gssapi`): see [`kafka_conn_driver::Kerberos`].
+#[cfg(feature = "gssapi")]
+pub use kafka_conn_driver::{Kerberos, KerberosError, KerberosExchange};
 
 /// Connects to the broker at `address` (`host:port`). See
 /// [`kafka_conn_driver::connect`].

@@ -12,6 +12,7 @@
 //! (see [`fake`]). A missing broker skips its test, or fails it when
 //! `KAFKA_CONN_REQUIRE_BROKERS=1`.
 
+pub mod auth;
 pub mod direct;
 pub mod env;
 pub mod fake;
