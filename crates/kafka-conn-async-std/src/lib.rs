@@ -35,6 +35,9 @@ pub use kafka_conn_driver::{
     ConnectError, ConnectInfo, Progress, RequestFailure, Runtime, TcpAttempt, Timings, TlsConfig,
     TlsInfo,
 };
+/// OIDC client credentials for OAUTHBEARER (feature `oidc`): see [`kafka_conn_driver::OidcTokenProvider`].
+#[cfg(feature = "oidc")]
+pub use kafka_conn_driver::{ClientAuth, OidcError, OidcTokenProvider};
 /// Kerberos for SASL GSSAPI (feature `gssapi`): see [`kafka_conn_driver::Kerberos`].
 #[cfg(feature = "gssapi")]
 pub use kafka_conn_driver::{Kerberos, KerberosError, KerberosExchange};

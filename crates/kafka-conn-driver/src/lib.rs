@@ -35,7 +35,7 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-#[cfg(feature = "gssapi")]
+#[cfg(any(feature = "gssapi", feature = "oidc"))]
 mod auth;
 mod client;
 mod config;
@@ -51,6 +51,9 @@ mod tls;
 #[cfg(feature = "kafka-protocol")]
 mod typed;
 
+#[cfg(feature = "oidc")]
+#[cfg_attr(docsrs, doc(cfg(feature = "oidc")))]
+pub use auth::{ClientAuth, OidcError, OidcTokenProvider};
 #[cfg(feature = "gssapi")]
 #[cfg_attr(docsrs, doc(cfg(feature = "gssapi")))]
 pub use auth::{Kerberos, KerberosError, KerberosExchange};

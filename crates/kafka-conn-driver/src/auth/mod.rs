@@ -4,6 +4,8 @@
 //!
 //! - `gssapi`: [`Kerberos`] runs the RFC 4752 exchange with MIT krb5's
 //!   GSS-API (ticket from a credential cache or a keytab).
+//! - `oidc`: [`OidcTokenProvider`] fetches OAUTHBEARER tokens with the
+//!   OAuth 2 client credentials grant (KIP-768).
 //!
 //! Each source has a narrow, runtime-free core (one exchange, one fetch)
 //! and an adapter to today's [`crate::ConnectConfig`] callbacks. Blocking
@@ -16,8 +18,13 @@ use std::io;
 #[cfg(feature = "gssapi")]
 mod gssapi;
 
+#[cfg(feature = "oidc")]
+mod oidc;
+
 #[cfg(feature = "gssapi")]
 pub use gssapi::{Kerberos, KerberosError, KerberosExchange};
+#[cfg(feature = "oidc")]
+pub use oidc::{ClientAuth, OidcError, OidcTokenProvider};
 
 /// Runs blocking `work` off the async executor and resolves to its result.
 ///
