@@ -35,7 +35,7 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-#[cfg(any(feature = "gssapi", feature = "oidc"))]
+#[cfg(any(feature = "gssapi", feature = "oidc", feature = "aws-msk-iam"))]
 mod auth;
 mod client;
 mod config;
@@ -51,6 +51,9 @@ mod tls;
 #[cfg(feature = "kafka-protocol")]
 mod typed;
 
+#[cfg(feature = "aws-msk-iam")]
+#[cfg_attr(docsrs, doc(cfg(feature = "aws-msk-iam")))]
+pub use auth::{AwsCredentials, AwsMskIam, AwsMskIamError};
 #[cfg(feature = "oidc")]
 #[cfg_attr(docsrs, doc(cfg(feature = "oidc")))]
 pub use auth::{ClientAuth, OidcError, OidcTokenProvider};

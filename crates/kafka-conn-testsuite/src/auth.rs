@@ -17,6 +17,8 @@ use kafka_conn_driver::core::ApiKey;
 
 use crate::fake::Fake;
 
+#[cfg(feature = "aws-msk-iam")]
+pub mod aws_msk_iam;
 #[cfg(feature = "gssapi")]
 pub mod gssapi;
 #[cfg(feature = "oidc")]

@@ -36,6 +36,9 @@ pub use kafka_conn_driver::{
     ConnectError, ConnectInfo, Progress, RequestFailure, Runtime, TcpAttempt, Timings, TlsConfig,
     TlsInfo,
 };
+/// Amazon MSK's IAM mechanism (feature `aws-msk-iam`): see [`kafka_conn_driver::AwsMskIam`].
+#[cfg(feature = "aws-msk-iam")]
+pub use kafka_conn_driver::{AwsCredentials, AwsMskIam, AwsMskIamError};
 /// OIDC client credentials for OAUTHBEARER (feature `oidc`): see [`kafka_conn_driver::OidcTokenProvider`].
 #[cfg(feature = "oidc")]
 pub use kafka_conn_driver::{ClientAuth, OidcError, OidcTokenProvider};

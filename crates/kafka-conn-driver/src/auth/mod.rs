@@ -6,6 +6,8 @@
 //!   GSS-API (ticket from a credential cache or a keytab).
 //! - `oidc`: [`OidcTokenProvider`] fetches OAUTHBEARER tokens with the
 //!   OAuth 2 client credentials grant (KIP-768).
+//! - `aws-msk-iam`: [`AwsMskIam`], Amazon MSK's IAM mechanism, signed with
+//!   AWS SigV4 (a pure computation: nothing to run off the executor).
 //!
 //! Each source has a narrow, runtime-free core (one exchange, one fetch)
 //! and an adapter to today's [`crate::ConnectConfig`] callbacks. Blocking
@@ -13,14 +15,19 @@
 //! [`off_executor`], so the connection's task keeps serving other
 //! connections while a ticket is fetched.
 
+#[cfg(any(feature = "gssapi", feature = "oidc"))]
 use std::io;
 
+#[cfg(feature = "aws-msk-iam")]
+mod aws_msk_iam;
 #[cfg(feature = "gssapi")]
 mod gssapi;
 
 #[cfg(feature = "oidc")]
 mod oidc;
 
+#[cfg(feature = "aws-msk-iam")]
+pub use aws_msk_iam::{AwsCredentials, AwsMskIam, AwsMskIamError};
 #[cfg(feature = "gssapi")]
 pub use gssapi::{Kerberos, KerberosError, KerberosExchange};
 #[cfg(feature = "oidc")]
@@ -35,6 +42,7 @@ pub use oidc::{ClientAuth, OidcError, OidcTokenProvider};
 ///
 /// Dropping the future does not stop `work` (a blocking C call cannot be
 /// interrupted); its result is then discarded.
+#[cfg(any(feature = "gssapi", feature = "oidc"))]
 pub(crate) async fn off_executor<T, F>(what: &'static str, work: F) -> io::Result<T>
 where
     T: Send + 'static,

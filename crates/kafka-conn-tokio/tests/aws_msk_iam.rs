@@ -1,0 +1,14 @@
+//! Amazon MSK IAM (AWS_MSK_IAM) on tokio (multi-threaded runtime): see
+//! `kafka_conn_testsuite::auth::aws_msk_iam`.
+#![cfg(feature = "aws-msk-iam")]
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+kafka_conn_testsuite::aws_msk_iam_suite!(block_on, kafka_conn_tokio::TokioRuntime::current());
