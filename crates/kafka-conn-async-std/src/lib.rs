@@ -1,7 +1,10 @@
 //! # kafka-conn-async-std
 //!
 //! [kafka-conn](kafka_conn_driver) on async-std: one Kafka broker
-//! connection, pipelined and cancellation safe, with TLS.
+//! connection, pipelined and cancellation safe, with TLS. This crate
+//! supplies only the runtime pieces (DNS, TCP, clock and timer, spawn,
+//! blocking pool); the driver and the whole API are shared with the tokio
+//! and smol crates (`kafka_conn_driver::adapter_api!`).
 //!
 //! **async-std is discontinued upstream** (its maintainers recommend smol).
 //! This crate keeps working and is tested like the others, but new code
@@ -27,46 +30,8 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use async_std::net::ToSocketAddrs;
-/// Why [`Client::send_typed`] returned no typed response (feature `kafka-protocol`).
-#[cfg(feature = "kafka-protocol")]
-pub use kafka_conn_driver::TypedFailure;
-pub use kafka_conn_driver::{
-    core, BoxFuture, CallbackError, CertificateDer, Client, Completion, ConnectConfig,
-    ConnectError, ConnectInfo, Progress, RequestFailure, Runtime, TcpAttempt, Timings, TlsConfig,
-    TlsInfo,
-};
-/// Amazon MSK's IAM mechanism (feature `aws-msk-iam`): see [`kafka_conn_driver::AwsMskIam`].
-#[cfg(feature = "aws-msk-iam")]
-pub use kafka_conn_driver::{AwsCredentials, AwsMskIam, AwsMskIamError};
-/// OIDC client credentials for OAUTHBEARER (feature `oidc`): see [`kafka_conn_driver::OidcTokenProvider`].
-#[cfg(feature = "oidc")]
-pub use kafka_conn_driver::{ClientAuth, OidcError, OidcTokenProvider};
-/// Kerberos for SASL GSSAPI (feature `gssapi`): see [`kafka_conn_driver::Kerberos`].
-#[cfg(feature = "gssapi")]
-pub use kafka_conn_driver::{Kerberos, KerberosError, KerberosExchange};
 
-/// Connects to the broker at `address` (`host:port`). See
-/// [`kafka_conn_driver::connect`].
-pub async fn connect(
-    address: &str,
-    config: impl Into<ConnectConfig>,
-) -> Result<Client, ConnectError> {
-    kafka_conn_driver::connect(AsyncStdRuntime, address, config.into()).await
-}
-
-/// A connection driven by the task that holds it, with no background task
-/// (see [`kafka_conn_driver::DirectClient`]).
-pub type DirectClient = kafka_conn_driver::DirectClient<AsyncStdRuntime>;
-
-/// Connects to the broker at `address` (`host:port`) and returns a
-/// [`DirectClient`], which runs the connection in the caller's task. See
-/// [`kafka_conn_driver::connect_direct`].
-pub async fn connect_direct(
-    address: &str,
-    config: impl Into<ConnectConfig>,
-) -> Result<DirectClient, ConnectError> {
-    kafka_conn_driver::connect_direct(AsyncStdRuntime, address, config.into()).await
-}
+kafka_conn_driver::adapter_api!(AsyncStdRuntime = AsyncStdRuntime);
 
 /// The async-std [`Runtime`] (its sockets implement futures-io natively).
 #[derive(Debug, Clone, Copy, Default)]
@@ -96,5 +61,13 @@ impl Runtime for AsyncStdRuntime {
 
     fn spawn(&self, task: BoxFuture<'static, ()>) {
         drop(async_std::task::spawn(task));
+    }
+
+    fn spawn_blocking<F, T>(&self, f: F) -> BoxFuture<'static, T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        Box::pin(async_std::task::spawn_blocking(f))
     }
 }

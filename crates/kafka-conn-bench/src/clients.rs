@@ -324,7 +324,7 @@ async fn direct_round<R: Runtime>(
 /// Queues one request on a `DirectClient` (no I/O).
 fn send<R: Runtime>(client: &mut DirectClient<R>, request: &Request) -> Result<(), String> {
     client
-        .send(request.clone())
+        .submit(request.clone())
         .map(drop)
         .map_err(|e| e.to_string())
 }

@@ -1,6 +1,7 @@
 //! `kconn api-versions`: what each bootstrap broker supports, and the
 //! version kafka-conn would use (like `kafka-broker-api-versions.sh`).
 
+use crate::output::outln;
 use std::net::SocketAddr;
 
 use kafka_conn_tokio::core::{ApiKey, ApiVersions, API_VERSIONS_MAX};
@@ -75,15 +76,8 @@ struct BrokerVersions {
     apis: Vec<ApiRow>,
     supported_features: Vec<FeatureRow>,
     finalized_features: Vec<FeatureRow>,
+    warnings: Vec<String>,
     error: Option<Diagnosis>,
-}
-
-/// The whole `api-versions --json` output.
-#[derive(Debug, Serialize)]
-struct Report {
-    command: &'static str,
-    ok: bool,
-    brokers: Vec<BrokerVersions>,
 }
 
 /// Runs `kconn api-versions`; true when every broker answered.
@@ -93,7 +87,7 @@ pub(crate) async fn run(settings: &Settings) -> bool {
         let b = query(settings, broker).await;
         if !settings.json {
             if i > 0 {
-                println!();
+                outln!();
             }
             print_text(&b);
         }
@@ -101,11 +95,14 @@ pub(crate) async fn run(settings: &Settings) -> bool {
     }
     let ok = brokers.iter().all(|b| b.ok);
     if settings.json {
-        crate::print_json(&Report {
-            command: "api-versions",
+        crate::envelope::Envelope::new(
+            "api-versions",
+            Some(settings),
             ok,
             brokers,
-        });
+            crate::envelope::NoExtra {},
+        )
+        .print();
     }
     ok
 }
@@ -120,6 +117,7 @@ async fn query(settings: &Settings, broker: &str) -> BrokerVersions {
         apis: Vec::new(),
         supported_features: Vec::new(),
         finalized_features: Vec::new(),
+        warnings: Vec::new(),
         error: None,
     };
     let client = match crate::connect(settings, broker).await {
@@ -185,11 +183,11 @@ pub(crate) fn table(rows: &[ApiRow]) -> Vec<String> {
 
 fn print_text(b: &BrokerVersions) {
     if let Some(d) = &b.error {
-        println!("{}", b.broker);
-        println!("✗ {}", d.line());
+        outln!("{}", b.broker);
+        outln!("✗ {}", d.line());
         return;
     }
-    println!(
+    outln!(
         "{} · ApiVersions v{}{} · {} APIs",
         b.address
             .map_or(b.broker.clone(), |a| crate::describe(&b.broker, a)),
@@ -203,7 +201,7 @@ fn print_text(b: &BrokerVersions) {
         b.apis.len()
     );
     for line in table(&b.apis) {
-        println!("  {line}");
+        outln!("  {line}");
     }
     let show = |title: &str, list: &[FeatureRow]| {
         if !list.is_empty() {
@@ -211,7 +209,7 @@ fn print_text(b: &BrokerVersions) {
                 .iter()
                 .map(|f| format!("{} {}-{}", f.name, f.min, f.max))
                 .collect();
-            println!("  {title}: {}", items.join(", "));
+            outln!("  {title}: {}", items.join(", "));
         }
     };
     show("supported features", &b.supported_features);

@@ -1,5 +1,6 @@
 //! `kconn bench`: many requests pipelined on one connection.
 
+use crate::output::outln;
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -27,10 +28,9 @@ enum Limit {
     Until(Instant),
 }
 
-/// The `bench --json` output.
+/// The broker of `bench --json`.
 #[derive(Debug, Serialize)]
 struct Report {
-    command: &'static str,
     ok: bool,
     broker: String,
     address: Option<SocketAddr>,
@@ -43,6 +43,7 @@ struct Report {
     latency_ms: Option<Summary>,
     bytes_sent: u64,
     bytes_received: u64,
+    warnings: Vec<String>,
     error: Option<Diagnosis>,
 }
 
@@ -104,7 +105,6 @@ async fn worker(shared: Arc<Shared>) -> Vec<Duration> {
 pub(crate) async fn run(settings: &Settings, args: &BenchArgs) -> bool {
     let broker = &settings.brokers[0];
     let mut report = Report {
-        command: "bench",
         ok: false,
         broker: broker.clone(),
         address: None,
@@ -117,6 +117,7 @@ pub(crate) async fn run(settings: &Settings, args: &BenchArgs) -> bool {
         latency_ms: None,
         bytes_sent: 0,
         bytes_received: 0,
+        warnings: Vec::new(),
         error: None,
     };
     let client = match crate::connect(settings, broker).await {
@@ -153,7 +154,7 @@ pub(crate) async fn run(settings: &Settings, args: &BenchArgs) -> bool {
         (None, None) => Limit::Requests(DEFAULT_REQUESTS),
     };
     if !settings.json {
-        println!(
+        outln!(
             "bench {} · {} · concurrency {} · {}",
             crate::describe(broker, client.info().address),
             report.request,
@@ -251,17 +252,27 @@ async fn show_progress(shared: Arc<Shared>, limit: Limit, duration: Option<Durat
 
 fn finish(settings: &Settings, r: &Report) {
     if settings.json {
-        crate::print_json(r);
+        crate::envelope::Envelope::new(
+            "bench",
+            Some(settings),
+            r.ok,
+            vec![r],
+            crate::envelope::NoExtra {},
+        )
+        .print();
         return;
     }
     if r.completed > 0 || r.errors > 0 {
-        println!(
+        outln!(
             "  {} requests in {:.2} s: {:.0} requests/s, {} errors",
-            r.completed, r.elapsed_s, r.requests_per_s, r.errors
+            r.completed,
+            r.elapsed_s,
+            r.requests_per_s,
+            r.errors
         );
     }
     if let Some(s) = &r.latency_ms {
-        println!(
+        outln!(
             "  latency: min {} · p50 {} · p90 {} · p99 {} · p99.9 {} · max {}",
             human_ms(s.min_ms),
             human_ms(s.p50_ms),
@@ -270,12 +281,13 @@ fn finish(settings: &Settings, r: &Report) {
             human_ms(s.p999_ms),
             human_ms(s.max_ms),
         );
-        println!(
+        outln!(
             "  bytes: {} sent, {} received",
-            r.bytes_sent, r.bytes_received
+            r.bytes_sent,
+            r.bytes_received
         );
     }
     if let Some(d) = &r.error {
-        println!("✗ {}", d.line());
+        outln!("✗ {}", d.line());
     }
 }

@@ -1,6 +1,7 @@
 //! `kconn check`: connect to each bootstrap broker step by step and explain
 //! the first failure.
 
+use crate::output::outln;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -10,18 +11,17 @@ use serde::Serialize;
 
 use crate::cli::{CheckArgs, SecurityProtocol};
 use crate::diagnose::{self, Diagnosis, Step};
+use crate::envelope::Envelope;
 use crate::kafka::{self, MetadataSummary, Probe};
 use crate::latency::{human, ms};
+use crate::roundtrip::{self, RoundtripReport};
 use crate::settings::Settings;
 use crate::x509::{self, CertSummary, UtcTime};
 
-/// Certificates closer than this to their expiry get a warning.
-const EXPIRY_WARNING: Duration = Duration::from_secs(30 * 86_400);
-
 /// How a step went.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
-enum Status {
+pub(crate) enum Status {
     /// Done.
     Ok,
     /// Failed: the diagnosis says why.
@@ -34,24 +34,29 @@ enum Status {
 
 /// One step of one broker's check.
 #[derive(Debug, Clone, Serialize)]
-struct StepReport {
-    step: Step,
-    status: Status,
+pub(crate) struct StepReport {
+    pub(crate) step: Step,
+    pub(crate) status: Status,
     /// How long it took, when known.
-    ms: Option<f64>,
+    pub(crate) ms: Option<f64>,
     /// What it found, one line each.
-    detail: Vec<String>,
+    pub(crate) detail: Vec<String>,
 }
 
-/// The broker's certificate, as far as `check` decodes it.
-#[derive(Debug, Clone, Serialize)]
-struct CertificateReport {
-    subject: String,
-    issuer: String,
-    not_before: String,
-    not_after: String,
-    expires_in_days: i64,
-    names: Vec<String>,
+/// A certificate, as far as `check` decodes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub(crate) struct CertificateReport {
+    pub(crate) subject: String,
+    pub(crate) issuer: String,
+    /// The serial number in hex.
+    pub(crate) serial: String,
+    pub(crate) not_before: String,
+    pub(crate) not_after: String,
+    pub(crate) expires_in_days: i64,
+    pub(crate) names: Vec<String>,
+    /// `not_after` in Unix seconds (for the text).
+    #[serde(skip)]
+    not_after_unix: i64,
 }
 
 impl From<&CertSummary> for CertificateReport {
@@ -59,10 +64,12 @@ impl From<&CertSummary> for CertificateReport {
         Self {
             subject: c.subject.clone(),
             issuer: c.issuer.clone(),
+            serial: c.serial.clone(),
             not_before: UtcTime(c.not_before).to_string(),
             not_after: UtcTime(c.not_after).to_string(),
             expires_in_days: diagnose::seconds_until(c.not_after).div_euclid(86_400),
             names: c.names(),
+            not_after_unix: c.not_after,
         }
     }
 }
@@ -70,17 +77,21 @@ impl From<&CertSummary> for CertificateReport {
 /// The TLS session (after a failed handshake: the certificate the broker
 /// presented, and `null` for what was not negotiated).
 #[derive(Debug, Clone, Serialize)]
-struct TlsReport {
-    protocol_version: Option<String>,
-    cipher_suite: Option<String>,
+pub(crate) struct TlsReport {
+    pub(crate) protocol_version: Option<String>,
+    pub(crate) cipher_suite: Option<String>,
     server_name: Option<String>,
     peer_certificates: usize,
+    /// The first certificate of the chain (the broker's own).
     certificate: Option<CertificateReport>,
+    /// Every certificate the broker presented that kconn could decode,
+    /// end entity first.
+    pub(crate) chain: Vec<CertificateReport>,
 }
 
 /// The ApiVersions exchange.
 #[derive(Debug, Clone, Serialize)]
-struct ApiVersionsReport {
+pub(crate) struct ApiVersionsReport {
     version: Option<i16>,
     fell_back: bool,
     apis: usize,
@@ -88,8 +99,8 @@ struct ApiVersionsReport {
 
 /// The SASL session.
 #[derive(Debug, Clone, Serialize)]
-struct SaslReport {
-    mechanism: String,
+pub(crate) struct SaslReport {
+    pub(crate) mechanism: String,
     session_lifetime_ms: Option<u128>,
     reauthenticate_after_ms: Option<u128>,
 }
@@ -97,7 +108,7 @@ struct SaslReport {
 /// How long the connection took, step by step (`null`: not done, or not
 /// completed before a failure); `total` runs until ready or the failure.
 #[derive(Debug, Clone, Serialize)]
-struct TimingsReport {
+pub(crate) struct TimingsReport {
     dns: Option<f64>,
     tcp: Option<f64>,
     tls: Option<f64>,
@@ -127,74 +138,146 @@ fn step_time(s: Step, t: &Timings) -> Option<Duration> {
         Step::Tls => t.tls,
         Step::ApiVersions => t.api_versions,
         Step::Sasl => t.sasl,
-        Step::Ready | Step::Metadata => None,
+        Step::Ready | Step::Metadata | Step::Produce | Step::Fetch | Step::Config => None,
     }
 }
 
-/// Decodes the broker's certificate, the first of the chain it presented.
-fn decode_certificate(chain: &[impl AsRef<[u8]>]) -> Option<CertSummary> {
-    let der = chain.first()?;
-    match x509::parse(der.as_ref()) {
-        Ok(c) => Some(c),
-        Err(e) => {
-            tracing::debug!(error = %e, "certificate not decoded");
-            None
-        }
-    }
+/// Decodes the certificates of a chain (those that decode; the order kept).
+fn decode_chain(chain: &[impl AsRef<[u8]>]) -> Vec<CertSummary> {
+    chain
+        .iter()
+        .filter_map(|der| match x509::parse(der.as_ref()) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::debug!(error = %e, "certificate not decoded");
+                None
+            }
+        })
+        .collect()
 }
 
 /// One broker's check.
 #[derive(Debug, Clone, Serialize)]
-struct BrokerReport {
-    broker: String,
-    ok: bool,
-    address: Option<SocketAddr>,
+pub(crate) struct BrokerReport {
+    pub(crate) broker: String,
+    pub(crate) ok: bool,
+    pub(crate) address: Option<SocketAddr>,
     resolved: Vec<SocketAddr>,
-    steps: Vec<StepReport>,
-    tls: Option<TlsReport>,
-    api_versions: Option<ApiVersionsReport>,
-    sasl: Option<SaslReport>,
-    metadata: Option<MetadataSummary>,
+    pub(crate) steps: Vec<StepReport>,
+    pub(crate) tls: Option<TlsReport>,
+    pub(crate) api_versions: Option<ApiVersionsReport>,
+    pub(crate) sasl: Option<SaslReport>,
+    pub(crate) metadata: Option<MetadataSummary>,
     timings_ms: Option<TimingsReport>,
-    warnings: Vec<String>,
-    error: Option<Diagnosis>,
+    pub(crate) warnings: Vec<String>,
+    pub(crate) error: Option<Diagnosis>,
+    /// The broker's API ranges (for watch mode: not in the JSON, which
+    /// `api-versions` covers).
+    #[serde(skip)]
+    pub(crate) apis: Vec<(i16, i16, i16)>,
 }
 
-/// The whole `check --json` output.
+/// `check --json`'s own fields.
 #[derive(Debug, Serialize)]
-struct Report {
-    command: &'static str,
-    ok: bool,
+struct Extra<'a> {
     security_protocol: SecurityProtocol,
     security_protocol_inferred: bool,
-    brokers: Vec<BrokerReport>,
+    roundtrip: Option<&'a RoundtripReport>,
+}
+
+/// One run of every step against every bootstrap broker.
+#[derive(Debug, Clone)]
+pub(crate) struct Outcome {
+    /// Each broker's report.
+    pub(crate) brokers: Vec<BrokerReport>,
+    /// `--roundtrip`'s report.
+    pub(crate) roundtrip: Option<RoundtripReport>,
+}
+
+impl Outcome {
+    /// Whether everything passed.
+    pub(crate) fn ok(&self) -> bool {
+        self.brokers.iter().all(|b| b.ok) && self.roundtrip.as_ref().is_none_or(|r| r.ok)
+    }
 }
 
 /// Runs `kconn check`; true when every broker passed.
 pub(crate) async fn run(settings: &Settings, args: &CheckArgs) -> bool {
-    let mut brokers = Vec::new();
-    for (i, broker) in settings.brokers.iter().enumerate() {
-        let report = check_broker(settings, broker, !args.no_metadata).await;
-        if !settings.json {
-            if i > 0 {
-                println!();
-            }
-            print_text(settings, &report);
-        }
-        brokers.push(report);
+    if let Some(interval) = args.watch {
+        return crate::watch::run(settings, args, interval).await;
     }
-    let ok = brokers.iter().all(|b| b.ok);
+    if !settings.json {
+        print_config(settings);
+    }
+    let outcome = check_all(settings, args, !settings.json).await;
+    let ok = outcome.ok();
     if settings.json {
-        let report = Report {
-            command: "check",
-            ok,
-            security_protocol: settings.protocol,
-            security_protocol_inferred: settings.protocol_inferred,
-            brokers,
-        };
-        crate::print_json(&report);
+        print_json(settings, &outcome);
     }
     ok
+}
+
+/// The configuration lines, before the text report.
+pub(crate) fn print_config(settings: &Settings) {
+    if let Some(config) = &settings.config {
+        for line in config.lines() {
+            outln!("{line}");
+        }
+        outln!();
+    }
+}
+
+/// Prints `check --json`'s envelope.
+pub(crate) fn print_json(settings: &Settings, outcome: &Outcome) {
+    Envelope::new(
+        "check",
+        Some(settings),
+        outcome.ok(),
+        outcome.brokers.clone(),
+        Extra {
+            security_protocol: settings.protocol,
+            security_protocol_inferred: settings.protocol_inferred,
+            roundtrip: outcome.roundtrip.as_ref(),
+        },
+    )
+    .print();
+}
+
+/// Checks every bootstrap broker (and runs the round trip through the
+/// first that passes); prints the text report as it goes when `text`.
+pub(crate) async fn check_all(settings: &Settings, args: &CheckArgs, text: bool) -> Outcome {
+    let mut brokers = Vec::new();
+    let mut roundtrip = None;
+    for (i, broker) in settings.brokers.iter().enumerate() {
+        let wanted = if roundtrip.is_none() {
+            args.roundtrip.as_deref().map(|t| (t, args.create_topic))
+        } else {
+            None
+        };
+        let (report, rt) = check_broker(settings, broker, args, wanted).await;
+        if text {
+            if i > 0 {
+                outln!();
+            }
+            print_text(settings, &report, rt.as_ref());
+        }
+        roundtrip = roundtrip.or(rt);
+        brokers.push(report);
+    }
+    if let (Some(topic), None) = (&args.roundtrip, &roundtrip) {
+        // No broker passed: the round trip could not start.
+        let mut r = RoundtripReport::not_run(topic);
+        r.error = Some(Diagnosis::custom(
+            Step::Produce,
+            "not_run",
+            "no bootstrap broker passed its check, so the round trip did not start",
+        ));
+        if text {
+            outln!("✗ round trip to {topic}: not run (no bootstrap broker passed)");
+        }
+        roundtrip = Some(r);
+    }
+    Outcome { brokers, roundtrip }
 }
 
 /// The host part of `host:port`, for deciding whether DNS is involved.
@@ -214,7 +297,13 @@ fn step(step: Step, status: Status, ms: Option<f64>, detail: Vec<String>) -> Ste
     }
 }
 
-async fn check_broker(settings: &Settings, broker: &str, metadata: bool) -> BrokerReport {
+async fn check_broker(
+    settings: &Settings,
+    broker: &str,
+    args: &CheckArgs,
+    roundtrip: Option<(&str, bool)>,
+) -> (BrokerReport, Option<RoundtripReport>) {
+    let metadata = !args.no_metadata;
     let mut report = BrokerReport {
         broker: broker.to_owned(),
         ok: false,
@@ -228,22 +317,37 @@ async fn check_broker(settings: &Settings, broker: &str, metadata: bool) -> Brok
         timings_ms: None,
         warnings: Vec::new(),
         error: None,
+        apis: Vec::new(),
     };
     tracing::info!(broker, protocol = %settings.protocol, "checking");
-    let client = match kafka_conn_tokio::connect(broker, settings.connect_config()).await {
+    let client = match settings.connect(broker).await {
         Ok(client) => client,
         Err(e) => {
-            connect_failed(&mut report, settings, broker, &e);
-            return report;
+            connect_failed(&mut report, settings, broker, &e, args.cert_warn_days);
+            return (report, None);
         }
     };
-    let certificate = client
+    let chain = client
         .info()
         .tls
         .as_ref()
-        .and_then(|t| decode_certificate(&t.peer_certificates));
-    connected_steps(&mut report, settings, broker, &client, certificate.as_ref());
+        .map(|t| decode_chain(&t.peer_certificates))
+        .unwrap_or_default();
+    report.apis = client
+        .api_versions()
+        .iter()
+        .map(|r| (r.api_key.0, r.min, r.max))
+        .collect();
     report.ok = true;
+    connected_steps(
+        &mut report,
+        settings,
+        broker,
+        &client,
+        &chain,
+        args.cert_warn_days,
+    );
+    let certificate = chain.first().cloned();
     if metadata {
         metadata_step(&mut report, settings, &client, certificate).await;
     } else {
@@ -254,18 +358,39 @@ async fn check_broker(settings: &Settings, broker: &str, metadata: bool) -> Brok
             vec!["not asked for (--no-metadata)".into()],
         ));
     }
+    let rt = match roundtrip {
+        Some((topic, create)) if report.ok => {
+            Some(roundtrip::run(settings, &client, topic, create).await)
+        }
+        _ => None,
+    };
     client.close();
     // The close is local and immediate; do not let a stuck socket hold the report.
     let _ = tokio::time::timeout(settings.timeout, client.closed()).await;
-    report
+    (report, rt)
 }
 
 /// Reports a failed connect: the certificate the broker presented, if
 /// the failure is about it, then the steps.
-fn connect_failed(report: &mut BrokerReport, settings: &Settings, broker: &str, e: &ConnectError) {
-    let presented = e.presented_certificates();
-    let certificate = decode_certificate(presented);
-    let diagnosis = diagnose::connect_error(e, &settings.diagnosis_context(certificate.clone()));
+fn connect_failed(
+    report: &mut BrokerReport,
+    settings: &Settings,
+    broker: &str,
+    e: &ConnectError,
+    warn_days: u32,
+) {
+    let presented = settings.presented(e);
+    let chain = decode_chain(&presented);
+    let certificate = chain.first().cloned();
+    let mut diagnosis =
+        diagnose::connect_error(e, &settings.diagnosis_context(certificate.clone()));
+    // A refused chain with an expired (or not yet valid) certificate:
+    // say which one, whatever its place in the chain.
+    if let Some(mut expired) = crate::certs::check(&chain, warn_days, diagnose::now_unix()).error {
+        expired.detail = diagnosis.detail.clone();
+        expired.retriable = diagnosis.retriable;
+        diagnosis = expired;
+    }
     if !presented.is_empty() {
         report.tls = Some(TlsReport {
             protocol_version: None,
@@ -276,6 +401,7 @@ fn connect_failed(report: &mut BrokerReport, settings: &Settings, broker: &str, 
             },
             peer_certificates: presented.len(),
             certificate: certificate.as_ref().map(CertificateReport::from),
+            chain: chain.iter().map(CertificateReport::from).collect(),
         });
     }
     fail(report, settings, broker, diagnosis, e);
@@ -325,15 +451,10 @@ fn fail(
                     detail.extend(p.failed_attempts.iter().map(attempt_line));
                 }
             }
-            if let (
-                Step::Tls,
-                Some(TlsReport {
-                    certificate: Some(c),
-                    ..
-                }),
-            ) = (s, &report.tls)
-            {
-                detail.extend(certificate_lines(c));
+            if let (Step::Tls, Some(tls)) = (s, &report.tls) {
+                for c in &tls.chain {
+                    detail.extend(certificate_lines(c));
+                }
             }
             let took = progress.map(|_| timings.total.saturating_sub(before));
             step(s, Status::Failed, took.map(ms), detail)
@@ -409,7 +530,9 @@ fn certificate_lines(c: &CertificateReport) -> Vec<String> {
     )];
     let days = c.expires_in_days;
     let when = if days < 0 {
-        format!("EXPIRED {} days ago", -days)
+        // Whole days since, as the expiry error counts them.
+        let ago = (diagnose::now_unix() - c.not_after_unix).div_euclid(86_400);
+        format!("EXPIRED {ago} day{} ago", if ago == 1 { "" } else { "s" })
     } else {
         format!("in {days} days")
     };
@@ -425,7 +548,8 @@ fn connected_steps(
     settings: &Settings,
     broker: &str,
     client: &Client,
-    certificate: Option<&CertSummary>,
+    chain: &[CertSummary],
+    warn_days: u32,
 ) {
     let info: &ConnectInfo = client.info();
     let t = info.timings;
@@ -449,37 +573,45 @@ fn connected_steps(
 
     match &info.tls {
         Some(tls) => {
-            let cert = certificate.map(CertificateReport::from);
+            let reports: Vec<CertificateReport> =
+                chain.iter().map(CertificateReport::from).collect();
             let mut lines = vec![format!(
                 "{}, {}, certificate verified for {}",
                 tls.protocol_version, tls.cipher_suite, tls.server_name
             )];
-            match &cert {
-                Some(c) => {
-                    lines.extend(certificate_lines(c));
-                    let left = diagnose::seconds_until(certificate.map_or(0, |c| c.not_after));
-                    if left < EXPIRY_WARNING.as_secs() as i64 {
-                        report.warnings.push(format!(
-                            "the broker's certificate expires on {} (in {} days)",
-                            c.not_after, c.expires_in_days
-                        ));
-                    }
-                }
-                None => lines.push(format!(
-                    "{} certificate(s) presented (not decoded)",
-                    tls.peer_certificates.len()
-                )),
+            for c in &reports {
+                lines.extend(certificate_lines(c));
             }
+            if reports.len() < tls.peer_certificates.len() {
+                lines.push(format!(
+                    "{} of {} certificate(s) presented not decoded",
+                    tls.peer_certificates.len() - reports.len(),
+                    tls.peer_certificates.len()
+                ));
+            }
+            let findings = crate::certs::check(chain, warn_days, diagnose::now_unix());
+            report.warnings.extend(findings.warnings);
+            let status = match findings.error {
+                // Accepted (the configuration switched verification off),
+                // but expired all the same: an error, with the same detail.
+                Some(d) => {
+                    report.ok = false;
+                    report.error = Some(d);
+                    Status::Failed
+                }
+                None => Status::Ok,
+            };
             report.tls = Some(TlsReport {
                 protocol_version: Some(tls.protocol_version.clone()),
                 cipher_suite: Some(tls.cipher_suite.clone()),
                 server_name: Some(tls.server_name.clone()),
                 peer_certificates: tls.peer_certificates.len(),
-                certificate: cert,
+                certificate: reports.first().cloned(),
+                chain: reports,
             });
             report
                 .steps
-                .push(step(Step::Tls, Status::Ok, t.tls.map(ms), lines));
+                .push(step(Step::Tls, status, t.tls.map(ms), lines));
         }
         None => report.steps.push(step(
             Step::Tls,
@@ -587,7 +719,7 @@ async fn metadata_step(
                 vec![d.detail.clone()],
             ));
             report.ok = false;
-            report.error = Some(d);
+            report.error.get_or_insert(d);
             return;
         }
     };
@@ -611,7 +743,7 @@ async fn metadata_step(
                 vec![d.problem.clone()],
             ));
             report.ok = false;
-            report.error = Some(d);
+            report.error.get_or_insert(d);
             return;
         }
     };
@@ -687,8 +819,8 @@ async fn advertised_warnings(
     warnings
 }
 
-fn print_text(settings: &Settings, r: &BrokerReport) {
-    println!(
+pub(crate) fn print_text(settings: &Settings, r: &BrokerReport, rt: Option<&RoundtripReport>) {
+    outln!(
         "kconn check {} · {} · timeout {}",
         r.broker,
         settings.protocol,
@@ -707,25 +839,36 @@ fn print_text(settings: &Settings, r: &BrokerReport) {
         }
         let time = s.ms.map_or(String::new(), crate::latency::human_ms);
         let mut detail = s.detail.iter();
-        println!(
+        outln!(
             "  {mark} {:<width$}  {time:>9}  {}",
             s.step.label(),
             detail.next().map_or("", String::as_str)
         );
         for line in detail {
-            println!("    {:<width$}  {:>9}  {line}", "", "");
+            outln!("    {:<width$}  {:>9}  {line}", "", "");
+        }
+    }
+    if let Some(rt) = rt {
+        for line in rt.lines() {
+            outln!("{line}");
         }
     }
     for w in &r.warnings {
-        println!("  ⚠ {w}");
+        outln!("  ⚠ {w}");
     }
     match &r.error {
-        Some(d) => println!("✗ {}", d.line()),
-        None => println!(
+        Some(d) => outln!("✗ {}", d.line()),
+        None => outln!(
             "✓ {} is ready for {} clients",
             r.address.map_or(r.broker.clone(), |a| a.to_string()),
             settings.protocol
         ),
+    }
+    if let Some(rt) = rt {
+        match &rt.error {
+            Some(d) => outln!("✗ round trip: {}", d.line()),
+            None => outln!("✓ round trip: {}", rt.summary()),
+        }
     }
 }
 

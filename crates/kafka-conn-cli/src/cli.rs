@@ -16,15 +16,24 @@ use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
     long_about = "Step-by-step Kafka broker connection diagnostics.\n\n\
         kconn connects to each broker of the bootstrap list the way a Kafka client \
         does (DNS, TCP, TLS, ApiVersions, SASL) and says which step failed, why, and \
-        what to try. Secrets come from the environment: KCONN_SASL_PASSWORD and \
-        KCONN_OAUTH_TOKEN; they are never printed.",
+        what to try. It reads the Java client's and librdkafka's configuration files \
+        (-F client.properties); options given on the command line override them. \
+        Secrets come from the files or the environment (KCONN_SASL_PASSWORD, \
+        KCONN_OAUTH_TOKEN); they are never printed.\n\n\
+        Exit codes: 0 success, 1 a check or request failed, 2 a usage or configuration \
+        error, 141 stdout was closed (as `ls | head` reports it).",
     after_help = "Examples:\n  \
         kconn check -b localhost:9092\n  \
+        kconn check -F client.properties\n  \
+        kconn check -F client.properties --watch 5s\n  \
+        kconn check -b localhost:9092 --roundtrip kconn-test --json\n  \
         kconn check -b broker:9093 --security-protocol SSL --tls-ca ca.pem\n  \
         KCONN_SASL_PASSWORD=... kconn check -b broker:9094 --sasl-mechanism SCRAM-SHA-512 --username alice\n  \
         kconn api-versions -b b1:9092,b2:9092\n  \
         kconn ping -b localhost:9092 -n 100\n  \
-        kconn bench -b localhost:9092 --concurrency 32 --duration 10s"
+        kconn bench -b localhost:9092 --concurrency 32 --duration 10s\n  \
+        kconn errcode 58\n  \
+        kconn completions bash > /etc/bash_completion.d/kconn"
 )]
 pub(crate) struct Cli {
     /// What to do.
@@ -52,6 +61,44 @@ pub(crate) enum Command {
     Ping(PingArgs),
     /// Pipeline many requests on one connection and measure throughput and latency.
     Bench(BenchArgs),
+    /// Explain a Kafka error code: its name, meaning and whether a retry can help.
+    Errcode(ErrcodeArgs),
+    /// Print a shell completion script (e.g. `kconn completions bash`).
+    Completions(CompletionsArgs),
+    /// Print kconn's man page (roff; `kconn man | man -l -`).
+    Man,
+}
+
+impl Command {
+    /// The command's name, as in the JSON envelope's `command`.
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Command::Check(_) => "check",
+            Command::ApiVersions => "api-versions",
+            Command::Ping(_) => "ping",
+            Command::Bench(_) => "bench",
+            Command::Errcode(_) => "errcode",
+            Command::Completions(_) => "completions",
+            Command::Man => "man",
+        }
+    }
+}
+
+/// Options of `kconn errcode`.
+#[derive(Debug, Args)]
+pub(crate) struct ErrcodeArgs {
+    /// An error code (`58`, `-1`), a name (`SASL_AUTHENTICATION_FAILED`, any
+    /// case, `-` or `_`), or part of names (`sasl`); none lists every code.
+    #[arg(allow_hyphen_values = true)]
+    pub(crate) code: Option<String>,
+}
+
+/// Options of `kconn completions`.
+#[derive(Debug, Args)]
+pub(crate) struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub(crate) shell: clap_complete::Shell,
 }
 
 /// Options of `kconn check`.
@@ -59,8 +106,24 @@ pub(crate) enum Command {
 pub(crate) struct CheckArgs {
     /// Stop after the connection is ready: skip the Metadata request that
     /// checks what the broker advertises.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "roundtrip")]
     pub(crate) no_metadata: bool,
+    /// Check again every INTERVAL (e.g. `5s`, `1m`) and print only what
+    /// changed, with timestamps, until interrupted (Ctrl-C, SIGTERM). Exit
+    /// status: that of the last check.
+    #[arg(long, value_name = "INTERVAL", value_parser = parse_watch_interval)]
+    pub(crate) watch: Option<Duration>,
+    /// Warn when a certificate the broker presents expires within N days
+    /// (an expired one is an error).
+    #[arg(long, value_name = "N", default_value_t = 30)]
+    pub(crate) cert_warn_days: u32,
+    /// Produce one record to TOPIC (partition 0) and fetch it back from
+    /// the partition's leader. The topic must exist (see --create-topic).
+    #[arg(long, value_name = "TOPIC")]
+    pub(crate) roundtrip: Option<String>,
+    /// With --roundtrip: create the topic (1 partition) if it does not exist.
+    #[arg(long, requires = "roundtrip")]
+    pub(crate) create_topic: bool,
 }
 
 /// Options of `kconn ping`.
@@ -126,19 +189,27 @@ pub(crate) struct CommonOpts {
     )]
     pub(crate) security_protocol: Option<SecurityProtocol>,
     /// Timeout of each step: TCP connect, TLS handshake, Kafka handshake,
-    /// each request (e.g. `500ms`, `10s`).
-    #[arg(long, default_value = "10s", value_parser = parse_duration, global = true,
-          help_heading = "Connection")]
-    pub(crate) timeout: Duration,
-    /// The client id sent in request headers.
+    /// each request (e.g. `500ms`, `10s`) [default: 10s, or the files'
+    /// socket.connection.setup.timeout.ms and request.timeout.ms].
+    #[arg(long, value_parser = parse_duration, global = true, help_heading = "Connection")]
+    pub(crate) timeout: Option<Duration>,
+    /// The client id sent in request headers [default: kconn, or the files' client.id].
+    #[arg(long, global = true, help_heading = "Connection")]
+    pub(crate) client_id: Option<String>,
+    /// Read a Java client .properties or librdkafka configuration file
+    /// (bootstrap.servers, security.protocol, sasl.*, ssl.*, ...). Repeat
+    /// for several files: later files override earlier ones, and
+    /// command-line options (and KCONN_* variables) override the files.
     #[arg(
-        long,
-        default_value = "kconn",
+        short = 'F',
+        long = "config",
+        value_name = "FILE",
         global = true,
         help_heading = "Connection"
     )]
-    pub(crate) client_id: String,
-    /// Print one JSON object instead of text.
+    pub(crate) config: Vec<PathBuf>,
+    /// Print JSON instead of text: one object (schema in docs/kconn.md), or
+    /// one line per event with --watch.
     #[arg(long, global = true)]
     pub(crate) json: bool,
 
@@ -323,6 +394,12 @@ impl Secret {
     }
 }
 
+impl From<String> for Secret {
+    fn from(s: String) -> Self {
+        Self(s)
+    }
+}
+
 impl FromStr for Secret {
     type Err = std::convert::Infallible;
 
@@ -335,6 +412,17 @@ impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret(<redacted>)")
     }
+}
+
+/// A `--watch` interval: a duration of at least 100 ms.
+fn parse_watch_interval(text: &str) -> Result<Duration, String> {
+    let d = parse_duration(text)?;
+    if d < Duration::from_millis(100) {
+        return Err(format!(
+            "{text:?} is too short for --watch: use at least 100ms"
+        ));
+    }
+    Ok(d)
 }
 
 /// A duration such as `250ms`, `10s`, `1.5s`, `2m` or `1h`; a bare number is seconds.

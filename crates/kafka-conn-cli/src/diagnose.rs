@@ -33,6 +33,12 @@ pub(crate) enum Step {
     Ready,
     /// A Metadata request on the ready connection.
     Metadata,
+    /// `--roundtrip`: producing one record.
+    Produce,
+    /// `--roundtrip`: fetching it back.
+    Fetch,
+    /// The options and configuration files, before any connection.
+    Config,
 }
 
 impl Step {
@@ -57,6 +63,9 @@ impl Step {
             Step::Sasl => "SASL",
             Step::Ready => "ready",
             Step::Metadata => "Metadata",
+            Step::Produce => "Produce",
+            Step::Fetch => "Fetch",
+            Step::Config => "configuration",
         }
     }
 }
@@ -303,7 +312,9 @@ pub(crate) fn request_failure(e: &RequestFailure, api: ApiKey, ctx: &Context) ->
 /// Which option to fix, from the driver's description of a TLS setting it
 /// could not use (it names the file's role first).
 fn tls_settings_advice(text: &str) -> &'static str {
-    if text.starts_with("CA file") {
+    if text.starts_with("ssl.") || text.starts_with("the inline") {
+        "fix that setting in the configuration file, or override it with --tls-ca, --tls-cert and --tls-key"
+    } else if text.starts_with("CA file") {
         "check --tls-ca"
     } else if text.contains("system trust store") {
         "give the CA that signed the broker's certificate with --tls-ca"
@@ -603,7 +614,8 @@ fn broken(
     }
 }
 
-fn now_unix() -> i64 {
+/// The current Unix time in seconds.
+pub(crate) fn now_unix() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))

@@ -9,19 +9,32 @@
 //!   kafka-conn would use.
 //! - `kconn ping`: ApiVersions round-trip latency.
 //! - `kconn bench`: pipelined throughput and latency on one connection.
+//! - `kconn errcode`, `kconn completions`, `kconn man`: lookups.
+//!
+//! Every connecting command reads Java client and librdkafka configuration
+//! files (`-F`), and prints a versioned JSON envelope with `--json`.
 //!
 //! Built on `kafka-conn-tokio`. Exit codes: 0 success, 1 a check or request
-//! failed, 2 a usage error. See `docs/kconn.md` in the repository.
+//! failed, 2 a usage or configuration error, 141 stdout was closed. See
+//! `docs/kconn.md` in the repository.
 
 mod api_versions;
 mod bench;
+mod certs;
 mod check;
 mod cli;
+mod config;
 mod diagnose;
+mod envelope;
+mod errcode;
 mod kafka;
 mod latency;
+mod output;
 mod ping;
+mod roundtrip;
 mod settings;
+mod tls;
+mod watch;
 mod x509;
 
 use std::process::ExitCode;
@@ -33,7 +46,9 @@ use tracing_subscriber::prelude::*;
 
 use crate::cli::{Cli, Command};
 use crate::diagnose::Diagnosis;
-use crate::settings::Settings;
+use crate::envelope::{Envelope, NoExtra};
+use crate::output::{errln, outln};
+use crate::settings::{Settings, UsageError};
 
 /// Exit code of a failed check or command.
 const EXIT_FAILED: u8 = 1;
@@ -43,17 +58,40 @@ const EXIT_USAGE: u8 = 2;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.verbose);
+    let json = cli.common.json;
+    // The lookups need no broker.
+    match &cli.command {
+        Command::Errcode(args) => return exit(errcode::run(args, json)),
+        Command::Completions(args) => {
+            let mut text = Vec::new();
+            clap_complete::generate(args.shell, &mut Cli::command(), "kconn", &mut text);
+            return generated("completions", &text, json);
+        }
+        Command::Man => {
+            let mut text = Vec::new();
+            if let Err(e) = clap_mangen::Man::new(Cli::command()).render(&mut text) {
+                errln!("kconn: cannot render the man page: {e}");
+                return ExitCode::from(EXIT_FAILED);
+            }
+            return generated("man", &text, json);
+        }
+        _ => {}
+    }
     let settings = match Settings::from_opts(&cli.common) {
         Ok(s) => s,
-        Err(e) => {
-            let mut cmd = Cli::command();
-            let text = cmd
-                .error(clap::error::ErrorKind::ArgumentConflict, e)
-                .render();
-            eprint!("{}", text.ansi());
-            return ExitCode::from(EXIT_USAGE);
-        }
+        Err(e) => return usage_error(cli.command.name(), &e, json),
     };
+    if let (Some(config), false, false) = (
+        &settings.config,
+        settings.json,
+        matches!(cli.command, Command::Check(_)),
+    ) {
+        // check shows the configuration in its report; the table commands
+        // keep stdout for their tables.
+        for line in config.lines() {
+            errln!("{line}");
+        }
+    }
     let runtime = match &cli.command {
         // Throughput wants the workers and the connection task on all cores.
         Command::Bench(_) => tokio::runtime::Builder::new_multi_thread()
@@ -67,7 +105,7 @@ fn main() -> ExitCode {
     let runtime = match runtime {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("kconn: cannot start the async runtime: {e}");
+            errln!("kconn: cannot start the async runtime: {e}");
             return ExitCode::from(EXIT_FAILED);
         }
     };
@@ -77,13 +115,68 @@ fn main() -> ExitCode {
             Command::ApiVersions => api_versions::run(&settings).await,
             Command::Ping(args) => ping::run(&settings, args).await,
             Command::Bench(args) => bench::run(&settings, args).await,
+            Command::Errcode(_) | Command::Completions(_) | Command::Man => true,
         }
     });
+    exit(ok)
+}
+
+fn exit(ok: bool) -> ExitCode {
     if ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(EXIT_FAILED)
     }
+}
+
+/// Prints a generated file (completions, man page), or with `--json` the
+/// envelope holding it.
+fn generated(command: &'static str, text: &[u8], json: bool) -> ExitCode {
+    #[derive(serde::Serialize)]
+    struct Extra {
+        output: String,
+    }
+    if json {
+        Envelope::<(), _>::new(
+            command,
+            None,
+            true,
+            Vec::new(),
+            Extra {
+                output: String::from_utf8_lossy(text).into_owned(),
+            },
+        )
+        .print();
+    } else {
+        output::raw(text);
+    }
+    ExitCode::SUCCESS
+}
+
+/// Reports options or files that do not fit together (exit 2): like a
+/// clap error on stderr, and with `--json` also as an envelope on stdout.
+fn usage_error(command: &'static str, e: &UsageError, json: bool) -> ExitCode {
+    if json {
+        let mut envelope = Envelope::<(), _>::new(command, None, false, Vec::new(), NoExtra {});
+        envelope.error = Some(Diagnosis::custom(
+            diagnose::Step::Config,
+            e.kind(),
+            e.to_string(),
+        ));
+        envelope.print();
+    }
+    let mut cmd = Cli::command();
+    let text = cmd
+        .error(clap::error::ErrorKind::ArgumentConflict, e)
+        .render();
+    // Colours only for a person at a terminal.
+    let text = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        text.ansi().to_string()
+    } else {
+        text.to_string()
+    };
+    errln!("{}", text.trim_end());
+    ExitCode::from(EXIT_USAGE)
 }
 
 /// Logs to stderr: `-v` info, `-vv` debug, `-vvv` trace for kafka-conn and
@@ -102,7 +195,7 @@ fn init_tracing(verbose: u8) {
         .and_then(|spec| match spec.parse::<Targets>() {
             Ok(t) => Some(t),
             Err(e) => {
-                eprintln!("kconn: ignoring KCONN_LOG: {e}");
+                errln!("kconn: ignoring KCONN_LOG: {e}");
                 None
             }
         });
@@ -124,17 +217,16 @@ fn init_tracing(verbose: u8) {
         .init();
 }
 
-/// Connects to `broker` for `ping` and `bench`, explaining a failure.
+/// Connects to `broker` for `api-versions`, `ping` and `bench`,
+/// explaining a failure.
 pub(crate) async fn connect(settings: &Settings, broker: &str) -> Result<Client, Diagnosis> {
-    kafka_conn_tokio::connect(broker, settings.connect_config())
-        .await
-        .map_err(|e| {
-            let certificate = e
-                .presented_certificates()
-                .first()
-                .and_then(|der| x509::parse(der).ok());
-            diagnose::connect_error(&e, &settings.diagnosis_context(certificate))
-        })
+    settings.connect(broker).await.map_err(|e| {
+        let certificate = settings
+            .presented(&e)
+            .first()
+            .and_then(|der| x509::parse(der).ok());
+        diagnose::connect_error(&e, &settings.diagnosis_context(certificate))
+    })
 }
 
 /// `broker`, with the address it resolved to when that is not the same text.
@@ -146,11 +238,19 @@ pub(crate) fn describe(broker: &str, address: std::net::SocketAddr) -> String {
     }
 }
 
-/// Prints one JSON object on stdout.
+/// Prints one JSON document on stdout.
 pub(crate) fn print_json<T: serde::Serialize>(value: &T) {
     match serde_json::to_string_pretty(value) {
-        Ok(text) => println!("{text}"),
+        Ok(text) => outln!("{text}"),
         // Our reports are plain data: serialisation cannot fail, but say so if it does.
-        Err(e) => eprintln!("kconn: cannot write JSON: {e}"),
+        Err(e) => errln!("kconn: cannot write JSON: {e}"),
+    }
+}
+
+/// Prints one JSON document on one line (watch mode's events).
+pub(crate) fn print_json_line<T: serde::Serialize>(value: &T) {
+    match serde_json::to_string(value) {
+        Ok(text) => outln!("{text}"),
+        Err(e) => errln!("kconn: cannot write JSON: {e}"),
     }
 }

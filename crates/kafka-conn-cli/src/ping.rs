@@ -1,5 +1,6 @@
 //! `kconn ping`: ApiVersions round trips on one connection, one at a time.
 
+use crate::output::outln;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -11,10 +12,9 @@ use crate::kafka::{self, Probe};
 use crate::latency::{human, human_ms, ms, Summary};
 use crate::settings::Settings;
 
-/// The `ping --json` output.
+/// The broker of `ping --json`.
 #[derive(Debug, Serialize)]
 struct Report {
-    command: &'static str,
     ok: bool,
     broker: String,
     address: Option<SocketAddr>,
@@ -24,6 +24,7 @@ struct Report {
     failed: u64,
     latency_ms: Option<Summary>,
     samples_ms: Vec<f64>,
+    warnings: Vec<String>,
     error: Option<Diagnosis>,
 }
 
@@ -32,7 +33,6 @@ struct Report {
 pub(crate) async fn run(settings: &Settings, args: &PingArgs) -> bool {
     let broker = &settings.brokers[0];
     let mut report = Report {
-        command: "ping",
         ok: false,
         broker: broker.clone(),
         address: None,
@@ -42,6 +42,7 @@ pub(crate) async fn run(settings: &Settings, args: &PingArgs) -> bool {
         failed: 0,
         latency_ms: None,
         samples_ms: Vec::new(),
+        warnings: Vec::new(),
         error: None,
     };
     let client = match crate::connect(settings, broker).await {
@@ -67,7 +68,7 @@ pub(crate) async fn run(settings: &Settings, args: &PingArgs) -> bool {
     };
     report.api_version = Some(template.api_version());
     if !settings.json {
-        println!(
+        outln!(
             "PING {} with ApiVersions v{} over {}",
             crate::describe(broker, client.info().address),
             template.api_version(),
@@ -93,7 +94,7 @@ pub(crate) async fn run(settings: &Settings, args: &PingArgs) -> bool {
                 samples.push(took);
                 report.samples_ms.push(ms(took));
                 if !settings.json {
-                    println!(
+                    outln!(
                         "  seq={seq}  time={}  (on the wire {})",
                         human(took),
                         human(wire)
@@ -103,7 +104,7 @@ pub(crate) async fn run(settings: &Settings, args: &PingArgs) -> bool {
             Err(e) => {
                 report.failed += 1;
                 if !settings.json {
-                    println!("  seq={seq}  failed: {e}");
+                    outln!("  seq={seq}  failed: {e}");
                 }
                 if let Some(reason) = client.close_reason() {
                     report.error = Some(Diagnosis::custom(
@@ -126,11 +127,18 @@ pub(crate) async fn run(settings: &Settings, args: &PingArgs) -> bool {
 
 fn finish(settings: &Settings, report: &Report) {
     if settings.json {
-        crate::print_json(report);
+        crate::envelope::Envelope::new(
+            "ping",
+            Some(settings),
+            report.ok,
+            vec![report],
+            crate::envelope::NoExtra {},
+        )
+        .print();
         return;
     }
     if let Some(s) = &report.latency_ms {
-        println!(
+        outln!(
             "{} sent, {} answered, {} failed · min {} · p50 {} · p99 {} · max {} · mean {}",
             report.sent,
             report.answered,
@@ -143,6 +151,6 @@ fn finish(settings: &Settings, report: &Report) {
         );
     }
     if let Some(d) = &report.error {
-        println!("✗ {}", d.line());
+        outln!("✗ {}", d.line());
     }
 }

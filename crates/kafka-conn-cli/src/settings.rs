@@ -1,27 +1,39 @@
-//! The checked form of the command-line options, and the connection
-//! configuration built from it.
+//! The checked form of the command-line options merged with the
+//! configuration files, and the connection configuration built from it.
+//!
+//! Precedence: command-line options (and the `KCONN_*` variables that
+//! stand for them) over the files, later files over earlier ones, and the
+//! clients' defaults last. Where the Java client and librdkafka would do
+//! something surprising with a file (PLAINTEXT when `security.protocol` is
+//! missing; GSSAPI when `sasl.mechanism` is), kconn does the same and says so.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use kafka_conn_tokio::core::sasl::{OAuthBearerToken, SaslConfig, ScramHash};
 use kafka_conn_tokio::core::Config;
-use kafka_conn_tokio::{ConnectConfig, TlsConfig};
+use kafka_conn_tokio::{CertificateDer, Client, ConnectConfig, ConnectError};
 
 use crate::cli::{CommonOpts, SaslMechanism, Secret, SecurityProtocol};
+use crate::config::{
+    self, ConfigError, ConfigReport, FileSettings, KerberosReport, OAuthSource, UnsecuredJwt,
+};
 use crate::diagnose::Context;
+use crate::tls::{BuiltTls, ClientIdentity, TlsPlan, Trust};
 use crate::x509::CertSummary;
 
 /// The client software name sent in ApiVersions v3+ (KIP-511).
 pub(crate) const SOFTWARE_NAME: &str = "kconn";
 /// The client software version sent in ApiVersions v3+ (KIP-511).
 pub(crate) const SOFTWARE_VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The timeout of each step when neither an option nor a file sets one.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Options that do not fit together; reported like a command-line error.
+/// Options that do not fit together, or a configuration kconn cannot
+/// use; reported like a command-line error (exit 2).
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum UsageError {
     /// No `--bootstrap`.
-    #[error("no broker given: use --bootstrap HOST:PORT (or set KCONN_BOOTSTRAP)")]
+    #[error("no broker given: use --bootstrap HOST:PORT (or set KCONN_BOOTSTRAP, or bootstrap.servers in a -F file)")]
     NoBootstrap,
     /// An empty entry in the bootstrap list.
     #[error("empty broker address in --bootstrap: use HOST:PORT[,HOST:PORT...]")]
@@ -46,25 +58,52 @@ pub(crate) enum UsageError {
     #[error("--security-protocol {0} needs --sasl-mechanism: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER")]
     MissingMechanism(SecurityProtocol),
     /// PLAIN or SCRAM without a user name.
-    #[error("{0} needs --username (or KCONN_SASL_USERNAME)")]
+    #[error("{0} needs --username (or KCONN_SASL_USERNAME, or a username in sasl.jaas.config)")]
     MissingUsername(SaslMechanism),
     /// PLAIN or SCRAM without a password.
-    #[error("{0} needs a password: set KCONN_SASL_PASSWORD (or --password)")]
+    #[error("{0} needs a password: set KCONN_SASL_PASSWORD (or --password, or a password in sasl.jaas.config)")]
     MissingPassword(SaslMechanism),
     /// OAUTHBEARER without a token.
-    #[error("OAUTHBEARER needs a token: set KCONN_OAUTH_TOKEN (or --oauth-token)")]
+    #[error("OAUTHBEARER needs a token: set KCONN_OAUTH_TOKEN (or --oauth-token, or an OAuthBearerLoginModule with unsecuredLoginStringClaim_sub in sasl.jaas.config)")]
     MissingToken,
+    /// A configuration file that cannot be read or makes no sense.
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    /// A mechanism or feature the files ask for that kconn cannot do yet.
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+impl UsageError {
+    /// A stable name for scripts (the JSON error's `kind`).
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            Self::Config(_) => "invalid_configuration",
+            Self::Unsupported(_) => "not_supported",
+            _ => "usage",
+        }
+    }
 }
 
 /// TLS settings.
 #[derive(Debug, Clone)]
 pub(crate) struct TlsSettings {
-    /// CA file; `None` = the system trust store.
-    pub(crate) ca: Option<PathBuf>,
-    /// Client certificate chain and key.
-    pub(crate) client_cert: Option<(PathBuf, PathBuf)>,
-    /// Name to verify instead of the bootstrap host.
-    pub(crate) server_name: Option<String>,
+    /// The CA file (for messages); `None` = the system trust store or
+    /// something that is not one file.
+    pub(crate) ca: Option<std::path::PathBuf>,
+    /// Whether a client certificate is configured.
+    pub(crate) client_cert: bool,
+    /// The configuration, or why it cannot be built.
+    built: Result<BuiltTls, String>,
+}
+
+/// Where an OAUTHBEARER token comes from.
+#[derive(Debug, Clone)]
+pub(crate) enum TokenSource {
+    /// A token given as is.
+    Fixed(Secret),
+    /// An unsecured JWT built for each authentication.
+    Unsecured(UnsecuredJwt),
 }
 
 /// SASL settings.
@@ -79,10 +118,10 @@ pub(crate) enum SaslSettings {
         /// Password (never printed).
         password: Secret,
     },
-    /// OAUTHBEARER with a fixed token.
+    /// OAUTHBEARER.
     OAuthBearer {
-        /// The token (never printed).
-        token: Secret,
+        /// The token's source (never printed).
+        token: TokenSource,
     },
 }
 
@@ -111,19 +150,92 @@ pub(crate) struct Settings {
     pub(crate) sasl: Option<SaslSettings>,
     /// Client id.
     pub(crate) client_id: String,
-    /// Timeout of each step.
+    /// Timeout of TCP connect, TLS and the Kafka handshake.
     pub(crate) timeout: Duration,
+    /// Timeout of each request.
+    pub(crate) request_timeout: Duration,
+    /// Idle timeout (`connections.max.idle.ms`), when a file sets one.
+    pub(crate) idle_timeout: Option<Duration>,
     /// JSON output.
     pub(crate) json: bool,
+    /// What the configuration files said, when there were some.
+    pub(crate) config: Option<ConfigReport>,
+}
+
+/// The mechanism a file names, as kconn can use it.
+fn mechanism_of(name: &str, files: &FileSettings) -> Result<SaslMechanism, UsageError> {
+    match name {
+        "PLAIN" => Ok(SaslMechanism::Plain),
+        "SCRAM-SHA-256" => Ok(SaslMechanism::ScramSha256),
+        "SCRAM-SHA-512" => Ok(SaslMechanism::ScramSha512),
+        "OAUTHBEARER" => Ok(SaslMechanism::OauthBearer),
+        "GSSAPI" => Err(UsageError::Unsupported(gssapi_message(files.kerberos.as_ref()))),
+        other => Err(UsageError::Unsupported(format!(
+            "sasl.mechanism {other}: kconn cannot authenticate with {other}; it can use PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 and OAUTHBEARER"
+        ))),
+    }
+}
+
+fn gssapi_message(k: Option<&KerberosReport>) -> String {
+    let mut text =
+        "sasl.mechanism GSSAPI (Kerberos): kconn cannot authenticate with GSSAPI yet".to_owned();
+    if let Some(k) = k {
+        let mut parts = Vec::new();
+        if let Some(p) = &k.principal {
+            parts.push(format!("principal {p}"));
+        }
+        if let Some(t) = &k.keytab {
+            parts.push(format!(
+                "keytab {t}{}",
+                if k.use_keytab {
+                    ""
+                } else {
+                    " (useKeyTab is not true)"
+                }
+            ));
+        }
+        if k.use_ticket_cache {
+            parts.push("the ticket cache".to_owned());
+        }
+        if let Some(s) = &k.service_name {
+            parts.push(format!("service name {s}"));
+        }
+        if !parts.is_empty() {
+            text.push_str(&format!(
+                " (the configuration asks for {})",
+                parts.join(", ")
+            ));
+        }
+    }
+    text.push_str(": check the rest with --sasl-mechanism and another mechanism the listener enables, or without SASL on another listener");
+    text
 }
 
 impl Settings {
-    /// Checks the options and settles the security protocol.
+    /// Checks the options, reads the configuration files, and settles the
+    /// security protocol.
     pub(crate) fn from_opts(o: &CommonOpts) -> Result<Self, UsageError> {
-        if o.bootstrap.is_empty() {
+        let raw = config::read_files(&o.config)?;
+        let files = if raw.is_empty() {
+            FileSettings::default()
+        } else {
+            config::interpret(&raw)?
+        };
+        let from_files = !raw.is_empty();
+        let mut report = files.report.clone();
+
+        let brokers: Vec<String> = if o.bootstrap.is_empty() {
+            files.bootstrap.clone().unwrap_or_default()
+        } else {
+            report.overridden(
+                &["bootstrap.servers", "metadata.broker.list"],
+                "--bootstrap",
+            );
+            o.bootstrap.iter().map(|b| b.trim().to_owned()).collect()
+        };
+        if brokers.is_empty() {
             return Err(UsageError::NoBootstrap);
         }
-        let brokers: Vec<String> = o.bootstrap.iter().map(|b| b.trim().to_owned()).collect();
         if brokers.iter().any(String::is_empty) {
             return Err(UsageError::EmptyBootstrapEntry);
         }
@@ -133,21 +245,27 @@ impl Settings {
             ("--tls-key", o.tls_key.is_some()),
             ("--tls-server-name", o.tls_server_name.is_some()),
         ];
-        let sasl_options = [
-            ("--sasl-mechanism", o.sasl_mechanism.is_some()),
-            ("--username", o.username.is_some()),
-            ("--password", o.password.is_some()),
-            ("--oauth-token", o.oauth_token.is_some()),
-        ];
-        let (protocol, inferred) = match o.security_protocol {
-            Some(p) => (p, false),
-            None => (
-                SecurityProtocol::from_parts(
-                    tls_options.iter().any(|(_, given)| *given),
-                    o.sasl_mechanism.is_some(),
-                ),
-                true,
-            ),
+        let (protocol, inferred) = match (o.security_protocol, files.protocol) {
+            (Some(p), _) => {
+                report.overridden(&["security.protocol"], "--security-protocol");
+                (p, false)
+            }
+            (None, Some(p)) => (p, false),
+            (None, None) => {
+                let tls = tls_options.iter().any(|(_, given)| *given);
+                let sasl = o.sasl_mechanism.is_some();
+                if from_files && !tls && !sasl {
+                    // The clients' default, whatever else the file sets.
+                    if files.has_ssl_keys || files.has_sasl_keys {
+                        report.warnings.push(
+                            "security.protocol is not set, so clients use PLAINTEXT and ignore the ssl.* and sasl.* keys: set security.protocol (SSL, SASL_PLAINTEXT or SASL_SSL)".into(),
+                        );
+                    }
+                    (SecurityProtocol::Plaintext, false)
+                } else {
+                    (SecurityProtocol::from_parts(tls, sasl), true)
+                }
+            }
         };
         if !protocol.tls() {
             if let Some((option, _)) = tls_options.iter().find(|(_, given)| *given) {
@@ -158,31 +276,43 @@ impl Settings {
         // mechanism given with a non-SASL protocol is a contradiction.
         if !protocol.sasl() && !inferred && o.sasl_mechanism.is_some() {
             return Err(UsageError::SaslOptionWithoutSasl {
-                option: sasl_options[0].0,
+                option: "--sasl-mechanism",
                 protocol,
             });
         }
-        let tls = protocol.tls().then(|| TlsSettings {
-            ca: o.tls_ca.clone(),
-            client_cert: o.tls_cert.clone().zip(o.tls_key.clone()),
-            server_name: o.tls_server_name.clone(),
-        });
+        let tls = protocol.tls().then(|| Self::tls(o, &files, &mut report));
         let sasl = if protocol.sasl() {
-            let mechanism = o
-                .sasl_mechanism
-                .ok_or(UsageError::MissingMechanism(protocol))?;
-            Some(match mechanism {
-                SaslMechanism::OauthBearer => SaslSettings::OAuthBearer {
-                    token: o.oauth_token.clone().ok_or(UsageError::MissingToken)?,
-                },
-                m => SaslSettings::Password {
-                    mechanism: m,
-                    username: o.username.clone().ok_or(UsageError::MissingUsername(m))?,
-                    password: o.password.clone().ok_or(UsageError::MissingPassword(m))?,
-                },
-            })
+            Some(Self::sasl(o, &files, protocol, from_files, &mut report)?)
         } else {
             None
+        };
+        let timeout = match o.timeout {
+            Some(t) => {
+                report.overridden(
+                    &[
+                        "socket.connection.setup.timeout.ms",
+                        "request.timeout.ms",
+                        "socket.timeout.ms",
+                    ],
+                    "--timeout",
+                );
+                t
+            }
+            None => files.setup_timeout.unwrap_or(DEFAULT_TIMEOUT),
+        };
+        let request_timeout = o
+            .timeout
+            .or(files.request_timeout)
+            .unwrap_or(DEFAULT_TIMEOUT);
+        let client_id = match &o.client_id {
+            Some(id) => {
+                report.overridden(&["client.id"], "--client-id");
+                id.clone()
+            }
+            None => files
+                .client_id
+                .clone()
+                .unwrap_or_else(|| "kconn".to_owned()),
         };
         Ok(Self {
             brokers,
@@ -190,10 +320,169 @@ impl Settings {
             protocol_inferred: inferred,
             tls,
             sasl,
-            client_id: o.client_id.clone(),
-            timeout: o.timeout,
+            client_id,
+            timeout,
+            request_timeout,
+            idle_timeout: files.idle_timeout,
             json: o.json,
+            config: from_files.then_some(report),
         })
+    }
+
+    fn tls(o: &CommonOpts, files: &FileSettings, report: &mut ConfigReport) -> TlsSettings {
+        let trust = match (&o.tls_ca, &files.trust) {
+            (Some(ca), file) => {
+                if file.is_some() {
+                    report.overridden(
+                        &[
+                            "ssl.truststore.location",
+                            "ssl.ca.location",
+                            "ssl.truststore.certificates",
+                            "ssl.ca.pem",
+                        ],
+                        "--tls-ca",
+                    );
+                }
+                Trust::PemFile(ca.clone())
+            }
+            (None, Some(spec)) => Trust::Spec(spec.clone()),
+            (None, None) => Trust::System,
+        };
+        let identity = match (o.tls_cert.clone().zip(o.tls_key.clone()), &files.identity) {
+            (Some((c, k)), file) => {
+                if file.is_some() {
+                    report.overridden(
+                        &[
+                            "ssl.keystore.location",
+                            "ssl.certificate.location",
+                            "ssl.key.location",
+                            "ssl.keystore.key",
+                            "ssl.key.pem",
+                        ],
+                        "--tls-cert",
+                    );
+                }
+                Some(ClientIdentity::PemFiles(c, k))
+            }
+            (None, Some(spec)) => Some(ClientIdentity::Spec(spec.clone())),
+            (None, None) => None,
+        };
+        let ca = match &trust {
+            Trust::PemFile(p) => Some(p.clone()),
+            Trust::Spec(config::TrustSpec::File { path, .. } | config::TrustSpec::Dir(path)) => {
+                Some(path.clone())
+            }
+            _ => None,
+        };
+        let plan = TlsPlan {
+            trust,
+            identity,
+            key_password: files.key_password.clone(),
+            server_name: o.tls_server_name.clone(),
+            verify_hostname: files.verify_hostname.unwrap_or(true),
+            verify_certificate: files.verify_certificate.unwrap_or(true),
+        };
+        let built = plan.build();
+        if let Ok(b) = &built {
+            report.loaded.extend(b.loaded.iter().cloned());
+        }
+        TlsSettings {
+            ca,
+            client_cert: plan.identity.is_some(),
+            built,
+        }
+    }
+
+    fn sasl(
+        o: &CommonOpts,
+        files: &FileSettings,
+        protocol: SecurityProtocol,
+        from_files: bool,
+        report: &mut ConfigReport,
+    ) -> Result<SaslSettings, UsageError> {
+        let mechanism = match (o.sasl_mechanism, &files.mechanism) {
+            (Some(m), file) => {
+                if file.is_some() {
+                    report.overridden(&["sasl.mechanism", "sasl.mechanisms"], "--sasl-mechanism");
+                }
+                m
+            }
+            (None, Some(name)) => mechanism_of(&name.0, files)?,
+            // The Java client and librdkafka default to GSSAPI.
+            (None, None) if from_files => {
+                let mut text = gssapi_message(files.kerberos.as_ref());
+                text = text.replacen(
+                    "sasl.mechanism GSSAPI (Kerberos)",
+                    "sasl.mechanism is not set, so clients use GSSAPI (Kerberos), their default",
+                    1,
+                );
+                let hint = match files.jaas_module.as_deref() {
+                    Some("PlainLoginModule") => Some("PLAIN"),
+                    Some("ScramLoginModule") => Some("SCRAM-SHA-512 or SCRAM-SHA-256"),
+                    Some("OAuthBearerLoginModule") => Some("OAUTHBEARER"),
+                    _ => None,
+                };
+                if let (Some(h), Some(m)) = (hint, &files.jaas_module) {
+                    text.push_str(&format!(
+                        " (sasl.jaas.config names {m}: did you mean sasl.mechanism={h}?)"
+                    ));
+                }
+                return Err(UsageError::Unsupported(text));
+            }
+            (None, None) => return Err(UsageError::MissingMechanism(protocol)),
+        };
+        if o.username.is_some() {
+            report.overridden(&["sasl.username"], "--username");
+        }
+        match mechanism {
+            SaslMechanism::OauthBearer => {
+                let token = match (&o.oauth_token, &files.oauth) {
+                    (Some(t), _) => TokenSource::Fixed(t.clone()),
+                    (None, Some(OAuthSource::Unsecured(jwt))) => TokenSource::Unsecured(jwt.clone()),
+                    (None, Some(OAuthSource::Unsupported(why))) => {
+                        return Err(UsageError::Unsupported(format!(
+                            "{why}, which kconn does not do yet: give a token with KCONN_OAUTH_TOKEN (or --oauth-token)"
+                        )))
+                    }
+                    (None, None) => return Err(UsageError::MissingToken),
+                };
+                Ok(SaslSettings::OAuthBearer { token })
+            }
+            m => {
+                if files.scram_tokenauth && o.password.is_none() {
+                    return Err(UsageError::Unsupported(
+                        "sasl.jaas.config sets tokenauth=true (a delegation token), which kconn cannot use yet".into(),
+                    ));
+                }
+                if let Some(module) = files.jaas_module.as_deref() {
+                    let expected = if m == SaslMechanism::Plain {
+                        "PlainLoginModule"
+                    } else {
+                        "ScramLoginModule"
+                    };
+                    if module != expected
+                        && matches!(module, "PlainLoginModule" | "ScramLoginModule")
+                    {
+                        report.warnings.push(format!(
+                            "sasl.jaas.config uses {module} with {m}: the Java client accepts it (both carry a username and password), but {expected} is the usual one"
+                        ));
+                    }
+                }
+                Ok(SaslSettings::Password {
+                    mechanism: m,
+                    username: o
+                        .username
+                        .clone()
+                        .or_else(|| files.username.clone())
+                        .ok_or(UsageError::MissingUsername(m))?,
+                    password: o
+                        .password
+                        .clone()
+                        .or_else(|| files.password.clone())
+                        .ok_or(UsageError::MissingPassword(m))?,
+                })
+            }
+        }
     }
 
     /// What a diagnosis needs to know about these settings.
@@ -201,21 +490,57 @@ impl Settings {
         Context {
             protocol: self.protocol,
             ca: self.tls.as_ref().and_then(|t| t.ca.clone()),
-            client_cert: self.tls.as_ref().is_some_and(|t| t.client_cert.is_some()),
+            client_cert: self.tls.as_ref().is_some_and(|t| t.client_cert),
             mechanism: self.sasl.as_ref().map(SaslSettings::mechanism),
             certificate,
         }
     }
 
-    /// The configuration of a connection. TLS files are read when a
-    /// connection is made: a missing or malformed one is a
-    /// `ConnectError::TlsConfig`, reported before anything is sent.
-    pub(crate) fn connect_config(&self) -> ConnectConfig {
+    /// Connects to `broker`. A TLS setting that cannot be used is a
+    /// `ConnectError::TlsConfig`, as the driver reports unreadable files.
+    pub(crate) async fn connect(&self, broker: &str) -> Result<Client, ConnectError> {
+        if let Some(slot) = self.presented_slot() {
+            slot.clear();
+        }
+        let config = self.connect_config().map_err(ConnectError::TlsConfig)?;
+        kafka_conn_tokio::connect(broker, config).await
+    }
+
+    fn presented_slot(&self) -> Option<&crate::tls::PresentedSlot> {
+        self.tls
+            .as_ref()
+            .and_then(|t| t.built.as_ref().ok())
+            .and_then(|b| b.presented.as_ref())
+    }
+
+    /// The chain the broker presented before `e`: from the driver, or from
+    /// kconn's own verifier when the configuration was built here.
+    pub(crate) fn presented(&self, e: &ConnectError) -> Vec<CertificateDer<'static>> {
+        let from_driver = e.presented_certificates();
+        if !from_driver.is_empty() {
+            return from_driver.to_vec();
+        }
+        match (e, self.presented_slot()) {
+            (
+                ConnectError::CertificateNotTrusted { .. }
+                | ConnectError::NameMismatch { .. }
+                | ConnectError::InvalidCertificate { .. },
+                Some(slot),
+            ) => slot.get(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The configuration of a connection, or why TLS cannot be set up.
+    pub(crate) fn connect_config(&self) -> Result<ConnectConfig, String> {
         let mut core = Config::new()
             .with_client_id(Some(self.client_id.clone()))
             .with_client_software(SOFTWARE_NAME, SOFTWARE_VERSION)
-            .with_request_timeout(self.timeout)
+            .with_request_timeout(self.request_timeout)
             .with_handshake_timeout(self.timeout);
+        if let Some(idle) = self.idle_timeout {
+            core = core.with_idle_timeout(Some(idle));
+        }
         if let Some(sasl) = &self.sasl {
             core = core.with_sasl(match sasl {
                 SaslSettings::Password {
@@ -238,24 +563,27 @@ impl Settings {
         if let Some(SaslSettings::OAuthBearer { token }) = &self.sasl {
             let token = token.clone();
             config = config.with_oauth_token_provider(move || {
-                let token = OAuthBearerToken::new(token.expose());
+                let token = match &token {
+                    TokenSource::Fixed(t) => OAuthBearerToken::new(t.expose()),
+                    TokenSource::Unsecured(jwt) => {
+                        let now = std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map_or(0.0, |d| d.as_secs_f64());
+                        jwt.extensions
+                            .iter()
+                            .fold(OAuthBearerToken::new(jwt.token(now)), |t, (k, v)| {
+                                t.with_extension(k.clone(), v.clone())
+                            })
+                    }
+                };
                 async move { Ok(token) }
             });
         }
         if let Some(t) = &self.tls {
-            let mut tls = match &t.ca {
-                Some(ca) => TlsConfig::ca_file(ca),
-                None => TlsConfig::system_roots(),
-            };
-            if let Some((cert, key)) = &t.client_cert {
-                tls = tls.with_client_cert(cert, key);
-            }
-            if let Some(name) = &t.server_name {
-                tls = tls.with_server_name(name.clone());
-            }
-            config = config.with_tls(tls);
+            let built = t.built.as_ref().map_err(Clone::clone)?;
+            config = config.with_tls(built.config.clone());
         }
-        config
+        Ok(config)
     }
 }
 
@@ -347,6 +675,155 @@ mod tests {
         assert!(matches!(
             settings(&["-b", "h:1,,h:2"]).unwrap_err(),
             UsageError::EmptyBootstrapEntry
+        ));
+    }
+
+    /// A configuration file in a fresh directory; returns its path.
+    fn file(name: &str, text: &str) -> String {
+        let dir =
+            std::env::temp_dir().join(format!("kconn-settings-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("client.properties");
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let f = file(
+            "override",
+            "bootstrap.servers=file:9092\nsecurity.protocol=SASL_PLAINTEXT\nsasl.mechanism=PLAIN\nsasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username=\"fu\" password=\"fp\";\nclient.id=from-file\nrequest.timeout.ms=2500\nsocket.connection.setup.timeout.ms=1500\n",
+        );
+        let s = settings(&["-F", &f]).unwrap();
+        assert_eq!(s.brokers, ["file:9092"]);
+        assert_eq!(s.protocol, SecurityProtocol::SaslPlaintext);
+        assert!(!s.protocol_inferred);
+        assert_eq!(s.client_id, "from-file");
+        assert_eq!(s.timeout, Duration::from_millis(1500));
+        assert_eq!(s.request_timeout, Duration::from_millis(2500));
+        let Some(SaslSettings::Password {
+            mechanism,
+            username,
+            password,
+        }) = &s.sasl
+        else {
+            panic!("{:?}", s.sasl)
+        };
+        assert_eq!(
+            (*mechanism, username.as_str(), password.expose()),
+            (SaslMechanism::Plain, "fu", "fp")
+        );
+
+        let s = settings(&[
+            "-F",
+            &f,
+            "-b",
+            "flag:1",
+            "--username",
+            "cu",
+            "--sasl-mechanism",
+            "SCRAM-SHA-256",
+            "--timeout",
+            "3s",
+            "--client-id",
+            "cli",
+        ])
+        .unwrap();
+        assert_eq!(s.brokers, ["flag:1"]);
+        assert_eq!(s.client_id, "cli");
+        assert_eq!(
+            (s.timeout, s.request_timeout),
+            (Duration::from_secs(3), Duration::from_secs(3))
+        );
+        let Some(SaslSettings::Password {
+            mechanism,
+            username,
+            password,
+        }) = &s.sasl
+        else {
+            panic!("{:?}", s.sasl)
+        };
+        assert_eq!(
+            (*mechanism, username.as_str(), password.expose()),
+            (SaslMechanism::ScramSha256, "cu", "fp")
+        );
+        let report = s.config.unwrap();
+        let overridden: Vec<(&str, Option<&str>)> = report
+            .used
+            .iter()
+            .map(|u| (u.key_name(), u.overridden()))
+            .filter(|(_, by)| by.is_some())
+            .collect();
+        assert!(
+            overridden.contains(&("bootstrap.servers", Some("--bootstrap"))),
+            "{overridden:?}"
+        );
+        assert!(
+            overridden.contains(&("client.id", Some("--client-id"))),
+            "{overridden:?}"
+        );
+    }
+
+    #[test]
+    fn a_file_without_security_protocol_means_plaintext_as_in_the_clients() {
+        let f = file(
+            "noproto",
+            "bootstrap.servers=h:1\nssl.truststore.location=/x.pem\n",
+        );
+        let s = settings(&["-F", &f]).unwrap();
+        assert_eq!(s.protocol, SecurityProtocol::Plaintext);
+        assert!(s.tls.is_none());
+        let w = &s.config.unwrap().warnings;
+        assert!(
+            w.iter().any(|w| w.contains("security.protocol is not set")),
+            "{w:?}"
+        );
+    }
+
+    #[test]
+    fn gssapi_and_the_default_mechanism_are_explained() {
+        let f = file(
+            "gssapi",
+            "bootstrap.servers=h:1\nsecurity.protocol=SASL_PLAINTEXT\nsasl.mechanism=GSSAPI\nsasl.kerberos.service.name=kafka\nsasl.jaas.config=com.sun.security.auth.module.Krb5LoginModule required useKeyTab=true keyTab=\"/k.keytab\" principal=\"c@EX.COM\";\n",
+        );
+        let e = settings(&["-F", &f]).unwrap_err();
+        assert_eq!(e.kind(), "not_supported");
+        let text = e.to_string();
+        for part in [
+            "GSSAPI yet",
+            "principal c@EX.COM",
+            "keytab /k.keytab",
+            "service name kafka",
+        ] {
+            assert!(text.contains(part), "{part}: {text}");
+        }
+        let f = file(
+            "nomech",
+            "bootstrap.servers=h:1\nsecurity.protocol=SASL_SSL\nsasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username=\"u\" password=\"p\";\n",
+        );
+        let text = settings(&["-F", &f]).unwrap_err().to_string();
+        assert!(text.contains("sasl.mechanism is not set"), "{text}");
+        assert!(
+            text.contains("did you mean sasl.mechanism=PLAIN?"),
+            "{text}"
+        );
+        assert!(!text.contains("\"p\""), "{text}");
+    }
+
+    #[test]
+    fn an_oidc_login_needs_a_token_from_the_environment() {
+        let f = file(
+            "oidc",
+            "bootstrap.servers=h:1\nsecurity.protocol=SASL_SSL\nsasl.mechanism=OAUTHBEARER\nsasl.login.callback.handler.class=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginCallbackHandler\nsasl.oauthbearer.token.endpoint.url=https://idp/token\nsasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required clientId=\"c\" clientSecret=\"s\";\n",
+        );
+        let text = settings(&["-F", &f]).unwrap_err().to_string();
+        assert!(text.contains("KCONN_OAUTH_TOKEN"), "{text}");
+        let s = settings(&["-F", &f, "--oauth-token", "tok"]).unwrap();
+        assert!(matches!(
+            s.sasl,
+            Some(SaslSettings::OAuthBearer {
+                token: TokenSource::Fixed(_)
+            })
         ));
     }
 }

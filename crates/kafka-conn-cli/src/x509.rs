@@ -14,6 +14,8 @@ pub(crate) struct CertSummary {
     pub(crate) subject: String,
     /// The issuer, in the same form.
     pub(crate) issuer: String,
+    /// The serial number, in hex (a rotated certificate gets a new one).
+    pub(crate) serial: String,
     /// Start of validity, Unix seconds.
     pub(crate) not_before: i64,
     /// End of validity, Unix seconds.
@@ -112,7 +114,11 @@ pub(crate) fn parse(der: &[u8]) -> Result<CertSummary, DerError> {
     if tbs.peek_tag() == Some(VERSION_TAG) {
         tbs.any()?;
     }
-    tbs.expect(INTEGER, "no serial number")?;
+    let serial: String = tbs
+        .expect(INTEGER, "no serial number")?
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     tbs.expect(SEQUENCE, "no signature algorithm")?;
     let issuer = name(tbs.expect(SEQUENCE, "no issuer")?)?;
     let mut validity = Der::new(tbs.expect(SEQUENCE, "no validity")?);
@@ -123,6 +129,7 @@ pub(crate) fn parse(der: &[u8]) -> Result<CertSummary, DerError> {
     let mut summary = CertSummary {
         subject,
         issuer,
+        serial,
         not_before,
         not_after,
         dns_names: Vec::new(),
@@ -303,6 +310,18 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
     (year, month, day)
 }
 
+/// A Unix time in RFC 3339, e.g. `2027-11-25T09:48:40Z`.
+pub(crate) fn rfc3339(unix: i64) -> String {
+    let (y, mo, d) = civil_from_days(unix.div_euclid(86_400));
+    let s = unix.rem_euclid(86_400);
+    format!(
+        "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        s / 3600,
+        s % 3600 / 60,
+        s % 60
+    )
+}
+
 /// A Unix time shown as `2027-11-25 09:48:40 UTC`.
 pub(crate) struct UtcTime(pub(crate) i64);
 
@@ -379,6 +398,7 @@ mod tests {
         }
         assert_eq!(UtcTime(0).to_string(), "1970-01-01 00:00:00 UTC");
         assert_eq!(UtcTime(951_782_400).to_string(), "2000-02-29 00:00:00 UTC");
+        assert_eq!(rfc3339(951_782_401), "2000-02-29T00:00:01Z");
     }
 
     #[test]

@@ -6,91 +6,11 @@
 //! `KAFKA_CONN_REQUIRE_BROKERS=1`, where it fails; SASL tests also skip when
 //! `KAFKA_SASL_SKIP_REASON` is non-empty.
 
-use std::process::{Command, Output};
+mod common;
 
-use serde_json::Value;
+use std::process::Output;
 
-/// A non-empty environment variable.
-fn var(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
-}
-
-/// A broker variable, or `None` after printing why the test is skipped
-/// (panics instead when brokers are required).
-fn broker_var(name: &str) -> Option<String> {
-    if let Some(v) = var(name) {
-        return Some(v);
-    }
-    let why = format!(
-        "{name} is not set: start the test brokers with scripts/broker-up and `. .broker-state/env`"
-    );
-    if var("KAFKA_CONN_REQUIRE_BROKERS").as_deref() == Some("1") {
-        panic!("KAFKA_CONN_REQUIRE_BROKERS=1 but {why}");
-    }
-    eprintln!("SKIPPED: {why}");
-    None
-}
-
-/// A SASL broker variable: also skipped when the env file says SASL is unavailable.
-fn sasl_var(name: &str) -> Option<String> {
-    if let Some(reason) = var("KAFKA_SASL_SKIP_REASON") {
-        eprintln!("SKIPPED: SASL broker unavailable: {reason}");
-        return None;
-    }
-    broker_var(name)
-}
-
-/// Several broker variables at once.
-fn broker_vars<const N: usize>(names: [&str; N]) -> Option<[String; N]> {
-    let mut out: [String; N] = std::array::from_fn(|_| String::new());
-    for (slot, name) in out.iter_mut().zip(names) {
-        *slot = broker_var(name)?;
-    }
-    Some(out)
-}
-
-/// `kconn` with `args`, with no KCONN_* variables inherited; `env` adds some.
-fn kconn_env(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kconn"));
-    cmd.args(args);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("KCONN_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.envs(env.iter().copied());
-    let out = cmd.output().expect("run kconn");
-    eprintln!(
-        "$ kconn {}\n--- stdout\n{}--- stderr\n{}--- exit {:?}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-        out.status.code()
-    );
-    out
-}
-
-fn kconn(args: &[&str]) -> Output {
-    kconn_env(args, &[])
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Runs with `--json` and parses stdout as one JSON object.
-fn json_env(args: &[&str], env: &[(&str, &str)]) -> (Value, Option<i32>) {
-    let mut all = args.to_vec();
-    all.push("--json");
-    let out = kconn_env(&all, env);
-    let value: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}): {}", stdout(&out)));
-    (value, out.status.code())
-}
-
-fn json(args: &[&str]) -> (Value, Option<i32>) {
-    json_env(args, &[])
-}
+use common::*;
 
 /// The last line of stdout: the verdict of a one-broker `check`.
 fn verdict(out: &Output) -> String {
@@ -127,14 +47,6 @@ fn step_ms(report: &Value, step: &str) -> f64 {
     step_of(report, step)["ms"]
         .as_f64()
         .unwrap_or_else(|| panic!("no time for {step} in {report}"))
-}
-
-/// An address where nothing listens: bind an ephemeral port, then free it.
-fn closed_port() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("local addr");
-    drop(listener);
-    addr.to_string()
 }
 
 // ----- usage --------------------------------------------------------------
@@ -899,6 +811,8 @@ fn ping_measures_round_trips() {
 
     let (report, code) = json(&["ping", "-b", &bs, "-n", "20"]);
     assert_eq!(code, Some(0));
+    assert_eq!(report["command"], "ping");
+    let report = &report["brokers"][0];
     assert_eq!(report["sent"], 20);
     assert_eq!(report["answered"], 20);
     let l = &report["latency_ms"];
@@ -918,7 +832,7 @@ fn ping_the_mock_cluster_uses_its_api_versions_version() {
     };
     let (report, code) = json(&["ping", "-b", &mock, "-n", "3"]);
     assert_eq!(code, Some(0), "{report}");
-    assert!(report["api_version"].as_i64().unwrap() <= 2);
+    assert!(report["brokers"][0]["api_version"].as_i64().unwrap() <= 2);
 }
 
 #[test]
@@ -936,6 +850,8 @@ fn bench_pipelines_requests() {
         "16",
     ]);
     assert_eq!(code, Some(0), "{report}");
+    assert_eq!(report["command"], "bench");
+    let report = &report["brokers"][0];
     assert_eq!(report["completed"], 2000);
     assert_eq!(report["errors"], 0);
     assert!(report["requests_per_s"].as_f64().unwrap() > 0.0);

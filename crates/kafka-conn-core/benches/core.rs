@@ -17,16 +17,11 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use kafka_conn_core::sasl::{MechanismFactory, Scram, ScramHash, Step};
-use kafka_conn_core::sim::response_frame;
-use kafka_conn_core::{ApiKey, ApiVersions, Config, Connection, Event, Request};
+use kafka_conn_core::sim::{feed_zero_copy, ready_metadata_connection, response_frame};
+use kafka_conn_core::{ApiKey, Connection, Event, Request};
 
 fn ready_connection() -> Connection {
-    let config = Config::new()
-        .with_version_hint(ApiVersions::from_ranges([(3, 0, 12)]).unwrap())
-        .with_max_frame_size(8 << 20);
-    let mut conn = Connection::new(config, Instant::now()).unwrap();
-    while conn.poll_event().is_some() {}
-    conn
+    ready_metadata_connection(8 << 20, Instant::now())
 }
 
 const BODY: Bytes = Bytes::from_static(b"\xff\xff\xff\xff");
@@ -97,14 +92,7 @@ fn large_response(c: &mut Criterion) {
             let len = conn.transmit_len();
             conn.transmit_complete(len, now);
             frame[4..8].copy_from_slice(&id.0.to_be_bytes());
-            let mut fed = 0;
-            while fed < frame.len() {
-                let buf = conn.recv_buf();
-                let n = buf.len().min(frame.len() - fed);
-                buf[..n].copy_from_slice(&frame[fed..fed + n]);
-                conn.recv_commit(n, now);
-                fed += n;
-            }
+            feed_zero_copy(&mut conn, &frame, now);
             match conn.poll_event() {
                 Some(Event::Response(r)) => black_box(r.body.len()),
                 other => panic!("{other:?}"),

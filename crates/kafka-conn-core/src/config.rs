@@ -5,6 +5,7 @@ use std::time::Duration;
 use crate::error::ConfigError;
 use crate::sasl::SaslConfig;
 use crate::versions::{valid_software_field, ApiVersions, API_VERSIONS_MAX};
+use crate::wire::MAX_STRING_LEN;
 
 /// Default `max_frame_size`: 100 MiB, Kafka's own `socket.request.max.bytes`.
 pub const DEFAULT_MAX_FRAME_SIZE: usize = 100 * 1024 * 1024;
@@ -172,9 +173,18 @@ impl Config {
                 });
             }
         }
+        // What the request header and SaslHandshake carry as Kafka strings
+        // (i16 length): refused here, not found out by the encoder. Usernames,
+        // passwords and OAuth extensions travel inside SASL messages (i32
+        // length); a message too large for a frame fails the authentication.
         if let Some(id) = &self.client_id {
-            if id.len() > i16::MAX as usize {
+            if id.len() > MAX_STRING_LEN {
                 return Err(ConfigError::ClientIdTooLong(id.len()));
+            }
+        }
+        if let Some(sasl) = &self.sasl {
+            if sasl.mechanism().len() > MAX_STRING_LEN {
+                return Err(ConfigError::SaslMechanismTooLong(sasl.mechanism().len()));
             }
         }
         if self.max_frame_size < 8 || self.max_frame_size > i32::MAX as usize {

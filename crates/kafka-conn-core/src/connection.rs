@@ -1,4 +1,13 @@
-//! The connection state machine.
+//! The connection state machine's skeleton: its state, its method families
+//! (getters, `handle_*` inputs, commands, `poll_*` outputs) and the request
+//! path (held requests, the in-flight queue, framing and correlation).
+//!
+//! The parts with a concern of their own live beside it, as state the
+//! connection owns: every deadline in [`deadlines`] (derived in one place,
+//! consumed by both `poll_timeout` and `handle_timeout`), version
+//! negotiation in [`crate::versions::Negotiation`], the SASL exchange and
+//! the KIP-368 schedule in [`crate::auth::Exchange`], KIP-219's table in
+//! [`crate::throttle`]. None of them imports this module.
 
 use std::collections::VecDeque;
 use std::io::IoSlice;
@@ -8,21 +17,28 @@ use std::time::{Duration, Instant};
 use bytes::{Buf, Bytes};
 
 use crate::api::ApiKey;
-use crate::auth::{self, Exchange, Stage, Transport};
-use crate::codes;
+use crate::auth::{AuthOutput, Exchange, Jitter, Session};
 use crate::config::Config;
 use crate::error::{
-    AuthFailure, BrokenCause, CloseReason, ConfigError, CredentialError, Incompatibility, Phase,
-    ProtocolViolation, RequestError, SendError, TimeoutKind,
+    BrokenCause, CloseReason, ConfigError, CredentialError, Phase, ProtocolViolation, RequestError,
+    SendError,
 };
 use crate::event::{Event, Response, SaslSession};
 use crate::frame::FrameReader;
 use crate::header;
 use crate::request::Request;
-use crate::sasl::{Credential, HandshakeMode, SaslError, Step};
+use crate::sasl::Credential;
 use crate::stats::Stats;
+use crate::throttle::throttle_to_apply;
 use crate::transmit::TransmitQueue;
-use crate::versions::{self, ApiVersions};
+#[cfg(feature = "kafka-protocol")]
+use crate::typed::{self, ThrottleTime, TypedError};
+use crate::versions::{self, ApiVersions, Negotiated, Negotiation};
+
+mod deadlines;
+
+use deadlines::later;
+pub(crate) use deadlines::Deadline;
 
 /// A request's correlation id, unique among the requests in flight on one
 /// connection (ids wrap around at `i32::MAX`).
@@ -33,24 +49,6 @@ impl std::fmt::Display for CorrelationId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}", self.0)
     }
-}
-
-/// `t + d`, saturating instead of panicking: a duration past what the
-/// platform's clock can represent (`Duration::MAX` as "no timeout", from a
-/// caller's request timeout, throttle or config) is a deadline that never
-/// comes, not an overflow panic. The last fallback (`t` itself) is
-/// unreachable on real platforms, whose `Instant` spans centuries.
-fn later(t: Instant, d: Duration) -> Instant {
-    /// Far beyond any connection's life.
-    const NEVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
-    t.checked_add(d)
-        .or_else(|| t.checked_add(NEVER))
-        .unwrap_or(t)
-}
-
-/// The close reason for a response that cannot be decoded.
-fn malformed(api_key: ApiKey, error: crate::wire::DecodeError) -> CloseReason {
-    CloseReason::Protocol(ProtocolViolation::MalformedResponse { api_key, error })
 }
 
 /// Where the connection is in its life.
@@ -119,16 +117,41 @@ struct Held {
     deadline: Instant,
 }
 
-/// The KIP-368 schedule of an authenticated session.
-#[derive(Debug, Clone, Copy)]
-struct Session {
-    reauth_at: Option<Instant>,
-    expires_at: Option<Instant>,
-}
-
 /// One Kafka broker connection as a sans-IO state machine.
 ///
-/// See the [crate documentation](crate) for the drive loop.
+/// It reads no clock and does no I/O: every input carries `now` from the
+/// caller, and what the connection wants done comes out of the `poll_*`
+/// methods. The [crate documentation](crate) writes the drive loop out.
+/// The methods come in four families (as in quinn-proto):
+///
+/// - **Getters** (no effect): [`state`](Self::state),
+///   [`is_closed`](Self::is_closed), [`close_reason`](Self::close_reason),
+///   [`api_versions`](Self::api_versions), [`negotiate`](Self::negotiate),
+///   [`in_flight`](Self::in_flight), [`held`](Self::held),
+///   [`stats`](Self::stats), [`sasl_session`](Self::sasl_session),
+///   [`receive_buffer_capacity`](Self::receive_buffer_capacity),
+///   [`transmit_len`](Self::transmit_len).
+/// - **Inputs**, what happened to the transport and the clock:
+///   [`recv_buf`](Self::recv_buf) + [`recv_commit`](Self::recv_commit)
+///   (zero copy) or [`handle_input`](Self::handle_input),
+///   [`handle_eof`](Self::handle_eof),
+///   [`handle_io_error`](Self::handle_io_error),
+///   [`handle_timeout`](Self::handle_timeout).
+/// - **Commands**, what the application wants:
+///   [`send_request`](Self::send_request), [`cancel`](Self::cancel),
+///   [`close`](Self::close),
+///   [`provide_credential`](Self::provide_credential),
+///   [`credential_failed`](Self::credential_failed),
+///   [`handle_throttle`](Self::handle_throttle) and
+///   [`handle_throttle_time`](Self::handle_throttle_time) (a throttle the
+///   caller read from a response), and with the `kafka-protocol` feature
+///   `send_typed` and `decode_typed`.
+/// - **Outputs**, drained after every input and command:
+///   [`poll_transmit`](Self::poll_transmit) +
+///   [`transmit_complete`](Self::transmit_complete) (or
+///   [`poll_transmit_chunk`](Self::poll_transmit_chunk)),
+///   [`poll_event`](Self::poll_event),
+///   [`poll_timeout`](Self::poll_timeout).
 #[derive(Debug)]
 pub struct Connection {
     config: Config,
@@ -138,16 +161,15 @@ pub struct Connection {
     in_flight: VecDeque<Slot>,
     /// Whether the in-flight slots' deadlines never decrease from front to
     /// back (always so while every request uses the same timeout), which
-    /// lets [`Connection::poll_timeout`] stop at the first slot not given
-    /// up on instead of scanning them all. Only ever cleared by a push
-    /// (pops keep the order); set again when a push finds the queue empty.
+    /// lets the request deadline stop at the first slot not given up on
+    /// instead of scanning them all. Only ever cleared by a push (pops keep
+    /// the order); set again when a push finds the queue empty.
     in_flight_ordered: bool,
     held: VecDeque<Held>,
     events: VecDeque<Event>,
     next_id: i32,
     versions: Option<Arc<ApiVersions>>,
-    /// Whether the ApiVersions fallback to v0 after an undecodable reply was used.
-    v0_fallback_used: bool,
+    negotiation: Negotiation,
     handshake_deadline: Option<Instant>,
     last_activity: Instant,
     close_reason: Option<CloseReason>,
@@ -157,7 +179,7 @@ pub struct Connection {
     throttle_until: Option<Instant>,
     throttle_started: Option<Instant>,
     stats: Stats,
-    jitter_state: u64,
+    jitter: Jitter,
 }
 
 impl Connection {
@@ -166,10 +188,6 @@ impl Connection {
     /// version hint, goes straight to SASL or ready).
     pub fn new(config: Config, now: Instant) -> Result<Self, ConfigError> {
         config.validate()?;
-        let mut seed = [0u8; 8];
-        // Jitter only spreads re-authentication; a failed random source
-        // falls back to the clock-free constant, which is still correct.
-        let _ = getrandom::getrandom(&mut seed);
         let mut conn = Self {
             reader: FrameReader::new(config.max_frame_size),
             state: State::Negotiating {
@@ -182,7 +200,7 @@ impl Connection {
             events: VecDeque::new(),
             next_id: 0,
             versions: None,
-            v0_fallback_used: false,
+            negotiation: Negotiation::default(),
             handshake_deadline: Some(later(now, config.handshake_timeout)),
             last_activity: now,
             close_reason: None,
@@ -192,7 +210,7 @@ impl Connection {
             throttle_until: None,
             throttle_started: None,
             stats: Stats::default(),
-            jitter_state: u64::from_le_bytes(seed) | 1,
+            jitter: Jitter::from_os(),
             config,
         };
         match conn.config.version_hint.clone() {
@@ -256,6 +274,11 @@ impl Connection {
         self.reader.capacity()
     }
 
+    /// Bytes waiting to be written.
+    pub fn transmit_len(&self) -> usize {
+        self.transmit.len()
+    }
+
     /// Sets the next correlation id (tests of id wrap-around).
     #[cfg(any(test, feature = "sim"))]
     #[doc(hidden)]
@@ -300,7 +323,7 @@ impl Connection {
         }
         let reason = match self.reader.leftover_violation() {
             Some(v @ (ProtocolViolation::LooksLikeTls | ProtocolViolation::LooksLikeHttp)) => {
-                CloseReason::Protocol(v)
+                v.into()
             }
             _ => CloseReason::Broken {
                 cause: BrokenCause::Eof,
@@ -322,100 +345,20 @@ impl Connection {
         });
     }
 
-    /// Processes every deadline that has passed by `now`. Calling it early
-    /// or twice is harmless.
+    /// Processes every deadline that has passed by `now`: the ones
+    /// [`Connection::poll_timeout`] reports, from the same derivation
+    /// (see the `deadlines` module). Calling it early or twice is harmless;
+    /// afterwards `poll_timeout` is later than `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.is_closed() {
-            return;
-        }
-        if let Some(d) = self.handshake_deadline {
-            if now >= d {
-                let phase = self.phase();
-                return self.close_with(CloseReason::Timeout(TimeoutKind::Handshake {
-                    after: self.config.handshake_timeout,
-                    phase,
-                }));
-            }
-        }
-        // Held requests past their deadline never reached the wire.
-        let mut i = 0;
-        while i < self.held.len() {
-            if self.held[i].deadline <= now {
-                let h = self.held.remove(i).expect("index checked");
-                self.fail_timed_out(
-                    h.id,
-                    h.request.timeout.unwrap_or(self.config.request_timeout),
-                );
-            } else {
-                i += 1;
-            }
-        }
-        for idx in 0..self.in_flight.len() {
-            let slot = &self.in_flight[idx];
-            if slot.deadline > now || slot.abandon_at.is_some() {
-                continue;
-            }
-            if slot.owner.is_internal() {
-                let (api_key, after) = (slot.api_key, slot.deadline - slot.sent_at);
-                return self.close_with(CloseReason::Timeout(TimeoutKind::InternalRequest {
-                    api_key,
-                    after,
-                }));
-            }
-            let after = slot.deadline - slot.sent_at;
-            let slot = &mut self.in_flight[idx];
-            slot.abandon_at = Some(later(slot.deadline, self.config.unanswered_grace));
-            if slot.owner == Owner::User {
-                slot.owner = Owner::TimedOut;
-                let id = slot.id;
-                self.fail_timed_out(id, after);
-            }
-        }
-        if let Some(head) = self.in_flight.front() {
-            if head.abandon_at.is_some_and(|a| a <= now) {
-                let kind = TimeoutKind::Unanswered {
-                    api_key: head.api_key,
-                    correlation_id: head.id,
-                    waited: now - head.sent_at,
-                };
-                return self.close_with(CloseReason::Timeout(kind));
-            }
-        }
-        self.reap_if_idle(now);
-        if self.is_closed() {
-            return;
-        }
-        if let Some(session) = self.session {
-            if session.expires_at.is_some_and(|e| e <= now) {
-                return self.close_with(CloseReason::SessionExpired(
-                    "before re-authentication completed (KIP-368)".into(),
-                ));
-            }
-        }
-        self.maybe_start_reauth(now);
-        if self.is_closed() {
-            return;
-        }
-        if self.throttle_until.is_some_and(|t| t <= now) {
-            self.end_throttle(now);
-        }
+        self.expire_due(now);
+        // What the deadlines released (a throttle that ended, a
+        // re-authentication now waiting for its credential) goes out in order.
         self.flush_held(now);
-        // flush_held may have refused the last held request (a version the
-        // broker turned out not to support): the connection is idle now,
-        // possibly since long ago (a long throttle), and poll_timeout must
-        // not report a deadline that has already passed. Found by the
-        // connection_ops fuzz target.
-        self.reap_if_idle(now);
-    }
-
-    /// Closes the connection if it has been idle for the idle timeout.
-    fn reap_if_idle(&mut self, now: Instant) {
-        if let Some(deadline) = self.idle_deadline() {
-            if now >= deadline {
-                let idle_for = now - self.last_activity;
-                self.close_with(CloseReason::Idle { idle_for });
-            }
-        }
+        // Refusing the last held request there (a version the broker turned
+        // out not to support) can leave the connection idle since long ago
+        // (a long throttle): reap it now rather than report a deadline in
+        // the past (connection_ops fuzz finding 5).
+        self.expire_due(now);
     }
 
     // ----- commands ------------------------------------------------------
@@ -429,13 +372,14 @@ impl Connection {
     /// support is refused here and nothing is sent; a request held before
     /// that, whose version turns out unsupported, fails with
     /// [`Event::RequestFailed`] carrying [`RequestError::Unsupported`].
+    #[must_use = "the correlation id is how the response is recognised"]
     pub fn send_request(
         &mut self,
         request: Request,
         now: Instant,
     ) -> Result<CorrelationId, SendError> {
         if let Some(reason) = &self.close_reason {
-            return Err(SendError::Closed(reason.clone()));
+            return Err(reason.clone().into());
         }
         let hv = request.header_versions();
         if hv.request > 2 || hv.response > 1 {
@@ -503,18 +447,15 @@ impl Connection {
         credential: Credential,
         now: Instant,
     ) -> Result<(), CredentialError> {
-        if !self.credential_pending() {
-            return Err(CredentialError::NotPending);
-        }
-        let ex = self.auth.as_mut().expect("checked");
-        let step = ex.mechanism.provide_credential(credential);
-        match step {
-            Ok(step) => {
-                self.on_step(step, now);
+        let ex = self.pending_credential()?;
+        match ex.provide_credential(credential, now) {
+            Ok(out) => {
+                self.on_auth(out, now);
                 Ok(())
             }
             Err(e) => {
-                self.auth_failed_locally(&e);
+                let reason = ex.failure(&e);
+                self.close_with(reason);
                 Err(CredentialError::Rejected(e))
             }
         }
@@ -530,18 +471,8 @@ impl Connection {
         message: &str,
         _now: Instant,
     ) -> Result<(), CredentialError> {
-        if !self.credential_pending() {
-            return Err(CredentialError::NotPending);
-        }
-        let ex = self.auth.as_ref().expect("checked");
-        let failure = AuthFailure {
-            mechanism: ex.mechanism.name().to_owned(),
-            error_code: None,
-            message: format!("the application could not provide a credential: {message}"),
-            detail: None,
-            reauthentication: ex.reauth,
-        };
-        self.close_with(CloseReason::AuthFailed(failure));
+        let reason = self.pending_credential()?.application_failure(message);
+        self.close_with(reason);
         Ok(())
     }
 
@@ -560,27 +491,82 @@ impl Connection {
         self.throttle_started.get_or_insert(now);
     }
 
+    /// Applies a response's `throttle_time_ms` the way KIP-219 says: when
+    /// `api_key` at `version` expects the client to back off and the time
+    /// is positive, later requests are held (queued, not refused) for that
+    /// long, as with [`Connection::handle_throttle`]; otherwise nothing
+    /// happens. Returns the throttle applied, if any.
+    ///
+    /// For callers that decode responses themselves; the `typed` module
+    /// (feature `kafka-protocol`) calls it for every response it decodes.
+    /// The time spent holding shows in [`crate::Stats::throttled`].
+    pub fn handle_throttle_time(
+        &mut self,
+        api_key: ApiKey,
+        version: i16,
+        throttle_time_ms: i32,
+        now: Instant,
+    ) -> Option<Duration> {
+        let throttle = throttle_to_apply(api_key, version, throttle_time_ms)?;
+        self.handle_throttle(throttle, now);
+        Some(throttle)
+    }
+
+    /// Encodes `request` at the highest version both the broker and
+    /// `kafka-protocol` support (or at `pinned`, see [`typed::pick_version`])
+    /// and sends it with [`Connection::send_request`]. Needs the negotiated
+    /// versions: call it once the connection is ready.
+    #[cfg(feature = "kafka-protocol")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "kafka-protocol")))]
+    #[must_use = "the correlation id is how the response is recognised"]
+    pub fn send_typed<R: kafka_protocol::protocol::Request>(
+        &mut self,
+        request: &R,
+        pinned: Option<i16>,
+        now: Instant,
+    ) -> Result<CorrelationId, TypedError> {
+        if let Some(reason) = self.close_reason() {
+            return Err(SendError::from(reason.clone()).into());
+        }
+        let versions = self.api_versions().ok_or(TypedError::NotNegotiated)?;
+        let version = typed::pick_version::<R>(versions, pinned)?;
+        let request = typed::encode(request, version)?;
+        Ok(self.send_request(request, now)?)
+    }
+
+    /// Decodes the response to a typed request and applies its
+    /// `throttle_time_ms` (KIP-219) where the version asks the client to
+    /// back off: later requests on this connection are held until it ends.
+    #[cfg(feature = "kafka-protocol")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "kafka-protocol")))]
+    pub fn decode_typed<R>(
+        &mut self,
+        response: &Response,
+        now: Instant,
+    ) -> Result<R::Response, TypedError>
+    where
+        R: kafka_protocol::protocol::Request,
+        R::Response: ThrottleTime,
+    {
+        let decoded = typed::decode::<R>(response)?;
+        self.handle_throttle_time(
+            response.api_key,
+            response.api_version,
+            decoded.throttle_time_ms(),
+            now,
+        );
+        Ok(decoded)
+    }
+
     // ----- outputs -------------------------------------------------------
 
     /// The bytes waiting to be written, as up to `dst.len()` slices in
     /// order (request headers and bodies, not copied). Returns how many
     /// slices were filled; write them (vectored, partially if need be) and
     /// report the count with [`Connection::transmit_complete`].
+    #[must_use = "the filled slices must be written and reported with transmit_complete"]
     pub fn poll_transmit<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
         self.transmit.slices(dst)
-    }
-
-    /// The next whole chunk to write, removed from the queue: simpler than
-    /// [`Connection::poll_transmit`] for loops that write each chunk fully.
-    pub fn poll_transmit_chunk(&mut self, now: Instant) -> Option<Bytes> {
-        let c = self.transmit.pop_chunk()?;
-        self.on_bytes_sent(c.len(), now);
-        Some(c)
-    }
-
-    /// Bytes waiting to be written.
-    pub fn transmit_len(&self) -> usize {
-        self.transmit.len()
     }
 
     /// `n` bytes from the start of [`Connection::poll_transmit`]'s slices were written.
@@ -590,96 +576,40 @@ impl Connection {
         self.on_bytes_sent(n, now);
     }
 
-    /// When [`Connection::handle_timeout`] must be called next, if ever.
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        if self.is_closed() {
-            return None;
-        }
-        let mut t = self.handshake_deadline;
-        let mut earliest = |x: Option<Instant>| {
-            if let Some(x) = x {
-                t = Some(t.map_or(x, |t| t.min(x)));
-            }
-        };
-        earliest(self.held.iter().map(|h| h.deadline).min());
-        earliest(self.in_flight_deadline());
-        earliest(self.idle_deadline());
-        if let Some(s) = self.session {
-            earliest(s.expires_at);
-            // A due re-authentication waiting for a free in-flight slot
-            // waits for a response, not for a time.
-            if self.auth.is_none() && self.slot_free() {
-                earliest(s.reauth_at);
-            }
-        }
-        earliest(self.throttle_until);
-        t
-    }
-
-    /// The earliest deadline among the requests on the wire.
-    fn in_flight_deadline(&self) -> Option<Instant> {
-        // Only the oldest slot is given up on (handle_timeout): Kafka answers
-        // in order, so a later cancelled or timed-out slot cannot be
-        // answered first, and its grace counts only once it is the oldest.
-        // Reporting it earlier would be a deadline that handle_timeout never
-        // clears: a driver spinning on it.
-        let head_abandon = self.in_flight.front().and_then(|s| s.abandon_at);
-        let waiting = || {
-            (self.in_flight.iter())
-                .filter(|s| s.abandon_at.is_none())
-                .map(|s| s.deadline)
-        };
-        let earliest_waiting = if self.in_flight_ordered {
-            // Deadlines never decrease towards the back: the first slot not
-            // given up on has the earliest (one step, not one per slot, in
-            // the common case of 64 pipelined requests).
-            waiting().next()
-        } else {
-            waiting().min()
-        };
-        debug_assert_eq!(
-            earliest_waiting,
-            waiting().min(),
-            "in_flight_ordered is stale"
-        );
-        head_abandon.into_iter().chain(earliest_waiting).min()
-    }
-
-    /// Puts a request on the in-flight queue (FIFO: Kafka answers in order).
-    fn push_slot(&mut self, slot: Slot) {
-        match self.in_flight.back() {
-            None => self.in_flight_ordered = true,
-            Some(last) => self.in_flight_ordered &= last.deadline <= slot.deadline,
-        }
-        self.in_flight.push_back(slot);
+    /// The next whole chunk to write, removed from the queue: simpler than
+    /// [`Connection::poll_transmit`] for loops that write each chunk fully.
+    #[must_use = "the chunk is removed from the queue: write it"]
+    pub fn poll_transmit_chunk(&mut self, now: Instant) -> Option<Bytes> {
+        let c = self.transmit.pop_chunk()?;
+        self.on_bytes_sent(c.len(), now);
+        Some(c)
     }
 
     /// The next event, if any.
+    #[must_use = "events must be acted on (responses, failures, credentials, close)"]
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
     }
 
-    // ----- internals -----------------------------------------------------
+    /// When [`Connection::handle_timeout`] must be called next, if ever:
+    /// the earliest deadline of the `deadlines` module's table.
+    #[must_use = "arm a timer that calls handle_timeout at this instant"]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.earliest_deadline()
+    }
+
+    // ----- the request path ----------------------------------------------
 
     fn phase(&self) -> Phase {
         match (&self.state, &self.auth) {
             (State::Negotiating { .. }, _) => Phase::Negotiating,
             (State::Ready, Some(_)) => Phase::Reauthenticating,
             (State::Ready | State::Closed, None) => Phase::Ready,
-            (State::Authenticating | State::Closed, Some(a)) if a.stage == Stage::Handshake => {
+            (State::Authenticating | State::Closed, Some(a)) if a.in_handshake() => {
                 Phase::SaslHandshake
             }
             (_, _) => Phase::Authenticating,
         }
-    }
-
-    /// Whether a mechanism is waiting for the application's credential.
-    fn credential_pending(&self) -> bool {
-        !self.is_closed()
-            && self
-                .auth
-                .as_ref()
-                .is_some_and(|a| matches!(a.stage, Stage::FirstCredential | Stage::Credential))
     }
 
     fn take_id(&mut self) -> i32 {
@@ -689,21 +619,9 @@ impl Connection {
         id
     }
 
-    fn idle_deadline(&self) -> Option<Instant> {
-        let idle = self.config.idle_timeout?;
-        (self.state == State::Ready
-            && self.in_flight.is_empty()
-            && self.held.is_empty()
-            && self.auth.is_none())
-        .then(|| later(self.last_activity, idle))
-    }
-
     fn can_send_user(&self, now: Instant) -> bool {
         self.state == State::Ready
-            && !self
-                .auth
-                .as_ref()
-                .is_some_and(|a| a.stage != Stage::FirstCredential)
+            && !self.auth.as_ref().is_some_and(Exchange::holds_requests)
             && self.throttle_until.is_none()
             && !self.reauth_due(now)
             && self.config.max_in_flight.is_none_or(|max| {
@@ -721,25 +639,13 @@ impl Connection {
             .is_none_or(|max| self.in_flight.len() < max)
     }
 
-    /// Whether KIP-368 re-authentication is due and not yet started.
+    /// Whether KIP-368 re-authentication is due and not yet started (new
+    /// requests are held meanwhile, so that the in-flight ones drain).
     fn reauth_due(&self, now: Instant) -> bool {
         self.auth.is_none()
             && self
                 .session
                 .is_some_and(|s| s.reauth_at.is_some_and(|r| r <= now))
-    }
-
-    /// Starts a due re-authentication once its SaslHandshake fits under
-    /// `max_in_flight` (the exchange's requests count like any other);
-    /// until then new requests are held, so the in-flight ones drain.
-    fn maybe_start_reauth(&mut self, now: Instant) {
-        if self.is_closed() || !self.reauth_due(now) || !self.slot_free() {
-            return;
-        }
-        if let Some(s) = self.session.as_mut() {
-            s.reauth_at = None;
-        }
-        self.start_auth(true, now);
     }
 
     fn check_version(&self, request: &Request) -> Result<(), SendError> {
@@ -809,6 +715,16 @@ impl Connection {
         }
     }
 
+    /// Puts a request on the in-flight queue (FIFO: Kafka answers in order).
+    fn push_slot(&mut self, slot: Slot) {
+        match self.in_flight.back() {
+            None => self.in_flight_ordered = true,
+            Some(last) => self.in_flight_ordered &= last.deadline <= slot.deadline,
+        }
+        self.in_flight.push_back(slot);
+    }
+
+    /// Writes one of the connection's own requests (ApiVersions, SASL).
     fn send_internal(
         &mut self,
         owner: Owner,
@@ -821,16 +737,6 @@ impl Connection {
         let request = Request::new(api_key, version, body);
         let deadline = later(now, self.config.request_timeout);
         self.write_request(id, &request, owner, deadline, now);
-    }
-
-    fn send_api_versions(&mut self, version: i16, now: Instant) {
-        self.state = State::Negotiating { version };
-        let body = versions::encode_request(
-            version,
-            &self.config.software_name,
-            &self.config.software_version,
-        );
-        self.send_internal(Owner::ApiVersions, ApiKey::API_VERSIONS, version, body, now);
     }
 
     fn on_bytes_sent(&mut self, n: usize, now: Instant) {
@@ -848,7 +754,7 @@ impl Connection {
                 Ok(Some(frame)) => self.on_frame(frame, now),
                 Ok(None) => break,
                 Err(v) => {
-                    self.close_with(CloseReason::Protocol(v));
+                    self.close_with(v.into());
                     break;
                 }
             }
@@ -857,31 +763,33 @@ impl Connection {
             }
         }
         // A response may have freed the slot a due re-authentication waits for.
-        self.maybe_start_reauth(now);
+        self.expire_if_due(Deadline::Reauthenticate, now);
         self.flush_held(now);
     }
 
     fn on_frame(&mut self, mut frame: Bytes, now: Instant) {
         let Some(head) = self.in_flight.front() else {
             let id = header::decode_response_header(&frame, 0).map_or(-1, |(id, _)| id);
-            return self.close_with(CloseReason::Protocol(ProtocolViolation::Unsolicited(id)));
+            return self.close_with(ProtocolViolation::Unsolicited(id).into());
         };
         if head.owner == Owner::LegacyToken {
             // Legacy SASL (SaslHandshake v0): the server's token has no header.
             self.in_flight.pop_front();
-            return self.on_server_token(&frame, now);
+            let out = self.exchange().on_server_token(&frame, now);
+            return self.on_auth(out, now);
         }
         let (id, header_len) = match header::decode_response_header(&frame, head.response_header) {
             Ok(x) => x,
             Err(_) if frame.len() < 4 => {
-                return self.close_with(CloseReason::Protocol(ProtocolViolation::FrameTooSmall {
+                let violation = ProtocolViolation::FrameTooSmall {
                     size: frame.len(),
                     header: 4,
-                }))
+                };
+                return self.close_with(violation.into());
             }
             Err(error) => {
                 let api_key = head.api_key;
-                return self.close_with(malformed(api_key, error));
+                return self.close_with(CloseReason::malformed(api_key, error));
             }
         };
         if id != head.id {
@@ -910,75 +818,78 @@ impl Connection {
             })),
             Owner::Cancelled | Owner::TimedOut => self.stats.late_responses += 1,
             Owner::ApiVersions => self.on_api_versions(&body, slot.api_version, now),
-            Owner::SaslHandshake => self.on_handshake(&body, now),
+            Owner::SaslHandshake => {
+                let out = self.exchange().on_handshake(&body, now);
+                self.on_auth(out, now);
+            }
             Owner::SaslAuthenticate => {
-                self.on_authenticate(&body, slot.api_version, slot.sent_at, now)
+                let out =
+                    self.exchange()
+                        .on_authenticate(&body, slot.api_version, slot.sent_at, now);
+                self.on_auth(out, now);
             }
             Owner::LegacyToken => unreachable!("handled above"),
         }
     }
 
-    // ----- version negotiation (KIP-511) ---------------------------------
+    fn fail_timed_out(&mut self, id: i32, after: Duration) {
+        self.stats.timeouts += 1;
+        self.events.push_back(Event::RequestFailed {
+            correlation_id: CorrelationId(id),
+            error: RequestError::TimedOut(after),
+        });
+    }
+
+    fn close_with(&mut self, reason: CloseReason) {
+        debug_assert!(self.close_reason.is_none());
+        self.state = State::Closed;
+        let fail = |id: i32| Event::RequestFailed {
+            correlation_id: CorrelationId(id),
+            error: reason.clone().into(),
+        };
+        for slot in self.in_flight.drain(..) {
+            if slot.owner == Owner::User {
+                self.events.push_back(fail(slot.id));
+            }
+        }
+        for h in self.held.drain(..) {
+            self.events.push_back(fail(h.id));
+        }
+        self.transmit.clear();
+        self.auth = None;
+        self.session = None;
+        self.handshake_deadline = None;
+        self.throttle_until = None;
+        self.events.push_back(Event::Closed(reason.clone()));
+        self.close_reason = Some(reason);
+    }
+
+    // ----- version negotiation (KIP-511): versions::Negotiation decides ----
+
+    fn send_api_versions(&mut self, version: i16, now: Instant) {
+        self.state = State::Negotiating { version };
+        let body = versions::encode_request(
+            version,
+            &self.config.software_name,
+            &self.config.software_version,
+        );
+        self.send_internal(Owner::ApiVersions, ApiKey::API_VERSIONS, version, body, now);
+    }
 
     fn on_api_versions(&mut self, body: &[u8], version: i16, now: Instant) {
-        let malformed = |error| malformed(ApiKey::API_VERSIONS, error);
-        let error_code = match versions::peek_error_code(body) {
-            Ok(c) => c,
-            Err(e) => return self.close_with(malformed(e)),
-        };
-        if error_code == codes::UNSUPPORTED_VERSION {
-            // KIP-511: the broker answers an unsupported ApiVersions version
-            // with a v0 body listing (at least) its own ApiVersions range.
-            let retry = match versions::decode_response(body, 0) {
-                Ok(r) => r
-                    .versions
-                    .get(ApiKey::API_VERSIONS)
-                    .map_or(0, |(_, max)| max.min(version - 1)),
-                // An undecodable v0 body (the librdkafka mock cluster sends a
-                // non-standard one): fall back to v0, which every broker speaks.
-                Err(_) => 0,
-            };
-            // Only a strictly lower version: a broker cannot hold us in a loop.
-            if retry < version && retry >= 0 && version > 0 {
-                return self.send_api_versions(retry, now);
+        let max = self.config.api_versions_max;
+        match self.negotiation.on_response(body, version, max) {
+            Negotiated::Retry(lower) => self.send_api_versions(lower, now),
+            Negotiated::Failed(reason) => self.close_with(reason),
+            Negotiated::Table {
+                table,
+                throttle_time_ms,
+            } => {
+                // KIP-219: only ApiVersions v2+ asks the client to back off.
+                self.handle_throttle_time(ApiKey::API_VERSIONS, version, throttle_time_ms, now);
+                self.on_versions(table, now);
             }
-            return self.close_with(CloseReason::Incompatible(Incompatibility::Negotiation(
-                format!(
-                "the broker rejected ApiVersions v{version} as unsupported and offers nothing lower"
-            ),
-            )));
         }
-        let decoded = match versions::decode_response(body, version) {
-            Ok(r) => r,
-            Err(e) if version >= 3 && !self.v0_fallback_used => {
-                // KIP-511: a reply that cannot be read at v3+ gets one retry at v0.
-                let _ = e;
-                self.v0_fallback_used = true;
-                return self.send_api_versions(0, now);
-            }
-            Err(e) => return self.close_with(malformed(e)),
-        };
-        if decoded.error_code != 0 {
-            return self.close_with(CloseReason::Incompatible(Incompatibility::Negotiation(
-                format!(
-                    "ApiVersions v{version} failed with error {} {}",
-                    decoded.error_code,
-                    codes::error_code_name(decoded.error_code)
-                ),
-            )));
-        }
-        let mut table = match versions::validated(decoded.versions) {
-            Ok(t) => t,
-            Err(why) => {
-                return self.close_with(CloseReason::Incompatible(Incompatibility::Negotiation(
-                    format!("invalid ApiVersions v{version} response: {why}"),
-                )))
-            }
-        };
-        table.fell_back = version < self.config.api_versions_max;
-        // KIP-219: only ApiVersions v2+ asks the client to back off.
-        self.handle_throttle_time(ApiKey::API_VERSIONS, version, decoded.throttle_time_ms, now);
-        self.on_versions(table, now);
     }
 
     fn on_versions(&mut self, table: ApiVersions, now: Instant) {
@@ -1001,110 +912,53 @@ impl Connection {
         self.flush_held(now);
     }
 
-    // ----- SASL ----------------------------------------------------------
+    // ----- SASL (auth::Exchange decides; the connection carries it out) ----
 
     fn start_auth(&mut self, reauth: bool, now: Instant) {
-        let sasl = self.config.sasl.clone().expect("SASL configured");
-        let versions = self.versions.clone().expect("negotiated");
-        let authenticate = versions.negotiate(ApiKey::SASL_AUTHENTICATE, 0..=2);
-        let handshake_v1 = versions.supports(ApiKey::SASL_HANDSHAKE, 1);
-        let transport = match (sasl.handshake(), authenticate) {
-            (HandshakeMode::LegacyV0, _) if !reauth => Transport::Legacy,
-            (_, Some(v)) if handshake_v1 => Transport::Authenticate { version: v },
-            (HandshakeMode::Auto, _) if !reauth => Transport::Legacy,
-            (_, _) => {
-                return self.close_with(CloseReason::Incompatible(Incompatibility::MissingApi {
-                    api_key: ApiKey::SASL_AUTHENTICATE,
-                    why: "SASL handshake v1 needs (KIP-152)",
-                }))
+        let sasl = self.config.sasl.as_ref().expect("SASL configured");
+        let versions = self.versions.as_deref().expect("negotiated");
+        match Exchange::start(sasl, versions, reauth) {
+            Ok(exchange) => {
+                let out = self.auth.insert(exchange).begin(now);
+                self.on_auth(out, now);
             }
-        };
-        if !versions.supports(
-            ApiKey::SASL_HANDSHAKE,
-            if transport == Transport::Legacy { 0 } else { 1 },
-        ) {
-            return self.close_with(CloseReason::Incompatible(Incompatibility::MissingApi {
-                api_key: ApiKey::SASL_HANDSHAKE,
-                why: "SASL needs",
-            }));
-        }
-        let mechanism = match sasl.factory.start() {
-            Ok(m) => m,
-            Err(e) => return self.auth_failed_with(sasl.mechanism().to_owned(), &e, reauth),
-        };
-        self.auth = Some(Exchange {
-            mechanism,
-            transport,
-            stage: Stage::FirstCredential,
-            reauth,
-            first_message: None,
-            session_lifetime_ms: 0,
-            last_sent: None,
-        });
-        let first = self.auth.as_mut().expect("set").mechanism.step(None);
-        match first {
-            Ok(step) => self.on_step(step, now),
-            Err(e) => self.auth_failed_locally(&e),
+            Err(reason) => self.close_with(reason),
         }
     }
 
-    /// Acts on what the mechanism wants next.
-    fn on_step(&mut self, step: Step, now: Instant) {
-        let ex = self.auth.as_mut().expect("exchange in progress");
-        match step {
-            Step::NeedCredential(req) => {
-                if ex.stage != Stage::FirstCredential {
-                    ex.stage = Stage::Credential;
-                }
-                self.events.push_back(Event::CredentialRequired(req));
-            }
-            Step::Send(msg) if ex.stage == Stage::FirstCredential => {
-                // The first message is ready: now the handshake goes on the
-                // wire (and, when re-authenticating, new requests are held).
-                ex.first_message = Some(msg);
-                ex.stage = Stage::Handshake;
-                let version = match ex.transport {
-                    Transport::Authenticate { .. } => 1,
-                    Transport::Legacy => 0,
-                };
-                let body = auth::encode_handshake(ex.mechanism.name());
-                self.send_internal(
-                    Owner::SaslHandshake,
-                    ApiKey::SASL_HANDSHAKE,
-                    version,
-                    body,
-                    now,
-                );
-            }
-            Step::Send(msg) => self.send_token(msg, now),
-            Step::Done if ex.stage == Stage::FirstCredential => {
-                self.auth_failed_locally(&SaslError::UnexpectedMessage("done before any message"));
-            }
-            Step::Done => self.auth_complete(now),
-        }
+    /// The exchange a SASL response belongs to.
+    fn exchange(&mut self) -> &mut Exchange {
+        self.auth.as_mut().expect("exchange in progress")
     }
 
-    fn send_token(&mut self, msg: Vec<u8>, now: Instant) {
-        let ex = self.auth.as_mut().expect("exchange in progress");
-        ex.stage = Stage::Exchange;
-        ex.last_sent = Some(now);
-        match ex.transport {
-            Transport::Authenticate { version } => {
-                let body = auth::encode_authenticate(version, &msg);
-                self.send_internal(
-                    Owner::SaslAuthenticate,
-                    ApiKey::SASL_AUTHENTICATE,
-                    version,
-                    body,
-                    now,
-                );
+    /// The exchange waiting for the application's credential.
+    fn pending_credential(&mut self) -> Result<&mut Exchange, CredentialError> {
+        if self.is_closed() {
+            return Err(CredentialError::NotPending);
+        }
+        (self.auth.as_mut())
+            .filter(|a| a.awaits_credential())
+            .ok_or(CredentialError::NotPending)
+    }
+
+    /// Carries out what the exchange asks for.
+    fn on_auth(&mut self, out: AuthOutput, now: Instant) {
+        match out {
+            AuthOutput::Handshake { version, body } => {
+                let key = ApiKey::SASL_HANDSHAKE;
+                self.send_internal(Owner::SaslHandshake, key, version, body, now);
             }
-            Transport::Legacy => {
-                // Raw token: a size prefix and the bytes, no Kafka header.
-                let len = i32::try_from(msg.len()).unwrap_or(i32::MAX);
+            AuthOutput::Authenticate { version, body } => {
+                let key = ApiKey::SASL_AUTHENTICATE;
+                self.send_internal(Owner::SaslAuthenticate, key, version, body, now);
+            }
+            AuthOutput::RawToken(token) => {
+                // Raw token: a size prefix and the bytes, no Kafka header
+                // (the exchange bounds its length).
+                let len = i32::try_from(token.len()).unwrap_or(i32::MAX);
                 self.transmit
                     .push_header(|buf| buf.extend_from_slice(&len.to_be_bytes()));
-                self.transmit.push(Bytes::from(msg));
+                self.transmit.push(token);
                 let id = self.take_id();
                 self.push_slot(Slot {
                     id,
@@ -1117,211 +971,25 @@ impl Connection {
                     owner: Owner::LegacyToken,
                 });
             }
-        }
-    }
-
-    fn on_handshake(&mut self, body: &[u8], now: Instant) {
-        let resp = match auth::decode_handshake(body) {
-            Ok(r) => r,
-            Err(error) => return self.close_with(malformed(ApiKey::SASL_HANDSHAKE, error)),
-        };
-        let ex = self.auth.as_mut().expect("exchange in progress");
-        if resp.error_code != 0 {
-            let mechanism = ex.mechanism.name().to_owned();
-            if ex.reauth {
-                // A broker that cannot re-authenticate (tansu answers 33 to
-                // a second handshake): a new connection logs in afresh.
-                let message = format!(
-                    "the broker refused the re-authentication handshake (KIP-368); it lists: {}",
-                    if resp.mechanisms.is_empty() {
-                        "nothing".to_owned()
-                    } else {
-                        resp.mechanisms.join(", ")
-                    }
-                );
-                return self.close_with(CloseReason::AuthFailed(AuthFailure {
-                    mechanism,
-                    error_code: Some(resp.error_code),
-                    message,
-                    detail: None,
-                    reauthentication: true,
-                }));
+            AuthOutput::Credential(request) => {
+                self.events.push_back(Event::CredentialRequired(request));
             }
-            let reason = if resp.error_code == codes::UNSUPPORTED_SASL_MECHANISM {
-                Incompatibility::MechanismNotEnabled {
-                    mechanism,
-                    offered: resp.mechanisms,
-                }
-            } else {
-                Incompatibility::SaslHandshake {
-                    code: resp.error_code,
-                }
-            };
-            return self.close_with(CloseReason::Incompatible(reason));
-        }
-        let first = ex.first_message.take().unwrap_or_default();
-        self.send_token(first, now);
-    }
-
-    fn on_authenticate(&mut self, body: &[u8], version: i16, sent_at: Instant, now: Instant) {
-        let resp = match auth::decode_authenticate(body, version) {
-            Ok(r) => r,
-            Err(error) => return self.close_with(malformed(ApiKey::SASL_AUTHENTICATE, error)),
-        };
-        let ex = self.auth.as_mut().expect("exchange in progress");
-        if resp.error_code != 0 {
-            let detail = ex.mechanism.failure_detail().or_else(|| {
-                // SCRAM puts `e=...` in the auth bytes of the failed step.
-                std::str::from_utf8(resp.auth_bytes)
-                    .ok()
-                    .filter(|s| !s.is_empty())
-                    .map(|s| format!("server said: {s}"))
-            });
-            let failure = AuthFailure {
-                mechanism: ex.mechanism.name().to_owned(),
-                error_code: Some(resp.error_code),
-                message: resp
-                    .error_message
-                    .filter(|m| !m.is_empty())
-                    .unwrap_or("the broker gave no message")
-                    .to_owned(),
-                detail,
-                reauthentication: ex.reauth,
-            };
-            return self.close_with(CloseReason::AuthFailed(failure));
-        }
-        ex.session_lifetime_ms = resp.session_lifetime_ms;
-        ex.last_sent = Some(sent_at);
-        let step = ex.mechanism.step(Some(resp.auth_bytes));
-        match step {
-            Ok(step) => self.on_step(step, now),
-            Err(e) => self.auth_failed_locally(&e),
-        }
-    }
-
-    fn on_server_token(&mut self, token: &[u8], now: Instant) {
-        let ex = self.auth.as_mut().expect("legacy exchange in progress");
-        let step = ex.mechanism.step(Some(token));
-        match step {
-            Ok(step) => self.on_step(step, now),
-            Err(e) => self.auth_failed_locally(&e),
+            AuthOutput::Done => self.auth_complete(now),
+            AuthOutput::Failed(reason) => self.close_with(reason),
         }
     }
 
     fn auth_complete(&mut self, now: Instant) {
-        let ex = self.auth.take().expect("exchange in progress");
-        let authenticated_at = ex.last_sent.unwrap_or(now);
-        let lifetime = (ex.session_lifetime_ms > 0).then(|| {
-            // KIP-368: clamp absurd values; under a second would make the
-            // connection do nothing but re-authenticate.
-            Duration::from_millis(ex.session_lifetime_ms as u64)
-                .clamp(Duration::from_secs(1), Duration::from_secs(365 * 24 * 3600))
-        });
-        // Re-authenticate at a jittered 85-95% of the lifetime (KIP-368), and
-        // before the credential itself expires.
-        let fraction = 0.85 + 0.10 * self.next_jitter();
-        let mut reauth_after = lifetime.map(|l| l.mul_f64(fraction));
-        if let Some(exp) = ex.mechanism.credential_expiry() {
-            let left = exp
-                .saturating_duration_since(authenticated_at)
-                .mul_f64(fraction);
-            reauth_after = Some(reauth_after.map_or(left, |r| r.min(left)));
-        }
-        self.session = Some(Session {
-            reauth_at: reauth_after.map(|d| authenticated_at + d),
-            expires_at: lifetime.map(|l| authenticated_at + l),
-        });
-        let session = SaslSession {
-            mechanism: ex.mechanism.name().to_owned(),
-            session_lifetime: lifetime,
-            reauthenticate_after: reauth_after,
-        };
-        self.sasl_session = Some(session.clone());
-        if ex.reauth {
+        let exchange = self.auth.take().expect("exchange in progress");
+        let done = exchange.finish(now, self.jitter.reauth_fraction());
+        self.session = Some(done.schedule);
+        self.sasl_session = Some(done.session.clone());
+        if done.reauth {
             self.stats.reauthentications += 1;
-            self.events.push_back(Event::Reauthenticated(session));
+            self.events.push_back(Event::Reauthenticated(done.session));
             self.flush_held(now);
         } else {
             self.become_ready(now);
         }
-    }
-
-    /// A uniform value in [0, 1) from a xorshift generator seeded once from
-    /// the OS; only used to spread re-authentication times.
-    fn next_jitter(&mut self) -> f64 {
-        let mut x = self.jitter_state;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.jitter_state = x;
-        (x >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    fn auth_failed_locally(&mut self, e: &SaslError) {
-        let (name, reauth) = match &self.auth {
-            Some(ex) => (ex.mechanism.name().to_owned(), ex.reauth),
-            None => (
-                self.config
-                    .sasl
-                    .as_ref()
-                    .map_or("SASL", |s| s.mechanism())
-                    .to_owned(),
-                false,
-            ),
-        };
-        self.auth_failed_with(name, e, reauth);
-    }
-
-    fn auth_failed_with(&mut self, mechanism: String, e: &SaslError, reauthentication: bool) {
-        let detail = self
-            .auth
-            .as_ref()
-            .and_then(|a| a.mechanism.failure_detail());
-        self.close_with(CloseReason::AuthFailed(AuthFailure {
-            mechanism,
-            error_code: None,
-            message: e.to_string(),
-            detail,
-            reauthentication,
-        }));
-    }
-
-    fn end_throttle(&mut self, now: Instant) {
-        self.throttle_until = None;
-        if let Some(start) = self.throttle_started.take() {
-            self.stats.throttled += now.saturating_duration_since(start);
-        }
-    }
-
-    fn fail_timed_out(&mut self, id: i32, after: Duration) {
-        self.stats.timeouts += 1;
-        self.events.push_back(Event::RequestFailed {
-            correlation_id: CorrelationId(id),
-            error: RequestError::TimedOut(after),
-        });
-    }
-
-    fn close_with(&mut self, reason: CloseReason) {
-        debug_assert!(self.close_reason.is_none());
-        self.state = State::Closed;
-        let fail = |id: i32| Event::RequestFailed {
-            correlation_id: CorrelationId(id),
-            error: RequestError::ConnectionClosed(reason.clone()),
-        };
-        for slot in self.in_flight.drain(..) {
-            if slot.owner == Owner::User {
-                self.events.push_back(fail(slot.id));
-            }
-        }
-        for h in self.held.drain(..) {
-            self.events.push_back(fail(h.id));
-        }
-        self.transmit.clear();
-        self.auth = None;
-        self.session = None;
-        self.handshake_deadline = None;
-        self.throttle_until = None;
-        self.events.push_back(Event::Closed(reason.clone()));
-        self.close_reason = Some(reason);
     }
 }

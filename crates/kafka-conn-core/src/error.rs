@@ -83,6 +83,40 @@ impl CloseReason {
     }
 }
 
+impl CloseReason {
+    /// A response that cannot be decoded.
+    pub(crate) fn malformed(api_key: ApiKey, error: DecodeError) -> Self {
+        ProtocolViolation::MalformedResponse { api_key, error }.into()
+    }
+}
+
+// The sub-errors convert into the reason they close a connection with, so
+// that a close site names what happened, not the wrapping (as rustls does
+// for its error kinds).
+impl From<TimeoutKind> for CloseReason {
+    fn from(kind: TimeoutKind) -> Self {
+        CloseReason::Timeout(kind)
+    }
+}
+
+impl From<AuthFailure> for CloseReason {
+    fn from(failure: AuthFailure) -> Self {
+        CloseReason::AuthFailed(failure)
+    }
+}
+
+impl From<ProtocolViolation> for CloseReason {
+    fn from(violation: ProtocolViolation) -> Self {
+        CloseReason::Protocol(violation)
+    }
+}
+
+impl From<Incompatibility> for CloseReason {
+    fn from(why: Incompatibility) -> Self {
+        CloseReason::Incompatible(why)
+    }
+}
+
 /// What the connection was doing when something happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -348,6 +382,13 @@ pub enum SendError {
     },
 }
 
+/// A closed connection refuses every command with its (sticky) reason.
+impl From<CloseReason> for SendError {
+    fn from(reason: CloseReason) -> Self {
+        SendError::Closed(reason)
+    }
+}
+
 /// Why a request that was accepted did not get a response.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -375,6 +416,13 @@ impl RequestError {
     }
 }
 
+/// A request pending when the connection closed fails with its reason.
+impl From<CloseReason> for RequestError {
+    fn from(reason: CloseReason) -> Self {
+        RequestError::ConnectionClosed(reason)
+    }
+}
+
 /// A configuration the connection refuses.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -391,6 +439,10 @@ pub enum ConfigError {
     /// The client id is longer than a Kafka string can be.
     #[error("client id is {0} bytes; at most 32767 are allowed")]
     ClientIdTooLong(usize),
+    /// The SASL mechanism's name is longer than a Kafka string can be
+    /// (SaslHandshake carries it with an i16 length).
+    #[error("SASL mechanism name is {0} bytes; SaslHandshake carries at most 32767")]
+    SaslMechanismTooLong(usize),
     /// A frame limit under the smallest useful frame, or over i32::MAX.
     #[error("max_frame_size {0} must be between 8 and 2147483647")]
     InvalidMaxFrameSize(usize),

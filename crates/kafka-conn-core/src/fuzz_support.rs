@@ -16,6 +16,9 @@
 //!   value) and with a reference model of the framing;
 //! - the number of requests in flight never exceeds `max_in_flight`;
 //! - after `handle_timeout(now)`, `poll_timeout()` is `None` or later than `now`;
+//! - after `handle_timeout(now)`, a deadline it acted on (the same kind at
+//!   the same instant) is never reported again unless something re-armed
+//!   it (see `DeadlineWatch` below);
 //! - [`Event::Closed`] is emitted exactly once and is the last event;
 //! - receive memory stays within `2 * bytes received + 2 MiB`;
 //! - every accepted request gets exactly one outcome (a response, a
@@ -34,6 +37,7 @@ use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256, Sha512};
 
 use crate::api::ApiKey;
+use crate::connection::Deadline;
 use crate::error::{CloseReason, CredentialError, ProtocolViolation, SendError};
 use crate::event::Event;
 use crate::frame::FrameReader;
@@ -1128,6 +1132,9 @@ struct Tracker {
     order: Vec<i32>,
     closed: Option<CloseReason>,
     ready: bool,
+    /// `Ready` and `Reauthenticated` events seen: each may arm a new
+    /// KIP-368 schedule.
+    sessions: u64,
     /// Responses in order: (id, body).
     responses: Vec<(i32, Bytes)>,
     /// Credential requests not yet answered.
@@ -1250,8 +1257,12 @@ impl Tracker {
                 Event::Ready { .. } => {
                     assert!(!self.ready, "Ready twice");
                     self.ready = true;
+                    self.sessions += 1;
                 }
-                Event::Reauthenticated(_) => assert!(self.ready, "re-authenticated before ready"),
+                Event::Reauthenticated(_) => {
+                    assert!(self.ready, "re-authenticated before ready");
+                    self.sessions += 1;
+                }
                 Event::CredentialRequired(req) => self.credential_requests.push(req),
                 Event::Closed(reason) => {
                     assert_eq!(Some(&reason), conn.close_reason());
@@ -1589,6 +1600,74 @@ const TABLE_LEGACY_SASL: &[(i16, i16, i16)] =
 const USER: &str = "alice";
 const PASSWORD: &str = "alice-secret";
 
+/// The deadline property: after `handle_timeout(now)`, a deadline it acted
+/// on (one of [`Deadline::ALL`]'s kinds due at `now`, at its instant) is
+/// never reported again unless something re-armed it. Every action clears
+/// its kind or closes the connection, and every arming adds a positive
+/// duration to a time at or after the firing, except one: a new SASL
+/// session (`Ready`, `Reauthenticated`) schedules re-authentication from
+/// when the last token was sent, which may be that very instant (a
+/// credential that has already expired). So the re-authentication deadline
+/// counts as re-armed by a new session; nothing else re-arms an instant.
+#[derive(Debug, Default)]
+struct DeadlineWatch {
+    /// Deadlines acted on: (kind, instant).
+    retired: Vec<(Deadline, Instant)>,
+    /// Sessions seen when the re-authentication deadlines were retired.
+    sessions: u64,
+    /// How often each kind was acted on (for the seeded test's coverage).
+    fired: [u64; Deadline::ALL.len()],
+}
+
+impl DeadlineWatch {
+    /// The deadlines due at `now`, just before `handle_timeout(now)`.
+    fn due(conn: &Connection, now: Instant) -> Vec<(Deadline, Instant)> {
+        Deadline::ALL
+            .into_iter()
+            .filter_map(|k| conn.deadline(k).filter(|t| *t <= now).map(|t| (k, t)))
+            .collect()
+    }
+
+    /// `handle_timeout` ran with `due` due.
+    fn retire(&mut self, due: Vec<(Deadline, Instant)>, sessions: u64) {
+        for &(kind, _) in &due {
+            self.fired[kind as usize] += 1;
+        }
+        if due.iter().any(|(k, _)| *k == Deadline::Reauthenticate) {
+            self.sessions = sessions;
+        }
+        for d in due {
+            if !self.retired.contains(&d) {
+                self.retired.push(d);
+            }
+        }
+    }
+
+    /// No retired deadline is armed again.
+    fn check(&mut self, conn: &Connection, sessions: u64) {
+        if sessions > self.sessions {
+            // A new session re-armed re-authentication.
+            self.retired.retain(|(k, _)| *k != Deadline::Reauthenticate);
+        }
+        for kind in Deadline::ALL {
+            if let Some(t) = conn.deadline(kind) {
+                assert!(
+                    !self.retired.contains(&(kind, t)),
+                    "{kind:?} deadline reported again after handle_timeout acted on it"
+                );
+            }
+        }
+        // poll_timeout reports the earliest deadline of the same table, every
+        // kind included.
+        let earliest = Deadline::ALL
+            .into_iter()
+            .filter_map(|k| conn.deadline(k))
+            .min();
+        assert_eq!(conn.poll_timeout(), earliest, "poll_timeout misses a kind");
+        assert_eq!(conn.next_deadline().map(|(t, _)| t), earliest);
+    }
+}
+
 struct OpsHarness {
     conn: Connection,
     broker: SimBroker,
@@ -1605,6 +1684,7 @@ struct OpsHarness {
     eof_delivered: bool,
     /// The broker reads raw SASL tokens (after SaslHandshake v0).
     raw_mode: bool,
+    deadlines: DeadlineWatch,
 }
 
 impl OpsHarness {
@@ -1701,6 +1781,7 @@ impl OpsHarness {
             session_lifetime_ms: setup.session_lifetime_ms.map_or(0, i64::from),
             eof_delivered: false,
             raw_mode: false,
+            deadlines: DeadlineWatch::default(),
         };
         h.check();
         Some(h)
@@ -1725,10 +1806,16 @@ impl OpsHarness {
             );
         }
         assert_memory_bounded(self.conn.receive_buffer_capacity(), self.received_bytes);
+        self.deadlines.check(&self.conn, self.t.sessions);
     }
 
     fn fire(&mut self) {
+        let due = DeadlineWatch::due(&self.conn, self.now);
         self.conn.handle_timeout(self.now);
+        // Events first: a session re-armed by this very call counts as
+        // re-armed before the retired ones are compared.
+        self.t.drain(&mut self.conn);
+        self.deadlines.retire(due, self.t.sessions);
         self.check();
         if let Some(t) = self.conn.poll_timeout() {
             assert!(
@@ -2071,15 +2158,140 @@ impl OpsHarness {
 /// operations and broker behaviours, checking the crate's contract after
 /// every step.
 pub fn run_connection_ops(data: &[u8]) {
+    connection_ops_deadlines(data);
+}
+
+/// The kinds of deadline, in the order `handle_timeout` acts on them.
+pub fn deadline_kinds() -> [String; Deadline::ALL.len()] {
+    Deadline::ALL.map(|k| format!("{k:?}"))
+}
+
+/// [`run_connection_ops`], returning how often `handle_timeout` acted on
+/// each kind of deadline ([`deadline_kinds`]' order).
+pub fn connection_ops_deadlines(data: &[u8]) -> [u64; Deadline::ALL.len()] {
     let Ok(input) = OpsInput::arbitrary_take_rest(Unstructured::new(data)) else {
-        return;
+        return [0; Deadline::ALL.len()];
     };
+    run_ops(input)
+}
+
+fn run_ops(input: OpsInput) -> [u64; Deadline::ALL.len()] {
     let Some(mut h) = OpsHarness::new(&input.setup) else {
-        return;
+        return [0; Deadline::ALL.len()];
     };
     for op in input.ops.into_iter().take(512) {
         h.op(op);
     }
     let now = h.now;
     h.t.finish(&mut h.conn, now);
+    h.deadlines.fired
+}
+
+/// The `connection_ops` harness, invariants and all, on a run drawn from
+/// a fixed pseudo-random sequence (`seed`) instead of fuzzer bytes, with
+/// operations weighted towards what arms and fires deadlines: requests
+/// left unanswered, time jumps to `poll_timeout`, throttles, cancels, SASL
+/// sessions that need re-authenticating. Deterministic on every machine;
+/// returns how often `handle_timeout` acted on each kind of deadline
+/// ([`deadline_kinds`]' order). Used by `tests/deadlines.rs`.
+pub fn connection_ops_seeded(seed: u64) -> [u64; Deadline::ALL.len()] {
+    let mut r = SeededOps(seed | 1);
+    let setup = Setup {
+        max_in_flight: r.maybe(|r| r.below(4) as u8),
+        request_timeout_ms: r.below(20_000) as u16,
+        handshake_timeout_ms: r.below(30_000) as u16,
+        idle_timeout_ms: r.maybe(|r| r.below(20_000) as u16),
+        grace_ms: r.below(5_000) as u16,
+        api_versions_version: r.below(5) as u8,
+        version_hint: r.below(3) == 0,
+        table: r.below(4) as u8,
+        sasl: [
+            SaslChoice::None,
+            SaslChoice::Plain,
+            SaslChoice::Scram256,
+            SaslChoice::Scram512,
+            SaslChoice::OAuth,
+            SaslChoice::Gssapi,
+        ][r.below(6) as usize],
+        handshake: r.below(3) as u8,
+        session_lifetime_ms: r.maybe(|r| 500 + r.below(120_000) as u32),
+        ids_near_wrap: r.below(8) == 0,
+        no_client_id: r.below(8) == 0,
+    };
+    let n = 20 + r.below(200) as usize;
+    let ops = (0..n).map(|_| r.op()).collect();
+    run_ops(OpsInput { setup, ops })
+}
+
+/// xorshift64*, drawing [`Op`]s for [`connection_ops_seeded`].
+struct SeededOps(u64);
+
+impl SeededOps {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    fn maybe<T>(&mut self, f: impl FnOnce(&mut Self) -> T) -> Option<T> {
+        (self.below(4) != 0).then(|| f(self))
+    }
+
+    fn op(&mut self) -> Op {
+        match self.below(100) {
+            0..=17 => Op::Send {
+                spec: RequestSpec {
+                    api: self.below(APIS.len() as u64) as u8,
+                    // Mostly versions the default table supports.
+                    version: if self.below(8) == 0 {
+                        13
+                    } else {
+                        self.below(4) as u8
+                    },
+                    body: vec![0; self.below(8) as usize],
+                    no_response: self.below(16) == 0,
+                    header_override: None,
+                },
+                timeout_ms: self.maybe(|r| r.below(30_000) as u32),
+                huge_timeout: self.below(32) == 0,
+            },
+            18..=35 => Op::Pump,
+            36..=41 => Op::Write(None),
+            42..=47 => Op::Answer(self.below(3) as u8),
+            48..=53 => Op::Odd(OddAnswer::Drop),
+            54 => Op::Odd(OddAnswer::Error(self.below(80) as i16)),
+            55..=59 => Op::Deliver {
+                max: None,
+                zero_copy: self.below(2) == 0,
+            },
+            60..=69 => Op::Advance {
+                amount: self.below(5_000) as u16,
+                seconds: self.below(3) == 0,
+                fire: self.below(4) != 0,
+            },
+            70..=81 => Op::JumpToTimeout,
+            82..=83 => Op::FireNow,
+            84..=87 => Op::Cancel(self.below(64) as u16),
+            88..=92 => Op::Credential(match self.below(3) {
+                0 => CredentialChoice::OAuth {
+                    valid: self.below(8) != 0,
+                    extension: None,
+                    expiry_ms: self.maybe(|r| r.below(200_000) as u32),
+                },
+                1 => CredentialChoice::GssapiSend(b"gssapi-client-token".to_vec()),
+                _ => CredentialChoice::GssapiDone,
+            }),
+            93..=97 => Op::Throttle {
+                ms: self.below(20_000) as u32,
+                huge: self.below(32) == 0,
+            },
+            98 => Op::Close,
+            _ => Op::Eof,
+        }
+    }
 }

@@ -15,40 +15,97 @@
 //! [`Connection::poll_transmit`] (write the bytes),
 //! [`Connection::poll_event`] (act on the events) and
 //! [`Connection::poll_timeout`] (arm a timer that calls
-//! [`Connection::handle_timeout`]).
+//! [`Connection::handle_timeout`]). Here is the whole loop over a blocking
+//! `std::net::TcpStream`, step by step: it fetches the cluster's metadata
+//! and closes. An async driver does the same with a socket, a timer and a
+//! task (`kafka-conn-driver`); `examples/blocking.rs` is this loop as a
+//! program.
 //!
-//! ```
-//! use std::io::IoSlice;
-//! use std::time::Instant;
-//! use kafka_conn_core::{Config, Connection, Event, Request, ApiKey};
+//! ```no_run
+//! use std::io::{ErrorKind, IoSlice, Read, Write};
+//! use std::net::TcpStream;
+//! use std::time::{Duration, Instant};
 //!
-//! let now = Instant::now();
-//! // After the TCP (and TLS) connection is up:
-//! let mut conn = Connection::new(Config::new(), now).unwrap();
-//! // Requests sent before the connection is ready are held, then sent in order.
-//! let id = conn.send_request(Request::new(ApiKey::METADATA, 1, vec![0, 0, 0, 0]), now).unwrap();
+//! use kafka_conn_core::{ApiKey, Config, Connection, Event, Request};
 //!
-//! // Drain: bytes to write ...
-//! let mut slices = [IoSlice::new(&[]); 16];
-//! let n = conn.poll_transmit(&mut slices);
-//! let written: usize = slices[..n].iter().map(|s| s.len()).sum(); // socket.write_vectored(..)
-//! conn.transmit_complete(written, now);
-//! // ... events ...
-//! while let Some(event) = conn.poll_event() {
-//!     match event {
-//!         Event::Response(r) => println!("{} answered", r.correlation_id),
-//!         Event::Closed(reason) => println!("closed: {reason}"),
-//!         _ => {}
+//! # fn main() -> std::io::Result<()> {
+//! // 1. The transport. (For an SSL listener, run TLS over it and feed the
+//! //    core the decrypted bytes.)
+//! let mut socket = TcpStream::connect("127.0.0.1:9092")?;
+//! socket.set_nodelay(true)?;
+//!
+//! // 2. The core, once the transport is up: it queues ApiVersions (KIP-511)
+//! //    and, when configured, SASL. Every call takes the time from the caller.
+//! let mut conn = Connection::new(Config::new(), Instant::now()).expect("a valid config");
+//!
+//! // 3. A command: Metadata v1 for all topics (a null topic array). Sent
+//! //    before the connection is ready, it is held and goes out in order
+//! //    once versions are negotiated.
+//! let metadata = Request::new(ApiKey::METADATA, 1, vec![0xff, 0xff, 0xff, 0xff]);
+//! let id = conn.send_request(metadata, Instant::now()).expect("accepted");
+//!
+//! loop {
+//!     // 4. Write what the core wants on the wire: request headers and the
+//!     //    callers' bodies as slices, no copy; partial writes are fine.
+//!     while conn.transmit_len() > 0 {
+//!         let mut slices = [IoSlice::new(&[]); 16];
+//!         let n = conn.poll_transmit(&mut slices);
+//!         match socket.write_vectored(&slices[..n]) {
+//!             Ok(written) => conn.transmit_complete(written, Instant::now()),
+//!             Err(e) => {
+//!                 conn.handle_io_error(e.kind(), e.to_string(), Instant::now());
+//!                 break;
+//!             }
+//!         }
+//!     }
+//!
+//!     // 5. Act on the events. `Closed` comes exactly once, always last.
+//!     while let Some(event) = conn.poll_event() {
+//!         match event {
+//!             Event::Ready { api_versions, .. } => {
+//!                 println!("ready: the broker offers {} APIs", api_versions.len());
+//!             }
+//!             Event::Response(r) if r.correlation_id == id => {
+//!                 println!("Metadata v{}: {} bytes", r.api_version, r.body.len());
+//!                 conn.close(Instant::now()); // a command: its Closed follows
+//!             }
+//!             Event::RequestFailed { correlation_id, error } => {
+//!                 println!("request {correlation_id} failed: {error}");
+//!             }
+//!             Event::Closed(reason) => {
+//!                 println!("closed: {reason}");
+//!                 return Ok(());
+//!             }
+//!             _ => {} // credential requests (OAuth, GSSAPI), re-authentication
+//!         }
+//!     }
+//!
+//!     // 6. The timer: wait for bytes at most until the next deadline
+//!     //    (handshake, request timeouts, idle, re-authentication, throttle).
+//!     let wait = conn.poll_timeout().map(|t| t.saturating_duration_since(Instant::now()));
+//!     if wait == Some(Duration::ZERO) {
+//!         conn.handle_timeout(Instant::now()); // already due
+//!         continue;
+//!     }
+//!     socket.set_read_timeout(wait)?;
+//!
+//!     // 7. Read straight into the core's buffer. End of stream, errors and
+//!     //    the timer are inputs too; then round again to drain.
+//!     match socket.read(conn.recv_buf()) {
+//!         Ok(0) => conn.handle_eof(Instant::now()),
+//!         Ok(n) => conn.recv_commit(n, Instant::now()),
+//!         Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+//!             conn.handle_timeout(Instant::now());
+//!         }
+//!         Err(e) if e.kind() == ErrorKind::Interrupted => {}
+//!         Err(e) => conn.handle_io_error(e.kind(), e.to_string(), Instant::now()),
 //!     }
 //! }
-//! // ... and the next deadline.
-//! let _wake_at = conn.poll_timeout();
-//!
-//! // Inputs: bytes read from the socket straight into the core's buffer
-//! // (`let n = socket.read(conn.recv_buf())?; conn.recv_commit(n, now);`),
-//! // `handle_eof` when the read returns 0, `handle_timeout` when the timer fires.
-//! # let _ = id;
+//! # }
 //! ```
+//!
+//! `handle_timeout` may be called early or twice (it only acts on what is
+//! due), so a timer that wakes up too soon costs nothing.
 //!
 //! ## Contract
 //!
@@ -58,10 +115,12 @@
 //!   (spurious calls are no-ops).
 //! - Commands: [`Connection::send_request`], [`Connection::cancel`],
 //!   [`Connection::close`], [`Connection::provide_credential`],
-//!   [`Connection::handle_throttle`].
+//!   [`Connection::credential_failed`], [`Connection::handle_throttle`],
+//!   [`Connection::handle_throttle_time`].
 //! - Outputs: [`Connection::poll_transmit`] + [`Connection::transmit_complete`]
 //!   (partial writes allowed; request bodies are never copied),
 //!   [`Connection::poll_timeout`], [`Connection::poll_event`].
+//! - Getters (no effect) and the families in full: see [`Connection`].
 //! - [`Event::Closed`] is emitted exactly once and is always the last event;
 //!   after it, every command fails with the same sticky [`CloseReason`].
 //! - Memory is bounded by what arrives, never by what a peer claims:

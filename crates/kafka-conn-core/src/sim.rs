@@ -374,6 +374,31 @@ impl Pair {
     }
 }
 
+/// A connection made ready at once by a version hint offering Metadata
+/// v0-v12, its events drained: where the micro-benchmarks start (no broker).
+pub fn ready_metadata_connection(max_frame_size: usize, now: Instant) -> Connection {
+    let table = crate::ApiVersions::from_ranges([(3, 0, 12)]).expect("valid table");
+    let config = Config::new()
+        .with_version_hint(table)
+        .with_max_frame_size(max_frame_size);
+    let mut conn = Connection::new(config, now).expect("valid config");
+    while conn.poll_event().is_some() {}
+    conn
+}
+
+/// Feeds `bytes` through `recv_buf` / `recv_commit`, each read filling
+/// the window the core offers (as a socket read into it would).
+pub fn feed_zero_copy(conn: &mut Connection, bytes: &[u8], now: Instant) {
+    let mut fed = 0;
+    while fed < bytes.len() {
+        let buf = conn.recv_buf();
+        let n = buf.len().min(bytes.len() - fed);
+        buf[..n].copy_from_slice(&bytes[fed..fed + n]);
+        conn.recv_commit(n, now);
+        fed += n;
+    }
+}
+
 /// Encodes a response frame (size, header, body) for tests that feed raw bytes.
 pub fn response_frame(correlation_id: i32, header_version: u8, body: &[u8]) -> Vec<u8> {
     let mut b = BytesMut::new();

@@ -1,6 +1,6 @@
 //! KIP-219 client-side throttling: which responses ask the client to back
-//! off, and the [`Connection`] method that applies a response's
-//! `throttle_time_ms`.
+//! off, and for how long. The connection applies it
+//! ([`crate::Connection::handle_throttle_time`]).
 //!
 //! Before Kafka 2.0 a broker over its quota delayed the *response* by the
 //! throttle time. KIP-219 turned that around: the broker answers at once
@@ -10,10 +10,9 @@
 //! Kafka 2.0; a response below that version still reports the (already
 //! served) delay, which the client must not wait out a second time.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::api::ApiKey;
-use crate::connection::Connection;
 
 /// `NEVER`: no version of the API's response carries `throttle_time_ms`.
 const NEVER: i16 = -1;
@@ -153,29 +152,6 @@ impl ApiKey {
     /// response itself, so the client must not wait again.
     pub fn client_throttles(self, version: i16) -> bool {
         self.client_throttles_from().is_some_and(|v| version >= v)
-    }
-}
-
-impl Connection {
-    /// Applies a response's `throttle_time_ms` the way KIP-219 says: when
-    /// `api_key` at `version` expects the client to back off and the time
-    /// is positive, later requests are held (queued, not refused) for that
-    /// long, as with [`Connection::handle_throttle`]; otherwise nothing
-    /// happens. Returns the throttle applied, if any.
-    ///
-    /// For callers that decode responses themselves; the `typed` module
-    /// (feature `kafka-protocol`) calls it for every response it decodes.
-    /// The time spent holding shows in [`crate::Stats::throttled`].
-    pub fn handle_throttle_time(
-        &mut self,
-        api_key: ApiKey,
-        version: i16,
-        throttle_time_ms: i32,
-        now: Instant,
-    ) -> Option<Duration> {
-        let throttle = throttle_to_apply(api_key, version, throttle_time_ms)?;
-        self.handle_throttle(throttle, now);
-        Some(throttle)
     }
 }
 

@@ -18,8 +18,8 @@
 //!   `kafka-protocol` reports failures with `anyhow`; they become
 //!   [`TypedError::Decode`] / [`TypedError::Encode`] with the same text.
 //! - **Throttling (KIP-219)**: every response type implements
-//!   [`ThrottleTime`]; [`Connection::decode_typed`] applies the response's
-//!   `throttle_time_ms` through [`Connection::handle_throttle_time`] when the
+//!   [`ThrottleTime`]; [`Connection::decode_typed`](crate::Connection::decode_typed) applies the response's
+//!   `throttle_time_ms` through [`Connection::handle_throttle_time`](crate::Connection::handle_throttle_time) when the
 //!   version asks the client to back off ([`ApiKey::client_throttles`]).
 //!
 //! ```
@@ -38,14 +38,13 @@
 //! assert!(err.to_string().contains("does not support Metadata v13"), "{err}");
 //! ```
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::BytesMut;
 pub use kafka_protocol;
 use kafka_protocol::protocol::{HeaderVersion, Message};
 
 use crate::api::{ApiKey, HeaderVersions};
-use crate::connection::{Connection, CorrelationId};
 use crate::error::SendError;
 use crate::event::Response;
 use crate::request::Request;
@@ -318,49 +317,6 @@ pub fn throttle_of<T: ThrottleTime>(
     throttle_to_apply(api_key, version, response.throttle_time_ms())
 }
 
-impl Connection {
-    /// Encodes `request` at the highest version both the broker and
-    /// `kafka-protocol` support (or at `pinned`, see [`pick_version`]) and
-    /// sends it with [`Connection::send_request`]. Needs the negotiated
-    /// versions: call it once the connection is ready.
-    pub fn send_typed<R: kafka_protocol::protocol::Request>(
-        &mut self,
-        request: &R,
-        pinned: Option<i16>,
-        now: Instant,
-    ) -> Result<CorrelationId, TypedError> {
-        if let Some(reason) = self.close_reason() {
-            return Err(SendError::Closed(reason.clone()).into());
-        }
-        let versions = self.api_versions().ok_or(TypedError::NotNegotiated)?;
-        let version = pick_version::<R>(versions, pinned)?;
-        let request = encode(request, version)?;
-        Ok(self.send_request(request, now)?)
-    }
-
-    /// Decodes the response to a typed request and applies its
-    /// `throttle_time_ms` (KIP-219) where the version asks the client to
-    /// back off: later requests on this connection are held until it ends.
-    pub fn decode_typed<R>(
-        &mut self,
-        response: &Response,
-        now: Instant,
-    ) -> Result<R::Response, TypedError>
-    where
-        R: kafka_protocol::protocol::Request,
-        R::Response: ThrottleTime,
-    {
-        let decoded = decode::<R>(response)?;
-        self.handle_throttle_time(
-            response.api_key,
-            response.api_version,
-            decoded.throttle_time_ms(),
-            now,
-        );
-        Ok(decoded)
-    }
-}
-
 /// `kafka-protocol` returns `anyhow::Error`; the core does not depend on
 /// `anyhow` itself, so its errors are taken through `Display` with the
 /// whole chain (`{:#}`), keeping the text.
@@ -378,6 +334,7 @@ mod anyhow_like {
 mod tests {
     use super::*;
     use crate::api::ApiKey;
+    use crate::CorrelationId;
     use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
     use kafka_protocol::messages::*;
     use kafka_protocol::protocol::{Decodable, Encodable, Message, Request as _, StrBytes};

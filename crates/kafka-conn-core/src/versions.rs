@@ -1,9 +1,12 @@
-//! API version negotiation: the ApiVersions codec (v0-v4) and the table of
-//! what a broker supports.
+//! API version negotiation (KIP-511): what an ApiVersions reply leads to
+//! ([`Negotiation`], a small state machine the connection owns), the
+//! ApiVersions codec (v0-v4) and the table of what a broker supports.
 
 use bytes::{BufMut, Bytes};
 
 use crate::api::ApiKey;
+use crate::codes;
+use crate::error::{CloseReason, Incompatibility};
 use crate::wire::{DecodeError, Reader, WriteExt};
 
 /// The highest ApiVersions version this crate speaks.
@@ -18,6 +21,108 @@ pub struct VersionRange {
     pub min: i16,
     /// Highest supported version.
     pub max: i16,
+}
+
+/// Where KIP-511 negotiation is: the connection sends ApiVersions at the
+/// highest version it speaks and hands each reply to
+/// [`Negotiation::on_response`], which says whether to ask again lower,
+/// use the table, or give up.
+#[derive(Debug, Default)]
+pub(crate) struct Negotiation {
+    /// Whether the one retry at v0 after an undecodable v3+ reply was used.
+    v0_fallback_used: bool,
+}
+
+/// What an ApiVersions reply leads to.
+#[derive(Debug)]
+pub(crate) enum Negotiated {
+    /// Ask again at this (strictly lower) version.
+    Retry(i16),
+    /// The broker's table, validated, and the reply's `throttle_time_ms`.
+    Table {
+        /// What the broker supports.
+        table: ApiVersions,
+        /// KIP-219: only ApiVersions v2+ asks the client to back off.
+        throttle_time_ms: i32,
+    },
+    /// Negotiation failed: the connection closes with this reason.
+    Failed(CloseReason),
+}
+
+impl Negotiation {
+    /// The reply `body` to ApiVersions `version`; `configured_max` is the
+    /// version negotiation started with.
+    pub(crate) fn on_response(
+        &mut self,
+        body: &[u8],
+        version: i16,
+        configured_max: i16,
+    ) -> Negotiated {
+        let malformed =
+            |error| Negotiated::Failed(CloseReason::malformed(ApiKey::API_VERSIONS, error));
+        let error_code = match peek_error_code(body) {
+            Ok(c) => c,
+            Err(e) => return malformed(e),
+        };
+        if error_code == codes::UNSUPPORTED_VERSION {
+            // KIP-511: the broker answers an unsupported ApiVersions version
+            // with a v0 body listing (at least) its own ApiVersions range.
+            let retry = match decode_response(body, 0) {
+                Ok(r) => r
+                    .versions
+                    .get(ApiKey::API_VERSIONS)
+                    .map_or(0, |(_, max)| max.min(version - 1)),
+                // An undecodable v0 body (the librdkafka mock cluster sends a
+                // non-standard one): fall back to v0, which every broker speaks.
+                Err(_) => 0,
+            };
+            // Only a strictly lower version: a broker cannot hold us in a loop.
+            if retry < version && retry >= 0 && version > 0 {
+                return Negotiated::Retry(retry);
+            }
+            return Negotiated::Failed(
+                Incompatibility::Negotiation(format!(
+                    "the broker rejected ApiVersions v{version} as unsupported and offers nothing lower"
+                ))
+                .into(),
+            );
+        }
+        let decoded = match decode_response(body, version) {
+            Ok(r) => r,
+            Err(_) if version >= 3 && !self.v0_fallback_used => {
+                // KIP-511: a reply that cannot be read at v3+ gets one retry at v0.
+                self.v0_fallback_used = true;
+                return Negotiated::Retry(0);
+            }
+            Err(e) => return malformed(e),
+        };
+        if decoded.error_code != 0 {
+            return Negotiated::Failed(
+                Incompatibility::Negotiation(format!(
+                    "ApiVersions v{version} failed with error {} {}",
+                    decoded.error_code,
+                    codes::error_code_name(decoded.error_code)
+                ))
+                .into(),
+            );
+        }
+        let mut table = match validated(decoded.versions) {
+            Ok(t) => t,
+            Err(why) => {
+                return Negotiated::Failed(
+                    Incompatibility::Negotiation(format!(
+                        "invalid ApiVersions v{version} response: {why}"
+                    ))
+                    .into(),
+                )
+            }
+        };
+        table.fell_back = version < configured_max;
+        Negotiated::Table {
+            table,
+            throttle_time_ms: decoded.throttle_time_ms,
+        }
+    }
 }
 
 /// A feature level the cluster has finalized (KIP-584), from ApiVersions v3+.

@@ -6,6 +6,11 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+/// The longest STRING / NULLABLE_STRING (an INT16 length): what a request
+/// header's client id and SaslHandshake's mechanism name can carry. The
+/// config refuses longer ones (`ConfigError`) before anything is encoded.
+pub(crate) const MAX_STRING_LEN: usize = i16::MAX as usize;
+
 /// A decode failure: the bytes do not form the value that was expected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

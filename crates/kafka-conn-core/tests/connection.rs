@@ -8,8 +8,8 @@ use kafka_conn_core::sim::{
     api_versions_reply, response_frame, Action, Delivery, Pair, SimBroker, DEFAULT_VERSIONS,
 };
 use kafka_conn_core::{
-    ApiKey, BrokenCause, CloseReason, Config, CorrelationId, Event, ProtocolViolation, Request,
-    RequestError, SendError, State, TimeoutKind,
+    ApiKey, ApiVersions, BrokenCause, CloseReason, Config, CorrelationId, Event, ProtocolViolation,
+    Request, RequestError, SendError, State, Stats, TimeoutKind,
 };
 
 fn ready_pair(config: Config, broker: SimBroker) -> Pair {
@@ -717,4 +717,85 @@ fn a_held_request_refused_after_a_long_throttle_leaves_no_deadline_in_the_past()
         assert_closed_last(&p.events),
         CloseReason::Idle { idle_for } if idle_for >= Duration::from_secs(3600)
     ));
+}
+
+#[test]
+fn the_default_request_timeout_is_40_seconds() {
+    // `Config::new()` untouched: a request the broker never answers fails
+    // 40 s after it was sent, not a millisecond earlier.
+    let mut p = ready_pair(Config::new(), silent_broker());
+    let sent = p.now;
+    let id = p.conn.send_request(metadata(b"x"), p.now).unwrap();
+    p.drive();
+    assert_eq!(p.conn.poll_timeout(), Some(sent + Duration::from_secs(40)));
+    p.advance(Duration::from_secs(40) - Duration::from_millis(1));
+    assert!(p.events.is_empty(), "early: {:?}", p.events);
+    p.advance(Duration::from_millis(1));
+    assert!(matches!(
+        p.take_events().as_slice(),
+        [Event::RequestFailed { correlation_id, error: RequestError::TimedOut(d) }]
+            if *correlation_id == id && *d == Duration::from_secs(40)
+    ));
+}
+
+#[test]
+fn the_default_idle_timeout_is_540_seconds() {
+    // `Config::new()` untouched: a ready connection with nothing pending is
+    // reaped 540 s after its last activity (the last response read here),
+    // not a millisecond earlier.
+    let mut p = ready_pair(Config::new(), SimBroker::echo());
+    p.conn.send_request(metadata(b"x"), p.now).unwrap();
+    p.drive();
+    assert_eq!(responses(&p.take_events()).len(), 1);
+    let last_activity = p.now;
+    assert_eq!(
+        p.conn.poll_timeout(),
+        Some(last_activity + Duration::from_secs(540))
+    );
+    p.advance(Duration::from_secs(540) - Duration::from_millis(1));
+    assert!(p.events.is_empty(), "early: {:?}", p.events);
+    assert_eq!(p.conn.state(), State::Ready);
+    p.advance(Duration::from_millis(1));
+    assert_eq!(
+        assert_closed_last(&p.events),
+        CloseReason::Idle {
+            idle_for: Duration::from_secs(540)
+        }
+    );
+}
+
+#[test]
+fn stats_count_the_bytes_and_timeouts_of_a_known_exchange() {
+    // With a version hint nothing but the two requests below is sent, so
+    // the byte counts follow from the wire format alone.
+    let table = ApiVersions::from_ranges(DEFAULT_VERSIONS.iter().copied()).unwrap();
+    let broker = SimBroker::new(Box::new(|r| {
+        if &r.body[..] == b"answer" {
+            vec![Action::Respond(r.body.clone())]
+        } else {
+            vec![Action::Ignore]
+        }
+    }));
+    let mut p = ready_pair(Config::new().with_version_hint(table), broker);
+    assert_eq!(p.conn.stats(), Stats::default());
+    p.conn.send_request(metadata(b"answer"), p.now).unwrap();
+    p.conn
+        .send_request(
+            metadata(b"ignore").with_timeout(Duration::from_secs(1)),
+            p.now,
+        )
+        .unwrap();
+    p.drive();
+    p.advance(Duration::from_secs(1));
+    let stats = p.conn.stats();
+    // Metadata v1 uses request header v1: size (4), api key (2), version
+    // (2), correlation id (4), client id "kafka-conn" (2 + 10), then the
+    // 6-byte body: 30 bytes per request.
+    assert_eq!(stats.bytes_sent, 2 * 30);
+    // Response header v0: size (4), correlation id (4), the 6-byte body.
+    assert_eq!(stats.bytes_received, 14);
+    assert_eq!(stats.requests_sent, 2);
+    assert_eq!(stats.responses_received, 1);
+    assert_eq!(stats.timeouts, 1);
+    assert_eq!(stats.late_responses, 0);
 }

@@ -22,7 +22,7 @@ use kafka_conn_core::sim::{
     api_versions_reply, Action, Pair, ReceivedRequest, SimBroker, DEFAULT_VERSIONS,
 };
 use kafka_conn_core::{
-    server, ApiKey, ApiVersions, CloseReason, Config, Event, Incompatibility, Request,
+    server, ApiKey, ApiVersions, CloseReason, Config, Connection, Event, Incompatibility, Request,
     RequestError, State,
 };
 
@@ -718,4 +718,96 @@ fn reauthentication_respects_max_in_flight() {
         "re-authenticated {reauths} times in 30 s of a 10 s session"
     );
     assert!(!p.conn.is_closed());
+}
+
+/// A user-defined mechanism: the factory's name (what `Config` checks and
+/// the application configured) and the instance's own name (what
+/// SaslHandshake carries) are set apart to test both guards.
+#[derive(Debug)]
+struct Named {
+    factory_name: String,
+    instance_name: String,
+}
+
+#[derive(Debug)]
+struct NamedMechanism(String);
+
+impl kafka_conn_core::sasl::Mechanism for NamedMechanism {
+    fn name(&self) -> &str {
+        &self.0
+    }
+
+    fn step(
+        &mut self,
+        _server: Option<&[u8]>,
+    ) -> Result<kafka_conn_core::sasl::Step, kafka_conn_core::sasl::SaslError> {
+        Ok(kafka_conn_core::sasl::Step::Send(b"hello".to_vec()))
+    }
+}
+
+impl kafka_conn_core::sasl::MechanismFactory for Named {
+    fn name(&self) -> &str {
+        &self.factory_name
+    }
+
+    fn start(
+        &self,
+    ) -> Result<Box<dyn kafka_conn_core::sasl::Mechanism>, kafka_conn_core::sasl::SaslError> {
+        Ok(Box::new(NamedMechanism(self.instance_name.clone())))
+    }
+}
+
+#[test]
+fn names_longer_than_a_kafka_string_are_config_errors_not_encoder_panics() {
+    // SaslHandshake carries the mechanism name and every request header the
+    // client id as Kafka strings (i16 length); both used to reach the
+    // encoder, which panicked on the mechanism name.
+    let long = "M".repeat(40_000);
+    let sasl = SaslConfig::new(Arc::new(Named {
+        factory_name: long.clone(),
+        instance_name: long.clone(),
+    }));
+    let config = Config::new().with_sasl(sasl);
+    let expected = kafka_conn_core::ConfigError::SaslMechanismTooLong(40_000);
+    assert_eq!(config.validate(), Err(expected.clone()));
+    let err = Connection::new(config, Instant::now()).unwrap_err();
+    assert_eq!(err, expected);
+    assert!(err.to_string().contains("32767"), "{err}");
+    // The longest allowed name is accepted.
+    let sasl = SaslConfig::new(Arc::new(Named {
+        factory_name: "M".repeat(32_767),
+        instance_name: "M".repeat(32_767),
+    }));
+    assert_eq!(Config::new().with_sasl(sasl).validate(), Ok(()));
+
+    let config = Config::new().with_client_id(Some("c".repeat(32_768)));
+    assert_eq!(
+        Connection::new(config, Instant::now()).unwrap_err(),
+        kafka_conn_core::ConfigError::ClientIdTooLong(32_768)
+    );
+}
+
+#[test]
+fn a_mechanism_instance_naming_itself_too_long_fails_authentication_cleanly() {
+    // The configured (factory) name passes the check; the instance the
+    // factory makes names itself with more than a Kafka string holds. The
+    // connection refuses it when authentication starts instead of panicking
+    // while encoding SaslHandshake.
+    let sasl = SaslConfig::new(Arc::new(Named {
+        factory_name: "CUSTOM".into(),
+        instance_name: "M".repeat(40_000),
+    }));
+    let config = Config::new()
+        .with_sasl(sasl)
+        .with_version_hint(ApiVersions::from_ranges(DEFAULT_VERSIONS.iter().copied()).unwrap());
+    let mut p = Pair::new(config, SimBroker::echo());
+    p.drive();
+    match closed_reason(&p.events) {
+        CloseReason::AuthFailed(f) => {
+            assert_eq!(f.mechanism, "CUSTOM");
+            assert!(f.message.contains("32767"), "{}", f.message);
+        }
+        other => panic!("{other}"),
+    }
+    assert_eq!(p.conn.stats().requests_sent, 0, "nothing was encoded");
 }

@@ -11,8 +11,8 @@ use kafka_conn_core::{
     SaslSession, SendError, Stats,
 };
 
-use crate::connect::ConnectInfo;
 use crate::error::RequestFailure;
+use crate::info::ConnectInfo;
 
 /// What a handle asks the connection's task to do.
 pub(crate) enum Command {

@@ -7,11 +7,11 @@ use bytes::Bytes;
 use kafka_conn_core::sasl::{GssapiStep, OAuthBearerToken};
 use kafka_conn_core::Config;
 
-use crate::credentials::{CallbackError, Credentials};
+use crate::credentials::{CallbackError, CredentialProvider, Credentials};
 use crate::tls::TlsConfig;
 
 /// How to connect: the core [`Config`] (timeouts, SASL, versions), TLS,
-/// the connect timeout and the credential callbacks.
+/// the connect timeout and the credential provider.
 #[derive(Debug, Clone)]
 pub struct ConnectConfig {
     pub(crate) core: Config,
@@ -63,8 +63,31 @@ impl ConnectConfig {
         self
     }
 
+    /// The credential provider: answers every credential request of the
+    /// SASL mechanism (an OAUTHBEARER token, the next GSSAPI token, a
+    /// user-defined mechanism's [`CredentialRequest::Custom`]), for the
+    /// first authentication and for every KIP-368 re-authentication, with
+    /// a [`CredentialContext`] naming the broker. See
+    /// [`CredentialProvider`].
+    ///
+    /// It replaces any provider set before, including those of
+    /// [`with_oauth_token_provider`](Self::with_oauth_token_provider) and
+    /// [`with_gssapi`](Self::with_gssapi).
+    ///
+    /// [`CredentialRequest::Custom`]: kafka_conn_core::sasl::CredentialRequest::Custom
+    /// [`CredentialContext`]: crate::CredentialContext
+    #[must_use]
+    pub fn with_credential_provider(mut self, provider: impl CredentialProvider) -> Self {
+        self.credentials.set(provider);
+        self
+    }
+
     /// The OAUTHBEARER token provider, called for the first authentication
     /// and for every KIP-368 re-authentication (return a fresh token).
+    ///
+    /// Shorthand for a [`with_credential_provider`](Self::with_credential_provider)
+    /// that answers OAUTHBEARER token requests; other requests still go to
+    /// the provider set before, if any.
     #[must_use]
     pub fn with_oauth_token_provider<F, Fut>(mut self, provider: F) -> Self
     where
@@ -78,6 +101,13 @@ impl ConnectConfig {
     /// The GSSAPI step callback: given the server's last token (`None` for
     /// the first step), return the next step of the Kerberos exchange (see
     /// [`kafka_conn_core::sasl::Gssapi`] for the wiring).
+    ///
+    /// Shorthand for a [`with_credential_provider`](Self::with_credential_provider)
+    /// that answers GSSAPI token requests; other requests still go to the
+    /// provider set before, if any. A provider of your own also gets the
+    /// broker's host (for the service principal `kafka/<host>`) and can run
+    /// the Kerberos calls on the blocking pool
+    /// ([`CredentialContext::spawn_blocking`](crate::CredentialContext::spawn_blocking)).
     #[must_use]
     pub fn with_gssapi<F, Fut>(mut self, step: F) -> Self
     where

@@ -1,7 +1,6 @@
 //! Opening a connection: resolve, TCP, TLS, then the core's handshake
 //! (ApiVersions, SASL) in the connection's own task.
 
-use std::fmt;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::pin;
@@ -11,121 +10,21 @@ use std::time::{Duration, Instant};
 
 use futures_channel::{mpsc, oneshot};
 use futures_io::{AsyncRead, AsyncWrite};
-use kafka_conn_core::{
-    ApiVersions, CloseReason, Connection, Phase, ProtocolViolation, SaslSession,
-};
+use kafka_conn_core::{CloseReason, Connection, Phase, ProtocolViolation};
 use tracing::Instrument;
 
 use crate::client::{Client, Command, Shared};
 use crate::config::ConnectConfig;
-use crate::credentials::Credentials;
+use crate::credentials::{CredentialContext, Credentials};
 use crate::direct::{Completions, DirectClient};
 use crate::driver::Driver;
 use crate::engine::{Engine, ReadyReport};
 use crate::error::ConnectError;
-use crate::runtime::Runtime;
+use crate::info::{ConnectInfo, Progress, TcpAttempt, TlsInfo};
+use crate::runtime::{timeout, Runtime};
 use crate::stream::Stream;
-use crate::tls::{capture_presented, classify_handshake_error, peer_speaks_tls, TlsInfo};
+use crate::tls::{capture_presented, classify_handshake_error, peer_speaks_tls};
 use rustls_pki_types::CertificateDer;
-
-/// How a connection was made: what a diagnostics tool shows.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct ConnectInfo {
-    /// The address connected to.
-    pub address: SocketAddr,
-    /// Every address the host resolved to, in the order tried.
-    pub resolved: Vec<SocketAddr>,
-    /// Addresses tried before `address`, with why each failed.
-    pub failed_attempts: Vec<TcpAttempt>,
-    /// How long each step took.
-    pub timings: Timings,
-    /// The TLS session, when TLS is on, with the broker's certificate
-    /// chain (DER; the driver carries no X.509 parser to decode it).
-    pub tls: Option<TlsInfo>,
-    /// What the broker supports (see [`ApiVersions::fell_back`] for
-    /// whether a KIP-511 fallback happened).
-    pub api_versions: Arc<ApiVersions>,
-    /// The SASL session, when the connection authenticated.
-    pub sasl: Option<SaslSession>,
-}
-
-/// How long each step of [`connect`] took. A step is `None` when it was
-/// not needed or, in a [`ConnectError`]'s [`Progress`], did not complete.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Timings {
-    /// DNS resolution (`None` for an IP literal: no lookup).
-    pub resolve: Option<Duration>,
-    /// The TCP connect that succeeded (failed attempts are timed in
-    /// [`TcpAttempt::took`]).
-    pub tcp: Option<Duration>,
-    /// The TLS handshake.
-    pub tls: Option<Duration>,
-    /// ApiVersions: from the transport being up until the broker's
-    /// versions are known, including any KIP-511 fallback (`None` with a
-    /// version hint, which skips the exchange).
-    pub api_versions: Option<Duration>,
-    /// SASL: from the versions being known until authenticated.
-    pub sasl: Option<Duration>,
-    /// Everything: until ready, or until the failure.
-    pub total: Duration,
-}
-
-/// One TCP connect attempt that failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct TcpAttempt {
-    /// The address tried.
-    pub addr: SocketAddr,
-    /// Why it failed, e.g. "connection refused" or "timed out after 10s".
-    pub reason: String,
-    /// How long the attempt took.
-    pub took: Duration,
-}
-
-impl fmt::Display for TcpAttempt {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.addr, self.reason)
-    }
-}
-
-/// What [`connect`] got done before it failed (see [`ConnectError::progress`]).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Progress {
-    /// The steps that completed, with their times; `total` is the time
-    /// until the failure.
-    pub timings: Timings,
-    /// Every address the host resolved to (empty if resolution failed).
-    pub resolved: Vec<SocketAddr>,
-    /// Every TCP attempt that failed, in order: all of them when no
-    /// address could be reached.
-    pub failed_attempts: Vec<TcpAttempt>,
-    /// The address TCP connected to, once it did.
-    pub address: Option<SocketAddr>,
-}
-
-impl Progress {
-    /// The failed attempts before the last, for an error message that
-    /// names the last address itself ("" when there was only one).
-    pub(crate) fn earlier_attempts(&self) -> String {
-        match self.failed_attempts.split_last() {
-            Some((_, earlier)) if !earlier.is_empty() => {
-                let list: Vec<String> = earlier.iter().map(ToString::to_string).collect();
-                format!(" (every address failed; also tried {})", list.join(", "))
-            }
-            _ => String::new(),
-        }
-    }
-
-    /// A boxed copy for an error, with `total` measured from `start`.
-    fn at_failure(&self, start: Instant) -> Box<Progress> {
-        let mut p = self.clone();
-        p.timings.total = start.elapsed();
-        Box::new(p)
-    }
-}
 
 /// When a TLS handshake has not finished after this long, `connect` asks
 /// the port in plaintext Kafka on a second connection, in parallel: a
@@ -165,6 +64,8 @@ struct Transport<T> {
 
 /// What `connect` learnt before the Kafka handshake.
 struct SoFar {
+    /// The host as given (for the credential provider).
+    host: String,
     addr: SocketAddr,
     resolved: Vec<SocketAddr>,
     tls: Option<TlsInfo>,
@@ -179,7 +80,7 @@ async fn open_transport<R: Runtime>(
     address: &str,
     config: &ConnectConfig,
 ) -> Result<Transport<R::Tcp>, ConnectError> {
-    let start = Instant::now();
+    let start = rt.now();
     config.core.validate()?;
     let tls_config = config.tls.as_ref().map(|t| t.rustls()).transpose()?;
     let (host, port) = split_host_port(address)?;
@@ -188,7 +89,7 @@ async fn open_transport<R: Runtime>(
     let resolved = match host.parse::<IpAddr>() {
         Ok(ip) => vec![SocketAddr::new(ip, port)],
         Err(_) => {
-            let t = Instant::now();
+            let t = rt.now();
             let found = timeout(
                 rt,
                 config.connect_timeout,
@@ -204,9 +105,9 @@ async fn open_transport<R: Runtime>(
             .map_err(|source| ConnectError::Resolve {
                 host: host.to_owned(),
                 source,
-                progress: progress.at_failure(start),
+                progress: progress.at_failure(start, rt.now()),
             })?;
-            progress.timings.resolve = Some(t.elapsed());
+            progress.timings.resolve = Some(rt.now().saturating_duration_since(t));
             tracing::debug!(addresses = ?found, took = ?progress.timings.resolve, "resolved");
             found
         }
@@ -215,7 +116,7 @@ async fn open_transport<R: Runtime>(
     if resolved.is_empty() {
         return Err(ConnectError::NoAddresses {
             host: host.to_owned(),
-            progress: progress.at_failure(start),
+            progress: progress.at_failure(start, rt.now()),
         });
     }
 
@@ -223,9 +124,9 @@ async fn open_transport<R: Runtime>(
     let mut last_failure = None;
     let mut tcp = None;
     for &addr in &resolved {
-        let t = Instant::now();
+        let t = rt.now();
         let outcome = timeout(rt, config.connect_timeout, rt.connect_tcp(addr)).await;
-        let took = t.elapsed();
+        let took = rt.now().saturating_duration_since(t);
         let timed_out = outcome.is_none();
         let failure = match outcome {
             Some(Ok(s)) => {
@@ -251,7 +152,7 @@ async fn open_transport<R: Runtime>(
     }
     let Some((addr, tcp)) = tcp else {
         let (addr, source, timed_out) = last_failure.expect("at least one address was tried");
-        let progress = progress.at_failure(start);
+        let progress = progress.at_failure(start, rt.now());
         return Err(if timed_out {
             ConnectError::ConnectTimeout {
                 addr,
@@ -272,7 +173,7 @@ async fn open_transport<R: Runtime>(
     rt.set_nodelay(&tcp).map_err(|source| ConnectError::Tcp {
         addr,
         source,
-        progress: progress.at_failure(start),
+        progress: progress.at_failure(start, rt.now()),
     })?;
     tracing::debug!(%addr, took = ?progress.timings.tcp, "TCP connected");
 
@@ -280,7 +181,7 @@ async fn open_transport<R: Runtime>(
         (Some(tls), Some(rustls_config)) => {
             let name = tls.server_name_for(host)?;
             let name_text = name.to_str().into_owned();
-            let t = Instant::now();
+            let t = rt.now();
             let handshake = futures_rustls::TlsConnector::from(rustls_config).connect(name, tcp);
             let s = match tls_handshake(rt, addr, handshake, config.connect_timeout).await {
                 TlsOutcome::Done(Ok(s)) => s,
@@ -290,7 +191,7 @@ async fn open_transport<R: Runtime>(
                         addr,
                         &name_text,
                         presented,
-                        progress.at_failure(start),
+                        progress.at_failure(start, rt.now()),
                     ))
                 }
                 TlsOutcome::PlaintextKafka => {
@@ -298,20 +199,20 @@ async fn open_transport<R: Runtime>(
                         addr,
                         detail: format!(
                             "no TLS answer after {:?}, but the port answers Kafka ApiVersions in plaintext",
-                            t.elapsed()
+                            rt.now().saturating_duration_since(t)
                         ),
-                        progress: progress.at_failure(start),
+                        progress: progress.at_failure(start, rt.now()),
                     })
                 }
                 TlsOutcome::TimedOut => {
                     return Err(ConnectError::TlsTimeout {
                         addr,
                         after: config.connect_timeout,
-                        progress: progress.at_failure(start),
+                        progress: progress.at_failure(start, rt.now()),
                     })
                 }
             };
-            progress.timings.tls = Some(t.elapsed());
+            progress.timings.tls = Some(rt.now().saturating_duration_since(t));
             let info = TlsInfo::from_connection(s.get_ref().1, name_text);
             tracing::debug!(
                 version = %info.protocol_version,
@@ -328,6 +229,7 @@ async fn open_transport<R: Runtime>(
     Ok(Transport {
         stream,
         so_far: SoFar {
+            host: host.to_owned(),
             addr,
             resolved,
             tls,
@@ -343,15 +245,22 @@ async fn connect_in_span<R: Runtime>(
     config: ConnectConfig,
 ) -> Result<Client, ConnectError> {
     let Transport { stream, so_far } = open_transport(&rt, address, &config).await?;
-    let handshake_start = Instant::now();
+    let handshake_start = rt.now();
     let conn = Connection::new(config.core.clone(), handshake_start)?;
-    let (commands, shared, ready_rx) =
-        spawn_driver(&rt, so_far.addr, conn, stream, config.credentials.clone());
+    let peer = CredentialContext::for_runtime(&rt, &so_far.host, so_far.addr);
+    let (commands, shared, ready_rx) = spawn_driver(
+        &rt,
+        so_far.addr,
+        conn,
+        stream,
+        config.credentials.clone(),
+        peer,
+    );
     // An error: the task vanished without a word (its runtime is shutting down).
     let report = ready_rx.await.unwrap_or_else(|_| ReadyReport {
         result: Err(CloseReason::Shutdown),
         versions_known_at: None,
-        at: Instant::now(),
+        at: rt.now(),
     });
     let (tls_alert, bytes_received) = {
         let p = shared.lock();
@@ -390,9 +299,10 @@ async fn connect_direct_in_span<R: Runtime>(
 ) -> Result<DirectClient<R>, ConnectError> {
     let Transport { stream, so_far } = open_transport(&rt, address, &config).await?;
     let span = tracing::info_span!("kafka_conn", addr = %so_far.addr);
-    let handshake_start = Instant::now();
+    let handshake_start = rt.now();
     let conn = Connection::new(config.core.clone(), handshake_start)?;
-    let mut engine = Engine::new(rt.clone(), conn, stream, config.credentials.clone());
+    let peer = CredentialContext::for_runtime(&rt, &so_far.host, so_far.addr);
+    let mut engine = Engine::new(rt.clone(), conn, stream, config.credentials.clone(), peer);
     let mut out = Completions::default();
     let report = std::future::poll_fn(|cx| {
         let _entered = span.enter();
@@ -432,6 +342,7 @@ async fn finish_handshake<R: Runtime>(
     bytes_received: u64,
 ) -> Result<ConnectInfo, ConnectError> {
     let SoFar {
+        host: _,
         addr,
         resolved,
         tls,
@@ -450,13 +361,13 @@ async fn finish_handshake<R: Runtime>(
                 detail: format!(
                     "the broker ended the TLS session with the alert {alert}: with mTLS, the broker requires a client certificate or rejected ours"
                 ),
-                progress: progress.at_failure(start),
+                progress: progress.at_failure(start, rt.now()),
             });
         }
         Err(CloseReason::Protocol(ProtocolViolation::LooksLikeTls)) => {
             return Err(ConnectError::BrokerSpeaksTls {
                 addr,
-                progress: progress.at_failure(start),
+                progress: progress.at_failure(start, rt.now()),
             })
         }
         Err(
@@ -468,7 +379,7 @@ async fn finish_handshake<R: Runtime>(
             // The peer hung up without a word: a TLS listener that resets
             // plaintext clients does exactly that. Ask it in TLS.
             let within = config.connect_timeout.min(PROBE_LIMIT);
-            let failed = progress.at_failure(start);
+            let failed = progress.at_failure(start, rt.now());
             if peer_speaks_tls(rt, addr, within).await {
                 return Err(ConnectError::BrokerSpeaksTls {
                     addr,
@@ -485,7 +396,7 @@ async fn finish_handshake<R: Runtime>(
             return Err(ConnectError::Handshake {
                 addr,
                 reason,
-                progress: progress.at_failure(start),
+                progress: progress.at_failure(start, rt.now()),
             })
         }
     };
@@ -493,7 +404,7 @@ async fn finish_handshake<R: Runtime>(
         let authenticating_from = report.versions_known_at.unwrap_or(handshake_start);
         progress.timings.sasl = Some(report.at.saturating_duration_since(authenticating_from));
     }
-    progress.timings.total = start.elapsed();
+    progress.timings.total = rt.now().saturating_duration_since(start);
     let info = ConnectInfo {
         address: addr,
         resolved,
@@ -530,7 +441,7 @@ async fn tls_handshake<R: Runtime, T>(
     let mut handshake = pin!(timeout(rt, connect_timeout, capture_presented(handshake)));
     let probe_delay = NOT_TLS_PROBE_DELAY.min(connect_timeout);
     let mut probe = pin!(async {
-        rt.sleep_until(Instant::now() + probe_delay).await;
+        rt.sleep_until(rt.now() + probe_delay).await;
         tracing::debug!(%addr, after = ?probe_delay, "no TLS answer yet: asking the port in plaintext Kafka");
         peer_speaks_kafka(rt, addr, connect_timeout.min(PROBE_LIMIT)).await
     });
@@ -572,6 +483,7 @@ fn spawn_driver<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     conn: Connection,
     stream: S,
     credentials: Credentials,
+    peer: CredentialContext,
 ) -> (
     mpsc::UnboundedSender<Command>,
     Arc<Shared>,
@@ -580,15 +492,8 @@ fn spawn_driver<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     let (commands, commands_rx) = mpsc::unbounded();
     let (ready_tx, ready_rx) = oneshot::channel();
     let shared = Arc::new(Shared::default());
-    let driver = Driver::new(
-        rt.clone(),
-        conn,
-        stream,
-        commands_rx,
-        credentials,
-        shared.clone(),
-        ready_tx,
-    );
+    let engine = Engine::new(rt.clone(), conn, stream, credentials, peer);
+    let driver = Driver::new(engine, commands_rx, shared.clone(), ready_tx);
     rt.spawn(Box::pin(
         driver.instrument(tracing::info_span!("kafka_conn", %addr)),
     ));
@@ -603,10 +508,12 @@ async fn peer_speaks_kafka<R: Runtime>(rt: &R, addr: SocketAddr, within: Duratio
         return false;
     };
     let core = kafka_conn_core::Config::new().with_handshake_timeout(within);
-    let Ok(conn) = Connection::new(core, Instant::now()) else {
+    let Ok(conn) = Connection::new(core, rt.now()) else {
         return false;
     };
-    let (commands, _shared, ready) = spawn_driver(rt, addr, conn, tcp, Credentials::default());
+    let peer = CredentialContext::for_runtime(rt, &addr.ip().to_string(), addr);
+    let (commands, _shared, ready) =
+        spawn_driver(rt, addr, conn, tcp, Credentials::default(), peer);
     let spoke = matches!(ready.await, Ok(ReadyReport { result: Ok(_), .. }));
     // Dropping the only handle closes the probe connection.
     drop(commands);
@@ -633,21 +540,6 @@ fn split_host_port(address: &str) -> Result<(&str, u16), ConnectError> {
         .parse::<u16>()
         .map_err(|_| invalid("the port is not a number from 0 to 65535"))?;
     Ok((host, port))
-}
-
-/// Runs `fut` for at most `after` on `rt`'s timer; `None` when the time ran
-/// out (then `fut` is dropped). Runtime-agnostic, for code written against
-/// [`Runtime`].
-pub async fn timeout<R: Runtime, F: Future>(rt: &R, after: Duration, fut: F) -> Option<F::Output> {
-    let mut fut = pin!(fut);
-    let mut sleep = rt.sleep_until(Instant::now() + after);
-    std::future::poll_fn(|cx| {
-        if let Poll::Ready(v) = fut.as_mut().poll(cx) {
-            return Poll::Ready(Some(v));
-        }
-        sleep.as_mut().poll(cx).map(|()| None)
-    })
-    .await
 }
 
 #[cfg(test)]

@@ -6,16 +6,15 @@ use std::future::poll_fn;
 use std::ops::RangeInclusive;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
 
 use kafka_conn_core::{
     ApiKey, ApiVersions, CloseReason, Connection, CorrelationId, Request, RequestError, Response,
     SaslSession, SendError, Stats,
 };
 
-use crate::connect::ConnectInfo;
 use crate::engine::{apply_throttle, Engine, Outcomes, ReadyReport};
 use crate::error::RequestFailure;
+use crate::info::ConnectInfo;
 use crate::runtime::Runtime;
 use crate::stream::Stream;
 
@@ -25,7 +24,7 @@ use crate::stream::Stream;
 /// talks to it through a channel; that costs a channel message, a oneshot
 /// and a second task wake-up per request. A `DirectClient` runs the same
 /// drive loop (the same code: writes, reads, deadlines, credential
-/// callbacks, re-authentication) inside its own methods instead, so a
+/// provider, re-authentication) inside its own methods instead, so a
 /// request costs only the socket I/O and the core. It suits a task that
 /// owns its connection: a proxy's per-broker loop, a benchmark, a tool.
 ///
@@ -36,9 +35,9 @@ use crate::stream::Stream;
 /// flight should therefore keep a `recv` (or `request`) pending, e.g. in
 /// its `select!` loop.
 ///
-/// Pipelining: [`send`](Self::send) queues any number of requests (no
-/// I/O), and [`recv`](Self::recv) writes them, then returns the
-/// completions in the order they arrive. [`request`](Self::request) is
+/// Pipelining: [`submit`](Self::submit) queues any number of requests (no
+/// I/O) and returns their ids, and [`recv`](Self::recv) writes them, then
+/// returns the completions in the order they arrive. [`request`](Self::request) is
 /// both for one request; completions of other requests that arrive
 /// meanwhile wait for `recv`.
 ///
@@ -51,11 +50,11 @@ pub struct DirectClient<R: Runtime> {
     span: tracing::Span,
 }
 
-/// How one request sent with [`DirectClient::send`] ended.
+/// How one request queued with [`DirectClient::submit`] ended.
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct Completion {
-    /// The id [`DirectClient::send`] returned.
+    /// The id [`DirectClient::submit`] returned.
     pub correlation_id: CorrelationId,
     /// The response, or why there is none.
     pub result: Result<Response, RequestFailure>,
@@ -140,10 +139,24 @@ impl<R: Runtime> DirectClient<R> {
     ///
     /// A request built with [`Request::without_response`] (Produce with
     /// `acks=0`) gets no completion: it is done once written.
-    pub fn send(&mut self, request: Request) -> Result<CorrelationId, SendError> {
-        let id = self.engine.conn.send_request(request, Instant::now());
+    ///
+    /// (Named apart from [`Client::send`](crate::Client::send), which waits
+    /// for the response: that is [`request`](Self::request) here.)
+    pub fn submit(&mut self, request: Request) -> Result<CorrelationId, SendError> {
+        let id = self.engine.conn.send_request(request, self.engine.now());
         self.engine.drain_events(&mut self.out);
         id
+    }
+
+    /// The old name of [`submit`](Self::submit), which it calls: it queues
+    /// and returns an id, unlike `Client::send`, which waits for the
+    /// response.
+    #[deprecated(
+        since = "0.1.0",
+        note = "renamed `submit` (it queues and returns an id; `request` waits for the response)"
+    )]
+    pub fn send(&mut self, request: Request) -> Result<CorrelationId, SendError> {
+        self.submit(request)
     }
 
     /// Drives the connection until a request completes, and returns that
@@ -182,12 +195,12 @@ impl<R: Runtime> DirectClient<R> {
     /// response read and discarded when it arrives.
     ///
     /// A request built with [`Request::without_response`] is refused with
-    /// [`RequestFailure::NoResponseExpected`]: use [`send`](Self::send).
+    /// [`RequestFailure::NoResponseExpected`]: use [`submit`](Self::submit).
     pub async fn request(&mut self, request: Request) -> Result<Response, RequestFailure> {
         if !request.expects_response() {
             return Err(RequestFailure::NoResponseExpected);
         }
-        let id = self.send(request).map_err(RequestFailure::Refused)?;
+        let id = self.submit(request).map_err(RequestFailure::Refused)?;
         let mut guard = CancelOnDrop {
             client: self,
             id,
@@ -206,7 +219,7 @@ impl<R: Runtime> DirectClient<R> {
             self.out.queue.remove(pos);
             return true;
         }
-        self.engine.conn.cancel(id, Instant::now())
+        self.engine.conn.cancel(id, self.engine.now())
     }
 
     /// Tells the connection that a response to `version` of `api_key`
@@ -215,12 +228,13 @@ impl<R: Runtime> DirectClient<R> {
     /// does.
     pub fn handle_throttle_time(&mut self, api_key: ApiKey, version: i16, throttle_time_ms: i32) {
         if throttle_time_ms > 0 && api_key.client_throttles(version) {
+            let now = self.engine.now();
             apply_throttle(
                 &mut self.engine.conn,
                 api_key,
                 version,
                 throttle_time_ms,
-                Instant::now(),
+                now,
             );
         }
     }
@@ -230,7 +244,7 @@ impl<R: Runtime> DirectClient<R> {
     /// the TLS close_notify or TCP FIN and drops the socket; await
     /// [`closed`](Self::closed) for that.
     pub fn close(&mut self) {
-        self.engine.conn.close(Instant::now());
+        self.engine.conn.close(self.engine.now());
         self.engine.drain_events(&mut self.out);
     }
 

@@ -18,7 +18,6 @@ use kafka_conn_core::{
 };
 
 use crate::client::{Command, Shared};
-use crate::credentials::Credentials;
 use crate::engine::{apply_throttle, Engine, Outcomes, ReadyReport};
 use crate::error::RequestFailure;
 use crate::runtime::Runtime;
@@ -51,17 +50,15 @@ struct Handles {
 }
 
 impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Driver<R, S> {
+    /// The task for `engine`, serving the handles on `commands`.
     pub(crate) fn new(
-        rt: R,
-        conn: Connection,
-        io: S,
+        engine: Engine<R, S>,
         commands: mpsc::UnboundedReceiver<Command>,
-        credentials: Credentials,
         shared: Arc<Shared>,
         ready: oneshot::Sender<ReadyReport>,
     ) -> Self {
         Self {
-            engine: Engine::new(rt, conn, io, credentials),
+            engine,
             handles: Handles {
                 commands,
                 gone: false,
@@ -89,13 +86,14 @@ impl Handles {
             match Pin::new(&mut self.commands).poll_next(cx) {
                 Poll::Ready(Some(cmd)) => {
                     progress = true;
-                    self.on_command(cmd, &mut engine.conn);
+                    let now = engine.now();
+                    self.on_command(cmd, &mut engine.conn, now);
                 }
                 Poll::Ready(None) => {
                     // Every handle (and the connecting future) is gone.
                     tracing::debug!("last handle dropped: closing");
                     self.gone = true;
-                    engine.conn.close(Instant::now());
+                    engine.conn.close(engine.now());
                     progress = true;
                 }
                 Poll::Pending => break,
@@ -105,8 +103,7 @@ impl Handles {
         progress
     }
 
-    fn on_command(&mut self, cmd: Command, conn: &mut Connection) {
-        let now = Instant::now();
+    fn on_command(&mut self, cmd: Command, conn: &mut Connection, now: Instant) {
         match cmd {
             Command::Send {
                 key,

@@ -1,7 +1,7 @@
 //! The drive loop itself, written once for both ways of running a
 //! connection: the [`Engine`] owns the socket and the core [`Connection`]
 //! and does all the I/O (vectored writes, reads straight into the core's
-//! buffer, the core's deadlines, credential callbacks); what the core
+//! buffer, the core's deadlines, the credential provider); what the core
 //! reports goes to an [`Outcomes`]. The spawned task of [`Client`]
 //! (`driver.rs`) hands outcomes to waiting handles; [`DirectClient`]
 //! (`direct.rs`) queues them for its own caller.
@@ -23,7 +23,7 @@ use kafka_conn_core::{
     RequestError, Response, SaslSession, State,
 };
 
-use crate::credentials::{CallbackError, Credentials};
+use crate::credentials::{CallbackError, CredentialContext, Credentials, Unanswered};
 use crate::runtime::{BoxFuture, Runtime};
 
 /// How many slices one vectored write gathers.
@@ -77,6 +77,8 @@ pub(crate) struct Engine<R: Runtime, S> {
     io: Option<S>,
     timer: Option<(Instant, BoxFuture<'static, ()>)>,
     credentials: Credentials,
+    /// Who the connection is to, for the credential provider.
+    peer: CredentialContext,
     credential: Option<BoxFuture<'static, Result<Credential, CallbackError>>>,
     /// Handshake timing (see [`ReadyReport`]): still negotiating versions,
     /// and when that ended.
@@ -98,7 +100,13 @@ pub(crate) struct Engine<R: Runtime, S> {
 }
 
 impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Engine<R, S> {
-    pub(crate) fn new(rt: R, conn: Connection, io: S, credentials: Credentials) -> Self {
+    pub(crate) fn new(
+        rt: R,
+        conn: Connection,
+        io: S,
+        credentials: Credentials,
+        peer: CredentialContext,
+    ) -> Self {
         let negotiating = matches!(conn.state(), State::Negotiating { .. });
         let read_waker = Arc::new(ReadWaker::default());
         Self {
@@ -107,6 +115,7 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Engine<R, S> {
             io: Some(io),
             timer: None,
             credentials,
+            peer,
             credential: None,
             negotiating,
             versions_known_at: None,
@@ -118,6 +127,11 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Engine<R, S> {
             forwarding_to: None,
             closed: None,
         }
+    }
+
+    /// The runtime's clock: every `now` given to the core comes from here.
+    pub(crate) fn now(&self) -> Instant {
+        self.rt.now()
     }
 
     /// One poll of the connection, for whichever task runs it: drains what
@@ -218,18 +232,18 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Engine<R, S> {
                     self.conn.handle_io_error(
                         std::io::ErrorKind::WriteZero,
                         "the socket accepted no bytes".to_owned(),
-                        Instant::now(),
+                        self.rt.now(),
                     );
                     progress = true;
                 }
                 Poll::Ready(Ok(written)) => {
-                    self.conn.transmit_complete(written, Instant::now());
+                    self.conn.transmit_complete(written, self.rt.now());
                     self.unflushed = true;
                     progress = true;
                 }
                 Poll::Ready(Err(e)) => {
                     self.conn
-                        .handle_io_error(e.kind(), e.to_string(), Instant::now());
+                        .handle_io_error(e.kind(), e.to_string(), self.rt.now());
                     progress = true;
                 }
                 Poll::Pending => break,
@@ -242,7 +256,7 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Engine<R, S> {
                 Poll::Ready(Ok(())) => self.unflushed = false,
                 Poll::Ready(Err(e)) => {
                     self.conn
-                        .handle_io_error(e.kind(), e.to_string(), Instant::now());
+                        .handle_io_error(e.kind(), e.to_string(), self.rt.now());
                     self.drain_events(out);
                     progress = true;
                 }
@@ -279,7 +293,7 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Engine<R, S> {
                 (Pin::new(io).poll_read(&mut read_cx, buf), window)
             };
             // The clock only for a read that ended (most probes are Pending).
-            let now = Instant::now;
+            let now = || self.rt.now();
             match result {
                 Poll::Ready(Ok(0)) => self.conn.handle_eof(now()),
                 Poll::Ready(Ok(n)) => {
@@ -316,7 +330,7 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Engine<R, S> {
             self.timer = None;
             return false;
         };
-        let now = Instant::now();
+        let now = self.rt.now();
         if now >= deadline {
             self.timer = None;
             self.conn.handle_timeout(now);
@@ -337,7 +351,7 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Engine<R, S> {
         false
     }
 
-    /// Polls the credential callback in flight, if any.
+    /// Polls the credential provider's answer in flight, if any.
     fn poll_credential(&mut self, cx: &mut Context<'_>, out: &mut impl Outcomes) -> bool {
         let Some(fut) = &mut self.credential else {
             return false;
@@ -346,7 +360,7 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Engine<R, S> {
             return false;
         };
         self.credential = None;
-        let now = Instant::now();
+        let now = self.rt.now();
         match result {
             Ok(credential) => match self.conn.provide_credential(credential, now) {
                 Ok(()) => tracing::debug!("credential provided"),
@@ -356,26 +370,36 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Engine<R, S> {
                 }
                 Err(e) => tracing::debug!(error = %e, "credential no longer needed"),
             },
-            Err(e) => self.fail_locally(format!("the credential callback failed: {e}")),
+            Err(e) => match e.downcast_ref::<Unanswered>() {
+                Some(Unanswered(why)) => self.fail_locally(why.clone()),
+                None => self.fail_locally(format!("the credential callback failed: {e}")),
+            },
         }
         self.drain_events(out);
         true
     }
 
-    /// A credential callback failed (or none is configured): the core
+    /// A credential provider failed (or none is configured): the core
     /// fails the authentication and closes with `AuthFailed`.
     fn fail_locally(&mut self, message: String) {
         tracing::warn!(%message, "credential not available: authentication fails");
-        if let Err(e) = self.conn.credential_failed(&message, Instant::now()) {
+        if let Err(e) = self.conn.credential_failed(&message, self.rt.now()) {
             tracing::debug!(error = %e, "no credential was pending");
         }
     }
 
-    fn on_credential_required(&mut self, request: &CredentialRequest) {
-        tracing::debug!(kind = credential_kind(request), "credential required");
-        match self.credentials.answer(request) {
+    fn on_credential_required(&mut self, request: CredentialRequest) {
+        // Asked after the connection was ready: a KIP-368 re-authentication.
+        let reauthentication = self.ready_reported;
+        tracing::debug!(
+            kind = credential_kind(&request),
+            reauthentication,
+            "credential required"
+        );
+        let context = self.peer.clone().with_reauthentication(reauthentication);
+        match self.credentials.answer(request, context) {
             Ok(fut) => self.credential = Some(fut),
-            Err(why) => self.fail_locally(why.to_owned()),
+            Err(why) => self.fail_locally(why),
         }
     }
 
@@ -385,7 +409,7 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Engine<R, S> {
         if self.negotiating && !matches!(self.conn.state(), State::Negotiating { .. }) {
             self.negotiating = false;
             if self.conn.api_versions().is_some() {
-                self.versions_known_at = Some(Instant::now());
+                self.versions_known_at = Some(self.rt.now());
             }
         }
     }
@@ -397,7 +421,7 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Engine<R, S> {
             out.ready(ReadyReport {
                 result,
                 versions_known_at: self.versions_known_at,
-                at: Instant::now(),
+                at: self.rt.now(),
             });
         }
     }
@@ -428,7 +452,7 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Engine<R, S> {
                     );
                     self.report_ready(out, Ok((api_versions, sasl)));
                 }
-                Event::CredentialRequired(request) => self.on_credential_required(&request),
+                Event::CredentialRequired(request) => self.on_credential_required(request),
                 Event::Reauthenticated(session) => {
                     tracing::info!(
                         mechanism = %session.mechanism,
@@ -514,3 +538,6 @@ fn credential_kind(r: &CredentialRequest) -> &'static str {
         _ => "custom",
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use kafka_conn_core::{CloseReason, ConfigError, RequestError, SendError};
 use rustls_pki_types::CertificateDer;
 
-use crate::connect::{Progress, Timings};
+use crate::info::{Progress, Timings};
 
 /// Why [`crate::connect`] failed. Each cause a user can act on differently
 /// has its own variant, and the message says what to do.

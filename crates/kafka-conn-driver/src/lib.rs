@@ -1,14 +1,17 @@
 //! # kafka-conn-driver
 //!
 //! Drives a [`kafka_conn_core::Connection`] over a real socket on any async
-//! runtime. The runtime supplies only DNS, TCP, a timer and spawning (the
-//! [`Runtime`] trait); everything else is here, written once:
+//! runtime. The runtime supplies only DNS, TCP, a clock and a timer,
+//! spawning and a blocking pool (the [`Runtime`] trait); everything else is
+//! here, written once, and so is the API of the adapter crates
+//! ([`adapter_api!`]):
 //!
 //! - **One task per connection** owns the socket and the core and runs a
 //!   single hand-written poll loop: commands from the handles, reads
 //!   straight into the core's buffer, vectored writes, the core's
-//!   deadlines (checked against the clock, not only the timer), credential
-//!   callbacks, and the core's events drained after every input.
+//!   deadlines (checked against the runtime's clock, not only its timer),
+//!   the credential provider, and the core's events drained after every
+//!   input.
 //! - **[`DirectClient`]** ([`connect_direct`]) runs the same loop in its
 //!   caller's task instead: no task, no channel, no second wake-up per
 //!   request, for code that owns its connection in one task. It moves only
@@ -21,6 +24,11 @@
 //! - **TLS** (SSL, SASL_SSL) through futures-rustls with the `ring`
 //!   provider: a CA file or the system roots, a server name override and
 //!   client certificates ([`TlsConfig`]).
+//! - **One [`CredentialProvider`]** ([`ConnectConfig::with_credential_provider`])
+//!   answers every credential request of every SASL mechanism (OAUTHBEARER,
+//!   GSSAPI, your own through `CredentialRequest::Custom`), for each
+//!   authentication and re-authentication, told the broker's host and
+//!   whether it re-authenticates ([`CredentialContext`]).
 //! - **[`connect`]** reports each failure a user can fix differently as its
 //!   own [`ConnectError`] variant, and returns what a diagnostics tool
 //!   needs in [`Client::info`]: address, timings, TLS session, versions, SASL.
@@ -35,6 +43,7 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod adapter;
 #[cfg(any(feature = "gssapi", feature = "oidc", feature = "aws-msk-iam"))]
 mod auth;
 mod client;
@@ -45,6 +54,9 @@ mod direct;
 mod driver;
 mod engine;
 mod error;
+mod info;
+#[cfg(test)]
+mod module_graph;
 mod runtime;
 mod stream;
 mod tls;
@@ -62,17 +74,24 @@ pub use auth::{ClientAuth, OidcError, OidcTokenProvider};
 pub use auth::{Kerberos, KerberosError, KerberosExchange};
 pub use client::Client;
 pub use config::ConnectConfig;
-pub use connect::{connect, connect_direct, timeout, ConnectInfo, Progress, TcpAttempt, Timings};
-pub use credentials::CallbackError;
+pub use connect::{connect, connect_direct};
+pub use credentials::{CallbackError, CredentialContext, CredentialProvider};
 pub use direct::{Completion, DirectClient};
 pub use error::{ConnectError, RequestFailure};
-pub use runtime::{BoxFuture, Runtime};
+pub use info::{ConnectInfo, Progress, TcpAttempt, Timings, TlsInfo};
+pub use runtime::{timeout, BoxFuture, Runtime};
 /// A DER certificate, as in [`TlsInfo::peer_certificates`] and [`ConnectError::presented_certificates`].
 pub use rustls_pki_types::CertificateDer;
-pub use tls::{TlsConfig, TlsInfo};
+pub use tls::TlsConfig;
 #[cfg(feature = "kafka-protocol")]
 #[cfg_attr(docsrs, doc(cfg(feature = "kafka-protocol")))]
 pub use typed::TypedFailure;
 
 /// The sans-IO core this crate drives, re-exported so users need one dependency.
 pub use kafka_conn_core as core;
+
+/// The examples of `docs/sasl.md`, compiled and run as doctests so that
+/// the guide stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/sasl.md")]
+pub struct SaslGuide;

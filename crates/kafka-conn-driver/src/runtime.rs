@@ -1,22 +1,33 @@
-//! What the driver needs from an async runtime, and nothing more.
+//! What the driver needs from an async runtime, and nothing more, plus
+//! [`timeout`], written once on top of it.
 
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
-use std::time::Instant;
+use std::panic::{self, AssertUnwindSafe};
+use std::pin::{pin, Pin};
+use std::task::Poll;
+use std::time::{Duration, Instant};
 
+use futures_channel::oneshot;
 use futures_io::{AsyncRead, AsyncWrite};
 
 /// A boxed, sendable future: the runtime trait returns these so that it
 /// needs no `async fn` in traits and no macro crate.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// The pieces of an async runtime the driver uses: DNS, TCP, a timer and
-/// spawning one task per connection.
+/// The pieces of an async runtime the driver uses: DNS, TCP, a clock and a
+/// timer, spawning one task per connection, and a pool for blocking work.
 ///
 /// `kafka-conn-tokio`, `kafka-conn-smol` and `kafka-conn-async-std`
-/// implement it; implement it yourself to run on another executor.
+/// implement it; implement it yourself to run on another executor (five
+/// methods are required; [`now`](Runtime::now) and
+/// [`spawn_blocking`](Runtime::spawn_blocking) have defaults).
+///
+/// The driver reads the time only through [`now`](Runtime::now) and waits
+/// only through [`sleep_until`](Runtime::sleep_until), so a runtime whose
+/// clock is virtual (a test's, or tokio's paused clock) drives every
+/// deadline of the connection in that virtual time.
 pub trait Runtime: Clone + Send + Sync + Unpin + 'static {
     /// A connected TCP stream.
     type Tcp: AsyncRead + AsyncWrite + Unpin + Send + 'static;
@@ -31,10 +42,144 @@ pub trait Runtime: Clone + Send + Sync + Unpin + 'static {
     /// Nagle's algorithm only adds delay.
     fn set_nodelay(&self, tcp: &Self::Tcp) -> io::Result<()>;
 
-    /// A future that completes at (or after) `deadline`. The driver checks
-    /// the clock itself when it fires, so an early or late wake-up is harmless.
+    /// The current time, as the timer of [`sleep_until`](Runtime::sleep_until)
+    /// sees it. Every `now` the driver hands the core comes from here.
+    /// Defaults to [`Instant::now`].
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+
+    /// A future that completes at (or after) `deadline` on the clock of
+    /// [`now`](Runtime::now). The driver checks the clock itself when it
+    /// fires, so an early or late wake-up is harmless.
     fn sleep_until(&self, deadline: Instant) -> BoxFuture<'static, ()>;
 
     /// Runs `task` in the background until it completes (detached).
     fn spawn(&self, task: BoxFuture<'static, ()>);
+
+    /// Runs the blocking closure `f` off the executor (on the runtime's
+    /// blocking pool) and resolves to its result: for work that would
+    /// stall every task on the executor's thread, such as a Kerberos
+    /// library call or a key derivation. A panic in `f` resumes in the task
+    /// that awaits the future.
+    ///
+    /// The default starts one thread per call; the adapter crates use
+    /// their runtime's pool instead.
+    fn spawn_blocking<F, T>(&self, f: F) -> BoxFuture<'static, T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        spawn_thread(f)
+    }
+}
+
+/// A boxed blocking job, as handed to a blocking pool.
+pub(crate) type Job = Box<dyn FnOnce() + Send>;
+
+/// Splits `f` into a job for a blocking pool and the future of its result:
+/// the job runs `f` and sends what it returned or the panic it raised; the
+/// future resolves to the value or resumes the panic in the awaiting task.
+pub(crate) fn run_caught<F, T>(f: F) -> (Job, BoxFuture<'static, T>)
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let (tx, rx) = oneshot::channel();
+    let job: Job = Box::new(move || {
+        let _ = tx.send(panic::catch_unwind(AssertUnwindSafe(f)));
+    });
+    let result = Box::pin(async move {
+        match rx.await {
+            Ok(Ok(value)) => value,
+            Ok(Err(payload)) => panic::resume_unwind(payload),
+            Err(oneshot::Canceled) => {
+                panic!("the blocking job was dropped before it ran (is the runtime shutting down?)")
+            }
+        }
+    });
+    (job, result)
+}
+
+/// Runs `f` on a thread of its own and resolves to its result, resuming a
+/// panic of `f` in the awaiting task: the default of
+/// [`Runtime::spawn_blocking`].
+pub(crate) fn spawn_thread<F, T>(f: F) -> BoxFuture<'static, T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let (job, result) = run_caught(f);
+    let spawned = std::thread::Builder::new()
+        .name("kafka-conn-blocking".to_owned())
+        .spawn(job);
+    Box::pin(async move {
+        if let Err(e) = spawned {
+            panic!("cannot start a thread for blocking work: {e}");
+        }
+        result.await
+    })
+}
+
+/// Runs `fut` for at most `after` on `rt`'s clock and timer; `None` when
+/// the time ran out (then `fut` is dropped). Runtime-agnostic, for code
+/// written against [`Runtime`].
+pub async fn timeout<R: Runtime, F: Future>(rt: &R, after: Duration, fut: F) -> Option<F::Output> {
+    let mut fut = pin!(fut);
+    let mut sleep = rt.sleep_until(rt.now() + after);
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(v) = fut.as_mut().poll(cx) {
+            return Poll::Ready(Some(v));
+        }
+        sleep.as_mut().poll(cx).map(|()| None)
+    })
+    .await
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::sync::Arc;
+    use std::task::{Context, Wake, Waker};
+    use std::thread::{self, Thread};
+
+    use super::*;
+
+    /// Wakes the thread that runs [`block_on`].
+    struct Unpark(Thread);
+
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+
+    /// Runs `fut` on this thread, parking it while the future waits;
+    /// returns the output, or the panic that polling it raised.
+    pub(crate) fn block_on<T>(fut: BoxFuture<'static, T>) -> thread::Result<T> {
+        let mut fut = fut;
+        let waker = Waker::from(Arc::new(Unpark(thread::current())));
+        let mut cx = Context::from_waker(&waker);
+        loop {
+            match panic::catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(&mut cx))) {
+                Ok(Poll::Ready(v)) => return Ok(v),
+                Ok(Poll::Pending) => thread::park(),
+                Err(payload) => return Err(payload),
+            }
+        }
+    }
+
+    #[test]
+    fn default_spawn_blocking_runs_on_its_own_thread_and_resumes_panics() {
+        let caller = thread::current().id();
+        let (value, on) =
+            block_on(spawn_thread(|| (6 * 7, thread::current().id()))).expect("no panic");
+        assert_eq!(value, 42);
+        assert_ne!(on, caller, "ran on the caller's thread");
+        let payload = block_on(spawn_thread(|| -> u8 { panic!("boom off the executor") }))
+            .expect_err("the panic resumes in the awaiting task");
+        assert_eq!(
+            payload.downcast_ref::<&str>(),
+            Some(&"boom off the executor")
+        );
+    }
 }

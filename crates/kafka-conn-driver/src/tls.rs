@@ -17,9 +17,9 @@ use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureSc
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 
-use crate::connect::{timeout, Progress};
 use crate::error::ConnectError;
-use crate::runtime::Runtime;
+use crate::info::Progress;
+use crate::runtime::{timeout, Runtime};
 
 /// Where trusted CA certificates come from.
 #[derive(Debug, Clone)]
@@ -285,39 +285,6 @@ pub(crate) async fn capture_presented<F: Future>(
         poll.map(|out| (out, std::mem::take(&mut presented)))
     })
     .await
-}
-
-/// What the TLS handshake settled on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct TlsInfo {
-    /// The protocol version, e.g. `TLSv1_3`.
-    pub protocol_version: String,
-    /// The cipher suite, e.g. `TLS13_AES_256_GCM_SHA384`.
-    pub cipher_suite: String,
-    /// The name the certificate was verified against.
-    pub server_name: String,
-    /// The certificate chain the broker presented, end entity first, in
-    /// DER (decode it with an X.509 parser to show subject and expiry).
-    pub peer_certificates: Vec<CertificateDer<'static>>,
-}
-
-impl TlsInfo {
-    pub(crate) fn from_connection(c: &rustls::ClientConnection, server_name: String) -> Self {
-        Self {
-            protocol_version: c
-                .protocol_version()
-                .map_or_else(|| "unknown".to_owned(), |v| format!("{v:?}")),
-            cipher_suite: c
-                .negotiated_cipher_suite()
-                .map_or_else(|| "unknown".to_owned(), |s| format!("{:?}", s.suite())),
-            server_name,
-            peer_certificates: c
-                .peer_certificates()
-                .map(|chain| chain.iter().map(|c| c.clone().into_owned()).collect())
-                .unwrap_or_default(),
-        }
-    }
 }
 
 /// Turns a failed TLS handshake into the error that says what to fix;

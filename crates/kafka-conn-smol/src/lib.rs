@@ -2,9 +2,10 @@
 //!
 //! [kafka-conn](kafka_conn_driver) on smol: one Kafka broker connection,
 //! pipelined and cancellation safe, with TLS. This crate supplies only the
-//! runtime pieces (DNS, TCP, timer, spawn); the driver is shared with the
-//! tokio and async-std crates, whose API is the same: switching runtime is
-//! one dependency line and one `use`.
+//! runtime pieces (DNS, TCP, clock and timer, spawn, blocking pool); the
+//! driver and the whole API are shared with the tokio and async-std crates
+//! (`kafka_conn_driver::adapter_api!`): switching runtime is one dependency
+//! line and one `use`.
 //!
 //! ```no_run
 //! use kafka_conn_smol::{connect, ConnectConfig, core::{ApiKey, Request}};
@@ -28,46 +29,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-/// Why [`Client::send_typed`] returned no typed response (feature `kafka-protocol`).
-#[cfg(feature = "kafka-protocol")]
-pub use kafka_conn_driver::TypedFailure;
-pub use kafka_conn_driver::{
-    core, BoxFuture, CallbackError, CertificateDer, Client, Completion, ConnectConfig,
-    ConnectError, ConnectInfo, Progress, RequestFailure, Runtime, TcpAttempt, Timings, TlsConfig,
-    TlsInfo,
-};
-/// Amazon MSK's IAM mechanism (feature `aws-msk-iam`): see [`kafka_conn_driver::AwsMskIam`].
-#[cfg(feature = "aws-msk-iam")]
-pub use kafka_conn_driver::{AwsCredentials, AwsMskIam, AwsMskIamError};
-/// OIDC client credentials for OAUTHBEARER (feature `oidc`): see [`kafka_conn_driver::OidcTokenProvider`].
-#[cfg(feature = "oidc")]
-pub use kafka_conn_driver::{ClientAuth, OidcError, OidcTokenProvider};
-/// Kerberos for SASL GSSAPI (feature `gssapi`): see [`kafka_conn_driver::Kerberos`].
-#[cfg(feature = "gssapi")]
-pub use kafka_conn_driver::{Kerberos, KerberosError, KerberosExchange};
-
-/// Connects to the broker at `address` (`host:port`). See
-/// [`kafka_conn_driver::connect`].
-pub async fn connect(
-    address: &str,
-    config: impl Into<ConnectConfig>,
-) -> Result<Client, ConnectError> {
-    kafka_conn_driver::connect(SmolRuntime, address, config.into()).await
-}
-
-/// A connection driven by the task that holds it, with no background task
-/// (see [`kafka_conn_driver::DirectClient`]).
-pub type DirectClient = kafka_conn_driver::DirectClient<SmolRuntime>;
-
-/// Connects to the broker at `address` (`host:port`) and returns a
-/// [`DirectClient`], which runs the connection in the caller's task. See
-/// [`kafka_conn_driver::connect_direct`].
-pub async fn connect_direct(
-    address: &str,
-    config: impl Into<ConnectConfig>,
-) -> Result<DirectClient, ConnectError> {
-    kafka_conn_driver::connect_direct(SmolRuntime, address, config.into()).await
-}
+kafka_conn_driver::adapter_api!(SmolRuntime = SmolRuntime);
 
 /// The smol [`Runtime`]: async-net sockets, async-io timers, the global executor.
 #[derive(Debug, Clone, Copy, Default)]
@@ -96,5 +58,15 @@ impl Runtime for SmolRuntime {
 
     fn spawn(&self, task: BoxFuture<'static, ()>) {
         smol::spawn(task).detach();
+    }
+
+    // smol's blocking pool (the `blocking` crate), which resumes a panic of
+    // `f` in the awaiting task.
+    fn spawn_blocking<F, T>(&self, f: F) -> BoxFuture<'static, T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        Box::pin(smol::unblock(f))
     }
 }

@@ -28,7 +28,7 @@ async fn must_fail<R: Runtime>(rt: &R, addr: &str, config: ConnectConfig) -> Con
     refused(rt, addr, LIMIT, connect_direct(rt.clone(), addr, config)).await
 }
 
-/// One task keeps 64 requests in flight with `send` and `recv` until
+/// One task keeps 64 requests in flight with `submit` and `recv` until
 /// 10,048 are answered; every completion names the topic its request
 /// asked for. Then `request` on the same connection, a KIP-219 throttle
 /// the caller reports, and the counters.
@@ -45,7 +45,7 @@ pub async fn direct_pipelines_10k_requests_in_one_task<R: Runtime>(rt: R) {
     while answered < TOTAL {
         while sent < TOTAL && topics.len() < 64 {
             let topic = format!("kc-direct-{sent}");
-            let id = client.send(metadata_for(&topic)).unwrap();
+            let id = client.submit(metadata_for(&topic)).unwrap();
             topics.insert(id, topic);
             sent += 1;
         }
@@ -194,7 +194,7 @@ pub async fn direct_deadlines_and_close<R: Runtime>(rt: R) {
     );
 
     let ids: Vec<_> = (0..10)
-        .map(|_| client.send(metadata_all()).unwrap())
+        .map(|_| client.submit(metadata_all()).unwrap())
         .collect();
     // Let them go out: `recv` writes them, then waits (nothing answers).
     assert!(timeout(&rt, Duration::from_millis(100), client.recv())
@@ -215,7 +215,7 @@ pub async fn direct_deadlines_and_close<R: Runtime>(rt: R) {
     assert!(client.recv().await.is_none());
     assert_eq!(client.closed().await, CloseReason::Shutdown);
     assert_eq!(
-        client.send(metadata_all()).unwrap_err(),
+        client.submit(metadata_all()).unwrap_err(),
         SendError::Closed(CloseReason::Shutdown)
     );
     timeout(&rt, LIMIT, eof.next())
@@ -235,7 +235,7 @@ pub async fn direct_broker_killed_mid_flight_fails_each_request<R: Runtime>(rt: 
     assert_metadata_for(&client.request(metadata_for(topic)).await.unwrap(), topic);
     proxy.freeze();
     for i in 0..50 {
-        client.send(metadata_for(&format!("kc-dk-{i}"))).unwrap();
+        client.submit(metadata_for(&format!("kc-dk-{i}"))).unwrap();
     }
     assert!(timeout(&rt, Duration::from_millis(100), client.recv())
         .await

@@ -1,6 +1,7 @@
 //! Misbehaving peers over real sockets, on plain threads (so they work
 //! under every runtime): a listener that never answers, one that answers
-//! garbage, and a proxy to a real broker that can be frozen and killed.
+//! garbage, a proxy to a real broker that can be frozen and killed, and
+//! the core's simulated broker behind a socket.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -9,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 
 use futures_channel::mpsc;
+use kafka_conn_driver::core::sim::SimBroker;
 
 /// A listener on 127.0.0.1 that hands every connection to a behaviour on
 /// its own thread. Dropping it (or [`Fake::kill`]) stops it and shuts
@@ -68,6 +70,28 @@ impl Fake {
                 let _ = s.write_all(reply);
             }
             while matches!(s.read(&mut buf), Ok(n) if n > 0) {}
+        })
+    }
+
+    /// The core's simulated broker behind a real socket: each connection
+    /// gets a fresh broker from `make`, which reads every byte the client
+    /// writes and answers as it is scripted to. For what no real broker
+    /// here does, such as a SASL mechanism of our own.
+    pub fn simulated(make: impl Fn() -> SimBroker + Send + Sync + 'static) -> Self {
+        Self::start(move |mut s| {
+            let mut broker = make();
+            let mut buf = [0u8; 16384];
+            while let Ok(n @ 1..) = s.read(&mut buf) {
+                broker.receive(&buf[..n]);
+                let out = broker.take_output(usize::MAX);
+                if s.write_all(&out).is_err() {
+                    break;
+                }
+                if broker.is_closed() {
+                    break;
+                }
+            }
+            let _ = s.shutdown(Shutdown::Both);
         })
     }
 
@@ -254,5 +278,47 @@ fn serve_oauth(
         framed.put_i32(out.len() as i32);
         framed.extend_from_slice(&out);
         s.write_all(&framed)?;
+    }
+}
+
+/// A listener on 127.0.0.1 whose accept queue is full and is never
+/// drained: a SYN to it is dropped (Linux does that when the queue is
+/// full), so a connect hangs as it does to a firewalled host. The backlog
+/// is 0 (one queued connection on Linux) and filled by connections made
+/// here until one times out. `None` where the system answers otherwise
+/// (no connect hung after 64).
+pub struct FullBacklog {
+    listener: socket2::Socket,
+    _fillers: Vec<TcpStream>,
+}
+
+impl FullBacklog {
+    /// Listens and fills the queue.
+    pub fn start() -> Option<Self> {
+        use socket2::{Domain, Socket, Type};
+        let listener = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        listener.bind(&any.into()).unwrap();
+        listener.listen(0).unwrap();
+        let addr = listener.local_addr().unwrap().as_socket().unwrap();
+        let mut fillers = Vec::new();
+        for _ in 0..64 {
+            match TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(200)) {
+                Ok(s) => fillers.push(s),
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                    return Some(Self {
+                        listener,
+                        _fillers: fillers,
+                    })
+                }
+                Err(e) => panic!("filling the backlog of {addr}: {e}"),
+            }
+        }
+        None
+    }
+
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.listener.local_addr().unwrap().as_socket().unwrap()
     }
 }

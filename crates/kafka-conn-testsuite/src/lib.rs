@@ -13,6 +13,7 @@
 //! `KAFKA_CONN_REQUIRE_BROKERS=1`.
 
 pub mod auth;
+pub mod custom;
 pub mod direct;
 pub mod env;
 pub mod fake;
@@ -22,7 +23,7 @@ pub mod tests;
 pub mod typed;
 
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_channel::oneshot;
 use kafka_conn_driver::{ConnectError, Runtime};
@@ -83,7 +84,7 @@ pub async fn refused<R: Runtime, C: std::fmt::Debug>(
 
 /// Sleeps on `rt`.
 pub async fn sleep<R: Runtime>(rt: &R, d: Duration) {
-    rt.sleep_until(Instant::now() + d).await;
+    rt.sleep_until(rt.now() + d).await;
 }
 
 /// Defines one `#[test]` per suite test, each running on the given
@@ -92,7 +93,7 @@ pub async fn sleep<R: Runtime>(rt: &R, d: Duration) {
 #[macro_export]
 macro_rules! suite {
     ($block_on:path, $runtime:expr) => {
-        $crate::suite!(@each $block_on, $runtime;
+        $crate::suite!(@in tests, $block_on, $runtime;
             plaintext_connects_and_negotiates,
             tls_connects_with_ca_file_and_server_name,
             mtls_connects_with_client_certificate,
@@ -116,12 +117,14 @@ macro_rules! suite {
             wrong_ca_is_certificate_not_trusted,
             wrong_server_name_is_name_mismatch,
             closed_port_is_refused,
+            tcp_connect_without_answer_times_out_at_the_tcp_step,
             unknown_host_is_a_resolve_error,
             oauth_callback_answers_every_reauthentication,
             failing_oauth_callback_is_an_auth_failure,
             sasl_mechanisms_over_plaintext_and_ssl,
+            spawn_blocking_runs_off_the_executor,
         );
-        $crate::suite!(@direct $block_on, $runtime;
+        $crate::suite!(@in direct, $block_on, $runtime;
             direct_pipelines_10k_requests_in_one_task,
             direct_connects_over_tls_and_to_the_mock_cluster,
             direct_dropped_requests_keep_the_connection_in_sync,
@@ -130,7 +133,11 @@ macro_rules! suite {
             direct_connect_errors_and_sasl,
             direct_reauthenticates_between_requests,
         );
-        $crate::suite!(@typed $block_on, $runtime;
+        $crate::suite!(@in custom, $block_on, $runtime;
+            user_defined_plain_authenticates_against_the_sasl_broker,
+            user_defined_mechanism_asks_the_provider_through_custom,
+        );
+        $crate::suite!(@in typed, $block_on, $runtime;
             typed_metadata_and_create_topics,
             typed_produce_fetch_round_trip_tansu,
             typed_produce_fetch_round_trip_mock,
@@ -139,27 +146,11 @@ macro_rules! suite {
             direct_typed_requests,
         );
     };
-    (@direct $block_on:path, $runtime:expr; $($name:ident),* $(,)?) => {
+    (@in $module:ident, $block_on:path, $runtime:expr; $($name:ident),* $(,)?) => {
         $(
             #[test]
             fn $name() {
-                $block_on(async { $crate::direct::$name($runtime).await });
-            }
-        )*
-    };
-    (@typed $block_on:path, $runtime:expr; $($name:ident),* $(,)?) => {
-        $(
-            #[test]
-            fn $name() {
-                $block_on(async { $crate::typed::$name($runtime).await });
-            }
-        )*
-    };
-    (@each $block_on:path, $runtime:expr; $($name:ident),* $(,)?) => {
-        $(
-            #[test]
-            fn $name() {
-                $block_on(async { $crate::tests::$name($runtime).await });
+                $block_on(async { $crate::$module::$name($runtime).await });
             }
         )*
     };

@@ -10,11 +10,11 @@ use kafka_conn_driver::core::{
     TimeoutKind,
 };
 use kafka_conn_driver::{
-    connect, BoxFuture, CertificateDer, Client, ConnectConfig, ConnectError, RequestFailure,
-    Runtime, TlsConfig,
+    connect, connect_direct, BoxFuture, CertificateDer, Client, ConnectConfig, ConnectError,
+    RequestFailure, Runtime, TlsConfig,
 };
 
-use crate::fake::{Fake, OAuthBroker, Proxy};
+use crate::fake::{Fake, FullBacklog, OAuthBroker, Proxy};
 use crate::kafka::{
     api_versions_error, api_versions_v0, assert_metadata_for, metadata_all, metadata_for,
 };
@@ -658,12 +658,24 @@ impl<R: Runtime> Runtime for FixedDns<R> {
         self.inner.set_nodelay(tcp)
     }
 
+    fn now(&self) -> Instant {
+        self.inner.now()
+    }
+
     fn sleep_until(&self, deadline: Instant) -> BoxFuture<'static, ()> {
         self.inner.sleep_until(deadline)
     }
 
     fn spawn(&self, task: BoxFuture<'static, ()>) {
         self.inner.spawn(task);
+    }
+
+    fn spawn_blocking<F, T>(&self, f: F) -> BoxFuture<'static, T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.inner.spawn_blocking(f)
     }
 }
 
@@ -755,6 +767,59 @@ pub async fn closed_port_is_refused<R: Runtime>(rt: R) {
     let e = must_fail(&rt, &format!("127.0.0.1:{port}"), ConnectConfig::default()).await;
     assert!(matches!(e, ConnectError::Refused { .. }), "{e}");
     assert!(e.is_retriable());
+}
+
+/// A TCP connect that gets no answer (a listener whose accept queue is
+/// full drops the SYN) fails at the connect timeout, as a TCP timeout for
+/// that address, by `connect` and `connect_direct`.
+pub async fn tcp_connect_without_answer_times_out_at_the_tcp_step<R: Runtime>(rt: R) {
+    let Some(full) = FullBacklog::start() else {
+        eprintln!("SKIPPED: a connect to a full backlog does not hang on this system");
+        return;
+    };
+    let addr = full.addr();
+    let address = addr.to_string();
+    let after = Duration::from_millis(500);
+    let config = ConnectConfig::default().with_connect_timeout(after);
+    for direct in [false, true] {
+        let started = rt.now();
+        let e = if direct {
+            let connecting = connect_direct(rt.clone(), &address, config.clone());
+            refused(&rt, &address, LIMIT, connecting).await
+        } else {
+            must_fail(&rt, &address, config.clone()).await
+        };
+        let took = rt.now() - started;
+        assert!(
+            matches!(e, ConnectError::ConnectTimeout { addr: a, after: t, .. } if a == addr && t == after),
+            "{e}"
+        );
+        assert_eq!(
+            e.to_string(),
+            format!("TCP connect to {addr} timed out after 500ms")
+        );
+        assert!(e.is_retriable());
+        let p = e.progress().expect("progress");
+        assert_eq!(
+            (p.address, p.timings.tcp, p.timings.resolve),
+            (None, None, None),
+            "{p:?}"
+        );
+        assert_eq!(p.resolved, [addr]);
+        let [attempt] = p.failed_attempts.as_slice() else {
+            panic!("one attempt: {p:?}")
+        };
+        assert_eq!(
+            (attempt.addr, attempt.reason.as_str()),
+            (addr, "timed out after 500ms")
+        );
+        assert!(attempt.took >= after, "{attempt:?}");
+        // At the timeout, not long after (generous for a loaded machine).
+        assert!(
+            took >= after && took < after + Duration::from_secs(5),
+            "{took:?}"
+        );
+    }
 }
 
 /// A host name that does not resolve (`.invalid` never does, RFC 2606).
@@ -912,4 +977,33 @@ pub async fn sasl_mechanisms_over_plaintext_and_ssl<R: Runtime>(rt: R) {
             "password leaked: {e:?}"
         );
     }
+}
+
+/// `Runtime::spawn_blocking` runs the closure on another thread (the
+/// runtime's blocking pool), hands back its result, and resumes its panic
+/// in the task that awaits it.
+pub async fn spawn_blocking_runs_off_the_executor<R: Runtime>(rt: R) {
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    use std::task::Poll;
+
+    let caller = std::thread::current().id();
+    let (value, on) = rt
+        .spawn_blocking(|| (6 * 7, std::thread::current().id()))
+        .await;
+    assert_eq!(value, 42);
+    assert_ne!(on, caller, "ran on the awaiting task's thread");
+    let mut panicking = rt.spawn_blocking(|| -> u8 { panic!("boom in the blocking pool") });
+    let caught = std::future::poll_fn(|cx| {
+        match catch_unwind(AssertUnwindSafe(|| panicking.as_mut().poll(cx))) {
+            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(payload) => Poll::Ready(Err(payload)),
+        }
+    })
+    .await;
+    let payload = caught.expect_err("the panic resumes in the awaiting task");
+    assert_eq!(
+        payload.downcast_ref::<&str>(),
+        Some(&"boom in the blocking pool")
+    );
 }

@@ -2,9 +2,10 @@
 //!
 //! [kafka-conn](kafka_conn_driver) on tokio: one Kafka broker connection,
 //! pipelined and cancellation safe, with TLS. This crate supplies only the
-//! runtime pieces (DNS, TCP, timer, spawn); the driver is shared with the
-//! smol and async-std crates, whose API is the same: switching runtime is
-//! one dependency line and one `use`.
+//! runtime pieces (DNS, TCP, clock and timer, spawn, blocking pool); the
+//! driver and the whole API are shared with the smol and async-std crates
+//! (`kafka_conn_driver::adapter_api!`): switching runtime is one dependency
+//! line and one `use`.
 //!
 //! ```no_run
 //! use kafka_conn_tokio::{connect, ConnectConfig, core::{ApiKey, Request}};
@@ -28,55 +29,14 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-/// Why [`Client::send_typed`] returned no typed response (feature `kafka-protocol`).
-#[cfg(feature = "kafka-protocol")]
-pub use kafka_conn_driver::TypedFailure;
-pub use kafka_conn_driver::{
-    core, BoxFuture, CallbackError, CertificateDer, Client, Completion, ConnectConfig,
-    ConnectError, ConnectInfo, Progress, RequestFailure, Runtime, TcpAttempt, Timings, TlsConfig,
-    TlsInfo,
-};
-/// Amazon MSK's IAM mechanism (feature `aws-msk-iam`): see [`kafka_conn_driver::AwsMskIam`].
-#[cfg(feature = "aws-msk-iam")]
-pub use kafka_conn_driver::{AwsCredentials, AwsMskIam, AwsMskIamError};
-/// OIDC client credentials for OAUTHBEARER (feature `oidc`): see [`kafka_conn_driver::OidcTokenProvider`].
-#[cfg(feature = "oidc")]
-pub use kafka_conn_driver::{ClientAuth, OidcError, OidcTokenProvider};
-/// Kerberos for SASL GSSAPI (feature `gssapi`): see [`kafka_conn_driver::Kerberos`].
-#[cfg(feature = "gssapi")]
-pub use kafka_conn_driver::{Kerberos, KerberosError, KerberosExchange};
 use tokio::io::ReadBuf;
 
-/// Connects to the broker at `address` (`host:port`) on the current tokio
-/// runtime. See [`kafka_conn_driver::connect`].
-///
-/// # Panics
-///
-/// Outside a tokio runtime.
-pub async fn connect(
-    address: &str,
-    config: impl Into<ConnectConfig>,
-) -> Result<Client, ConnectError> {
-    kafka_conn_driver::connect(TokioRuntime::current(), address, config.into()).await
-}
-
-/// A connection driven by the task that holds it, with no background task
-/// (see [`kafka_conn_driver::DirectClient`]).
-pub type DirectClient = kafka_conn_driver::DirectClient<TokioRuntime>;
-
-/// Connects to the broker at `address` (`host:port`) and returns a
-/// [`DirectClient`], which runs the connection in the caller's task. See
-/// [`kafka_conn_driver::connect_direct`].
-///
-/// # Panics
-///
-/// Outside a tokio runtime.
-pub async fn connect_direct(
-    address: &str,
-    config: impl Into<ConnectConfig>,
-) -> Result<DirectClient, ConnectError> {
-    kafka_conn_driver::connect_direct(TokioRuntime::current(), address, config.into()).await
-}
+kafka_conn_driver::adapter_api!(
+    /// # Panics
+    ///
+    /// Outside a tokio runtime.
+    TokioRuntime = TokioRuntime::current()
+);
 
 /// The tokio [`Runtime`]: a handle to the runtime the connection task runs on.
 #[derive(Debug, Clone)]
@@ -115,12 +75,36 @@ impl Runtime for TokioRuntime {
         tcp.0.set_nodelay(true)
     }
 
+    // tokio's clock, which `sleep_until` uses: the same as the system's,
+    // except that it stands still under `tokio::time::pause` (test-util).
+    fn now(&self) -> Instant {
+        tokio::time::Instant::now().into_std()
+    }
+
     fn sleep_until(&self, deadline: Instant) -> BoxFuture<'static, ()> {
         Box::pin(tokio::time::sleep_until(deadline.into()))
     }
 
     fn spawn(&self, task: BoxFuture<'static, ()>) {
         drop(self.handle.spawn(task));
+    }
+
+    fn spawn_blocking<F, T>(&self, f: F) -> BoxFuture<'static, T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let task = self.handle.spawn_blocking(f);
+        Box::pin(async move {
+            match task.await {
+                Ok(value) => value,
+                Err(e) => match e.try_into_panic() {
+                    Ok(payload) => std::panic::resume_unwind(payload),
+                    // Only when the runtime shuts down under the task.
+                    Err(e) => panic!("blocking task not run: {e}"),
+                },
+            }
+        })
     }
 }
 

@@ -1,6 +1,6 @@
 //! Driving a [`Connection`] from a plain blocking `std::net::TcpStream`
-//! loop, with no async runtime: the proof that the core is sans-IO. Shared
-//! by `examples/blocking.rs` and the real-broker tests.
+//! loop, with no async runtime: the proof that the core is sans-IO. Used
+//! by the real-broker tests (`examples/blocking.rs` has its own, smaller loop).
 
 #![allow(dead_code, unreachable_pub)]
 

@@ -1,0 +1,63 @@
+//! The public API of a runtime adapter crate, written once: see
+//! [`adapter_api!`](crate::adapter_api).
+
+/// Writes the public API of a runtime adapter crate (`kafka-conn-tokio`,
+/// `-smol`, `-async-std`, or one of yours) around its [`Runtime`]: every
+/// public item of this crate, re-exported, and `connect`, `connect_direct`
+/// and a `DirectClient` alias bound to that runtime. The adapter keeps only
+/// its `Runtime` implementation; a type added to this crate's API appears
+/// in every adapter without touching them.
+///
+/// ```text
+/// kafka_conn_driver::adapter_api!(SmolRuntime = SmolRuntime);
+/// // With more documentation for `connect` and `connect_direct`:
+/// kafka_conn_driver::adapter_api!(
+///     /// # Panics
+///     ///
+///     /// Outside a tokio runtime.
+///     TokioRuntime = TokioRuntime::current()
+/// );
+/// ```
+///
+/// The runtime's type, then after `=` the expression that makes one,
+/// evaluated on every connect; doc comments before them are added to the
+/// documentation of `connect` and `connect_direct`.
+///
+/// [`Runtime`]: crate::Runtime
+#[macro_export]
+macro_rules! adapter_api {
+    ($(#[$extra:meta])* $runtime:ty = $make:expr $(,)?) => {
+        // The whole API; `connect`, `connect_direct` and `DirectClient`
+        // below shadow the driver's runtime-generic ones. (The docs name
+        // the driver's items without links: a link in a macro's docs
+        // resolves to the driver's private module paths.)
+        pub use $crate::*;
+
+        /// Connects to the broker at `address` (`host:port`) on this
+        /// crate's runtime. See `kafka_conn_driver::connect`.
+        ///
+        $(#[$extra])*
+        pub async fn connect(
+            address: &str,
+            config: impl ::std::convert::Into<$crate::ConnectConfig>,
+        ) -> ::std::result::Result<$crate::Client, $crate::ConnectError> {
+            $crate::connect($make, address, config.into()).await
+        }
+
+        /// A connection driven by the task that holds it, with no
+        /// background task (see `kafka_conn_driver::DirectClient`).
+        pub type DirectClient = $crate::DirectClient<$runtime>;
+
+        /// Connects to the broker at `address` (`host:port`) and returns a
+        /// [`DirectClient`], which runs the connection in the caller's
+        /// task. See `kafka_conn_driver::connect_direct`.
+        ///
+        $(#[$extra])*
+        pub async fn connect_direct(
+            address: &str,
+            config: impl ::std::convert::Into<$crate::ConnectConfig>,
+        ) -> ::std::result::Result<DirectClient, $crate::ConnectError> {
+            $crate::connect_direct($make, address, config.into()).await
+        }
+    };
+}
