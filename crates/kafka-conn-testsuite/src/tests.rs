@@ -630,9 +630,9 @@ pub async fn connect_errors_carry_the_timings_of_completed_steps<R: Runtime>(rt:
 /// A runtime whose DNS answers every name with fixed addresses, to see
 /// `connect` try each of them.
 #[derive(Clone)]
-struct FixedDns<R> {
-    inner: R,
-    addresses: Vec<std::net::SocketAddr>,
+pub(crate) struct FixedDns<R> {
+    pub(crate) inner: R,
+    pub(crate) addresses: Vec<std::net::SocketAddr>,
 }
 
 impl<R: Runtime> Runtime for FixedDns<R> {

@@ -12,3 +12,12 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
 }
 
 kafka_conn_testsuite::gssapi_suite!(block_on, kafka_conn_tokio::TokioRuntime::current());
+
+// The adapter re-exports the feature's API (adapter_api!'s glob): a compile check.
+const _: fn() = || {
+    let _: fn() -> kafka_conn_tokio::Kerberos = kafka_conn_tokio::Kerberos::new;
+    let _ = std::mem::size_of::<(
+        kafka_conn_tokio::KerberosError,
+        kafka_conn_tokio::KerberosExchange,
+    )>;
+};

@@ -12,3 +12,10 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
 }
 
 kafka_conn_testsuite::oidc_suite!(block_on, kafka_conn_tokio::TokioRuntime::current());
+
+// The adapter re-exports the feature's API (adapter_api!'s glob): a compile check.
+const _: fn() = || {
+    let _: fn(&'static str, &'static str, &'static str) -> kafka_conn_tokio::OidcTokenProvider =
+        kafka_conn_tokio::OidcTokenProvider::new;
+    let _ = std::mem::size_of::<(kafka_conn_tokio::ClientAuth, kafka_conn_tokio::OidcError)>;
+};

@@ -81,6 +81,17 @@ pub enum Credential {
     Gssapi(GssapiStep),
     /// An answer for a user-defined mechanism.
     Custom(Bytes),
+    /// An answer for a user-defined mechanism that stops being valid at
+    /// `expires_at` (a payload signed with temporary credentials, such as
+    /// AWS_MSK_IAM's): a mechanism that takes it reports the time from
+    /// [`Mechanism::credential_expiry`], so the connection re-authenticates
+    /// before then (KIP-368), as with an expiring OAuth token.
+    CustomExpiring {
+        /// The answer.
+        data: Bytes,
+        /// When it stops being valid.
+        expires_at: Instant,
+    },
 }
 
 impl fmt::Debug for Credential {
@@ -90,6 +101,11 @@ impl fmt::Debug for Credential {
             Credential::OAuthBearer(t) => f.debug_tuple("OAuthBearer").field(t).finish(),
             Credential::Gssapi(s) => f.debug_tuple("Gssapi").field(s).finish(),
             Credential::Custom(b) => write!(f, "Custom(<{} bytes redacted>)", b.len()),
+            Credential::CustomExpiring { data, expires_at } => f
+                .debug_struct("CustomExpiring")
+                .field("data", &format_args!("<{} bytes redacted>", data.len()))
+                .field("expires_at", expires_at)
+                .finish(),
         }
     }
 }

@@ -148,6 +148,13 @@ mod tests {
                 "{:?}",
                 Credential::Custom(bytes::Bytes::from_static(TICKET))
             ),
+            format!(
+                "{:?}",
+                Credential::CustomExpiring {
+                    data: bytes::Bytes::from_static(TICKET),
+                    expires_at: std::time::Instant::now(),
+                }
+            ),
             format!("{:?}", Secret::new(PASSWORD)),
         ];
         for factory in &factories {

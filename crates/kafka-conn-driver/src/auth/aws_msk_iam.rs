@@ -11,8 +11,16 @@ use aws_sigv4::http_request::{
     sign, SignableBody, SignableRequest, SignatureLocation, SigningSettings,
 };
 use aws_sigv4::sign::v4;
-use kafka_conn_core::sasl::{Mechanism, MechanismFactory, SaslError, Secret, Step};
+use bytes::Bytes;
+use kafka_conn_core::sasl::{
+    Credential, CredentialRequest, Mechanism, MechanismFactory, SaslConfig, SaslError, Secret, Step,
+};
 
+use crate::credentials::{CallbackError, CredentialContext, CredentialProvider};
+use crate::runtime::BoxFuture;
+
+/// The SASL mechanism name.
+const MECHANISM: &str = "AWS_MSK_IAM";
 /// The payload format version MSK brokers expect.
 const VERSION: &str = "2020_10_22";
 /// The IAM action a connection needs (`kafka-cluster:Connect`).
@@ -173,30 +181,41 @@ enum Source {
 /// presigned request (service `kafka-cluster`, the configured region, the
 /// broker's host name), which the broker verifies with IAM.
 ///
-/// A [`MechanismFactory`] for the core's SASL config: every
-/// authentication and every KIP-368 re-authentication starts a new
-/// exchange, which asks the credential source again and signs with the
-/// current time, so rotated or refreshed credentials are picked up and an
-/// expiring session is renewed (MSK ends a connection's session when its
-/// credentials expire; with [`AwsCredentials::with_expiry`] the connection
-/// re-authenticates before).
+/// Two halves, because the payload is signed for the host of each
+/// connection while one config serves every broker of a cluster:
+///
+/// - the mechanism, [`AwsMskIam::sasl_config`], pure and runtime-free: it
+///   asks the application for the signed payload
+///   ([`CredentialRequest::Custom`] for `AWS_MSK_IAM`, with no data), sends
+///   it and reads the broker's JSON answer (`version`, `request-id`, logged
+///   at debug level);
+/// - the signer, `AwsMskIam` itself, a [`CredentialProvider`]: it answers
+///   with the payload signed now for the connection's
+///   [`CredentialContext::host`], with the credentials its source has
+///   now, on the runtime's blocking pool (a credentials file or a
+///   provider of yours may block).
+///
+/// Every authentication and every KIP-368 re-authentication asks again,
+/// so each is signed afresh and rotated or refreshed credentials are
+/// picked up. MSK ends a connection's session when its credentials expire;
+/// temporary credentials with an expiry ([`AwsCredentials::with_expiry`])
+/// make the answer a [`Credential::CustomExpiring`], and the connection
+/// re-authenticates before they expire.
 ///
 /// ```no_run
-/// # use std::sync::Arc;
 /// # use kafka_conn_driver::{AwsMskIam, ConnectConfig};
-/// # use kafka_conn_driver::core::{Config, sasl::SaslConfig};
-/// let host = "b-1.mycluster.abc123.c2.kafka.eu-west-1.amazonaws.com";
-/// let msk = AwsMskIam::new("eu-west-1", host); // credentials: environment, then profile
-/// let config = ConnectConfig::new(Config::new().with_sasl(SaslConfig::new(Arc::new(msk))));
+/// # use kafka_conn_driver::core::Config;
+/// // Credentials: the environment, then the shared credentials file.
+/// let msk = AwsMskIam::new("eu-west-1");
+/// let config = ConnectConfig::new(Config::new().with_sasl(AwsMskIam::sasl_config()))
+///     .with_credential_provider(msk);
+/// // connect("b-1.mycluster.abc123.c2.kafka.eu-west-1.amazonaws.com:9098", config) ...
 /// ```
 ///
-/// The broker answers with a JSON object of its own (`version`,
-/// `request-id`), kept for diagnostics ([`AwsMskIam`] reports it in the
-/// debug log).
+/// (MSK's IAM listeners speak TLS: add [`ConnectConfig::with_tls`](crate::ConnectConfig::with_tls).)
 #[derive(Clone)]
 pub struct AwsMskIam {
     region: String,
-    host: String,
     user_agent: String,
     source: Source,
 }
@@ -212,20 +231,18 @@ impl fmt::Debug for AwsMskIam {
         };
         f.debug_struct("AwsMskIam")
             .field("region", &self.region)
-            .field("host", &self.host)
             .field("credentials", &source)
             .finish()
     }
 }
 
 impl AwsMskIam {
-    /// Signs for the broker `host` (its DNS name, as in the broker list)
-    /// in `region`, with credentials from the environment or else the
-    /// shared credentials file.
-    pub fn new(region: impl Into<String>, host: impl Into<String>) -> Self {
+    /// Signs for the brokers of `region` (each connection for its own
+    /// host, the name it was connected to), with credentials from the
+    /// environment or else the shared credentials file.
+    pub fn new(region: impl Into<String>) -> Self {
         Self {
             region: region.into(),
-            host: host.into(),
             user_agent: concat!("kafka-conn/", env!("CARGO_PKG_VERSION")).into(),
             source: Source::Default,
         }
@@ -254,7 +271,8 @@ impl AwsMskIam {
     }
 
     /// Credentials from the application (e.g. a cache the AWS SDK keeps
-    /// fresh), asked at every authentication; it must not block for long.
+    /// fresh, or a call to STS), asked at every authentication; it runs on
+    /// the runtime's blocking pool, so it may block.
     #[must_use]
     pub fn with_credentials_provider(
         mut self,
@@ -290,10 +308,23 @@ impl AwsMskIam {
         }
     }
 
-    /// The signed payload (JSON) for `credentials` at `time`: what the
-    /// first client message carries.
+    /// The SASL settings of the mechanism (`AWS_MSK_IAM`), for
+    /// [`kafka_conn_core::Config::with_sasl`]: it asks this provider for
+    /// each payload.
+    pub fn sasl_config() -> SaslConfig {
+        SaslConfig::new(Arc::new(MskIamMechanism))
+    }
+
+    /// The region signed for.
+    pub fn region(&self) -> &str {
+        &self.region
+    }
+
+    /// The signed payload (JSON) for the broker `host` with `credentials`
+    /// at `time`: what the first client message carries.
     pub fn payload(
         &self,
+        host: &str,
         credentials: &AwsCredentials,
         time: SystemTime,
     ) -> Result<String, AwsMskIamError> {
@@ -322,11 +353,11 @@ impl AwsMskIam {
             .into();
         // The presigned request: GET https://<host>/?Action=kafka-cluster%3AConnect,
         // host the only signed header, the hash of an empty body.
-        let url = format!("https://{}/?Action=kafka-cluster%3AConnect", self.host);
+        let url = format!("https://{host}/?Action=kafka-cluster%3AConnect");
         let request = SignableRequest::new(
             "GET",
             url,
-            std::iter::once(("host", self.host.as_str())),
+            std::iter::once(("host", host)),
             SignableBody::Bytes(&[]),
         )
         .map_err(|e| AwsMskIamError::Signing(e.to_string()))?;
@@ -338,7 +369,7 @@ impl AwsMskIam {
             payload.insert(k.to_owned(), serde_json::Value::String(v.to_owned()));
         };
         put("version", VERSION);
-        put("host", &self.host);
+        put("host", host);
         put("user-agent", &self.user_agent);
         put("action", ACTION);
         for (name, value) in instructions.params() {
@@ -350,65 +381,99 @@ impl AwsMskIam {
     }
 }
 
-impl MechanismFactory for AwsMskIam {
+impl CredentialProvider for AwsMskIam {
+    /// Answers the mechanism's [`CredentialRequest::Custom`] with the
+    /// payload signed now for `context.host`, on the blocking pool.
+    fn provide(
+        &self,
+        request: CredentialRequest,
+        context: CredentialContext,
+    ) -> BoxFuture<'static, Result<Credential, CallbackError>> {
+        if !matches!(&request, CredentialRequest::Custom { mechanism, .. } if mechanism == MECHANISM)
+        {
+            return super::not_provided("AWS MSK IAM", MECHANISM, &request);
+        }
+        let signer = self.clone();
+        Box::pin(async move {
+            let host = context.host.clone();
+            let signed = context
+                .spawn_blocking(move || signer.sign_now(&host))
+                .await?;
+            Ok(signed)
+        })
+    }
+}
+
+impl AwsMskIam {
+    /// The credentials of this moment, and the payload signed with them
+    /// for `host` now: MSK checks the signature's date.
+    fn sign_now(&self, host: &str) -> Result<Credential, AwsMskIamError> {
+        let credentials = self.credentials()?;
+        let now = SystemTime::now();
+        let data = Bytes::from(self.payload(host, &credentials, now)?);
+        Ok(match credentials.expires_at {
+            Some(at) => Credential::CustomExpiring {
+                data,
+                expires_at: Instant::now() + at.duration_since(now).unwrap_or(Duration::ZERO),
+            },
+            None => Credential::Custom(data),
+        })
+    }
+}
+
+/// The mechanism half of [`AwsMskIam`]: asks for the signed payload,
+/// sends it, reads the broker's answer.
+#[derive(Debug)]
+struct MskIamMechanism;
+
+impl MechanismFactory for MskIamMechanism {
     fn name(&self) -> &str {
-        "AWS_MSK_IAM"
+        MECHANISM
     }
 
     fn start(&self) -> Result<Box<dyn Mechanism>, SaslError> {
         Ok(Box::new(Exchange {
-            factory: self.clone(),
-            sent: false,
-            done: false,
+            stage: Stage::Start,
             expires_at: None,
         }))
     }
 }
 
-/// One AWS_MSK_IAM exchange: the signed payload out, the broker's JSON in.
-struct Exchange {
-    factory: AwsMskIam,
-    sent: bool,
-    done: bool,
-    expires_at: Option<Instant>,
+/// Where an exchange is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Start,
+    /// The signed payload was asked for.
+    Asked,
+    /// The payload was sent.
+    Sent,
+    Done,
 }
 
-impl fmt::Debug for Exchange {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AwsMskIamExchange")
-            .field("host", &self.factory.host)
-            .field("sent", &self.sent)
-            .field("done", &self.done)
-            .finish()
-    }
+/// One AWS_MSK_IAM exchange: the signed payload out, the broker's JSON in.
+/// Holds no secret (the payload goes straight to the wire).
+#[derive(Debug)]
+struct Exchange {
+    stage: Stage,
+    expires_at: Option<Instant>,
 }
 
 impl Mechanism for Exchange {
     fn name(&self) -> &str {
-        "AWS_MSK_IAM"
+        MECHANISM
     }
 
     fn step(&mut self, server_message: Option<&[u8]>) -> Result<Step, SaslError> {
-        match (self.sent, self.done, server_message) {
-            (false, _, None) => {
-                let credentials = self
-                    .factory
-                    .credentials()
-                    .map_err(|e| SaslError::InvalidCredential(e.to_string()))?;
-                // Signed now, for this authentication: MSK checks the date.
-                let now = SystemTime::now();
-                let payload = self
-                    .factory
-                    .payload(&credentials, now)
-                    .map_err(|e| SaslError::InvalidCredential(e.to_string()))?;
-                self.expires_at = credentials
-                    .expires_at
-                    .map(|exp| Instant::now() + exp.duration_since(now).unwrap_or(Duration::ZERO));
-                self.sent = true;
-                Ok(Step::Send(payload.into_bytes()))
+        match (self.stage, server_message) {
+            (Stage::Start, None) => {
+                self.stage = Stage::Asked;
+                Ok(Step::NeedCredential(CredentialRequest::Custom {
+                    mechanism: MECHANISM.to_owned(),
+                    data: Bytes::new(),
+                }))
             }
             // The broker's answer on success: a JSON object (version, request-id).
-            (true, false, Some(answer)) => {
+            (Stage::Sent, Some(answer)) => {
                 let json: serde_json::Value = serde_json::from_slice(answer).map_err(|e| {
                     SaslError::Malformed(format!(
                         "AWS_MSK_IAM: the broker's answer is not JSON: {e}"
@@ -420,19 +485,40 @@ impl Mechanism for Exchange {
                     ));
                 }
                 tracing::debug!(answer = %json, "AWS_MSK_IAM authenticated");
-                self.done = true;
+                self.stage = Stage::Done;
                 Ok(Step::Done)
             }
-            (false, _, Some(_)) => Err(SaslError::UnexpectedMessage(
+            (Stage::Start, Some(_)) => Err(SaslError::UnexpectedMessage(
                 "AWS_MSK_IAM: server message before the client's",
             )),
-            (true, false, None) => Err(SaslError::UnexpectedMessage(
+            (Stage::Asked, _) => Err(SaslError::UnexpectedMessage(
+                "AWS_MSK_IAM: waiting for the signed payload",
+            )),
+            (Stage::Sent, None) => Err(SaslError::UnexpectedMessage(
                 "AWS_MSK_IAM: payload sent, waiting for the broker",
             )),
-            (true, true, _) => Err(SaslError::UnexpectedMessage(
+            (Stage::Done, _) => Err(SaslError::UnexpectedMessage(
                 "AWS_MSK_IAM: exchange complete",
             )),
         }
+    }
+
+    fn provide_credential(&mut self, credential: Credential) -> Result<Step, SaslError> {
+        let (data, expires_at) = match (self.stage, credential) {
+            (Stage::Asked, Credential::Custom(data)) => (data, None),
+            (Stage::Asked, Credential::CustomExpiring { data, expires_at }) => {
+                (data, Some(expires_at))
+            }
+            _ => return Err(SaslError::UnexpectedCredential),
+        };
+        if data.is_empty() {
+            return Err(SaslError::InvalidCredential(
+                "AWS_MSK_IAM: the signed payload is empty".into(),
+            ));
+        }
+        self.stage = Stage::Sent;
+        self.expires_at = expires_at;
+        Ok(Step::Send(data.to_vec()))
     }
 
     fn credential_expiry(&self) -> Option<Instant> {
@@ -454,20 +540,37 @@ pub enum AwsMskIamError {
 
 #[cfg(test)]
 mod tests {
+    use std::net::SocketAddr;
+
     use super::*;
+    use crate::runtime::tests::block_on;
+
+    const HOST: &str = "b-1.example.com";
 
     fn payload_json(msk: &AwsMskIam, creds: &AwsCredentials) -> serde_json::Value {
         let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        serde_json::from_str(&msk.payload(creds, t).unwrap()).unwrap()
+        serde_json::from_str(&msk.payload(HOST, creds, t).unwrap()).unwrap()
+    }
+
+    /// What the provider answers a connection to `host`.
+    fn answer(msk: &AwsMskIam, host: &str) -> Result<Credential, String> {
+        let context = CredentialContext::new(host, SocketAddr::from(([10, 0, 0, 1], 9098)));
+        let request = CredentialRequest::Custom {
+            mechanism: MECHANISM.to_owned(),
+            data: Bytes::new(),
+        };
+        block_on(msk.provide(request, context))
+            .expect("no panic")
+            .map_err(|e| e.to_string())
     }
 
     #[test]
     fn payload_has_the_fields_msk_expects() {
-        let msk = AwsMskIam::new("eu-west-1", "b-1.example.com");
+        let msk = AwsMskIam::new("eu-west-1");
         let creds = AwsCredentials::new("AKIDEXAMPLE", "secret");
         let p = payload_json(&msk, &creds);
         assert_eq!(p["version"], "2020_10_22");
-        assert_eq!(p["host"], "b-1.example.com");
+        assert_eq!(p["host"], HOST);
         assert_eq!(p["action"], "kafka-cluster:Connect");
         assert_eq!(p["x-amz-algorithm"], "AWS4-HMAC-SHA256");
         assert_eq!(
@@ -484,44 +587,102 @@ mod tests {
     }
 
     #[test]
-    fn mechanism_signs_then_reads_the_brokers_json() {
-        let msk = AwsMskIam::new("eu-west-1", "b-1.example.com")
-            .with_credentials(AwsCredentials::new("AKID", "secret"));
-        assert_eq!(MechanismFactory::name(&msk), "AWS_MSK_IAM");
-        let mut m = msk.start().unwrap();
+    fn one_provider_signs_for_the_host_of_each_connection() {
+        let msk = AwsMskIam::new("eu-west-1")
+            .with_credentials(AwsCredentials::new("AKID", "secret-value"));
+        for host in ["b-1.example.com", "b-2.example.com"] {
+            let Ok(Credential::Custom(payload)) = answer(&msk, host) else {
+                panic!("{host}")
+            };
+            let p: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+            assert_eq!(p["host"], host);
+        }
+        // Temporary credentials: the answer carries their expiry.
+        let expiring = msk.with_credentials(
+            AwsCredentials::new("ASIA", "secret")
+                .with_expiry(SystemTime::now() + Duration::from_secs(600)),
+        );
+        let Ok(Credential::CustomExpiring { expires_at, .. }) = answer(&expiring, HOST) else {
+            panic!()
+        };
+        let left = expires_at - Instant::now();
+        assert!(left > Duration::from_secs(590) && left <= Duration::from_secs(600));
+        // Asked for something else: says what to configure.
+        let context = CredentialContext::new(HOST, SocketAddr::from(([10, 0, 0, 1], 9098)));
+        let e = block_on(expiring.provide(CredentialRequest::OAuthBearerToken, context))
+            .unwrap()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("AWS_MSK_IAM") && e.contains("OAUTHBEARER"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn mechanism_asks_sends_then_reads_the_brokers_json() {
+        let sasl = AwsMskIam::sasl_config();
+        assert_eq!(sasl.mechanism(), "AWS_MSK_IAM");
+        let factory = MskIamMechanism;
+        let mut m = factory.start().unwrap();
         assert!(matches!(
             m.step(Some(b"{}")),
             Err(SaslError::UnexpectedMessage(_))
         ));
-        let Ok(Step::Send(first)) = m.step(None) else {
-            panic!()
-        };
-        assert!(serde_json::from_slice::<serde_json::Value>(&first).is_ok());
+        let mut m = factory.start().unwrap();
+        assert_eq!(
+            m.step(None),
+            Ok(Step::NeedCredential(CredentialRequest::Custom {
+                mechanism: "AWS_MSK_IAM".into(),
+                data: Bytes::new(),
+            }))
+        );
         assert!(matches!(m.step(None), Err(SaslError::UnexpectedMessage(_))));
+        assert_eq!(
+            m.provide_credential(Credential::OAuthBearer(
+                kafka_conn_core::sasl::OAuthBearerToken::new("t")
+            )),
+            Err(SaslError::UnexpectedCredential)
+        );
+        let at = Instant::now() + Duration::from_secs(60);
+        assert_eq!(
+            m.provide_credential(Credential::CustomExpiring {
+                data: Bytes::from_static(b"{\"signed\":1}"),
+                expires_at: at,
+            }),
+            Ok(Step::Send(b"{\"signed\":1}".to_vec()))
+        );
+        assert_eq!(m.credential_expiry(), Some(at));
         assert!(matches!(
             m.step(Some(b"not json")),
             Err(SaslError::Malformed(_))
         ));
-        let mut m = msk.start().unwrap();
+        let mut m = factory.start().unwrap();
         m.step(None).unwrap();
+        assert!(matches!(
+            m.provide_credential(Credential::Custom(Bytes::new())),
+            Err(SaslError::InvalidCredential(_))
+        ));
+        let mut m = factory.start().unwrap();
+        m.step(None).unwrap();
+        m.provide_credential(Credential::Custom(Bytes::from_static(b"{}")))
+            .unwrap();
+        assert_eq!(m.credential_expiry(), None);
         assert_eq!(
             m.step(Some(br#"{"version":"2020_10_22","request-id":"x"}"#)),
             Ok(Step::Done)
         );
-        assert!(!format!("{m:?}{msk:?}").contains("secret"));
     }
 
     #[test]
     fn missing_credentials_fail_the_exchange_clearly() {
-        let msk = AwsMskIam::new("eu-west-1", "b-1.example.com")
+        let msk = AwsMskIam::new("eu-west-1")
             .with_credentials_provider(|| Err(AwsMskIamError::NoCredentials("none here".into())));
-        let mut m = msk.start().unwrap();
         assert_eq!(
-            m.step(None),
-            Err(SaslError::InvalidCredential(
-                "no AWS credentials: none here".into()
-            ))
+            answer(&msk, HOST),
+            Err("no AWS credentials: none here".into())
         );
+        assert!(!format!("{msk:?}").contains("none here"));
     }
 
     #[test]

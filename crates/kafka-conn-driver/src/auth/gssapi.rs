@@ -4,17 +4,15 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
-use bytes::Bytes;
-use kafka_conn_core::sasl::GssapiStep;
+use kafka_conn_core::sasl::{Credential, CredentialRequest, GssapiStep};
 use libgssapi::context::{ClientCtx, CtxFlags, SecurityContext};
 use libgssapi::credential::Cred;
 use libgssapi::name::Name;
 use libgssapi::oid::{GSS_MECH_KRB5, GSS_NT_HOSTBASED_SERVICE};
 
-use super::off_executor;
-use crate::credentials::CallbackError;
+use crate::credentials::{CallbackError, CredentialContext, CredentialProvider};
 use crate::runtime::BoxFuture;
 
 /// RFC 4752 section 3.1: bit 0 of the security-layer octet is "no security layer".
@@ -46,12 +44,21 @@ static NEXT_CACHE: AtomicU64 = AtomicU64::new(1);
 /// krb5: it reads `KRB5_CONFIG` (default `/etc/krb5.conf`) from the
 /// environment; set it before the first Kerberos call if needed.
 ///
-/// Each authentication (and each KIP-368 re-authentication) is one
-/// [`KerberosExchange`] for the service principal `<service>@<broker
-/// host>` (`GSS_C_NT_HOSTBASED_SERVICE`; with the default service name
-/// and broker `b1.example.com` that is `kafka/b1.example.com@REALM`).
-/// The host must be the name the broker's principal is made for, which
-/// is why brokers are usually reached by their DNS names, not by address.
+/// `Kerberos` is the [`CredentialProvider`] of the GSSAPI mechanism
+/// ([`SaslConfig::gssapi`](kafka_conn_core::sasl::SaslConfig::gssapi)):
+/// set it with [`ConnectConfig::with_credential_provider`](crate::ConnectConfig::with_credential_provider),
+/// and it serves every connection the config makes. Each authentication
+/// (and each KIP-368 re-authentication) of a connection is a fresh
+/// [`KerberosExchange`] for the service principal `<service>@<host>`,
+/// with the host the connection was made to
+/// ([`CredentialContext::host`]; `GSS_C_NT_HOSTBASED_SERVICE`: with the
+/// default service name and broker `b1.example.com:9092` that is
+/// `kafka/b1.example.com@REALM`). The host must be the name the broker's
+/// principal is made for, which is why brokers are reached by their DNS
+/// names, not by address. The exchange lives in the connection's
+/// [`CredentialContext`] between two tokens, so connections authenticating
+/// at the same time never see each other's; every GSS-API call runs on the
+/// runtime's blocking pool ([`CredentialContext::spawn_blocking`]).
 ///
 /// ```no_run
 /// # use kafka_conn_driver::{ConnectConfig, Kerberos};
@@ -60,7 +67,7 @@ static NEXT_CACHE: AtomicU64 = AtomicU64::new(1);
 ///     .with_principal("app@EXAMPLE.COM")
 ///     .with_keytab("/etc/app/app.keytab");
 /// let config = ConnectConfig::new(Config::new().with_sasl(SaslConfig::gssapi()))
-///     .with_gssapi(kerberos.step_callback("b1.example.com"));
+///     .with_credential_provider(kerberos);
 /// ```
 #[derive(Clone)]
 pub struct Kerberos {
@@ -189,49 +196,6 @@ impl Kerberos {
         }
     }
 
-    /// An answer for [`crate::ConnectConfig::with_gssapi`] for a
-    /// connection to the broker `host`: each call runs one step of the
-    /// current exchange on a thread of its own (never on the executor),
-    /// and a call without a server token starts a new exchange (the first
-    /// authentication, or a KIP-368 re-authentication).
-    ///
-    /// The callback holds one exchange at a time, so give each connection
-    /// its own (its own `ConnectConfig`): the broker host differs per
-    /// connection anyway.
-    pub fn step_callback(
-        &self,
-        host: &str,
-    ) -> impl Fn(Option<Bytes>) -> BoxFuture<'static, Result<GssapiStep, CallbackError>>
-           + Send
-           + Sync
-           + 'static {
-        let kerberos = self.clone();
-        let host = host.to_owned();
-        let current: Arc<Mutex<Option<KerberosExchange>>> = Arc::default();
-        move |server_token: Option<Bytes>| {
-            let kerberos = kerberos.clone();
-            let host = host.clone();
-            let current = current.clone();
-            Box::pin(async move {
-                let step = off_executor("gssapi", move || {
-                    let mut slot = current.lock().unwrap_or_else(PoisonError::into_inner);
-                    if server_token.is_none() {
-                        *slot = Some(kerberos.exchange(&host));
-                    }
-                    match slot.as_mut() {
-                        Some(exchange) => exchange.step(server_token.as_deref()),
-                        None => Err(KerberosError::OutOfOrder {
-                            target: kerberos.service_principal(&host),
-                            why: "a server token arrived before the exchange started",
-                        }),
-                    }
-                })
-                .await??;
-                Ok(step)
-            })
-        }
-    }
-
     /// The initiator credential, or `None` for GSS-API's default.
     fn credential(&self, target: &str) -> Result<Option<Cred>, KerberosError> {
         let mut store: Vec<(&'static str, String)> = Vec::new();
@@ -262,6 +226,52 @@ impl Kerberos {
             (None, Some(_)) => "acquiring credentials (credential cache)",
             (None, None) => "acquiring credentials",
         }
+    }
+}
+
+impl CredentialProvider for Kerberos {
+    /// Answers [`CredentialRequest::GssapiToken`]: without a server token
+    /// a new exchange starts for `<service>@<context.host>`; with one, the
+    /// connection's exchange in progress takes its next step. Each step
+    /// runs on the blocking pool; the exchange is kept in the context until
+    /// the next token.
+    fn provide(
+        &self,
+        request: CredentialRequest,
+        context: CredentialContext,
+    ) -> BoxFuture<'static, Result<Credential, CallbackError>> {
+        let CredentialRequest::GssapiToken { server_token } = request else {
+            return super::not_provided("Kerberos", "GSSAPI", &request);
+        };
+        let exchange =
+            match &server_token {
+                // The first token of an authentication or re-authentication:
+                // whatever an earlier exchange left is replaced.
+                None => {
+                    drop(context.take_state::<KerberosExchange>());
+                    Ok(self.exchange(&context.host))
+                }
+                Some(_) => context.take_state::<KerberosExchange>().ok_or_else(|| {
+                    KerberosError::OutOfOrder {
+                        target: self.service_principal(&context.host),
+                        why: "a server token arrived before the exchange started",
+                    }
+                }),
+            };
+        Box::pin(async move {
+            let mut exchange = exchange?;
+            let (exchange, step) = context
+                .spawn_blocking(move || {
+                    let step = exchange.step(server_token.as_deref());
+                    (exchange, step)
+                })
+                .await;
+            let step = step?;
+            if !exchange.is_done() {
+                context.keep_state(exchange);
+            }
+            Ok(Credential::Gssapi(step))
+        })
     }
 }
 
@@ -299,7 +309,9 @@ impl Phase {
 ///
 /// Its steps call GSS-API, which may contact the KDC (blocking network
 /// I/O, with krb5's own timeouts): run them off the async executor, as
-/// [`Kerberos::step_callback`] does.
+/// [`Kerberos`]'s [`CredentialProvider`] does. (The provider is all a
+/// connection needs; an exchange of your own is for driving the core
+/// without this crate's driver.)
 pub struct KerberosExchange {
     config: Kerberos,
     target: String,

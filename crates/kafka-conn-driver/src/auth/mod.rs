@@ -1,4 +1,4 @@
-//! Authentication as deployed: the credential sources behind the SASL
+//! Authentication as deployed: the credential providers behind the SASL
 //! mechanisms that talk to the outside world, each behind its own feature
 //! so that the default build links none of them.
 //!
@@ -7,22 +7,22 @@
 //! - `oidc`: [`OidcTokenProvider`] fetches OAUTHBEARER tokens with the
 //!   OAuth 2 client credentials grant (KIP-768).
 //! - `aws-msk-iam`: [`AwsMskIam`], Amazon MSK's IAM mechanism, signed with
-//!   AWS SigV4 (a pure computation: nothing to run off the executor).
+//!   AWS SigV4.
 //!
-//! Each source has a narrow, runtime-free core (one exchange, one fetch)
-//! and an adapter to today's [`crate::ConnectConfig`] callbacks. Blocking
-//! calls (a KDC round trip) run off the async executor through
-//! [`off_executor`], so the connection's task keeps serving other
-//! connections while a ticket is fetched.
-
-#[cfg(any(feature = "gssapi", feature = "oidc"))]
-use std::io;
+//! Each is one [`CredentialProvider`](crate::CredentialProvider), set with
+//! [`ConnectConfig::with_credential_provider`](crate::ConnectConfig::with_credential_provider),
+//! that serves every connection the config makes: what differs per
+//! connection (the broker's host, an exchange in progress) comes from the
+//! [`CredentialContext`](crate::CredentialContext). Blocking work (a KDC
+//! round trip, an HTTP fetch, reading a credentials file) runs on the
+//! runtime's blocking pool through
+//! [`CredentialContext::spawn_blocking`](crate::CredentialContext::spawn_blocking),
+//! so the connection's task keeps serving other connections meanwhile.
 
 #[cfg(feature = "aws-msk-iam")]
 mod aws_msk_iam;
 #[cfg(feature = "gssapi")]
 mod gssapi;
-
 #[cfg(feature = "oidc")]
 mod oidc;
 
@@ -33,27 +33,27 @@ pub use gssapi::{Kerberos, KerberosError, KerberosExchange};
 #[cfg(feature = "oidc")]
 pub use oidc::{ClientAuth, OidcError, OidcTokenProvider};
 
-/// Runs blocking `work` off the async executor and resolves to its result.
-///
-/// Today this is a short-lived thread per call answered through a oneshot
-/// channel: the calls are rare (a few per authentication) and a thread
-/// needs no runtime. When the driver's `Runtime` gains a blocking pool,
-/// this is the one place to change.
-///
-/// Dropping the future does not stop `work` (a blocking C call cannot be
-/// interrupted); its result is then discarded.
-#[cfg(any(feature = "gssapi", feature = "oidc"))]
-pub(crate) async fn off_executor<T, F>(what: &'static str, work: F) -> io::Result<T>
-where
-    T: Send + 'static,
-    F: FnOnce() -> T + Send + 'static,
-{
-    let (tx, rx) = futures_channel::oneshot::channel();
-    std::thread::Builder::new()
-        .name(format!("kafka-conn-{what}"))
-        .spawn(move || {
-            let _ = tx.send(work());
-        })?;
-    rx.await
-        .map_err(|_| io::Error::other(format!("the {what} thread panicked")))
+use kafka_conn_core::sasl::{Credential, CredentialRequest};
+
+use crate::credentials::CallbackError;
+use crate::runtime::BoxFuture;
+
+/// The answer of a provider asked for what it does not provide: the SASL
+/// mechanism configured in the core does not match the provider.
+fn not_provided(
+    provider: &'static str,
+    mechanism: &'static str,
+    request: &CredentialRequest,
+) -> BoxFuture<'static, Result<Credential, CallbackError>> {
+    let asked = match request {
+        CredentialRequest::OAuthBearerToken => "an OAUTHBEARER token".to_owned(),
+        CredentialRequest::GssapiToken { .. } => "a GSSAPI token".to_owned(),
+        CredentialRequest::Custom { mechanism, .. } => format!("a credential for {mechanism}"),
+        other => format!("{other:?}"),
+    };
+    let message = format!(
+        "the {provider} credential provider answers {mechanism} only, and was asked for {asked}: \
+         configure the SASL mechanism {mechanism} in the core config"
+    );
+    Box::pin(async move { Err(message.into()) })
 }

@@ -8,11 +8,10 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
-use kafka_conn_core::sasl::{OAuthBearerToken, Secret};
+use kafka_conn_core::sasl::{Credential, CredentialRequest, OAuthBearerToken, Secret};
 
-use super::off_executor;
-use crate::credentials::CallbackError;
-use crate::runtime::BoxFuture;
+use crate::credentials::{CallbackError, CredentialContext, CredentialProvider};
+use crate::runtime::{spawn_thread, BoxFuture};
 
 /// How the client authenticates to the token endpoint (RFC 6749 section 2.3.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -32,6 +31,14 @@ pub enum ClientAuth {
 /// OAuth 2 client credentials grant from an OpenID provider's token
 /// endpoint over HTTPS (KIP-768's `sasl.oauthbearer.token.endpoint.url`),
 /// keeps the last good token and refreshes it ahead of its expiry.
+///
+/// It is the [`CredentialProvider`] of the OAUTHBEARER mechanism
+/// ([`SaslConfig::oauthbearer`](kafka_conn_core::sasl::SaslConfig::oauthbearer)):
+/// set it with [`ConnectConfig::with_credential_provider`](crate::ConnectConfig::with_credential_provider).
+/// Every connection the config makes, and each of their KIP-368
+/// re-authentications, asks it for a token; it answers with the cached one
+/// while that is fresh and fetches a new one (on the runtime's blocking
+/// pool, [`CredentialContext::spawn_blocking`]) once it is due.
 ///
 /// Cheap to clone; clones share the cached token, so every connection of
 /// an application can use one provider and the endpoint sees one fetch
@@ -58,8 +65,8 @@ pub enum ClientAuth {
 ///   file; redirects are not followed (the secret stays with the endpoint
 ///   it was configured for).
 ///
-/// HTTP runs on a thread of its own through the blocking `ureq` client,
-/// never on the async executor.
+/// HTTP runs through the blocking `ureq` client on the runtime's blocking
+/// pool, never on the async executor.
 ///
 /// ```no_run
 /// # use kafka_conn_driver::{ConnectConfig, OidcTokenProvider};
@@ -69,7 +76,7 @@ pub enum ClientAuth {
 ///     .with_scope("kafka")
 ///     .with_extension("logicalCluster", "lkc-123");
 /// let config = ConnectConfig::new(Config::new().with_sasl(SaslConfig::oauthbearer()))
-///     .with_oauth_token_provider(oidc.callback());
+///     .with_credential_provider(oidc);
 /// ```
 #[derive(Clone)]
 pub struct OidcTokenProvider {
@@ -250,31 +257,13 @@ impl OidcTokenProvider {
         self.lock().fetches
     }
 
-    /// An answer for [`crate::ConnectConfig::with_oauth_token_provider`]:
-    /// each authentication (and KIP-368 re-authentication) gets the cached
-    /// token, or a fresh one fetched on a thread of its own.
-    pub fn callback(
-        &self,
-    ) -> impl Fn() -> BoxFuture<'static, Result<OAuthBearerToken, CallbackError>> + Send + Sync + 'static
-    {
-        let provider = self.clone();
-        move || {
-            let provider = provider.clone();
-            Box::pin(async move { Ok(provider.token().await?) })
-        }
-    }
-
-    /// The token for the next authentication, fetched off the executor if
-    /// the cached one is due for refresh.
+    /// The token for the next authentication, fetched on a thread of its
+    /// own if the cached one is due for refresh: for using the provider
+    /// outside a connection (a connection asks through its
+    /// [`CredentialProvider`] implementation, on the runtime's pool).
     pub async fn token(&self) -> Result<OAuthBearerToken, OidcError> {
         let provider = self.clone();
-        off_executor("oidc", move || provider.token_blocking())
-            .await
-            .map_err(|e| OidcError::Transport {
-                endpoint: self.settings.endpoint.clone(),
-                attempts: 0,
-                message: e.to_string(),
-            })?
+        spawn_thread(move || provider.token_blocking()).await
     }
 
     /// [`OidcTokenProvider::token`], blocking the calling thread while it fetches.
@@ -410,6 +399,32 @@ impl OidcTokenProvider {
             return Err(Attempt::Final(refusal(status, &body)));
         }
         parse_token_response(&body, sent_at).map_err(Attempt::Final)
+    }
+}
+
+impl CredentialProvider for OidcTokenProvider {
+    /// Answers [`CredentialRequest::OAuthBearerToken`] with
+    /// [`OidcTokenProvider::token_blocking`], run on the blocking pool.
+    fn provide(
+        &self,
+        request: CredentialRequest,
+        context: CredentialContext,
+    ) -> BoxFuture<'static, Result<Credential, CallbackError>> {
+        if request != CredentialRequest::OAuthBearerToken {
+            return super::not_provided("OIDC", "OAUTHBEARER", &request);
+        }
+        let provider = self.clone();
+        Box::pin(async move {
+            tracing::debug!(
+                reauthentication = context.reauthentication,
+                host = %context.host,
+                "OAUTHBEARER token asked for"
+            );
+            let token = context
+                .spawn_blocking(move || provider.token_blocking())
+                .await?;
+            Ok(Credential::OAuthBearer(token))
+        })
     }
 }
 

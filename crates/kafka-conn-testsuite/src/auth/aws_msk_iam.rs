@@ -17,13 +17,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use kafka_conn_driver::core::sasl::SaslConfig;
 use kafka_conn_driver::core::{CloseReason, Config};
 use kafka_conn_driver::{connect, AwsCredentials, AwsMskIam, ConnectConfig, Runtime};
 
 use crate::auth::SaslSim;
 use crate::kafka::metadata_all;
-use crate::tests::LIMIT;
+use crate::tests::{FixedDns, LIMIT};
 use crate::{connected, refused, sleep};
 
 /// The botocore release the comparison runs against (pinned: the test
@@ -147,9 +146,9 @@ pub async fn msk_iam_payload_matches_botocore<R: Runtime>(_rt: R) {
             if let Some(t) = token {
                 creds = creds.with_session_token(t);
             }
-            let msk = AwsMskIam::new(REGION, HOST);
+            let msk = AwsMskIam::new(REGION);
             let ours: serde_json::Value = serde_json::from_str(
-                &msk.payload(&creds, UNIX_EPOCH + Duration::from_secs(unix))
+                &msk.payload(HOST, &creds, UNIX_EPOCH + Duration::from_secs(unix))
                     .unwrap(),
             )
             .unwrap();
@@ -186,8 +185,8 @@ pub async fn msk_iam_payload_matches_botocore<R: Runtime>(_rt: R) {
 }
 
 /// A simulated MSK broker: checks the payload's shape, that it was signed
-/// just now for this host and region, and answers as MSK does.
-fn msk_broker(session_lifetime_ms: i64) -> SaslSim {
+/// just now for `host` and the region, and answers as MSK does.
+fn msk_broker(host: &'static str, session_lifetime_ms: i64) -> SaslSim {
     let n = Arc::new(AtomicUsize::new(0));
     SaslSim::start("AWS_MSK_IAM", session_lifetime_ms, move |message| {
         let p: serde_json::Value =
@@ -195,7 +194,7 @@ fn msk_broker(session_lifetime_ms: i64) -> SaslSim {
         if p["version"] != "2020_10_22" || p["action"] != "kafka-cluster:Connect" {
             return Err(format!("bad payload {p}"));
         }
-        if p["host"] != HOST
+        if p["host"] != host
             || !p["x-amz-credential"]
                 .as_str()
                 .unwrap_or("")
@@ -239,6 +238,23 @@ fn unix_to_amz_date(unix: u64) -> String {
     )
 }
 
+/// Reaches `broker` under the name `host` (as `host:port`), through a
+/// runtime whose DNS maps every name to the broker: the payload is signed
+/// for the name connected to.
+fn by_name<R: Runtime>(rt: &R, host: &str, broker: &SaslSim) -> (FixedDns<R>, String) {
+    let addr: std::net::SocketAddr = broker.address().parse().unwrap();
+    let dns = FixedDns {
+        inner: rt.clone(),
+        addresses: vec![addr],
+    };
+    (dns, format!("{host}:{}", addr.port()))
+}
+
+fn msk_config(msk: AwsMskIam) -> ConnectConfig {
+    ConnectConfig::new(Config::new().with_sasl(AwsMskIam::sasl_config()))
+        .with_credential_provider(msk)
+}
+
 fn payloads(broker: &SaslSim) -> Vec<serde_json::Value> {
     broker
         .received()
@@ -252,17 +268,22 @@ fn payloads(broker: &SaslSim) -> Vec<serde_json::Value> {
 /// (rotated here on every call); a refusal is error 58 with the broker's
 /// text.
 pub async fn msk_iam_signs_every_authentication<R: Runtime>(rt: R) {
-    let broker = msk_broker(2000);
-    let addr = broker.address();
+    let broker = msk_broker(HOST, 2000);
+    let (dns, addr) = by_name(&rt, HOST, &broker);
     let calls = Arc::new(AtomicUsize::new(0));
     let c = calls.clone();
-    let msk = AwsMskIam::new(REGION, HOST).with_credentials_provider(move || {
+    let msk = AwsMskIam::new(REGION).with_credentials_provider(move || {
         let n = c.fetch_add(1, Ordering::SeqCst);
         Ok(AwsCredentials::new(format!("AKIDROTATED{n}"), "secret")
             .with_session_token(format!("token-{n}")))
     });
-    let config = ConnectConfig::new(Config::new().with_sasl(SaslConfig::new(Arc::new(msk))));
-    let client = connected(&rt, &addr, LIMIT, connect(rt.clone(), &addr, config)).await;
+    let client = connected(
+        &dns,
+        &addr,
+        LIMIT,
+        connect(dns.clone(), &addr, msk_config(msk)),
+    )
+    .await;
     assert_eq!(client.sasl_session().unwrap().mechanism, "AWS_MSK_IAM");
     let until = Instant::now() + LIMIT;
     while client.stats().reauthentications < 2 {
@@ -292,10 +313,14 @@ pub async fn msk_iam_signs_every_authentication<R: Runtime>(rt: R) {
         Err("[kafka-conn sim] Access denied".to_owned())
     });
     let addr = refusing.address();
-    let msk =
-        AwsMskIam::new(REGION, HOST).with_credentials(AwsCredentials::new("AKID", "secret-value"));
-    let config = ConnectConfig::new(Config::new().with_sasl(SaslConfig::new(Arc::new(msk))));
-    let e = refused(&rt, &addr, LIMIT, connect(rt.clone(), &addr, config)).await;
+    let msk = AwsMskIam::new(REGION).with_credentials(AwsCredentials::new("AKID", "secret-value"));
+    let e = refused(
+        &rt,
+        &addr,
+        LIMIT,
+        connect(rt.clone(), &addr, msk_config(msk)),
+    )
+    .await;
     let Some(CloseReason::AuthFailed(a)) = e.close_reason() else {
         panic!("{e}")
     };
@@ -304,18 +329,48 @@ pub async fn msk_iam_signs_every_authentication<R: Runtime>(rt: R) {
     assert!(!format!("{e:?}").contains("secret-value"));
 }
 
+/// One config (one provider) for the brokers of a cluster: each
+/// connection's payload is signed for the host it was made to, and each
+/// broker accepts only its own.
+pub async fn msk_iam_one_config_serves_every_broker<R: Runtime>(rt: R) {
+    const HOST_2: &str = "b-2.kafka-conn-test.abc123.c2.kafka.eu-west-1.amazonaws.com";
+    let config =
+        msk_config(AwsMskIam::new(REGION).with_credentials(AwsCredentials::new("AKID", "secret")));
+    let brokers = [(HOST, msk_broker(HOST, 0)), (HOST_2, msk_broker(HOST_2, 0))];
+    for (host, broker) in &brokers {
+        let (dns, addr) = by_name(&rt, host, broker);
+        let client = connected(
+            &dns,
+            &addr,
+            LIMIT,
+            connect(dns.clone(), &addr, config.clone()),
+        )
+        .await;
+        client.send(metadata_all()).await.expect("authenticated");
+        client.close();
+        let p = payloads(broker);
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0]["host"], *host);
+    }
+}
+
 /// Temporary credentials that expire before the broker's session does:
 /// the connection re-authenticates (re-signs) before they expire.
 pub async fn msk_iam_reauthenticates_before_the_credentials_expire<R: Runtime>(rt: R) {
-    let broker = msk_broker(3_600_000);
-    let addr = broker.address();
-    let msk = AwsMskIam::new(REGION, HOST).with_credentials_provider(|| {
+    let broker = msk_broker(HOST, 3_600_000);
+    let (dns, addr) = by_name(&rt, HOST, &broker);
+    let msk = AwsMskIam::new(REGION).with_credentials_provider(|| {
         Ok(AwsCredentials::new("ASIATEMP", "secret")
             .with_session_token("t")
             .with_expiry(SystemTime::now() + Duration::from_secs(3)))
     });
-    let config = ConnectConfig::new(Config::new().with_sasl(SaslConfig::new(Arc::new(msk))));
-    let client = connected(&rt, &addr, LIMIT, connect(rt.clone(), &addr, config)).await;
+    let client = connected(
+        &dns,
+        &addr,
+        LIMIT,
+        connect(dns.clone(), &addr, msk_config(msk)),
+    )
+    .await;
     let started = Instant::now();
     while client.stats().reauthentications < 1 {
         assert!(
@@ -338,6 +393,7 @@ macro_rules! aws_msk_iam_suite {
         $crate::aws_msk_iam_suite!(@each $block_on, $runtime;
             msk_iam_payload_matches_botocore,
             msk_iam_signs_every_authentication,
+            msk_iam_one_config_serves_every_broker,
             msk_iam_reauthenticates_before_the_credentials_expire,
         );
     };

@@ -29,7 +29,7 @@ use kafka_conn_driver::core::{ApiKey, CloseReason, Config, TimeoutKind};
 use kafka_conn_driver::{connect, ConnectConfig, ConnectError, Kerberos, Runtime};
 
 use crate::kafka::metadata_all;
-use crate::tests::LIMIT;
+use crate::tests::{FixedDns, LIMIT};
 use crate::{connected, env, refused};
 
 /// What the GSSAPI tests need, prepared once per process.
@@ -186,9 +186,22 @@ fn missing(what: &str) {
     eprintln!("SKIPPED: {what}");
 }
 
-fn gssapi_config(callback_for: &Kerberos, host: &str) -> ConnectConfig {
+/// GSSAPI with `kerberos` as the provider: one config, good for every
+/// broker (the service host comes from each connection's address).
+fn gssapi_config(kerberos: &Kerberos) -> ConnectConfig {
     ConnectConfig::new(Config::new().with_sasl(SaslConfig::gssapi()))
-        .with_gssapi(callback_for.step_callback(host))
+        .with_credential_provider(kerberos.clone())
+}
+
+/// A runtime on which every name resolves to the address of `bootstrap`:
+/// to reach the GSSAPI broker under another name (the service host is the
+/// name connected to).
+fn resolving_to<R: Runtime>(rt: &R, bootstrap: &str) -> FixedDns<R> {
+    use std::net::ToSocketAddrs as _;
+    FixedDns {
+        inner: rt.clone(),
+        addresses: bootstrap.to_socket_addrs().expect("resolvable").collect(),
+    }
 }
 
 /// Connects and proves the session works with a request.
@@ -215,7 +228,9 @@ fn auth_failure(e: &ConnectError) -> (Option<i16>, String) {
 }
 
 /// A ticket obtained with the client keytab (kept in a private in-memory
-/// cache), twice: the second connection reuses the cached ticket.
+/// cache), twice: the second connection reuses the cached ticket. Then the
+/// same config (one provider) for four connections authenticating at once,
+/// each exchange kept apart in its connection's context.
 pub async fn gssapi_ticket_from_keytab<R: Runtime>(rt: R) {
     let Some(k) = prepare() else { return };
     let kerberos = Kerberos::new()
@@ -223,12 +238,15 @@ pub async fn gssapi_ticket_from_keytab<R: Runtime>(rt: R) {
         .with_principal(&k.principal)
         .with_keytab(&k.keytab);
     assert!(kerberos.credential_cache().unwrap().starts_with("MEMORY:"));
+    let config = gssapi_config(&kerberos);
     for _ in 0..2 {
-        authenticates(&rt, &k.bootstrap, gssapi_config(&kerberos, &k.host)).await;
+        authenticates(&rt, &k.bootstrap, config.clone()).await;
     }
+    let together = (0..4).map(|_| authenticates(&rt, &k.bootstrap, config.clone()));
+    futures_util::future::join_all(together).await;
     // The keytab alone names the principal (its first entry).
     let kerberos = Kerberos::new().with_keytab(&k.keytab);
-    authenticates(&rt, &k.bootstrap, gssapi_config(&kerberos, &k.host)).await;
+    authenticates(&rt, &k.bootstrap, gssapi_config(&kerberos)).await;
 }
 
 /// A ticket from a credential cache that `kinit` filled (our own
@@ -250,27 +268,29 @@ pub async fn gssapi_ticket_from_kinit_credential_cache<R: Runtime>(rt: R) {
     let kerberos = Kerberos::new()
         .with_service_name(&k.service)
         .with_credential_cache(&cache);
-    authenticates(&rt, &k.bootstrap, gssapi_config(&kerberos, &k.host)).await;
+    authenticates(&rt, &k.bootstrap, gssapi_config(&kerberos)).await;
 }
 
 /// A ticket for `kafka/<wrong host>`, which the KDC issues but the broker
-/// cannot decrypt: the broker refuses with error 58. A service the KDC
-/// does not know fails locally with Kerberos's text.
+/// cannot decrypt: the broker refuses with error 58. (The broker is
+/// reached under the wrong name through a runtime whose DNS maps it to the
+/// broker's address: the provider takes the service host from the name
+/// connected to.) A service the KDC does not know fails locally with
+/// Kerberos's text.
 pub async fn gssapi_wrong_service_is_refused<R: Runtime>(rt: R) {
     let Some(k) = prepare() else { return };
     let kerberos = Kerberos::new()
         .with_service_name(&k.service)
         .with_principal(&k.principal)
         .with_keytab(&k.keytab);
+    let port = k.bootstrap.rsplit_once(':').expect("host:port").1;
+    let wrong = format!("{}:{port}", k.wrong_host);
+    let dns = resolving_to(&rt, &k.bootstrap);
     let e = refused(
-        &rt,
-        &k.bootstrap,
+        &dns,
+        &wrong,
         LIMIT,
-        connect(
-            rt.clone(),
-            &k.bootstrap,
-            gssapi_config(&kerberos, &k.wrong_host),
-        ),
+        connect(dns.clone(), &wrong, gssapi_config(&kerberos)),
     )
     .await;
     let (code, text) = auth_failure(&e);
@@ -282,7 +302,7 @@ pub async fn gssapi_wrong_service_is_refused<R: Runtime>(rt: R) {
         &rt,
         &k.bootstrap,
         LIMIT,
-        connect(rt.clone(), &k.bootstrap, gssapi_config(&kerberos, &k.host)),
+        connect(rt.clone(), &k.bootstrap, gssapi_config(&kerberos)),
     )
     .await;
     let (code, text) = auth_failure(&e);
@@ -309,7 +329,7 @@ pub async fn gssapi_without_a_ticket_fails_with_the_gss_status<R: Runtime>(rt: R
         &rt,
         &k.bootstrap,
         LIMIT,
-        connect(rt.clone(), &k.bootstrap, gssapi_config(&kerberos, &k.host)),
+        connect(rt.clone(), &k.bootstrap, gssapi_config(&kerberos)),
     )
     .await;
     let (code, text) = auth_failure(&e);
@@ -342,7 +362,7 @@ pub async fn gssapi_unreachable_kdc_fails_within_the_deadline<R: Runtime>(rt: R)
         &rt,
         &k.bootstrap,
         LIMIT,
-        connect(rt.clone(), &k.bootstrap, gssapi_config(&kerberos, &k.host)),
+        connect(rt.clone(), &k.bootstrap, gssapi_config(&kerberos)),
     )
     .await;
     let (code, text) = auth_failure(&e);
@@ -359,7 +379,7 @@ pub async fn gssapi_unreachable_kdc_fails_within_the_deadline<R: Runtime>(rt: R)
             .with_sasl(SaslConfig::gssapi())
             .with_handshake_timeout(handshake),
     )
-    .with_gssapi(kerberos.step_callback(&k.host));
+    .with_credential_provider(kerberos);
     let started = Instant::now();
     let e = refused(
         &rt,
@@ -405,8 +425,15 @@ pub async fn gssapi_legacy_v0_with_the_simulated_broker<R: Runtime>(rt: R) {
     let config = ConnectConfig::new(
         Config::new().with_sasl(SaslConfig::gssapi().with_handshake(HandshakeMode::Auto)),
     )
-    .with_gssapi(kerberos.step_callback("localhost"));
-    let addr = broker.address();
+    .with_credential_provider(kerberos);
+    // By name: the service principal is kafka/localhost.
+    let port = broker
+        .address()
+        .rsplit_once(':')
+        .expect("host:port")
+        .1
+        .to_owned();
+    let addr = format!("localhost:{port}");
     let client = connected(&rt, &addr, LIMIT, connect(rt.clone(), &addr, config)).await;
     assert_eq!(client.sasl_session().unwrap().mechanism, "GSSAPI");
     let r = client.send(metadata_all()).await.expect("metadata");

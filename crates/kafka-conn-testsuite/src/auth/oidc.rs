@@ -129,7 +129,7 @@ pub async fn oidc_tokens_by_basic_and_body_auth_authenticate<R: Runtime>(rt: R) 
             .with_extension("traceId", "kafka-conn-test");
         for _ in 0..2 {
             let config = ConnectConfig::new(Config::new().with_sasl(SaslConfig::oauthbearer()))
-                .with_oauth_token_provider(p.callback());
+                .with_credential_provider(p.clone());
             let client = connected(&rt, &addr, LIMIT, connect(rt.clone(), &addr, config)).await;
             assert_eq!(client.sasl_session().unwrap().mechanism, "OAUTHBEARER");
             client.send(metadata_all()).await.expect("request");
@@ -173,7 +173,7 @@ pub async fn oidc_wrong_secret_is_refused_with_the_providers_error<R: Runtime>(r
         let broker = validating_broker(&e, 60_000);
         let addr = broker.address();
         let config = ConnectConfig::new(Config::new().with_sasl(SaslConfig::oauthbearer()))
-            .with_oauth_token_provider(p.callback());
+            .with_credential_provider(p.clone());
         let failure = refused(&rt, &addr, LIMIT, connect(rt.clone(), &addr, config)).await;
         let Some(CloseReason::AuthFailed(a)) = failure.close_reason() else {
             panic!("{failure}")
@@ -244,7 +244,7 @@ pub async fn oidc_token_expiring_before_reauthentication_is_replaced<R: Runtime>
     let addr = broker.address();
     let p = provider(&e);
     let config = ConnectConfig::new(Config::new().with_sasl(SaslConfig::oauthbearer()))
-        .with_oauth_token_provider(p.callback());
+        .with_credential_provider(p.clone());
     let client = connected(&rt, &addr, LIMIT, connect(rt.clone(), &addr, config)).await;
     let first = bearer(&broker.received()[0]).0;
     let lifetime = claims(&first)["exp"].as_f64().unwrap() - unix_now();
