@@ -41,6 +41,20 @@ pub use secret::Secret;
 pub enum Step {
     /// Send these bytes to the server as the next client message.
     Send(Vec<u8>),
+    /// Send these bytes as the last client message: the client side is
+    /// complete once they are out, and the mechanism is not stepped again.
+    ///
+    /// How the exchange then ends follows Kafka's own client
+    /// (`SaslClientAuthenticator`): with SaslAuthenticate the broker
+    /// answers every request, so its response to this one ends the exchange
+    /// (an error code in it still fails the authentication; its bytes are
+    /// not looked at); with legacy raw tokens (SaslHandshake v0) a broker
+    /// sends a token back only when its SASL server has one, and after the
+    /// client's last message it may have none, so the exchange ends as soon
+    /// as the token is written. GSSAPI's security-layer reply (RFC 4752
+    /// section 3.1) is such a message: Apache Kafka's broker sends nothing
+    /// after it under SaslHandshake v0.
+    SendLast(Vec<u8>),
     /// The exchange is complete and, where the mechanism can, the server was
     /// verified (e.g. SCRAM's server signature).
     Done,

@@ -283,8 +283,6 @@ enum Phase {
     Establishing(ClientCtx),
     /// The context is established; the wrapped security-layer offer is next.
     Negotiating(ClientCtx),
-    /// The wrapped security-layer reply was sent; the server's last message is next.
-    Replied,
     /// Complete.
     Done,
     /// A step failed; the exchange cannot go on.
@@ -297,7 +295,6 @@ impl Phase {
             Phase::Start => "start",
             Phase::Establishing(_) => "establishing the context",
             Phase::Negotiating(_) => "negotiating the security layer",
-            Phase::Replied => "waiting for the server's last message",
             Phase::Done => "done",
             Phase::Failed => "failed",
         }
@@ -348,9 +345,11 @@ impl KerberosExchange {
     /// 2. the server's wrapped 4-octet security-layer offer is unwrapped;
     ///    the reply is "no security layer" (`0x01`), a maximum message
     ///    size of 0 (RFC 4752 requires 0 without a layer) and the
-    ///    authorization id, wrapped without confidentiality;
-    /// 3. the server's last message completes the exchange
-    ///    ([`GssapiStep::Done`]).
+    ///    authorization id, wrapped without confidentiality, and it is the
+    ///    client's last message ([`GssapiStep::SendLast`]): with
+    ///    SaslAuthenticate the broker's answer to it ends the exchange, and
+    ///    under the legacy SaslHandshake v0 flow it ends once written, as
+    ///    Apache Kafka's broker sends nothing more there.
     pub fn step(&mut self, server_token: Option<&[u8]>) -> Result<GssapiStep, KerberosError> {
         let phase = std::mem::replace(&mut self.phase, Phase::Failed);
         let (step, next) = match (phase, server_token) {
@@ -389,10 +388,8 @@ impl KerberosExchange {
                 let wrapped = ctx
                     .wrap(false, &reply)
                     .map_err(|e| self.gss("wrapping the security-layer reply", e))?;
-                (GssapiStep::Send(wrapped.to_vec()), Phase::Replied)
+                (GssapiStep::SendLast(wrapped.to_vec()), Phase::Done)
             }
-            // The broker's last (empty) message after the reply.
-            (Phase::Replied, Some(_)) => (GssapiStep::Done, Phase::Done),
             (phase, token) => {
                 let why = match (&phase, token) {
                     (Phase::Start, Some(_)) => {
