@@ -648,11 +648,14 @@ pub fn run_scram_client(data: &[u8]) {
     };
     let min = u32::from(input.min_iterations % 4) + 1;
     let max = 16;
+    // Bit 2 of the same byte: PBKDF2 in `step`, or asked for (the default).
+    let inline = input.min_iterations & 4 != 0;
     let factory = Scram::new(hash, input.username.clone(), input.password.clone())
         .with_token_auth(input.token_auth)
         .with_min_iterations(min)
         .with_max_iterations(max)
-        .with_fixed_nonce_for_testing(CLIENT_NONCE);
+        .with_fixed_nonce_for_testing(CLIENT_NONCE)
+        .with_inline_pbkdf2(inline);
     assert_eq!(factory.name(), hash.mechanism_name());
     let mut m = factory.start().expect("start");
     assert!(m
@@ -724,7 +727,20 @@ pub fn run_scram_client(data: &[u8]) {
             (msg.into_bytes(), Some(parsed))
         }
     };
-    let step = m.step(Some(&server_first));
+    let step = match m.step(Some(&server_first)) {
+        // The PBKDF2 job: for exactly what was accepted, run where a driver
+        // would run it.
+        Ok(Step::NeedCredential(CredentialRequest::ScramSaltedPassword(job))) => {
+            assert!(!inline, "an inline exchange asked for PBKDF2");
+            if let Some(Some((_, salt, iterations))) = &accept {
+                assert_eq!((job.salt(), job.iterations()), (&salt[..], *iterations));
+            }
+            assert_eq!(job.hash(), hash);
+            assert!(m.step(Some(b"v=AAAA")).is_err(), "waits for the job");
+            m.provide_credential(job.run())
+        }
+        other => other,
+    };
     let client_final = match (step, &accept) {
         (Ok(Step::Send(msg)), Some(None)) => panic!(
             "accepted an invalid server-first {:?}: {:?}",
@@ -1737,11 +1753,16 @@ impl OpsHarness {
             };
             config = config.with_version_hint(hint);
         }
+        // Bit 2 of `handshake` (bits 0-1 choose the mode): PBKDF2 inside
+        // `step`; otherwise it is asked for and answered by
+        // `answer_pbkdf2`, when the ops say so.
+        let inline = setup.handshake & 4 != 0;
         let hash = |h| {
             Scram::new(h, USER, PASSWORD)
                 .with_min_iterations(1)
                 .with_max_iterations(8)
                 .with_fixed_nonce_for_testing(CLIENT_NONCE)
+                .with_inline_pbkdf2(inline)
         };
         let (sasl, mechanism, scram) = match setup.sasl {
             SaslChoice::None => (None, "", None),
@@ -2025,7 +2046,26 @@ impl OpsHarness {
         true
     }
 
+    /// Runs SCRAM's pending PBKDF2 jobs, as a driver's blocking pool would,
+    /// and hands their results to the connection.
+    fn answer_pbkdf2(&mut self) {
+        let requests = std::mem::take(&mut self.t.credential_requests);
+        for request in requests {
+            let CredentialRequest::ScramSaltedPassword(job) = request else {
+                self.t.credential_requests.push(request);
+                continue;
+            };
+            let result = self.conn.provide_credential(job.run(), self.now);
+            assert!(
+                !matches!(result, Err(CredentialError::Rejected(_))),
+                "the job's own result was refused: {result:?}"
+            );
+            self.check();
+        }
+    }
+
     fn credential(&mut self, c: CredentialChoice) {
+        self.answer_pbkdf2();
         let credential = match c {
             CredentialChoice::OAuth {
                 valid,
@@ -2162,7 +2202,10 @@ impl OpsHarness {
             ),
             Op::Pump => {
                 for _ in 0..64 {
-                    let mut moved = self.write(usize::MAX);
+                    let jobs = self.t.credential_requests.len();
+                    self.answer_pbkdf2();
+                    let mut moved = self.t.credential_requests.len() < jobs;
+                    moved |= self.write(usize::MAX);
                     while let Some(req) = self.pending.pop_front() {
                         let a = self.correct_actions(&req);
                         self.answer(&req, a);

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use crate::api::ApiKey;
+use crate::sasl::CredentialRequest;
 use crate::wire::{Reader, WriteExt};
 use crate::{Config, Connection, Event};
 
@@ -290,6 +291,9 @@ impl Pair {
     }
 
     /// Moves bytes both ways and collects events until nothing moves.
+    /// SCRAM's PBKDF2 requests are answered on the spot (as the async
+    /// drivers answer them, see [`crate::sasl::Scram`]); every other
+    /// credential request is left to the caller.
     pub fn drive(&mut self) {
         loop {
             let mut moved = false;
@@ -337,6 +341,13 @@ impl Pair {
                 moved = true;
             }
             while let Some(e) = self.conn.poll_event() {
+                // SCRAM's PBKDF2 job is answered right here, as the async
+                // drivers answer it on their blocking pool; the event is
+                // still recorded.
+                if let Event::CredentialRequired(CredentialRequest::ScramSaltedPassword(job)) = &e {
+                    let salted = job.clone().run();
+                    let _ = self.conn.provide_credential(salted, self.now);
+                }
                 self.events.push(e);
                 moved = true;
             }

@@ -2,7 +2,8 @@
 //! [`CredentialProvider`] for every SASL mechanism (OAUTHBEARER tokens,
 //! GSSAPI tokens, a user-defined mechanism's `Custom` requests), asked for
 //! the first authentication and for every KIP-368 re-authentication alike,
-//! with a [`CredentialContext`] saying which broker asks and why.
+//! with a [`CredentialContext`] saying which broker asks and why. SCRAM's
+//! PBKDF2 request is the one the driver answers itself, on the blocking pool.
 
 use std::any::Any;
 use std::fmt;
@@ -29,7 +30,9 @@ pub type CallbackError = Box<dyn std::error::Error + Send + Sync>;
 /// [`Credential::Custom`]). The provider is asked again for every
 /// re-authentication (KIP-368), so a provider that fetches, refreshes or
 /// signs does it there; [`CredentialContext`] says which broker asks and
-/// whether it is a re-authentication.
+/// whether it is a re-authentication. (SCRAM's
+/// [`CredentialRequest::ScramSaltedPassword`] never reaches it: the driver
+/// runs that PBKDF2 job itself, on the runtime's blocking pool.)
 ///
 /// Implemented for every `Fn(CredentialRequest, CredentialContext) -> impl
 /// Future<Output = Result<Credential, CallbackError>>` (a closure passed
@@ -265,9 +268,16 @@ impl Credentials {
         request: CredentialRequest,
         context: CredentialContext,
     ) -> Result<Answer, String> {
-        match &self.provider {
-            Some(p) => Ok(p.provide(request, context)),
-            None => Err(unanswered(&request)),
+        match (request, &self.provider) {
+            // SCRAM's PBKDF2 is the driver's to run, not the application's:
+            // on the blocking pool, so the executor's thread keeps serving
+            // other connections meanwhile (its result is also cached for
+            // the next authentication).
+            (CredentialRequest::ScramSaltedPassword(job), _) => Ok(Box::pin(async move {
+                Ok(context.spawn_blocking(move || job.run()).await)
+            })),
+            (request, Some(p)) => Ok(p.provide(request, context)),
+            (request, None) => Err(unanswered(&request)),
         }
     }
 }

@@ -19,6 +19,7 @@ pub mod env;
 pub mod fake;
 pub mod kafka;
 pub mod mock;
+pub mod scram;
 pub mod tests;
 pub mod typed;
 

@@ -32,7 +32,7 @@ pub use oauthbearer::{OAuthBearer, OAuthBearerToken};
 pub use plain::Plain;
 #[cfg(feature = "fuzzing")]
 pub(crate) use scram::with_digest;
-pub use scram::{Scram, ScramHash};
+pub use scram::{Scram, ScramHash, ScramPbkdf2, ScramSaltedPassword};
 pub use secret::Secret;
 
 /// What a mechanism wants to happen next.
@@ -76,6 +76,13 @@ pub enum CredentialRequest {
         /// The server's last token, if any.
         server_token: Option<Bytes>,
     },
+    /// SCRAM's salted password (PBKDF2, the expensive step): run the job
+    /// where blocking is fine ([`ScramPbkdf2::run`]) and answer with its
+    /// result ([`Credential::ScramSaltedPassword`]). Asked only when the
+    /// salted-password cache has none for the server's salt and iteration
+    /// count; the async drivers answer it themselves on their blocking pool
+    /// (see [`Scram`], "PBKDF2 off the caller's thread").
+    ScramSaltedPassword(ScramPbkdf2),
     /// A user-defined mechanism's own request, with its own payload.
     Custom {
         /// The mechanism's name.
@@ -95,6 +102,8 @@ pub enum Credential {
     Gssapi(GssapiStep),
     /// An answer for a user-defined mechanism.
     Custom(Bytes),
+    /// SCRAM's salted password, made by [`ScramPbkdf2::run`].
+    ScramSaltedPassword(ScramSaltedPassword),
     /// An answer for a user-defined mechanism that stops being valid at
     /// `expires_at` (a payload signed with temporary credentials, such as
     /// AWS_MSK_IAM's): a mechanism that takes it reports the time from
@@ -115,6 +124,9 @@ impl fmt::Debug for Credential {
             Credential::OAuthBearer(t) => f.debug_tuple("OAuthBearer").field(t).finish(),
             Credential::Gssapi(s) => f.debug_tuple("Gssapi").field(s).finish(),
             Credential::Custom(b) => write!(f, "Custom(<{} bytes redacted>)", b.len()),
+            Credential::ScramSaltedPassword(s) => {
+                f.debug_tuple("ScramSaltedPassword").field(s).finish()
+            }
             Credential::CustomExpiring { data, expires_at } => f
                 .debug_struct("CustomExpiring")
                 .field("data", &format_args!("<{} bytes redacted>", data.len()))
