@@ -255,6 +255,15 @@ pub enum Delivery {
     ZeroCopy(usize),
 }
 
+/// What a broker of Kafka 0.10.0-0.10.1 answers to a SaslHandshake v0
+/// that names one of `mechanisms`: the response, then raw SASL tokens
+/// (leave that mode with [`Action::ExitRawTokenMode`] after the last one).
+pub fn legacy_handshake_reply(mechanisms: &[&str]) -> Vec<Action> {
+    let mut b = BytesMut::new();
+    crate::auth::server::handshake_response(&mut b, 0, mechanisms);
+    vec![Action::Respond(b.freeze()), Action::EnterRawTokenMode]
+}
+
 /// A connection and a simulated broker joined by a perfect network, in virtual time.
 #[derive(Debug)]
 pub struct Pair {

@@ -19,7 +19,8 @@ use kafka_conn_core::sasl::{
     ScramHash,
 };
 use kafka_conn_core::sim::{
-    api_versions_reply, Action, Pair, ReceivedRequest, SimBroker, DEFAULT_VERSIONS,
+    api_versions_reply, legacy_handshake_reply, Action, Pair, ReceivedRequest, SimBroker,
+    DEFAULT_VERSIONS,
 };
 use kafka_conn_core::{
     server, ApiKey, ApiVersions, CloseReason, Config, Connection, Event, Incompatibility, Request,
@@ -439,6 +440,28 @@ fn oauthbearer_failure_answers_the_json_challenge_and_surfaces_it() {
     );
 }
 
+/// Answers the scripted GSSAPI exchanges below as a Kerberos library
+/// would: the AP-REQ, an empty token after the AP-REP, `reply` with the
+/// wrapped security-layer reply to the offer (`GssapiStep::Send` or
+/// `SendLast`), `Done` after that; each server token is noted in `seen`.
+fn kerberos_answers(
+    reply: fn(Vec<u8>) -> GssapiStep,
+    seen: &mut Vec<Option<Bytes>>,
+) -> impl FnMut(&CredentialRequest) -> Credential + '_ {
+    move |req| {
+        let CredentialRequest::GssapiToken { server_token } = req else {
+            panic!("{req:?}")
+        };
+        seen.push(server_token.clone());
+        Credential::Gssapi(match server_token.as_deref() {
+            None => GssapiStep::Send(b"krb-ap-req".to_vec()),
+            Some(b"krb-ap-rep") => GssapiStep::Send(vec![]),
+            Some(b"sec-layer") => reply(b"wrapped-reply".to_vec()),
+            Some(_) => GssapiStep::Done,
+        })
+    }
+}
+
 #[test]
 fn gssapi_tokens_are_relayed_through_credential_events() {
     let (broker, _) = sasl_broker(script(&["GSSAPI"], |step, msg| match step {
@@ -458,18 +481,7 @@ fn gssapi_tokens_are_relayed_through_credential_events() {
     }));
     let mut p = Pair::new(Config::new().with_sasl(SaslConfig::gssapi()), broker);
     let mut seen = Vec::new();
-    answer_credentials(&mut p, |req| {
-        let CredentialRequest::GssapiToken { server_token } = req else {
-            panic!("{req:?}")
-        };
-        seen.push(server_token.clone());
-        Credential::Gssapi(match server_token.as_deref() {
-            None => GssapiStep::Send(b"krb-ap-req".to_vec()),
-            Some(b"krb-ap-rep") => GssapiStep::Send(vec![]),
-            Some(b"sec-layer") => GssapiStep::Send(b"wrapped-reply".to_vec()),
-            Some(_) => GssapiStep::Done,
-        })
-    });
+    answer_credentials(&mut p, kerberos_answers(GssapiStep::Send, &mut seen));
     assert_eq!(p.conn.state(), State::Ready, "{:?}", p.events);
     assert_eq!(seen.len(), 4);
 }
@@ -492,20 +504,9 @@ fn gssapi_last_token_over_sasl_authenticate_ends_with_the_brokers_answer() {
             _ => panic!("too many steps"),
         }));
         let mut p = Pair::new(Config::new().with_sasl(SaslConfig::gssapi()), broker);
-        let mut asked = 0;
-        answer_credentials(&mut p, |req| {
-            let CredentialRequest::GssapiToken { server_token } = req else {
-                panic!("{req:?}")
-            };
-            asked += 1;
-            Credential::Gssapi(match server_token.as_deref() {
-                None => GssapiStep::Send(b"krb-ap-req".to_vec()),
-                Some(b"krb-ap-rep") => GssapiStep::Send(vec![]),
-                Some(b"sec-layer") => GssapiStep::SendLast(b"wrapped-reply".to_vec()),
-                Some(other) => panic!("asked again with {other:?}"),
-            })
-        });
-        assert_eq!(asked, 3);
+        let mut seen = Vec::new();
+        answer_credentials(&mut p, kerberos_answers(GssapiStep::SendLast, &mut seen));
+        assert_eq!(seen.len(), 3, "not asked again after the last token");
         if ready {
             assert_eq!(p.conn.state(), State::Ready, "{:?}", p.events);
         } else {
@@ -548,9 +549,7 @@ fn legacy_gssapi_broker(final_token: bool) -> (SimBroker, Arc<Mutex<Vec<Vec<u8>>
         match r.api_key {
             ApiKey::SASL_HANDSHAKE => {
                 assert_eq!(r.api_version, 0);
-                let mut b = BytesMut::new();
-                server::handshake_response(&mut b, 0, &["GSSAPI"]);
-                vec![Action::Respond(b.freeze()), Action::EnterRawTokenMode]
+                legacy_handshake_reply(&["GSSAPI"])
             }
             _ => vec![Action::Respond(r.body.clone())],
         }
@@ -650,18 +649,7 @@ fn gssapi_under_legacy_v0_with_a_server_that_sends_a_final_token() {
     let (broker, log) = legacy_gssapi_broker(true);
     let mut p = Pair::new(Config::new().with_sasl(SaslConfig::gssapi()), broker);
     let mut seen = Vec::new();
-    answer_credentials(&mut p, |req| {
-        let CredentialRequest::GssapiToken { server_token } = req else {
-            panic!("{req:?}")
-        };
-        seen.push(server_token.clone());
-        Credential::Gssapi(match server_token.as_deref() {
-            None => GssapiStep::Send(b"krb-ap-req".to_vec()),
-            Some(b"krb-ap-rep") => GssapiStep::Send(vec![]),
-            Some(b"sec-layer") => GssapiStep::Send(b"wrapped-reply".to_vec()),
-            Some(_) => GssapiStep::Done,
-        })
-    });
+    answer_credentials(&mut p, kerberos_answers(GssapiStep::Send, &mut seen));
     assert_eq!(p.conn.state(), State::Ready, "{:?}", p.events);
     assert_eq!(seen.len(), 4);
     assert_eq!(seen[3].as_deref(), Some(&b""[..]));
@@ -678,16 +666,9 @@ fn gssapi_under_legacy_v0_unmarked_last_token_waits_for_the_deadline() {
         .with_sasl(SaslConfig::gssapi())
         .with_handshake_timeout(Duration::from_secs(5));
     let mut p = Pair::new(config, broker);
-    answer_credentials(&mut p, |req| {
-        let CredentialRequest::GssapiToken { server_token } = req else {
-            panic!("{req:?}")
-        };
-        Credential::Gssapi(match server_token.as_deref() {
-            None => GssapiStep::Send(b"krb-ap-req".to_vec()),
-            Some(b"krb-ap-rep") => GssapiStep::Send(vec![]),
-            Some(_) => GssapiStep::Send(b"wrapped-reply".to_vec()),
-        })
-    });
+    let mut seen = Vec::new();
+    answer_credentials(&mut p, kerberos_answers(GssapiStep::Send, &mut seen));
+    assert_eq!(seen.len(), 3, "waiting for a fourth token");
     assert_eq!(p.conn.state(), State::Authenticating);
     assert!(p.advance_to_timeout());
     let r = closed_reason(&p.events);

@@ -45,6 +45,18 @@ pub fn spawn<R: Runtime, T: Send + 'static>(
 
 pub use kafka_conn_driver::timeout;
 
+/// Panics unless `e` is the close of the handshake deadline.
+pub fn assert_handshake_timeout(e: &ConnectError) {
+    use kafka_conn_driver::core::{CloseReason, TimeoutKind};
+    assert!(
+        matches!(
+            e.close_reason(),
+            Some(CloseReason::Timeout(TimeoutKind::Handshake { .. }))
+        ),
+        "{e}"
+    );
+}
+
 /// Pretend versions, so a peer that never answers ApiVersions is "ready".
 pub fn hint() -> kafka_conn_driver::core::ApiVersions {
     kafka_conn_driver::core::ApiVersions::from_ranges([(18, 0, 3), (3, 0, 12)]).unwrap()

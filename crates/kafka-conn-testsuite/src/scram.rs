@@ -14,28 +14,22 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::BytesMut;
 use kafka_conn_driver::core::sasl::{SaslConfig, Scram, ScramHash};
-use kafka_conn_driver::core::server;
-use kafka_conn_driver::core::sim::{
-    api_versions_reply, Action, ReceivedRequest, SimBroker, DEFAULT_VERSIONS,
-};
-use kafka_conn_driver::core::{ApiKey, Config};
+use kafka_conn_driver::core::Config;
 use kafka_conn_driver::{connect, ConnectConfig, Runtime};
-use rsasl::callback::{Context, Request, SessionCallback, SessionData};
-use rsasl::mechanisms::scram::properties::ScramStoredPassword;
-use rsasl::mechanisms::scram::tools::{derive_keys, hash_password};
 use rsasl::mechname::Mechname;
-use rsasl::prelude::{SASLConfig, SASLServer, Session, SessionError};
-use rsasl::property::AuthId;
-use rsasl::validate::{Validate, Validation, ValidationError};
-use sha2::digest::generic_array::GenericArray;
-use sha2::{Digest, Sha256};
+use rsasl::prelude::{SASLConfig, SASLServer, Session};
+use sha2::Sha256;
 
-use crate::auth::sim_listener;
+use crate::auth::SaslSim;
 use crate::kafka::metadata_all;
 use crate::tests::LIMIT;
 use crate::{connected, env};
+
+/// The independent SCRAM server, shared with the core's SCRAM unit tests.
+#[path = "../../kafka-conn-core/tests/support/rsasl_server.rs"]
+mod rsasl_server;
+use rsasl_server::{Authenticated, Store};
 
 /// The iteration count of the slow user: about 60 times the SASL broker's
 /// 4096, some seconds of PBKDF2-SHA-256 in a debug build.
@@ -43,60 +37,6 @@ pub const ITERATIONS: u32 = 250_000;
 const USER: &str = "slow";
 const PASSWORD: &str = "slow-secret";
 const SALT: &[u8] = b"kafka-conn-slow-salt";
-
-/// What rsasl's validation reports: the authenticated user.
-struct Authenticated;
-impl Validation for Authenticated {
-    type Value = String;
-}
-
-/// rsasl's credential store: one user, keys derived by rsasl.
-struct Store {
-    stored_key: Vec<u8>,
-    server_key: Vec<u8>,
-}
-
-impl Store {
-    fn derive() -> Self {
-        let mut salted = GenericArray::default();
-        hash_password::<Sha256>(PASSWORD.as_bytes(), ITERATIONS, SALT, &mut salted);
-        let (client_key, server_key) = derive_keys::<Sha256>(salted.as_slice());
-        Self {
-            stored_key: Sha256::digest(client_key).to_vec(),
-            server_key: server_key.to_vec(),
-        }
-    }
-}
-
-impl SessionCallback for Store {
-    fn callback(
-        &self,
-        _session: &SessionData,
-        context: &Context<'_>,
-        request: &mut Request<'_>,
-    ) -> Result<(), SessionError> {
-        if context.get_ref::<AuthId>() == Some(USER) {
-            request.satisfy::<ScramStoredPassword<'static>>(&ScramStoredPassword::new(
-                ITERATIONS,
-                SALT,
-                &self.stored_key,
-                &self.server_key,
-            ))?;
-        }
-        Ok(())
-    }
-
-    fn validate(
-        &self,
-        _session: &SessionData,
-        context: &Context<'_>,
-        validate: &mut Validate<'_>,
-    ) -> Result<(), ValidationError> {
-        let user = context.get_ref::<AuthId>().unwrap_or_default().to_owned();
-        validate.with::<Authenticated, _>(|| Ok(user))?;
-        Ok(())
-    }
-}
 
 /// What the SCRAM server saw: the ping count when it sent server-first
 /// (the client's PBKDF2 starts after it) and when client-final arrived
@@ -111,74 +51,38 @@ pub struct Observed {
     pub authenticated: Option<String>,
 }
 
-/// The simulated broker with rsasl's SCRAM-SHA-256 server, one session per
-/// connection; reads `pings` at the two moments of [`Observed`].
+/// The simulated broker ([`SaslSim`]) with rsasl's SCRAM-SHA-256 server
+/// behind it (one session: the test makes one connection); reads `pings`
+/// at the two moments of [`Observed`].
 fn scram_broker(
-    store: Arc<SASLConfig>,
+    rsasl: Arc<SASLConfig>,
     pings: Arc<AtomicU64>,
     observed: Arc<Mutex<Observed>>,
-) -> crate::fake::Fake {
-    sim_listener(move || {
-        let (store, pings, observed) = (store.clone(), pings.clone(), observed.clone());
-        let mut session: Option<Session<Authenticated>> = None;
-        SimBroker::new(Box::new(move |req: &ReceivedRequest| {
-            if let Some(a) = api_versions_reply(req, DEFAULT_VERSIONS) {
-                return vec![a];
-            }
-            let mut out = BytesMut::new();
-            match req.api_key {
-                ApiKey::SASL_HANDSHAKE => {
-                    let server = SASLServer::<Authenticated>::new(store.clone());
-                    let name = Mechname::parse(b"SCRAM-SHA-256").expect("a mechanism name");
-                    session = Some(server.start_suggested(name).expect("rsasl SCRAM-SHA-256"));
-                    server::handshake_response(&mut out, 0, &["SCRAM-SHA-256"]);
-                }
-                ApiKey::SASL_AUTHENTICATE => {
-                    let (Some(s), Some(auth)) = (
-                        session.as_mut(),
-                        server::authenticate_request(&req.body, req.api_version),
-                    ) else {
-                        return vec![Action::Close];
-                    };
-                    let mut reply = Vec::new();
-                    let first = observed.lock().unwrap().at_server_first.is_none();
-                    if !first {
-                        observed.lock().unwrap().at_client_final =
-                            Some(pings.load(Ordering::SeqCst));
-                    }
-                    let verdict = s.step(Some(&auth), &mut reply);
-                    if first {
-                        observed.lock().unwrap().at_server_first =
-                            Some(pings.load(Ordering::SeqCst));
-                    }
-                    match verdict {
-                        Ok(_) => {
-                            if let Some(user) = s.validation() {
-                                observed.lock().unwrap().authenticated = Some(user);
-                            }
-                            server::authenticate_response(
-                                &mut out,
-                                req.api_version,
-                                0,
-                                None,
-                                &reply,
-                                0,
-                            );
-                        }
-                        Err(e) => server::authenticate_response(
-                            &mut out,
-                            req.api_version,
-                            58,
-                            Some(&e.to_string()),
-                            &reply,
-                            0,
-                        ),
-                    }
-                }
-                _ => return vec![Action::Respond(req.body.clone())],
-            }
-            vec![Action::Respond(out.freeze())]
-        }))
+) -> SaslSim {
+    let session: Mutex<Option<Session<Authenticated>>> = Mutex::new(None);
+    SaslSim::start("SCRAM-SHA-256", 0, move |message| {
+        let mut session = session.lock().unwrap();
+        let mut seen = observed.lock().unwrap();
+        let first = session.is_none();
+        if !first {
+            seen.at_client_final = Some(pings.load(Ordering::SeqCst));
+        }
+        let s = session.get_or_insert_with(|| {
+            let name = Mechname::parse(b"SCRAM-SHA-256").expect("a mechanism name");
+            SASLServer::<Authenticated>::new(rsasl.clone())
+                .start_suggested(name)
+                .expect("rsasl SCRAM-SHA-256")
+        });
+        let mut reply = Vec::new();
+        let verdict = s.step(Some(message), &mut reply);
+        if first {
+            seen.at_server_first = Some(pings.load(Ordering::SeqCst));
+        }
+        verdict.map_err(|e| e.to_string())?;
+        if let Some(user) = s.validation() {
+            seen.authenticated = Some(user);
+        }
+        Ok(reply)
     })
 }
 
@@ -197,13 +101,21 @@ pub async fn scram_pbkdf2_leaves_a_single_threaded_executor_free<R: Runtime>(rt:
     };
     // rsasl derives the server's keys itself (no code of ours), before
     // anything runs.
-    let store = SASLConfig::builder()
+    let (stored_key, server_key) = rsasl_server::keys::<Sha256>(PASSWORD, SALT, ITERATIONS);
+    let store = Store {
+        user: USER,
+        salt: SALT.to_vec(),
+        iterations: ITERATIONS,
+        stored_key,
+        server_key,
+    };
+    let rsasl = SASLConfig::builder()
         .with_defaults()
-        .with_callback(Store::derive())
+        .with_callback(store)
         .expect("rsasl config");
     let pings = Arc::new(AtomicU64::new(0));
     let observed = Arc::new(Mutex::new(Observed::default()));
-    let broker = scram_broker(store, pings.clone(), observed.clone());
+    let broker = scram_broker(rsasl, pings.clone(), observed.clone());
     let addr = broker.address();
 
     let pinger = connected(

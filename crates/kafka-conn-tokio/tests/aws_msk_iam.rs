@@ -2,14 +2,8 @@
 //! `kafka_conn_testsuite::auth::aws_msk_iam`.
 #![cfg(feature = "aws-msk-iam")]
 
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(f)
-}
+mod common;
+use common::block_on;
 
 kafka_conn_testsuite::aws_msk_iam_suite!(block_on, kafka_conn_tokio::TokioRuntime::current());
 

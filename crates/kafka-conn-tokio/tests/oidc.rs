@@ -2,14 +2,8 @@
 //! see `kafka_conn_testsuite::auth::oidc`.
 #![cfg(feature = "oidc")]
 
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(f)
-}
+mod common;
+use common::block_on;
 
 kafka_conn_testsuite::oidc_suite!(block_on, kafka_conn_tokio::TokioRuntime::current());
 

@@ -894,6 +894,11 @@ impl Mechanism for ScramMechanism {
     }
 }
 
+/// The independent SCRAM server of the tests (rsasl), shared with the testsuite.
+#[cfg(test)]
+#[path = "../../tests/support/rsasl_server.rs"]
+mod rsasl_server_support;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1588,59 +1593,9 @@ mod tests {
     /// plain username and no `tokenauth` (covered by the RFC formulas above).
     mod rsasl_server {
         use super::*;
-        use rsasl::callback::{Context, Request, SessionCallback, SessionData};
-        use rsasl::mechanisms::scram::properties::ScramStoredPassword;
-        use rsasl::mechanisms::scram::tools::{derive_keys, hash_password};
+        use crate::sasl::scram::rsasl_server_support::{self as support, Authenticated, Store};
         use rsasl::mechname::Mechname;
-        use rsasl::prelude::{SASLConfig, SASLServer, SessionError};
-        use rsasl::property::AuthId;
-        use rsasl::validate::{Validate, Validation, ValidationError};
-        use sha2::digest::generic_array::GenericArray;
-
-        /// What the server's validation reports: the authenticated user.
-        struct Authenticated;
-        impl Validation for Authenticated {
-            type Value = String;
-        }
-
-        /// The server's credential store: one user.
-        struct Store {
-            user: &'static str,
-            salt: Vec<u8>,
-            iterations: u32,
-            stored_key: Vec<u8>,
-            server_key: Vec<u8>,
-        }
-
-        impl SessionCallback for Store {
-            fn callback(
-                &self,
-                _session: &SessionData,
-                context: &Context<'_>,
-                request: &mut Request<'_>,
-            ) -> Result<(), SessionError> {
-                if context.get_ref::<AuthId>() == Some(self.user) {
-                    request.satisfy::<ScramStoredPassword<'static>>(&ScramStoredPassword::new(
-                        self.iterations,
-                        &self.salt,
-                        &self.stored_key,
-                        &self.server_key,
-                    ))?;
-                }
-                Ok(())
-            }
-
-            fn validate(
-                &self,
-                _session: &SessionData,
-                context: &Context<'_>,
-                validate: &mut Validate<'_>,
-            ) -> Result<(), ValidationError> {
-                let user = context.get_ref::<AuthId>().unwrap_or_default().to_owned();
-                validate.with::<Authenticated, _>(|| Ok(user))?;
-                Ok(())
-            }
-        }
+        use rsasl::prelude::{SASLConfig, SASLServer};
 
         /// rsasl's (StoredKey, ServerKey) for a password.
         fn keys(
@@ -1649,12 +1604,7 @@ mod tests {
             salt: &[u8],
             iterations: u32,
         ) -> (Vec<u8>, Vec<u8>) {
-            with_digest!(hash, D => {
-                let mut salted = GenericArray::default();
-                hash_password::<D>(password.as_bytes(), iterations, salt, &mut salted);
-                let (client_key, server_key) = derive_keys::<D>(salted.as_slice());
-                (D::digest(client_key).to_vec(), server_key.to_vec())
-            })
+            with_digest!(hash, D => support::keys::<D>(password, salt, iterations))
         }
 
         /// The server holds `stored_from` for checking our proof and

@@ -18,7 +18,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use kafka_conn_driver::core::{CloseReason, Config};
-use kafka_conn_driver::{connect, AwsCredentials, AwsMskIam, ConnectConfig, Runtime};
+use kafka_conn_driver::{connect, AwsCredentials, AwsMskIam, Client, ConnectConfig, Runtime};
 
 use crate::auth::SaslSim;
 use crate::kafka::metadata_all;
@@ -217,37 +217,36 @@ fn msk_broker(host: &'static str, session_lifetime_ms: i64) -> SaslSim {
     })
 }
 
-/// `YYYYMMDDTHHMMSSZ` for a Unix time (civil-from-days, proleptic Gregorian).
+/// SigV4's `YYYYMMDDTHHMMSSZ` for a Unix time.
 fn unix_to_amz_date(unix: u64) -> String {
-    let days = (unix / 86_400) as i64;
-    let secs = unix % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
+    let t = time::OffsetDateTime::from_unix_timestamp(unix as i64).expect("a time in range");
     format!(
-        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
+        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
     )
 }
 
-/// Reaches `broker` under the name `host` (as `host:port`), through a
+/// Connects to `broker` under the name `host` (as `host:port`), through a
 /// runtime whose DNS maps every name to the broker: the payload is signed
 /// for the name connected to.
-fn by_name<R: Runtime>(rt: &R, host: &str, broker: &SaslSim) -> (FixedDns<R>, String) {
+async fn connect_by_name<R: Runtime>(
+    rt: &R,
+    host: &str,
+    broker: &SaslSim,
+    config: ConnectConfig,
+) -> Client {
     let addr: std::net::SocketAddr = broker.address().parse().unwrap();
     let dns = FixedDns {
         inner: rt.clone(),
         addresses: vec![addr],
     };
-    (dns, format!("{host}:{}", addr.port()))
+    let name = format!("{host}:{}", addr.port());
+    connected(&dns, &name, LIMIT, connect(dns.clone(), &name, config)).await
 }
 
 fn msk_config(msk: AwsMskIam) -> ConnectConfig {
@@ -269,7 +268,6 @@ fn payloads(broker: &SaslSim) -> Vec<serde_json::Value> {
 /// text.
 pub async fn msk_iam_signs_every_authentication<R: Runtime>(rt: R) {
     let broker = msk_broker(HOST, 2000);
-    let (dns, addr) = by_name(&rt, HOST, &broker);
     let calls = Arc::new(AtomicUsize::new(0));
     let c = calls.clone();
     let msk = AwsMskIam::new(REGION).with_credentials_provider(move || {
@@ -277,13 +275,7 @@ pub async fn msk_iam_signs_every_authentication<R: Runtime>(rt: R) {
         Ok(AwsCredentials::new(format!("AKIDROTATED{n}"), "secret")
             .with_session_token(format!("token-{n}")))
     });
-    let client = connected(
-        &dns,
-        &addr,
-        LIMIT,
-        connect(dns.clone(), &addr, msk_config(msk)),
-    )
-    .await;
+    let client = connect_by_name(&rt, HOST, &broker, msk_config(msk)).await;
     assert_eq!(client.sasl_session().unwrap().mechanism, "AWS_MSK_IAM");
     let until = Instant::now() + LIMIT;
     while client.stats().reauthentications < 2 {
@@ -338,14 +330,7 @@ pub async fn msk_iam_one_config_serves_every_broker<R: Runtime>(rt: R) {
         msk_config(AwsMskIam::new(REGION).with_credentials(AwsCredentials::new("AKID", "secret")));
     let brokers = [(HOST, msk_broker(HOST, 0)), (HOST_2, msk_broker(HOST_2, 0))];
     for (host, broker) in &brokers {
-        let (dns, addr) = by_name(&rt, host, broker);
-        let client = connected(
-            &dns,
-            &addr,
-            LIMIT,
-            connect(dns.clone(), &addr, config.clone()),
-        )
-        .await;
+        let client = connect_by_name(&rt, host, broker, config.clone()).await;
         client.send(metadata_all()).await.expect("authenticated");
         client.close();
         let p = payloads(broker);
@@ -358,19 +343,12 @@ pub async fn msk_iam_one_config_serves_every_broker<R: Runtime>(rt: R) {
 /// the connection re-authenticates (re-signs) before they expire.
 pub async fn msk_iam_reauthenticates_before_the_credentials_expire<R: Runtime>(rt: R) {
     let broker = msk_broker(HOST, 3_600_000);
-    let (dns, addr) = by_name(&rt, HOST, &broker);
     let msk = AwsMskIam::new(REGION).with_credentials_provider(|| {
         Ok(AwsCredentials::new("ASIATEMP", "secret")
             .with_session_token("t")
             .with_expiry(SystemTime::now() + Duration::from_secs(3)))
     });
-    let client = connected(
-        &dns,
-        &addr,
-        LIMIT,
-        connect(dns.clone(), &addr, msk_config(msk)),
-    )
-    .await;
+    let client = connect_by_name(&rt, HOST, &broker, msk_config(msk)).await;
     let started = Instant::now();
     while client.stats().reauthentications < 1 {
         assert!(

@@ -23,9 +23,10 @@ use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_conn_driver::core::sasl::{HandshakeMode, SaslConfig};
-use kafka_conn_driver::core::server;
-use kafka_conn_driver::core::sim::{api_versions_reply, Action, ReceivedRequest, SimBroker};
-use kafka_conn_driver::core::{ApiKey, CloseReason, Config, TimeoutKind};
+use kafka_conn_driver::core::sim::{
+    api_versions_reply, legacy_handshake_reply, Action, ReceivedRequest, SimBroker,
+};
+use kafka_conn_driver::core::{ApiKey, CloseReason, Config};
 use kafka_conn_driver::{connect, ConnectConfig, ConnectError, Kerberos, Runtime};
 
 use crate::kafka::metadata_all;
@@ -216,6 +217,24 @@ async fn authenticates<R: Runtime>(rt: &R, addr: &str, config: ConnectConfig) {
     client.close();
 }
 
+/// Connects to `addr` with `kerberos`, which must fail authentication:
+/// the error, the broker's error code (if it refused) and the text.
+async fn refused_auth<R: Runtime>(
+    rt: &R,
+    addr: &str,
+    kerberos: &Kerberos,
+) -> (ConnectError, Option<i16>, String) {
+    let e = refused(
+        rt,
+        addr,
+        LIMIT,
+        connect(rt.clone(), addr, gssapi_config(kerberos)),
+    )
+    .await;
+    let (code, text) = auth_failure(&e);
+    (e, code, text)
+}
+
 /// The connection failed authentication; returns the failure's text.
 fn auth_failure(e: &ConnectError) -> (Option<i16>, String) {
     match e.close_reason() {
@@ -286,26 +305,12 @@ pub async fn gssapi_wrong_service_is_refused<R: Runtime>(rt: R) {
     let port = k.bootstrap.rsplit_once(':').expect("host:port").1;
     let wrong = format!("{}:{port}", k.wrong_host);
     let dns = resolving_to(&rt, &k.bootstrap);
-    let e = refused(
-        &dns,
-        &wrong,
-        LIMIT,
-        connect(dns.clone(), &wrong, gssapi_config(&kerberos)),
-    )
-    .await;
-    let (code, text) = auth_failure(&e);
+    let (e, code, text) = refused_auth(&dns, &wrong, &kerberos).await;
     assert_eq!(code, Some(58), "{text}");
     assert!(!e.is_retriable(), "{e}");
 
     let kerberos = kerberos.with_service_name("no-such-service");
-    let e = refused(
-        &rt,
-        &k.bootstrap,
-        LIMIT,
-        connect(rt.clone(), &k.bootstrap, gssapi_config(&kerberos)),
-    )
-    .await;
-    let (code, text) = auth_failure(&e);
+    let (_, code, text) = refused_auth(&rt, &k.bootstrap, &kerberos).await;
     assert_eq!(code, None, "{text}");
     assert!(text.contains("gss_init_sec_context"), "{text}");
     assert!(text.contains("no-such-service@localhost"), "{text}");
@@ -325,14 +330,7 @@ pub async fn gssapi_without_a_ticket_fails_with_the_gss_status<R: Runtime>(rt: R
     let kerberos = Kerberos::new()
         .with_service_name(&k.service)
         .with_credential_cache(&cache);
-    let e = refused(
-        &rt,
-        &k.bootstrap,
-        LIMIT,
-        connect(rt.clone(), &k.bootstrap, gssapi_config(&kerberos)),
-    )
-    .await;
-    let (code, text) = auth_failure(&e);
+    let (_, code, text) = refused_auth(&rt, &k.bootstrap, &kerberos).await;
     assert_eq!(code, None, "{text}");
     // Major status, then the Kerberos (minor) status in parentheses.
     assert!(
@@ -358,14 +356,7 @@ pub async fn gssapi_unreachable_kdc_fails_within_the_deadline<R: Runtime>(rt: R)
         .with_service_name(&k.service)
         .with_principal("kafka-test@DOWN.TEST")
         .with_keytab(keytab);
-    let e = refused(
-        &rt,
-        &k.bootstrap,
-        LIMIT,
-        connect(rt.clone(), &k.bootstrap, gssapi_config(&kerberos)),
-    )
-    .await;
-    let (code, text) = auth_failure(&e);
+    let (_, code, text) = refused_auth(&rt, &k.bootstrap, &kerberos).await;
     assert_eq!(code, None, "{text}");
     assert!(
         text.contains("Cannot contact any KDC for realm 'DOWN.TEST'"),
@@ -389,13 +380,7 @@ pub async fn gssapi_unreachable_kdc_fails_within_the_deadline<R: Runtime>(rt: R)
     )
     .await;
     let took = started.elapsed();
-    assert!(
-        matches!(
-            e.close_reason(),
-            Some(CloseReason::Timeout(TimeoutKind::Handshake { .. }))
-        ),
-        "{e}"
-    );
+    crate::assert_handshake_timeout(&e);
     assert!(took >= handshake && took < LIMIT, "{took:?}: {e}");
 }
 
@@ -482,9 +467,7 @@ fn legacy_gssapi_broker(principals: Arc<Mutex<Vec<String>>>) -> SimBroker {
         match r.api_key {
             ApiKey::SASL_HANDSHAKE => {
                 assert_eq!(r.api_version, 0);
-                let mut b = BytesMut::new();
-                server::handshake_response(&mut b, 0, &["GSSAPI"]);
-                vec![Action::Respond(b.freeze()), Action::EnterRawTokenMode]
+                legacy_handshake_reply(&["GSSAPI"])
             }
             _ => {
                 let mut b = BytesMut::new();
