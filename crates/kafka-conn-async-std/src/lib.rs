@@ -52,6 +52,10 @@ impl Runtime for AsyncStdRuntime {
         tcp.set_nodelay(true)
     }
 
+    fn os_socket<'a>(&self, tcp: &'a Self::Tcp) -> Option<BorrowedSocket<'a>> {
+        Some(tcp.as_os_socket())
+    }
+
     fn sleep_until(&self, deadline: Instant) -> BoxFuture<'static, ()> {
         // async-std has no sleep-until; the driver re-checks the clock anyway.
         Box::pin(async_std::task::sleep(

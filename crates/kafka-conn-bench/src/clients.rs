@@ -14,6 +14,8 @@ use kafka_conn_tokio::{Client, ConnectConfig, Runtime};
 
 use crate::{stop_after, ClientKind, Job, Meter, Sample, Workload};
 
+mod cluster;
+
 pub(crate) fn run(job: &Job) -> Result<Sample, String> {
     match job.client {
         ClientKind::Raw => raw(job).map_err(|e| e.to_string()),
@@ -94,6 +96,9 @@ pub(crate) fn run(job: &Job) -> Result<Sample, String> {
         }
         ClientKind::RsKafka => current_thread_tokio()?.block_on(rskafka_messenger(job)),
         ClientKind::RsKafkaClient => current_thread_tokio()?.block_on(rskafka_client(job)),
+        ClientKind::TokioCluster => cluster::tokio(job),
+        ClientKind::SmolCluster => cluster::smol(job),
+        ClientKind::AsyncStdCluster => cluster::async_std(job),
     }
 }
 

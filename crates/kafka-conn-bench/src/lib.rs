@@ -20,7 +20,14 @@
 //! - `rskafka`: rskafka 0.6's single-broker `Messenger::request` (the layer
 //!   comparable to ours; it also decodes each response into typed structs,
 //!   which is part of its API and cannot be skipped);
-//! - `rskafka-client`: rskafka's `Client::list_topics` (Metadata only).
+//! - `rskafka-client`: rskafka's `Client::list_topics` (Metadata only);
+//! - `kc-tokio-cluster`, `kc-smol-cluster`, `kc-async-std-cluster`:
+//!   kafka-conn's `Cluster::send_to` to the node at the broker's address
+//!   (the cluster's cost per request over `kc-<runtime>`).
+//!
+//! `e2e --scenario reconnect` and `e2e --scenario idle-memory` measure the
+//! cluster's time from a broker coming back to the first successful
+//! request and the memory of an idle connection (see `src/scenarios.rs`).
 //!
 //! Each client runs in its own child process (this binary re-executed with
 //! `--child`), so that CPU time (`getrusage(RUSAGE_SELF)` user+sys, read
@@ -40,6 +47,7 @@ use std::time::{Duration, Instant};
 
 mod clients;
 mod produce;
+mod scenarios;
 
 /// Which client a child process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,10 +65,13 @@ pub(crate) enum ClientKind {
     AsyncStdDirect,
     RsKafka,
     RsKafkaClient,
+    TokioCluster,
+    SmolCluster,
+    AsyncStdCluster,
 }
 
 impl ClientKind {
-    const ALL: [ClientKind; 13] = [
+    const ALL: [ClientKind; 16] = [
         ClientKind::Raw,
         ClientKind::RawTokio,
         ClientKind::RawSmol,
@@ -74,6 +85,9 @@ impl ClientKind {
         ClientKind::AsyncStdDirect,
         ClientKind::RsKafka,
         ClientKind::RsKafkaClient,
+        ClientKind::TokioCluster,
+        ClientKind::SmolCluster,
+        ClientKind::AsyncStdCluster,
     ];
 
     fn name(self) -> &'static str {
@@ -91,6 +105,9 @@ impl ClientKind {
             ClientKind::AsyncStdDirect => "kc-async-std-direct",
             ClientKind::RsKafka => "rskafka",
             ClientKind::RsKafkaClient => "rskafka-client",
+            ClientKind::TokioCluster => "kc-tokio-cluster",
+            ClientKind::SmolCluster => "kc-smol-cluster",
+            ClientKind::AsyncStdCluster => "kc-async-std-cluster",
         }
     }
 
@@ -115,6 +132,9 @@ impl ClientKind {
             }
             ClientKind::RsKafka => "rskafka `Messenger`",
             ClientKind::RsKafkaClient => "rskafka `Client::list_topics`",
+            ClientKind::TokioCluster => "kafka-conn `Cluster::send_to`, tokio",
+            ClientKind::SmolCluster => "kafka-conn `Cluster::send_to`, smol",
+            ClientKind::AsyncStdCluster => "kafka-conn `Cluster::send_to`, async-std",
         }
     }
 
@@ -135,11 +155,16 @@ impl ClientKind {
             | ClientKind::Tokio
             | ClientKind::TokioDirect
             | ClientKind::RsKafka
-            | ClientKind::RsKafkaClient => ClientKind::RawTokio,
-            ClientKind::RawSmol | ClientKind::Smol | ClientKind::SmolDirect => ClientKind::RawSmol,
-            ClientKind::RawAsyncStd | ClientKind::AsyncStd | ClientKind::AsyncStdDirect => {
-                ClientKind::RawAsyncStd
-            }
+            | ClientKind::RsKafkaClient
+            | ClientKind::TokioCluster => ClientKind::RawTokio,
+            ClientKind::RawSmol
+            | ClientKind::Smol
+            | ClientKind::SmolDirect
+            | ClientKind::SmolCluster => ClientKind::RawSmol,
+            ClientKind::RawAsyncStd
+            | ClientKind::AsyncStd
+            | ClientKind::AsyncStdDirect
+            | ClientKind::AsyncStdCluster => ClientKind::RawAsyncStd,
         }
     }
 }
@@ -348,6 +373,9 @@ const RESULT_TAG: &str = "E2E-RESULT";
 
 /// Entry point of the `e2e` binary and bench: `args` without the program name.
 pub fn main(args: Vec<String>) -> i32 {
+    if let Some(i) = args.iter().position(|a| a == "--scenario") {
+        return scenarios::main(&args[i + 1..]);
+    }
     let opts = match Options::parse(&args) {
         Ok(o) => o,
         Err(e) => {
@@ -533,7 +561,7 @@ fn run_child(exe: &std::path::Path, job: &Job) -> Result<Sample, String> {
     // A value set by the caller wins.
     if matches!(
         job.client,
-        ClientKind::AsyncStd | ClientKind::AsyncStdDirect
+        ClientKind::AsyncStd | ClientKind::AsyncStdDirect | ClientKind::AsyncStdCluster
     ) && std::env::var_os("ASYNC_STD_THREAD_COUNT").is_none()
     {
         cmd.env("ASYNC_STD_THREAD_COUNT", "1");

@@ -292,7 +292,11 @@ fn nullable_string<'a>(
 }
 
 fn validate(raw: Raw<'_>) -> Result<Metadata, MetadataError> {
-    if raw.brokers.is_empty() {
+    // A response carrying a top-level error (KIP-1102) lists no brokers:
+    // Kafka sends REBOOTSTRAP_REQUIRED with an empty broker array, and so
+    // does the librdkafka mock cluster (2.16). The error must reach the
+    // merge, which acts on it, rather than be hidden behind "no brokers".
+    if raw.brokers.is_empty() && raw.error_code == 0 {
         return Err(MetadataError::NoBrokers);
     }
     let mut brokers: Vec<Broker> = Vec::with_capacity(raw.brokers.len());

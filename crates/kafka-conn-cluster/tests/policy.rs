@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use kafka_conn_cluster::fuzz_support::encode_metadata;
 use kafka_conn_cluster::{
     Action, BootstrapError, CloseWhy, ClusterConfig, ClusterPolicy, ConfigError, ConnId,
-    DialFailure, DialStep, Event, Failure, NewError, NodeId, NodeState, RebootstrapReason, Route,
-    RouteError, Target,
+    DialFailure, DialStep, Event, Failure, MetadataError, NewError, NodeId, NodeState,
+    RebootstrapReason, Route, RouteError, Target,
 };
 use kafka_conn_core::{AuthFailure, BrokenCause, CloseReason, Phase};
 
@@ -513,6 +513,16 @@ fn rebootstrap_on_rebootstrap_required() {
     s.metadata(&[(1, "b1", 9092)]);
     let body = encode_metadata(13, &[(5, "b5", 9092)], Some("c"), 5, &[], 129);
     assert!(s.p.handle_metadata(13, &body, s.now).is_err());
+    assert_eq!(s.p.nodes().map(|n| n.id).collect::<Vec<_>>(), [NodeId(-1)]);
+    // As brokers send it: the error with an empty broker array (Kafka and
+    // the librdkafka mock cluster list no broker with a top-level error).
+    let mut s = Sim::new(&["seed:9092"], ClusterConfig::new());
+    s.metadata(&[(1, "b1", 9092)]);
+    let body = encode_metadata(13, &[], Some("c"), -1, &[], 129);
+    assert_eq!(
+        s.p.handle_metadata(13, &body, s.now),
+        Err(MetadataError::TopLevelError { code: 129 })
+    );
     assert_eq!(s.p.nodes().map(|n| n.id).collect::<Vec<_>>(), [NodeId(-1)]);
     // Disabled (metadata.recovery.strategy=none): neither happens.
     let mut s = Sim::new(

@@ -3,8 +3,11 @@
 
 /// Writes the public API of a runtime adapter crate (`kafka-conn-tokio`,
 /// `-smol`, `-async-std`, or one of yours) around its [`Runtime`]: every
-/// public item of this crate, re-exported, and `connect`, `connect_direct`
-/// and a `DirectClient` alias bound to that runtime. The adapter keeps only
+/// public item of this crate, re-exported, and `connect`, `connect_direct`,
+/// `connect_over`, `connect_direct_over` and the `DirectClient` and
+/// `Cluster` aliases bound to that runtime (`Cluster::connect(bootstrap,
+/// config)` makes the runtime with the same expression, through
+/// [`CurrentRuntime`]). The adapter keeps only
 /// its `Runtime` implementation; a type added to this crate's API appears
 /// in every adapter without touching them. That includes the items of the
 /// driver's optional features (`Kerberos` with `gssapi`,
@@ -29,6 +32,7 @@
 /// documentation of `connect` and `connect_direct`.
 ///
 /// [`Runtime`]: crate::Runtime
+/// [`CurrentRuntime`]: crate::CurrentRuntime
 #[macro_export]
 macro_rules! adapter_api {
     ($(#[$extra:meta])* $runtime:ty = $make:expr $(,)?) => {
@@ -49,6 +53,18 @@ macro_rules! adapter_api {
             $crate::connect($make, address, config.into()).await
         }
 
+        /// A whole Kafka cluster on this crate's runtime: bootstrap,
+        /// Metadata, one connection per node, backoff, circuit breaker,
+        /// rebootstrap (see `kafka_conn_driver::Cluster`). Connect with
+        /// `Cluster::connect(bootstrap, config)`.
+        pub type Cluster = $crate::Cluster<$runtime>;
+
+        impl $crate::CurrentRuntime for $runtime {
+            fn current() -> Self {
+                $make
+            }
+        }
+
         /// A connection driven by the task that holds it, with no
         /// background task (see `kafka_conn_driver::DirectClient`).
         pub type DirectClient = $crate::DirectClient<$runtime>;
@@ -63,6 +79,32 @@ macro_rules! adapter_api {
             config: impl ::std::convert::Into<$crate::ConnectConfig>,
         ) -> ::std::result::Result<DirectClient, $crate::ConnectError> {
             $crate::connect_direct($make, address, config.into()).await
+        }
+
+        /// Runs a connection over `stream`, a byte stream the caller
+        /// already has (a Unix socket, a pipe, a tunnel), on this crate's
+        /// runtime; `host` is the broker's name for TLS and the credential
+        /// provider. See `kafka_conn_driver::connect_over`.
+        ///
+        $(#[$extra])*
+        pub async fn connect_over(
+            stream: impl $crate::Transport,
+            host: &str,
+            config: impl ::std::convert::Into<$crate::ConnectConfig>,
+        ) -> ::std::result::Result<$crate::Client, $crate::ConnectError> {
+            $crate::connect_over($make, stream, host, config.into()).await
+        }
+
+        /// As `connect_over`, returning a [`DirectClient`]. See
+        /// `kafka_conn_driver::connect_direct_over`.
+        ///
+        $(#[$extra])*
+        pub async fn connect_direct_over(
+            stream: impl $crate::Transport,
+            host: &str,
+            config: impl ::std::convert::Into<$crate::ConnectConfig>,
+        ) -> ::std::result::Result<DirectClient, $crate::ConnectError> {
+            $crate::connect_direct_over($make, stream, host, config.into()).await
         }
     };
 }

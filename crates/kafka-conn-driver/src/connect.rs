@@ -2,7 +2,7 @@
 //! (ApiVersions, SASL) in the connection's own task.
 
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::pin::pin;
 use std::sync::Arc;
 use std::task::Poll;
@@ -16,14 +16,16 @@ use tracing::Instrument;
 use crate::client::{Client, Command, Shared};
 use crate::config::ConnectConfig;
 use crate::credentials::{CredentialContext, Credentials};
+use crate::dial::{open, Opened, UNSPECIFIED};
 use crate::direct::{Completions, DirectClient};
 use crate::driver::Driver;
 use crate::engine::{Engine, ReadyReport};
 use crate::error::ConnectError;
-use crate::info::{ConnectInfo, Progress, TcpAttempt, TlsInfo};
+use crate::info::{ConnectInfo, Progress, TlsInfo};
 use crate::runtime::{timeout, Runtime};
-use crate::stream::Stream;
+use crate::stream::{Conduit, Stream, Transport as AnyTransport};
 use crate::tls::{capture_presented, classify_handshake_error, peer_speaks_tls};
+use crate::transport::DialRequest;
 use rustls_pki_types::CertificateDer;
 
 /// When a TLS handshake has not finished after this long, `connect` asks
@@ -39,8 +41,10 @@ const NOT_TLS_PROBE_DELAY: Duration = Duration::from_secs(1);
 const PROBE_LIMIT: Duration = Duration::from_secs(3);
 
 /// Connects to a broker at `address` (`host:port`) on runtime `rt`:
-/// resolves the host, tries each address in turn with the connect timeout
-/// and `TCP_NODELAY`, runs the TLS handshake if configured, spawns the task
+/// resolves the host (on every call, unless a DNS cache is configured),
+/// races TCP connects to its addresses (RFC 8305 Happy Eyeballs: the next
+/// address a delay after the last, the first to connect wins; see
+/// `docs/dialing.md`) with the connect timeout and `TCP_NODELAY`, runs the TLS handshake if configured, spawns the task
 /// that owns the connection and waits for the core to be ready (versions
 /// negotiated, SASL done).
 pub async fn connect<R: Runtime>(
@@ -67,123 +71,94 @@ struct SoFar {
     /// The host as given (for the credential provider).
     host: String,
     addr: SocketAddr,
-    resolved: Vec<SocketAddr>,
+    /// Whether `addr` is the broker over plain TCP (see `dial::Opened`).
+    direct: bool,
     tls: Option<TlsInfo>,
     progress: Progress,
     start: Instant,
 }
 
-/// Resolves, connects TCP and runs the TLS handshake: everything before
-/// the Kafka handshake, the same for [`Client`] and [`DirectClient`].
+/// Checks the settings before any I/O: the core's, and TLS (built once).
+fn checked(config: &ConnectConfig) -> Result<Option<Arc<rustls::ClientConfig>>, ConnectError> {
+    config.core.validate()?;
+    config.tls.as_ref().map(|t| t.rustls()).transpose()
+}
+
+/// Dials (`dial::open`: the dialer, TCP with Happy Eyeballs, or a proxy
+/// tunnel) and runs the TLS handshake: everything before the Kafka
+/// handshake, the same for [`Client`] and [`DirectClient`], for a single
+/// connection and (with its per-node setup timeout) a cluster's.
 async fn open_transport<R: Runtime>(
     rt: &R,
-    address: &str,
+    request: &DialRequest,
     config: &ConnectConfig,
 ) -> Result<Transport<R::Tcp>, ConnectError> {
     let start = rt.now();
-    config.core.validate()?;
-    let tls_config = config.tls.as_ref().map(|t| t.rustls()).transpose()?;
-    let (host, port) = split_host_port(address)?;
+    let tls_config = checked(config)?;
     let mut progress = Progress::default();
+    let opened = open(rt, request, &config.dial, &mut progress, start).await?;
+    secure(
+        rt,
+        &request.host,
+        opened,
+        tls_config,
+        config,
+        progress,
+        start,
+    )
+    .await
+}
 
-    let resolved = match host.parse::<IpAddr>() {
-        Ok(ip) => vec![SocketAddr::new(ip, port)],
-        Err(_) => {
-            let t = rt.now();
-            let found = timeout(
-                rt,
-                config.connect_timeout,
-                rt.resolve(host.to_owned(), port),
-            )
-            .await
-            .unwrap_or_else(|| {
-                Err(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    format!("no answer within {:?}", config.connect_timeout),
-                ))
-            })
-            .map_err(|source| ConnectError::Resolve {
-                host: host.to_owned(),
-                source,
-                progress: progress.at_failure(start, rt.now()),
-            })?;
-            progress.timings.resolve = Some(rt.now().saturating_duration_since(t));
-            tracing::debug!(addresses = ?found, took = ?progress.timings.resolve, "resolved");
-            found
-        }
+/// The caller's `stream` as the transport, TLS on top if configured.
+async fn transport_over<R: Runtime>(
+    rt: &R,
+    host: &str,
+    stream: Box<dyn AnyTransport>,
+    config: &ConnectConfig,
+) -> Result<Transport<R::Tcp>, ConnectError> {
+    let start = rt.now();
+    let tls_config = checked(config)?;
+    let opened = Opened {
+        conduit: Conduit::Other(stream),
+        addr: UNSPECIFIED,
+        direct: false,
     };
-    progress.resolved.clone_from(&resolved);
-    if resolved.is_empty() {
-        return Err(ConnectError::NoAddresses {
-            host: host.to_owned(),
-            progress: progress.at_failure(start, rt.now()),
-        });
-    }
+    secure(
+        rt,
+        host,
+        opened,
+        tls_config,
+        config,
+        Progress::default(),
+        start,
+    )
+    .await
+}
 
-    // Why the last attempt failed: the variant of the error when all do.
-    let mut last_failure = None;
-    let mut tcp = None;
-    for &addr in &resolved {
-        let t = rt.now();
-        let outcome = timeout(rt, config.connect_timeout, rt.connect_tcp(addr)).await;
-        let took = rt.now().saturating_duration_since(t);
-        let timed_out = outcome.is_none();
-        let failure = match outcome {
-            Some(Ok(s)) => {
-                progress.timings.tcp = Some(took);
-                tcp = Some((addr, s));
-                break;
-            }
-            Some(Err(e)) => e,
-            None => std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                format!("timed out after {:?}", config.connect_timeout),
-            ),
-        };
-        let reason = match failure.kind() {
-            std::io::ErrorKind::ConnectionRefused => "connection refused".to_owned(),
-            _ => failure.to_string(),
-        };
-        tracing::debug!(%addr, %reason, "TCP connect failed");
-        progress
-            .failed_attempts
-            .push(TcpAttempt { addr, reason, took });
-        last_failure = Some((addr, failure, timed_out));
-    }
-    let Some((addr, tcp)) = tcp else {
-        let (addr, source, timed_out) = last_failure.expect("at least one address was tried");
-        let progress = progress.at_failure(start, rt.now());
-        return Err(if timed_out {
-            ConnectError::ConnectTimeout {
-                addr,
-                after: config.connect_timeout,
-                progress,
-            }
-        } else if source.kind() == std::io::ErrorKind::ConnectionRefused {
-            ConnectError::Refused { addr, progress }
-        } else {
-            ConnectError::Tcp {
-                addr,
-                source,
-                progress,
-            }
-        });
-    };
-    progress.address = Some(addr);
-    rt.set_nodelay(&tcp).map_err(|source| ConnectError::Tcp {
+/// Runs the TLS handshake over `opened` when TLS is configured, verifying
+/// `host` (or the configured server name).
+async fn secure<R: Runtime>(
+    rt: &R,
+    host: &str,
+    opened: Opened<R::Tcp>,
+    tls_config: Option<Arc<rustls::ClientConfig>>,
+    config: &ConnectConfig,
+    mut progress: Progress,
+    start: Instant,
+) -> Result<Transport<R::Tcp>, ConnectError> {
+    let Opened {
+        conduit: tcp,
         addr,
-        source,
-        progress: progress.at_failure(start, rt.now()),
-    })?;
-    tracing::debug!(%addr, took = ?progress.timings.tcp, "TCP connected");
-
+        direct,
+    } = opened;
     let (stream, tls) = match (&config.tls, tls_config) {
         (Some(tls), Some(rustls_config)) => {
             let name = tls.server_name_for(host)?;
             let name_text = name.to_str().into_owned();
             let t = rt.now();
             let handshake = futures_rustls::TlsConnector::from(rustls_config).connect(name, tcp);
-            let s = match tls_handshake(rt, addr, handshake, config.connect_timeout).await {
+            let probe = direct.then_some(addr);
+            let s = match tls_handshake(rt, probe, handshake, config.connect_timeout).await {
                 TlsOutcome::Done(Ok(s)) => s,
                 TlsOutcome::Done(Err((e, presented))) => {
                     return Err(classify_handshake_error(
@@ -231,7 +206,7 @@ async fn open_transport<R: Runtime>(
         so_far: SoFar {
             host: host.to_owned(),
             addr,
-            resolved,
+            direct,
             tls,
             progress,
             start,
@@ -244,7 +219,17 @@ async fn connect_in_span<R: Runtime>(
     address: &str,
     config: ConnectConfig,
 ) -> Result<Client, ConnectError> {
-    let Transport { stream, so_far } = open_transport(&rt, address, &config).await?;
+    let request = dial_request(address, &config)?;
+    connect_to(rt, &request, config).await
+}
+
+/// The Kafka handshake over `transport` in a spawned task: a [`Client`].
+async fn client_over<R: Runtime>(
+    rt: R,
+    transport: Transport<R::Tcp>,
+    config: ConnectConfig,
+) -> Result<Client, ConnectError> {
+    let Transport { stream, so_far } = transport;
     let handshake_start = rt.now();
     let conn = Connection::new(config.core.clone(), handshake_start)?;
     let peer = CredentialContext::for_runtime(&rt, &so_far.host, so_far.addr);
@@ -297,7 +282,19 @@ async fn connect_direct_in_span<R: Runtime>(
     address: &str,
     config: ConnectConfig,
 ) -> Result<DirectClient<R>, ConnectError> {
-    let Transport { stream, so_far } = open_transport(&rt, address, &config).await?;
+    let request = dial_request(address, &config)?;
+    let transport = open_transport(&rt, &request, &config).await?;
+    direct_over(rt, transport, config).await
+}
+
+/// The Kafka handshake over `transport` in the caller's task: a
+/// [`DirectClient`].
+async fn direct_over<R: Runtime>(
+    rt: R,
+    transport: Transport<R::Tcp>,
+    config: ConnectConfig,
+) -> Result<DirectClient<R>, ConnectError> {
+    let Transport { stream, so_far } = transport;
     let span = tracing::info_span!("kafka_conn", addr = %so_far.addr);
     let handshake_start = rt.now();
     let conn = Connection::new(config.core.clone(), handshake_start)?;
@@ -329,6 +326,72 @@ async fn connect_direct_in_span<R: Runtime>(
     Ok(DirectClient::new(engine, out, info, span))
 }
 
+/// Runs a connection over `stream`, a byte stream the caller already has
+/// (a Unix socket, an in-memory pipe, a tunnel of your own: any
+/// [`Transport`](crate::Transport)), on runtime `rt`: TLS if configured,
+/// then the Kafka handshake in the connection's own task, as [`connect`]
+/// does after dialing. `host` is the broker's name: what TLS verifies
+/// (unless the TLS configuration names a server) and what the credential
+/// provider is told. [`ConnectInfo::address`] is the unspecified
+/// `0.0.0.0:0`: the stream has no address the driver knows.
+pub async fn connect_over<R: Runtime>(
+    rt: R,
+    stream: impl AnyTransport,
+    host: &str,
+    config: ConnectConfig,
+) -> Result<Client, ConnectError> {
+    let span = tracing::info_span!("kafka_conn_connect", %host, over = "caller's stream");
+    let stream: Box<dyn AnyTransport> = Box::new(stream);
+    Box::pin(
+        async move {
+            let transport = transport_over(&rt, host, stream, &config).await?;
+            client_over(rt, transport, config).await
+        }
+        .instrument(span),
+    )
+    .await
+}
+
+/// As [`connect_over`], but the connection runs in the caller's task: a
+/// [`DirectClient`].
+pub async fn connect_direct_over<R: Runtime>(
+    rt: R,
+    stream: impl AnyTransport,
+    host: &str,
+    config: ConnectConfig,
+) -> Result<DirectClient<R>, ConnectError> {
+    let span = tracing::info_span!("kafka_conn_connect", %host, over = "caller's stream");
+    let stream: Box<dyn AnyTransport> = Box::new(stream);
+    Box::pin(
+        async move {
+            let transport = transport_over(&rt, host, stream, &config).await?;
+            direct_over(rt, transport, config).await
+        }
+        .instrument(span),
+    )
+    .await
+}
+
+/// Connects to the broker of `request` (host, port and setup timeout: a
+/// cluster's node with its growing timeout) on runtime `rt`: the dial of
+/// `config` (its dialer, or TCP with Happy Eyeballs, or its proxy), TLS
+/// and the Kafka handshake. [`connect`] is this with the address parsed
+/// and the connect timeout.
+pub(crate) async fn connect_to<R: Runtime>(
+    rt: R,
+    request: &DialRequest,
+    config: ConnectConfig,
+) -> Result<Client, ConnectError> {
+    let transport = open_transport(&rt, request, &config).await?;
+    client_over(rt, transport, config).await
+}
+
+/// The dial request of `address` (`host:port`) with the connect timeout.
+fn dial_request(address: &str, config: &ConnectConfig) -> Result<DialRequest, ConnectError> {
+    let (host, port) = split_host_port(address)?;
+    Ok(DialRequest::new(host, port, config.connect_timeout))
+}
+
 /// Turns the handshake's outcome into the connection's [`ConnectInfo`], or
 /// into the [`ConnectError`] that says best what went wrong. `tls_alert`
 /// and `bytes_received` are what the connection saw until then.
@@ -344,7 +407,7 @@ async fn finish_handshake<R: Runtime>(
     let SoFar {
         host: _,
         addr,
-        resolved,
+        direct,
         tls,
         mut progress,
         start,
@@ -375,7 +438,7 @@ async fn finish_handshake<R: Runtime>(
                 during: Phase::Negotiating,
                 ..
             },
-        ) if config.tls.is_none() && bytes_received == 0 => {
+        ) if config.tls.is_none() && bytes_received == 0 && direct => {
             // The peer hung up without a word: a TLS listener that resets
             // plaintext clients does exactly that. Ask it in TLS.
             let within = config.connect_timeout.min(PROBE_LIMIT);
@@ -407,8 +470,10 @@ async fn finish_handshake<R: Runtime>(
     progress.timings.total = rt.now().saturating_duration_since(start);
     let info = ConnectInfo {
         address: addr,
-        resolved,
+        resolved: progress.resolved,
+        attempts: progress.attempts,
         failed_attempts: progress.failed_attempts,
+        proxy: progress.proxy,
         timings: progress.timings,
         tls,
         api_versions,
@@ -430,17 +495,22 @@ enum TlsOutcome<T> {
 
 /// Runs the TLS handshake `handshake` for at most `connect_timeout`, and
 /// from [`NOT_TLS_PROBE_DELAY`] on races it with a plaintext ApiVersions on
-/// a second connection (see there for why). The handshake's own result
-/// wins whenever it has one.
+/// a second connection to `probe` (see there for why; `None`: no second
+/// connection, as through a proxy). The handshake's own result wins
+/// whenever it has one.
 async fn tls_handshake<R: Runtime, T>(
     rt: &R,
-    addr: SocketAddr,
+    probe: Option<SocketAddr>,
     handshake: impl Future<Output = std::io::Result<T>>,
     connect_timeout: Duration,
 ) -> TlsOutcome<T> {
     let mut handshake = pin!(timeout(rt, connect_timeout, capture_presented(handshake)));
     let probe_delay = NOT_TLS_PROBE_DELAY.min(connect_timeout);
     let mut probe = pin!(async {
+        let Some(addr) = probe else {
+            // No second connection: the handshake alone decides.
+            return false;
+        };
         rt.sleep_until(rt.now() + probe_delay).await;
         tracing::debug!(%addr, after = ?probe_delay, "no TLS answer yet: asking the port in plaintext Kafka");
         peer_speaks_kafka(rt, addr, connect_timeout.min(PROBE_LIMIT)).await

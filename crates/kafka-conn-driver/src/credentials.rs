@@ -98,7 +98,8 @@ pub struct CredentialContext {
     /// The broker's host as given in the address to `connect` (a name, or
     /// an IP literal), before resolution.
     pub host: String,
-    /// The address the connection is made to.
+    /// The address the connection is made to (the proxy's through a
+    /// proxy; `0.0.0.0:0` over a transport without an IP address).
     pub address: SocketAddr,
     /// Whether this is a KIP-368 re-authentication of a connection that is
     /// already authenticated (`false` for its first authentication).

@@ -7,7 +7,25 @@ use std::time::Duration;
 use kafka_conn_core::{CloseReason, ConfigError, RequestError, SendError};
 use rustls_pki_types::CertificateDer;
 
+use crate::addresses::AddressFamily;
 use crate::info::{Progress, Timings};
+use crate::proxy::{ProxyFailure, ProxyKind, ProxyStep};
+
+/// The peer of a TLS or Kafka failure: its address, or what it is when
+/// the transport has none (a dialer's or the caller's stream).
+fn at(addr: &SocketAddr) -> String {
+    if addr.ip().is_unspecified() && addr.port() == 0 {
+        "the broker (over a transport without an IP address)".to_owned()
+    } else {
+        addr.to_string()
+    }
+}
+
+/// `a, b and c` for an error message.
+fn list(addresses: &[SocketAddr]) -> String {
+    let texts: Vec<String> = addresses.iter().map(|a| a.ip().to_string()).collect();
+    texts.join(", ")
+}
 
 /// Why [`crate::connect`] failed. Each cause a user can act on differently
 /// has its own variant, and the message says what to do.
@@ -50,6 +68,17 @@ pub enum ConnectError {
         /// What was done.
         progress: Box<Progress>,
     },
+    /// The host resolved to addresses, but none of the configured
+    /// [`AddressFamily`](crate::AddressFamily).
+    #[error("{host} resolved to {}, but none is allowed by the address family setting ({family})", list(&progress.resolved))]
+    NoAddressOfFamily {
+        /// The host name.
+        host: String,
+        /// The setting that filtered every address out.
+        family: AddressFamily,
+        /// What was done (`resolved` lists the addresses found).
+        progress: Box<Progress>,
+    },
     /// Nothing listens on the port (or a firewall rejects the connection).
     #[error("connection refused by {addr}: nothing is listening on that port (is the broker up? is the port right?){}", progress.earlier_attempts())]
     Refused {
@@ -79,11 +108,38 @@ pub enum ConnectError {
         /// What was done, with every failed attempt.
         progress: Box<Progress>,
     },
+    /// The proxy could not be reached, refused, or rejected the
+    /// credentials: the step and the proxy's answer say which.
+    #[error("{kind} proxy {proxy}, {step}: {failure}")]
+    Proxy {
+        /// The protocol.
+        kind: ProxyKind,
+        /// The proxy, as a URL with the password masked.
+        proxy: String,
+        /// The step that failed.
+        step: ProxyStep,
+        /// What went wrong: the proxy's reply code and its meaning, or the
+        /// I/O error.
+        failure: ProxyFailure,
+        /// What was done (the TCP attempts are those to the proxy).
+        progress: Box<Progress>,
+    },
+    /// The application's dialer ([`crate::ConnectConfig::with_dialer`])
+    /// failed, or did not finish within the setup timeout.
+    #[error("the dialer could not open a transport to {target}: {source}")]
+    Dial {
+        /// `host:port` asked for.
+        target: String,
+        /// The dialer's error.
+        source: io::Error,
+        /// What was done.
+        progress: Box<Progress>,
+    },
     /// The TLS settings cannot be used (unreadable CA file, bad key, ...).
     #[error("invalid TLS configuration: {0}")]
     TlsConfig(String),
     /// The broker's certificate chain does not lead to a trusted CA.
-    #[error("TLS: certificate not trusted: check --tls-ca (the broker's certificate at {addr} was not issued by a trusted CA: {detail})")]
+    #[error("TLS: certificate not trusted: check --tls-ca (the broker's certificate at {peer} was not issued by a trusted CA: {detail})", peer = at(addr))]
     CertificateNotTrusted {
         /// The broker.
         addr: SocketAddr,
@@ -96,7 +152,7 @@ pub enum ConnectError {
         progress: Box<Progress>,
     },
     /// The broker's certificate is not valid for the name we connect to.
-    #[error("TLS: the certificate of {addr} is not valid for {server_name:?} ({detail}): connect by the name in the certificate or set the TLS server name")]
+    #[error("TLS: the certificate of {peer} is not valid for {server_name:?} ({detail}): connect by the name in the certificate or set the TLS server name", peer = at(addr))]
     NameMismatch {
         /// The broker.
         addr: SocketAddr,
@@ -112,7 +168,7 @@ pub enum ConnectError {
     },
     /// The broker's certificate was refused for another reason: expired,
     /// not yet valid, revoked, not meant for a server, ...
-    #[error("TLS: the certificate of {addr} is not acceptable: {detail}")]
+    #[error("TLS: the certificate of {peer} is not acceptable: {detail}", peer = at(addr))]
     InvalidCertificate {
         /// The broker.
         addr: SocketAddr,
@@ -126,7 +182,7 @@ pub enum ConnectError {
     },
     /// A TLS client met a non-TLS peer: it answered with non-TLS bytes or
     /// closed the connection during the handshake.
-    #[error("the broker does not speak TLS on this port: use PLAINTEXT ({addr}: {detail})")]
+    #[error("the broker does not speak TLS on this port: use PLAINTEXT ({peer}: {detail})", peer = at(addr))]
     NotTls {
         /// The broker.
         addr: SocketAddr,
@@ -137,7 +193,7 @@ pub enum ConnectError {
     },
     /// The TLS handshake did not complete in time (a non-TLS peer often
     /// just waits for more bytes).
-    #[error("TLS handshake with {addr} timed out after {after:?} (does the broker speak TLS on this port? if not, use PLAINTEXT)")]
+    #[error("TLS handshake with {peer} timed out after {after:?} (does the broker speak TLS on this port? if not, use PLAINTEXT)", peer = at(addr))]
     TlsTimeout {
         /// The broker.
         addr: SocketAddr,
@@ -148,7 +204,7 @@ pub enum ConnectError {
     },
     /// Another TLS failure (an alert from the broker, e.g. a rejected
     /// client certificate).
-    #[error("TLS handshake with {addr} failed: {detail}")]
+    #[error("TLS handshake with {peer} failed: {detail}", peer = at(addr))]
     Tls {
         /// The broker.
         addr: SocketAddr,
@@ -159,7 +215,8 @@ pub enum ConnectError {
     },
     /// A plaintext client met a TLS port.
     #[error(
-        "the broker at {addr} speaks TLS on this port: use SSL (or SASL_SSL) and configure TLS"
+        "the broker at {peer} speaks TLS on this port: use SSL (or SASL_SSL) and configure TLS",
+        peer = at(addr)
     )]
     BrokerSpeaksTls {
         /// The broker.
@@ -168,7 +225,7 @@ pub enum ConnectError {
         progress: Box<Progress>,
     },
     /// The Kafka handshake (ApiVersions, SASL) failed: the core's close reason.
-    #[error("{addr}: the connection closed before it was ready: {reason}")]
+    #[error("{peer}: the connection closed before it was ready: {reason}", peer = at(addr))]
     Handshake {
         /// The broker.
         addr: SocketAddr,
@@ -189,8 +246,10 @@ impl ConnectError {
             | ConnectError::Refused { .. }
             | ConnectError::ConnectTimeout { .. }
             | ConnectError::Tcp { .. }
+            | ConnectError::Dial { .. }
             | ConnectError::TlsTimeout { .. } => true,
             ConnectError::Handshake { reason, .. } => reason.is_retriable(),
+            ConnectError::Proxy { failure, .. } => failure.is_retriable(),
             _ => false,
         }
     }
@@ -214,9 +273,12 @@ impl ConnectError {
             | ConnectError::TlsConfig(_) => None,
             ConnectError::Resolve { progress, .. }
             | ConnectError::NoAddresses { progress, .. }
+            | ConnectError::NoAddressOfFamily { progress, .. }
             | ConnectError::Refused { progress, .. }
             | ConnectError::ConnectTimeout { progress, .. }
             | ConnectError::Tcp { progress, .. }
+            | ConnectError::Proxy { progress, .. }
+            | ConnectError::Dial { progress, .. }
             | ConnectError::CertificateNotTrusted { progress, .. }
             | ConnectError::NameMismatch { progress, .. }
             | ConnectError::InvalidCertificate { progress, .. }

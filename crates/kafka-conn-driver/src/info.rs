@@ -15,14 +15,26 @@ use rustls_pki_types::CertificateDer;
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct ConnectInfo {
-    /// The address connected to.
+    /// The TCP peer: the broker's address, or the proxy's through a
+    /// proxy; what a dialer reported ([`Dialed::with_peer_addr`](crate::Dialed::with_peer_addr));
+    /// the unspecified `0.0.0.0:0` over a transport without one
+    /// ([`connect_over`](crate::connect_over), a dialer that did not say).
     pub address: SocketAddr,
-    /// Every address the host resolved to, in the order tried.
+    /// Every address the host resolved to, as the resolver answered
+    /// (attempts go in the order of [`ConnectInfo::attempts`]).
     pub resolved: Vec<SocketAddr>,
-    /// Addresses tried before `address`, with why each failed.
+    /// Every TCP connect attempt of the race (RFC 8305, Happy Eyeballs),
+    /// in the order started, the winner included: which address won and
+    /// how long the others took.
+    pub attempts: Vec<TcpAttempt>,
+    /// The attempts that did not win: failed, timed out, or cancelled
+    /// because another address connected first (start order).
     pub failed_attempts: Vec<TcpAttempt>,
     /// How long each step took.
     pub timings: Timings,
+    /// The proxy's tunnel, when the connection goes through a proxy (then
+    /// `address`, `resolved` and `attempts` are about the proxy).
+    pub proxy: Option<ProxyInfo>,
     /// The TLS session, when TLS is on, with the broker's certificate
     /// chain (DER; the driver carries no X.509 parser to decode it).
     pub tls: Option<TlsInfo>,
@@ -41,9 +53,12 @@ pub struct ConnectInfo {
 pub struct Timings {
     /// DNS resolution (`None` for an IP literal: no lookup).
     pub resolve: Option<Duration>,
-    /// The TCP connect that succeeded (failed attempts are timed in
-    /// [`TcpAttempt::took`]).
+    /// The TCP step: from the first connect attempt until one connected
+    /// (each attempt is timed in [`TcpAttempt::took`]).
     pub tcp: Option<Duration>,
+    /// The proxy handshake (method, authentication, `CONNECT`), when
+    /// through a proxy.
+    pub proxy: Option<Duration>,
     /// The TLS handshake.
     pub tls: Option<Duration>,
     /// ApiVersions: from the transport being up until the broker's
@@ -56,16 +71,40 @@ pub struct Timings {
     pub total: Duration,
 }
 
-/// One TCP connect attempt that failed.
+/// One TCP connect attempt of a dial, and how it ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct TcpAttempt {
     /// The address tried.
     pub addr: SocketAddr,
-    /// Why it failed, e.g. "connection refused" or "timed out after 10s".
+    /// How it ended, in words: "connected", "connection refused", "timed
+    /// out after 10s", "cancelled: 192.0.2.7:9092 connected first", ...
     pub reason: String,
-    /// How long the attempt took.
+    /// How long the attempt took, until it connected, failed or was dropped.
     pub took: Duration,
+    /// When it started, counted from the first attempt: the race starts
+    /// the next address a delay after the last (see
+    /// [`ConnectConfig::with_attempt_delay`](crate::ConnectConfig::with_attempt_delay)),
+    /// or at once when every attempt so far failed.
+    pub started: Duration,
+    /// How it ended.
+    pub outcome: AttemptOutcome,
+}
+
+/// How a [`TcpAttempt`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AttemptOutcome {
+    /// It connected first: the connection uses it.
+    Connected,
+    /// Nothing listens there (or a firewall rejects): `ECONNREFUSED`.
+    Refused,
+    /// No answer within the connect timeout.
+    TimedOut,
+    /// Another error (unreachable network, ...), of this kind.
+    Failed(std::io::ErrorKind),
+    /// Still pending when another address connected, and dropped.
+    Cancelled,
 }
 
 impl fmt::Display for TcpAttempt {
@@ -84,11 +123,31 @@ pub struct Progress {
     pub timings: Timings,
     /// Every address the host resolved to (empty if resolution failed).
     pub resolved: Vec<SocketAddr>,
-    /// Every TCP attempt that failed, in order: all of them when no
-    /// address could be reached.
+    /// Every TCP attempt, in the order started, the winner included
+    /// (see [`ConnectInfo::attempts`]).
+    pub attempts: Vec<TcpAttempt>,
+    /// Every TCP attempt that did not win, in the order started: all of
+    /// them when no address could be reached.
     pub failed_attempts: Vec<TcpAttempt>,
     /// The address TCP connected to, once it did.
     pub address: Option<SocketAddr>,
+    /// The proxy's tunnel, once it was open.
+    pub proxy: Option<ProxyInfo>,
+}
+
+/// A tunnel through a proxy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ProxyInfo {
+    /// The proxy, as a URL with the password masked
+    /// (`socks5h://user:***@host:port`).
+    pub proxy: String,
+    /// What the proxy was asked to connect to (`host:port`: the broker's
+    /// name with remote DNS, else its address).
+    pub target: String,
+    /// The address the proxy reported for its side of the tunnel (SOCKS5
+    /// `BND.ADDR:BND.PORT`), if any.
+    pub bound: Option<String>,
 }
 
 impl Progress {

@@ -24,6 +24,13 @@
 //! - **TLS** (SSL, SASL_SSL) through futures-rustls with the `ring`
 //!   provider: a CA file or the system roots, a server name override and
 //!   client certificates ([`TlsConfig`]).
+//! - **Dialing like the network really is** (`docs/dialing.md`): DNS on
+//!   every connect (or a [`ConnectConfig::with_dns_cache`]), every address
+//!   raced (RFC 8305 Happy Eyeballs, [`AddressFamily`]), keepalive and
+//!   `TCP_USER_TIMEOUT` ([`Keepalive`]) so a silent peer fails the
+//!   connection, SOCKS5 and HTTP CONNECT [`Proxy`]s, and any transport:
+//!   [`connect_over`] a stream you have, or a dialer of your own
+//!   ([`ConnectConfig::with_dialer`]).
 //! - **One [`CredentialProvider`]** ([`ConnectConfig::with_credential_provider`])
 //!   answers every credential request of every SASL mechanism (OAUTHBEARER,
 //!   GSSAPI, your own through `CredentialRequest::Custom`), for each
@@ -44,25 +51,38 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod adapter;
+mod addresses;
 #[cfg(any(feature = "gssapi", feature = "oidc", feature = "aws-msk-iam"))]
 mod auth;
 mod client;
+mod cluster;
 mod config;
 mod connect;
 mod credentials;
+mod dial;
 mod direct;
 mod driver;
 mod engine;
 mod error;
+#[cfg(feature = "fuzzing")]
+pub mod fuzz_support;
+mod http_connect;
 mod info;
 #[cfg(test)]
 mod module_graph;
+mod proxy;
+mod race;
 mod runtime;
+mod socket;
+mod socks5;
 mod stream;
 mod tls;
+mod transport;
+mod tunnel;
 #[cfg(feature = "kafka-protocol")]
 mod typed;
 
+pub use addresses::AddressFamily;
 #[cfg(feature = "aws-msk-iam")]
 #[cfg_attr(docsrs, doc(cfg(feature = "aws-msk-iam")))]
 pub use auth::{AwsCredentials, AwsMskIam, AwsMskIamError};
@@ -73,16 +93,31 @@ pub use auth::{ClientAuth, OidcError, OidcTokenProvider};
 #[cfg_attr(docsrs, doc(cfg(feature = "gssapi")))]
 pub use auth::{Kerberos, KerberosError, KerberosExchange};
 pub use client::Client;
+pub use cluster::{
+    Cluster, ClusterConfig, ClusterError, ClusterEvents, CurrentRuntime, MetadataTopics, NodeInfo,
+};
 pub use config::ConnectConfig;
-pub use connect::{connect, connect_direct};
+pub use connect::{connect, connect_direct, connect_direct_over, connect_over};
 pub use credentials::{CallbackError, CredentialContext, CredentialProvider};
 pub use direct::{Completion, DirectClient};
 pub use error::{ConnectError, RequestFailure};
-pub use info::{ConnectInfo, Progress, TcpAttempt, Timings, TlsInfo};
-pub use runtime::{timeout, BoxFuture, Runtime};
+pub use info::{AttemptOutcome, ConnectInfo, Progress, ProxyInfo, TcpAttempt, Timings, TlsInfo};
+/// The sans-IO cluster policy [`Cluster`] runs: its node table, states,
+/// failures and events, for code that drives it itself.
+pub use kafka_conn_cluster as cluster_policy;
+/// The policy's settings, part of a [`ClusterConfig`].
+pub use kafka_conn_cluster::ClusterConfig as PolicyConfig;
+/// What the policy reports, from [`Cluster::events`].
+pub use kafka_conn_cluster::Event as ClusterEvent;
+pub use kafka_conn_cluster::{DialStep, NodeId, NodeState};
+pub use proxy::{socks5_reply_meaning, InvalidProxyUrl, Proxy, ProxyFailure, ProxyKind, ProxyStep};
+pub use runtime::{timeout, AsOsSocket, BorrowedSocket, BoxFuture, Runtime};
 /// A DER certificate, as in [`TlsInfo::peer_certificates`] and [`ConnectError::presented_certificates`].
 pub use rustls_pki_types::CertificateDer;
+pub use socket::Keepalive;
+pub use stream::Transport;
 pub use tls::TlsConfig;
+pub use transport::{DialRequest, Dialed};
 #[cfg(feature = "kafka-protocol")]
 #[cfg_attr(docsrs, doc(cfg(feature = "kafka-protocol")))]
 pub use typed::TypedFailure;

@@ -5,40 +5,56 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-/// Module -> the modules its code (not its tests) names through `crate::`.
-fn graph() -> BTreeMap<String, BTreeSet<String>> {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+/// The code of a source file, without its tests (they start at the first
+/// `#[cfg(test)]`) and comments (doc links included are not imports).
+fn code_of(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap();
+    text.split("#[cfg(test)]")
+        .next()
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("//"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The modules of directory `dir`: each `.rs` file's code by module name,
+/// except `skip`; a directory module (with a `mod.rs`) is one module, all
+/// its files together.
+fn modules_in(dir: &Path, skip: &[&str]) -> BTreeMap<String, String> {
     let mut sources = BTreeMap::new();
-    for entry in std::fs::read_dir(&src).unwrap() {
+    for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
         let Some(name) = path.file_stem().and_then(|s| s.to_str()) else {
             continue;
         };
-        if path.extension().is_some_and(|e| e == "rs") && !["lib", "module_graph"].contains(&name) {
-            sources.insert(name.to_owned(), std::fs::read_to_string(&path).unwrap());
+        if skip.contains(&name) {
+            continue;
+        }
+        if path.extension().is_some_and(|e| e == "rs") {
+            sources.insert(name.to_owned(), code_of(&path));
+        } else if path.join("mod.rs").is_file() {
+            let all: Vec<String> = modules_in(&path, &[]).into_values().collect();
+            sources.insert(name.to_owned(), all.join("\n"));
         }
     }
+    sources
+}
+
+/// Module -> the modules its code names through `prefix` (`crate::`, or
+/// `super::` inside a directory module).
+fn edges(sources: &BTreeMap<String, String>, prefix: &str) -> BTreeMap<String, BTreeSet<String>> {
     let modules: BTreeSet<String> = sources.keys().cloned().collect();
     sources
         .iter()
-        .map(|(name, text)| {
-            // Test code starts at the first `#[cfg(test)]`; comments (doc
-            // links included) are not imports.
-            let code: String = text
-                .split("#[cfg(test)]")
-                .next()
-                .unwrap_or_default()
-                .lines()
-                .filter(|l| !l.trim_start().starts_with("//"))
-                .collect::<Vec<_>>()
-                .join("\n");
+        .map(|(name, code)| {
             let mut uses = BTreeSet::new();
-            for (i, _) in code.match_indices("crate::") {
+            for (i, _) in code.match_indices(prefix) {
                 // `$crate::` in a macro names the crate where it expands.
                 if code[..i].ends_with('$') {
                     continue;
                 }
-                for target in first_segments(&code[i + "crate::".len()..]) {
+                for target in first_segments(&code[i + prefix.len()..]) {
                     if target != *name && modules.contains(&target) {
                         uses.insert(target);
                     }
@@ -47,6 +63,12 @@ fn graph() -> BTreeMap<String, BTreeSet<String>> {
             (name.clone(), uses)
         })
         .collect()
+}
+
+/// Module -> the modules its code (not its tests) names through `crate::`.
+fn graph() -> BTreeMap<String, BTreeSet<String>> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    edges(&modules_in(&src, &["lib", "module_graph"]), "crate::")
 }
 
 /// The first path segment after `crate::`: one identifier, or each item's
@@ -117,13 +139,30 @@ fn modules_import_each_other_without_cycles() {
     for leaf in ["adapter", "info", "runtime", "stream"] {
         assert_eq!(graph[leaf], BTreeSet::new(), "{leaf} must stay a leaf");
     }
+    // `cluster` is the layer above one connection: it dials through `connect`.
     assert!(
-        graph.values().all(|uses| !uses.contains("connect")),
-        "only the crate root may use `connect`: {graph:?}"
+        graph
+            .iter()
+            .all(|(module, uses)| module == "cluster" || !uses.contains("connect")),
+        "only the crate root and `cluster` may use `connect`: {graph:?}"
     );
+    assert_acyclic(&graph);
+    // Inside the `cluster` directory, through `super::`.
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/cluster");
+    let inner = edges(&modules_in(&dir, &["mod"]), "super::");
+    for (module, uses) in &inner {
+        eprintln!("cluster::{module} -> {uses:?}");
+    }
+    for leaf in ["config", "latch", "events", "dial"] {
+        assert!(inner[leaf].is_empty(), "cluster::{leaf} must stay a leaf");
+    }
+    assert_acyclic(&inner);
+}
+
+fn assert_acyclic(graph: &BTreeMap<String, BTreeSet<String>>) {
     let mut done = BTreeSet::new();
     for module in graph.keys() {
-        if let Some(cycle) = find_cycle(&graph, module, &mut Vec::new(), &mut done) {
+        if let Some(cycle) = find_cycle(graph, module, &mut Vec::new(), &mut done) {
             panic!("import cycle: {}", cycle.join(" -> "));
         }
     }

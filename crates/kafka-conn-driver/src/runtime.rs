@@ -12,6 +12,35 @@ use std::time::{Duration, Instant};
 use futures_channel::oneshot;
 use futures_io::{AsyncRead, AsyncWrite};
 
+/// A borrowed OS socket: a file descriptor on Unix, a `SOCKET` on Windows.
+#[cfg(unix)]
+pub type BorrowedSocket<'a> = std::os::fd::BorrowedFd<'a>;
+/// A borrowed OS socket: a file descriptor on Unix, a `SOCKET` on Windows.
+#[cfg(windows)]
+pub type BorrowedSocket<'a> = std::os::windows::io::BorrowedSocket<'a>;
+
+/// Types that hold an OS socket: every `AsFd` type on Unix and every
+/// `AsSocket` type on Windows (the runtimes' TCP streams among them), for
+/// [`Runtime::os_socket`].
+pub trait AsOsSocket {
+    /// The socket, borrowed.
+    fn as_os_socket(&self) -> BorrowedSocket<'_>;
+}
+
+#[cfg(unix)]
+impl<T: std::os::fd::AsFd> AsOsSocket for T {
+    fn as_os_socket(&self) -> BorrowedSocket<'_> {
+        self.as_fd()
+    }
+}
+
+#[cfg(windows)]
+impl<T: std::os::windows::io::AsSocket> AsOsSocket for T {
+    fn as_os_socket(&self) -> BorrowedSocket<'_> {
+        self.as_socket()
+    }
+}
+
 /// A boxed, sendable future: the runtime trait returns these so that it
 /// needs no `async fn` in traits and no macro crate.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -41,6 +70,20 @@ pub trait Runtime: Clone + Send + Sync + Unpin + 'static {
     /// Sets `TCP_NODELAY`: Kafka requests are small and latency-bound, so
     /// Nagle's algorithm only adds delay.
     fn set_nodelay(&self, tcp: &Self::Tcp) -> io::Result<()>;
+
+    /// The OS socket under `tcp`, on which the driver sets the options
+    /// that have no portable API (keepalive timing, `TCP_USER_TIMEOUT`;
+    /// see [`ConnectConfig::with_keepalive`](crate::ConnectConfig::with_keepalive)),
+    /// the same way for every runtime. Implement it as
+    /// `Some(tcp.as_os_socket())` ([`AsOsSocket`]).
+    ///
+    /// The default, `None`, is for a runtime whose streams are not OS
+    /// sockets (a simulated network): those options are then not set, and
+    /// the connection logs so.
+    fn os_socket<'a>(&self, tcp: &'a Self::Tcp) -> Option<BorrowedSocket<'a>> {
+        let _ = tcp;
+        None
+    }
 
     /// The current time, as the timer of [`sleep_until`](Runtime::sleep_until)
     /// sees it. Every `now` the driver hands the core comes from here.

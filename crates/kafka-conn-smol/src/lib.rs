@@ -50,6 +50,10 @@ impl Runtime for SmolRuntime {
         tcp.set_nodelay(true)
     }
 
+    fn os_socket<'a>(&self, tcp: &'a Self::Tcp) -> Option<BorrowedSocket<'a>> {
+        Some(tcp.as_os_socket())
+    }
+
     fn sleep_until(&self, deadline: Instant) -> BoxFuture<'static, ()> {
         Box::pin(async move {
             smol::Timer::at(deadline).await;

@@ -19,13 +19,22 @@ pub struct Fake {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
     sockets: Arc<Mutex<Vec<TcpStream>>>,
+    listener: TcpListener,
 }
 
 impl Fake {
     /// Listens and runs `behaviour` for each accepted connection.
     pub fn start(behaviour: impl Fn(TcpStream) + Send + Sync + 'static) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        Self::start_on(TcpListener::bind("127.0.0.1:0").unwrap(), behaviour)
+    }
+
+    /// Runs `behaviour` for each connection `listener` accepts.
+    pub fn start_on(
+        listener: TcpListener,
+        behaviour: impl Fn(TcpStream) + Send + Sync + 'static,
+    ) -> Self {
         let addr = listener.local_addr().unwrap();
+        let own = listener.try_clone().unwrap();
         let stop = Arc::new(AtomicBool::new(false));
         let sockets = Arc::new(Mutex::new(Vec::new()));
         let behaviour = Arc::new(behaviour);
@@ -45,6 +54,7 @@ impl Fake {
             addr,
             stop,
             sockets,
+            listener: own,
         }
     }
 
@@ -104,8 +114,11 @@ impl Fake {
     /// process that died (the kernel closes its sockets).
     pub fn kill(&self) {
         if !self.stop.swap(true, Ordering::SeqCst) {
-            // Wake the accept loop so it sees the flag.
-            let _ = TcpStream::connect(self.addr);
+            // Wake the accept loop so it sees the flag: shutting a listening
+            // socket down fails its pending accept (Linux); a connection
+            // does it elsewhere (bounded: the listener may be unreachable).
+            let _ = socket2::SockRef::from(&self.listener).shutdown(Shutdown::Both);
+            let _ = TcpStream::connect_timeout(&self.addr, std::time::Duration::from_millis(200));
         }
         for s in self.sockets.lock().unwrap().drain(..) {
             let _ = s.shutdown(Shutdown::Both);
@@ -129,11 +142,16 @@ pub struct Proxy {
 impl Proxy {
     /// Proxies to `upstream` (`host:port`).
     pub fn to(upstream: &str) -> Self {
+        Self::on(TcpListener::bind("127.0.0.1:0").unwrap(), upstream)
+    }
+
+    /// Proxies the connections `listener` accepts to `upstream` (`host:port`).
+    pub fn on(listener: TcpListener, upstream: &str) -> Self {
         let upstream = upstream.to_owned();
         let frozen = Arc::new(AtomicBool::new(false));
         let f = frozen.clone();
         let extra = Arc::new(Mutex::new(Vec::<TcpStream>::new()));
-        let fake = Fake::start(move |client| {
+        let fake = Fake::start_on(listener, move |client| {
             let Ok(server) = TcpStream::connect(&upstream) else {
                 return;
             };

@@ -13,14 +13,20 @@
 //! `KAFKA_CONN_REQUIRE_BROKERS=1`.
 
 pub mod auth;
+pub mod cluster;
 pub mod custom;
+pub mod dialing;
 pub mod direct;
 pub mod env;
 pub mod fake;
 pub mod kafka;
+pub mod keepalive;
 pub mod mock;
+pub mod netns;
+pub mod proxies;
 pub mod scram;
 pub mod tests;
+pub mod transport;
 pub mod typed;
 
 use std::future::Future;
@@ -150,6 +156,41 @@ macro_rules! suite {
             user_defined_plain_authenticates_against_the_sasl_broker,
             user_defined_mechanism_asks_the_provider_through_custom,
         );
+        $crate::suite!(@in dialing, $block_on, $runtime;
+            happy_eyeballs_live_address_wins_over_a_silent_one,
+            attempt_delay_is_configurable,
+            dns_is_resolved_on_every_connect_unless_cached,
+            address_family_restricts_and_orders,
+        );
+        $crate::suite!(@in keepalive, $block_on, $runtime;
+            silent_peer_is_detected_by_keepalive_and_user_timeout,
+            without_keepalive_a_silent_peer_waits_for_the_request_deadline,
+        );
+        $crate::suite!(@in proxies, $block_on, $runtime;
+            socks5_proxy_carries_plaintext_and_tls,
+            socks5_credentials_are_required_and_checked,
+            socks5_refusal_names_the_reply,
+            http_connect_proxy_with_and_without_basic_auth,
+            proxy_that_is_down_is_named,
+        );
+        $crate::suite!(@in transport, $block_on, $runtime;
+            key_cases_run_through_a_dialer,
+            dialer_errors_and_time_outs_are_dial_errors,
+        );
+        $crate::suite!(@in cluster, $block_on, $runtime;
+            cluster_discovers_every_broker_from_one_address,
+            cluster_over_tansu_plaintext_tls_and_sasl,
+            cluster_bad_bootstrap_input_names_the_address,
+            cluster_unreachable_advertised_address_names_node_address_and_step,
+            cluster_broker_down_mid_flight_and_back,
+            cluster_all_brokers_down_circuits_rebootstrap_and_recovery,
+            cluster_follows_a_moved_leader,
+            cluster_rebootstraps_on_rebootstrap_required,
+            cluster_single_flight_one_connection_for_a_thousand_callers,
+            cluster_connection_cap_closes_the_least_recently_used,
+            cluster_reports_a_cluster_id_change_and_does_not_merge,
+            cluster_idle_reaping_is_not_a_failure_and_close_fails_pending,
+        );
         $crate::suite!(@in typed, $block_on, $runtime;
             typed_metadata_and_create_topics,
             typed_produce_fetch_round_trip_tansu,
@@ -166,5 +207,20 @@ macro_rules! suite {
                 $block_on(async { $crate::$module::$name($runtime).await });
             }
         )*
+    };
+}
+
+/// The tests that need the runtime's Unix socket type:
+/// `transport_suite!(block_on_path, runtime_expression, unix_connect)`,
+/// with a [`transport::UnixConnect`] opening the runtime's Unix stream.
+#[macro_export]
+macro_rules! transport_suite {
+    ($block_on:path, $runtime:expr, $unix:expr) => {
+        #[test]
+        fn connections_run_over_a_unix_socket() {
+            $block_on(async {
+                $crate::transport::connections_run_over_a_unix_socket($runtime, $unix).await
+            });
+        }
     };
 }

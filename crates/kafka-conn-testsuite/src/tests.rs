@@ -9,8 +9,8 @@ use kafka_conn_driver::core::{
     ApiKey, BrokenCause, CloseReason, Config, ProtocolViolation, RequestError, SendError,
 };
 use kafka_conn_driver::{
-    connect, connect_direct, BoxFuture, CertificateDer, Client, ConnectConfig, ConnectError,
-    RequestFailure, Runtime, TlsConfig,
+    connect, connect_direct, BorrowedSocket, BoxFuture, CertificateDer, Client, ConnectConfig,
+    ConnectError, RequestFailure, Runtime, TlsConfig,
 };
 
 use crate::fake::{Fake, FullBacklog, OAuthBroker, Proxy};
@@ -649,6 +649,10 @@ impl<R: Runtime> Runtime for FixedDns<R> {
 
     fn set_nodelay(&self, tcp: &R::Tcp) -> std::io::Result<()> {
         self.inner.set_nodelay(tcp)
+    }
+
+    fn os_socket<'a>(&self, tcp: &'a R::Tcp) -> Option<BorrowedSocket<'a>> {
+        self.inner.os_socket(tcp)
     }
 
     fn now(&self) -> Instant {

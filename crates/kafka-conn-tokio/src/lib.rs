@@ -75,6 +75,10 @@ impl Runtime for TokioRuntime {
         tcp.0.set_nodelay(true)
     }
 
+    fn os_socket<'a>(&self, tcp: &'a TcpStream) -> Option<BorrowedSocket<'a>> {
+        Some(tcp.0.as_os_socket())
+    }
+
     // tokio's clock, which `sleep_until` uses: the same as the system's,
     // except that it stands still under `tokio::time::pause` (test-util).
     fn now(&self) -> Instant {

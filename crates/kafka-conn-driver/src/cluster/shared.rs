@@ -1,0 +1,417 @@
+//! [`Shared`]: the cluster's state behind its one lock, and the I/O side of
+//! the drive contract: routing a call (waiting on a dial when one is under
+//! way), the task of each connection (dial, then watch for its close), the
+//! Metadata refreshes, and doing the policy's actions once the lock is
+//! released.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use futures_channel::oneshot;
+use kafka_conn_cluster::{Address, ConnId, Event, NodeId, Route, Target};
+use kafka_conn_core::{ApiKey, CloseReason, Request, Response};
+
+use super::config::ClusterConfig;
+use super::dial::open_connection;
+use super::error::{ClusterError, Reported};
+use super::metadata::{metadata_request, METADATA_VERSIONS};
+use super::state::{State, Work};
+use crate::client::Client;
+use crate::runtime::Runtime;
+
+/// What every handle, connection task, refresh and the timer share.
+pub(crate) struct Shared<R: Runtime> {
+    pub(crate) rt: R,
+    pub(crate) config: ClusterConfig,
+    state: Mutex<State>,
+}
+
+/// A routed request: counted in flight on `conn` until dropped.
+pub(crate) struct Lease<'a, R: Runtime> {
+    shared: &'a Arc<Shared<R>>,
+    conn: ConnId,
+    pub(crate) client: Client,
+    address: Arc<Address>,
+}
+
+impl<R: Runtime> Shared<R> {
+    pub(crate) fn new(rt: R, config: ClusterConfig, state: State) -> Arc<Self> {
+        Arc::new(Self {
+            rt,
+            config,
+            state: Mutex::new(state),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // The state stays consistent at every statement a panic could
+        // leave it at (the policy's own methods do not panic): keep going.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `f` on the state under the lock with the runtime's `now`, drains
+    /// the policy's outputs, and does the resulting work after releasing
+    /// the lock. `timer`: `f` may have moved the policy's deadline (every
+    /// input does; routing and `request_done` only when they produce output).
+    pub(crate) fn with<T>(
+        self: &Arc<Self>,
+        timer: bool,
+        f: impl FnOnce(&mut State, Instant) -> T,
+    ) -> T {
+        let now = self.rt.now();
+        let (out, work) = {
+            let mut st = self.lock();
+            let out = f(&mut st, now);
+            st.drain(timer);
+            (out, std::mem::take(&mut st.work))
+        };
+        if !work.is_empty() {
+            self.run(work);
+        }
+        out
+    }
+
+    /// Reads the state under the lock (getters: nothing to drain).
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&State) -> T) -> T {
+        f(&self.lock())
+    }
+
+    /// Does work queued under the lock: spawns tasks, closes connections,
+    /// wakes callers. Never called with the lock held.
+    fn run(self: &Arc<Self>, work: Vec<Work>) {
+        for w in work {
+            match w {
+                Work::Dial {
+                    conn,
+                    address,
+                    setup_timeout,
+                    cancel,
+                } => {
+                    tracing::debug!(%conn, %address, ?setup_timeout, "dialing");
+                    let task = connection_task(self.clone(), conn, address, setup_timeout, cancel);
+                    self.rt.spawn(Box::pin(task));
+                }
+                Work::Close { conn, client, why } => {
+                    tracing::debug!(%conn, %why, "closing");
+                    client.close();
+                }
+                Work::Cancel(cancel) => drop(cancel),
+                Work::Refresh { via, seq } => {
+                    self.rt
+                        .spawn(Box::pin(refresh_task(self.clone(), via, seq)));
+                }
+                Work::Wake(latch, outcome) => latch.set(outcome),
+                Work::Refreshed(latch, outcome) => latch.set(outcome),
+                Work::Event(event) => log(&event),
+                Work::Waker(w) => w.wake(),
+                Work::Finished(latch) => latch.set(()),
+            }
+        }
+    }
+
+    /// Routes a call to `target`: a ready connection at once, or after the
+    /// dial under way (started by this call or joined: single flight), or
+    /// the policy's refusal. Never queues the request itself.
+    pub(crate) async fn lease(
+        self: &Arc<Self>,
+        target: Target,
+    ) -> Result<Lease<'_, R>, ClusterError> {
+        let mut target = target;
+        loop {
+            let routed = self.with(false, |st, now| match st.policy.route(target, now) {
+                Ok(Route::Ready(conn)) => match st.conns.get(&conn) {
+                    Some(c) => Ok(Ok((conn, c.client.clone(), c.address.clone()))),
+                    None => {
+                        // The policy and the held connections change under
+                        // the same lock: a ready connection is always held.
+                        debug_assert!(false, "{conn} ready but not held");
+                        st.policy.request_done(conn, now);
+                        Err(ClusterError::UnknownNode(conn.node()))
+                    }
+                },
+                Ok(Route::Wait(node)) => Ok(Err((node, st.park(node)))),
+                Err(e) => Err(st.route_error(e)),
+            })?;
+            match routed {
+                Ok((conn, client, address)) => {
+                    return Ok(Lease {
+                        shared: self,
+                        conn,
+                        client,
+                        address,
+                    })
+                }
+                Err((node, latch)) => match latch.wait().await {
+                    // Route again: the node is ready now (or, if it broke
+                    // meanwhile, the policy says why).
+                    Ok(_) => target = Target::Node(node),
+                    Err(e) => return Err(self.read(|st| st.route_error(e))),
+                },
+            }
+        }
+    }
+
+    /// Closes the cluster (idempotent).
+    pub(crate) fn close(self: &Arc<Self>) {
+        self.with(false, |st, now| st.close(now));
+    }
+
+    /// The cluster's timer: sleeps until the policy's deadline (re-armed
+    /// whenever it comes earlier), calls `handle_timeout`, ends when the
+    /// cluster is closed. One per cluster.
+    pub(crate) fn timer_task(self: Arc<Self>) -> impl Future<Output = ()> + Send + 'static {
+        let mut sleep: Option<(Instant, crate::runtime::BoxFuture<'static, ()>)> = None;
+        std::future::poll_fn(move |cx| loop {
+            let now = self.rt.now();
+            let (closed, next, work) = {
+                let mut st = self.lock();
+                if !st
+                    .timer
+                    .waker
+                    .as_ref()
+                    .is_some_and(|w| w.will_wake(cx.waker()))
+                {
+                    st.timer.waker = Some(cx.waker().clone());
+                }
+                if !st.is_closed() && st.policy.poll_timeout().is_some_and(|t| t <= now) {
+                    st.policy.handle_timeout(now);
+                    st.drain(false);
+                }
+                let next = st.policy.poll_timeout();
+                st.timer.armed = next;
+                (st.is_closed(), next, std::mem::take(&mut st.work))
+            };
+            if !work.is_empty() {
+                self.run(work);
+            }
+            if closed {
+                return Poll::Ready(());
+            }
+            let Some(deadline) = next else {
+                sleep = None;
+                return Poll::Pending;
+            };
+            if sleep.as_ref().is_none_or(|(at, _)| *at != deadline) {
+                sleep = Some((deadline, self.rt.sleep_until(deadline)));
+            }
+            let (_, timer) = sleep.as_mut().expect("just set");
+            if timer.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            // The deadline passed: handle it (the loop checks the clock).
+            sleep = None;
+        })
+    }
+}
+
+impl<R: Runtime> Lease<'_, R> {
+    /// Sends `request` on the leased connection.
+    pub(crate) async fn send(&self, request: Request) -> Result<Response, ClusterError> {
+        self.client.send(request).await.map_err(|failure| {
+            if let Some(reason) = failure.close_reason() {
+                self.closed(reason.clone());
+            }
+            ClusterError::Request {
+                node: self.conn.node(),
+                address: (*self.address).clone(),
+                failure,
+            }
+        })
+    }
+
+    /// The request found the connection closed: tell the policy now rather
+    /// than when the connection's task gets to it, so that the next call
+    /// already sees the backoff instead of the closed connection.
+    fn closed(&self, reason: CloseReason) {
+        let conn = self.conn;
+        self.shared.with(true, |st, now| {
+            if st.conns.remove(&conn).is_some() {
+                st.policy.handle_closed(conn, reason, now);
+            }
+        });
+    }
+}
+
+impl<R: Runtime> Drop for Lease<'_, R> {
+    fn drop(&mut self) {
+        let conn = self.conn;
+        self.shared
+            .with(false, |st, now| st.policy.request_done(conn, now));
+    }
+}
+
+/// Counts a connection task alive until it ends (or its runtime drops it).
+struct TaskGuard<R: Runtime>(Arc<Shared<R>>);
+
+impl<R: Runtime> Drop for TaskGuard<R> {
+    fn drop(&mut self) {
+        self.0.with(false, |st, _| st.task_ended());
+    }
+}
+
+/// One connection's whole life: dial (unless the policy abandons it), report
+/// the outcome, then watch the ready connection until it closes and report
+/// why (EOF, a broker restart, idle reaping). A connection the policy closed
+/// itself is not reported.
+async fn connection_task<R: Runtime>(
+    shared: Arc<Shared<R>>,
+    conn: ConnId,
+    address: Address,
+    setup_timeout: Duration,
+    cancel: oneshot::Receiver<()>,
+) {
+    let guard = TaskGuard(shared);
+    let shared = &guard.0;
+    // Boxed: the dial's state (the connect future with its configuration,
+    // about 2 KB) is freed once the dial is over, instead of sizing this
+    // task, which lives as long as the connection.
+    let dial = Box::pin(until_cancelled(
+        open_connection(
+            &shared.rt,
+            &address.host,
+            address.port,
+            setup_timeout,
+            &shared.config.connect,
+        ),
+        cancel,
+    ));
+    let Some(outcome) = dial.await else {
+        tracing::debug!(%conn, "dial abandoned");
+        return;
+    };
+    let client = match outcome {
+        Some(Ok(client)) => client,
+        Some(Err(error)) => {
+            tracing::debug!(%conn, %address, %error, "dial failed");
+            shared.with(true, |st, now| {
+                st.dial_ended(conn);
+                let reported = Reported::of(&error);
+                st.connect_failed(conn.node(), error);
+                match reported {
+                    Reported::Dial(failure) => st.policy.handle_dial_failed(conn, failure, now),
+                    Reported::Handshake(reason) => st.policy.handle_closed(conn, reason, now),
+                }
+            });
+            return;
+        }
+        // The setup timeout ran out: the policy's own timer ends the dial
+        // at the same deadline (and cancels what is left of it).
+        None => return,
+    };
+    let held = shared.with(true, |st, now| {
+        st.dial_ended(conn);
+        let wanted = st.policy.handle_connected(conn, now);
+        if wanted {
+            st.hold(conn, client.clone(), address);
+        }
+        wanted
+    });
+    if !held {
+        client.close();
+        return;
+    }
+    tracing::debug!(%conn, addr = %client.info().address, "connected");
+    let reason = client.closed().await;
+    shared.with(true, |st, now| {
+        // Still held: it closed by itself (a `Close` would have taken it).
+        if st.conns.remove(&conn).is_some() {
+            tracing::debug!(%conn, %reason, "connection closed");
+            st.policy.handle_closed(conn, reason, now);
+        }
+    });
+}
+
+/// Runs `fut` unless `cancel` fires (or its sender is dropped) first.
+async fn until_cancelled<F: Future>(
+    fut: F,
+    mut cancel: oneshot::Receiver<()>,
+) -> Option<F::Output> {
+    let mut fut = std::pin::pin!(fut);
+    std::future::poll_fn(|cx| {
+        if std::pin::Pin::new(&mut cancel).poll(cx).is_ready() {
+            return Poll::Ready(None);
+        }
+        fut.as_mut().poll(cx).map(Some)
+    })
+    .await
+}
+
+/// The `seq`-th Metadata refresh, through `via` (the policy's choice).
+async fn refresh_task<R: Runtime>(shared: Arc<Shared<R>>, via: NodeId, seq: u64) {
+    let outcome = refresh(&shared, via).await;
+    if let Err(e) = &outcome {
+        tracing::warn!(%via, error = %e, "Metadata refresh failed");
+    }
+    shared.with(true, |st, now| st.refresh_done(seq, &outcome, now));
+}
+
+async fn refresh<R: Runtime>(shared: &Arc<Shared<R>>, via: NodeId) -> Result<(), ClusterError> {
+    let failed = |e: ClusterError| {
+        shared.with(true, |st, now| st.policy.handle_metadata_failed(now));
+        Err(e)
+    };
+    let lease = match shared.lease(Target::Node(via)).await {
+        Ok(lease) => lease,
+        Err(e) => return failed(e),
+    };
+    let Some(version) = lease.client.negotiate(ApiKey::METADATA, METADATA_VERSIONS) else {
+        let address = (*lease.address).clone();
+        drop(lease);
+        return failed(ClusterError::MetadataUnsupported { node: via, address });
+    };
+    let request = metadata_request(version, &shared.config.metadata_topics);
+    let response = match lease.send(request).await {
+        Ok(r) => r,
+        Err(e) => {
+            drop(lease);
+            return failed(e);
+        }
+    };
+    // Merged while the request still counts in flight: a node the response
+    // drops (a bootstrap entry) drains and closes when the lease ends.
+    let merged = shared.with(true, |st, now| {
+        st.policy
+            .handle_metadata(version, &response.body, now)
+            .map_err(|error| ClusterError::Metadata { node: via, error })
+    });
+    drop(lease);
+    merged
+}
+
+/// Logs one of the policy's events.
+fn log(event: &Event) {
+    match event {
+        Event::ClusterIdChanged { expected, got } => tracing::warn!(
+            ?expected,
+            ?got,
+            "a Metadata response came from another cluster: not merged"
+        ),
+        Event::ConnectionFailed {
+            node,
+            failures,
+            failure,
+        } => tracing::warn!(%node, failures, %failure, "connection failed"),
+        Event::CircuitOpened { node, failures } => {
+            tracing::warn!(%node, failures, "circuit opened: requests fail at once until a probe succeeds")
+        }
+        Event::Rebootstrapped { reason } => {
+            tracing::warn!(%reason, "rebootstrapping: back to the bootstrap addresses")
+        }
+        Event::NodeAdded {
+            node,
+            address,
+            rack,
+        } => tracing::info!(%node, %address, ?rack, "node added"),
+        Event::NodeRemoved { node } => tracing::info!(%node, "node removed"),
+        Event::NodeAddressChanged { node, from, to } => {
+            tracing::info!(%node, %from, %to, "node moved")
+        }
+        Event::CircuitHalfOpen { node } => {
+            tracing::info!(%node, "circuit half-open: next request probes")
+        }
+        Event::CircuitClosed { node } => tracing::info!(%node, "circuit closed"),
+        other => tracing::debug!(event = ?other, "cluster event"),
+    }
+}
