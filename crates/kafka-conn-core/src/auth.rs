@@ -44,6 +44,10 @@ enum Stage {
     Exchange,
     /// Waiting for the application's credential mid-exchange.
     Credential,
+    /// The mechanism's last message ([`Step::SendLast`]) went out: with
+    /// SaslAuthenticate its response ends the exchange; a raw token has
+    /// no answer, and the exchange ends once it is written.
+    Last,
 }
 
 /// What an [`Exchange`] needs the connection to do next.
@@ -66,6 +70,9 @@ pub(crate) enum AuthOutput {
     /// Write a raw token (after SaslHandshake v0): a size prefix and the
     /// bytes, no Kafka header; the answer is a bare frame.
     RawToken(Bytes),
+    /// Write the mechanism's last raw token, which has no answer: the
+    /// exchange is done once it is written ([`Exchange::written`]).
+    LastRawToken(Bytes),
     /// The mechanism needs the application ([`crate::Event::CredentialRequired`]).
     Credential(CredentialRequest),
     /// The mechanism is done: [`Exchange::finish`] gives the session.
@@ -82,8 +89,9 @@ pub(crate) struct Exchange {
     stage: Stage,
     reauth: bool,
     /// The first client message, computed before the handshake is sent so
-    /// that a credential wait never holds requests (KIP-368).
-    first_message: Option<Vec<u8>>,
+    /// that a credential wait never holds requests (KIP-368), and whether
+    /// it is also the last ([`Step::SendLast`]).
+    first_message: Option<(Vec<u8>, bool)>,
     /// `session_lifetime_ms` of the last successful SaslAuthenticate.
     session_lifetime_ms: i64,
     /// When the last SaslAuthenticate (or raw token) was handed to the transport.
@@ -196,43 +204,57 @@ impl Exchange {
         self.stage == Stage::Handshake
     }
 
+    /// The last raw token was written (the connection's transmit queue,
+    /// which held nothing else, ran empty): a legacy exchange whose last
+    /// token has no answer is done ([`AuthOutput::Done`]); otherwise
+    /// nothing happens.
+    pub(crate) fn written(&self) -> Option<AuthOutput> {
+        (self.stage == Stage::Last && self.transport == Transport::Legacy)
+            .then_some(AuthOutput::Done)
+    }
+
     /// Acts on what the mechanism wants next.
     fn on_step(&mut self, step: Result<Step, SaslError>, now: Instant) -> AuthOutput {
         let step = match step {
             Ok(step) => step,
             Err(e) => return AuthOutput::Failed(self.failure(&e)),
         };
-        match step {
+        let (msg, last) = match step {
             Step::NeedCredential(req) => {
                 if self.stage != Stage::FirstCredential {
                     self.stage = Stage::Credential;
                 }
-                AuthOutput::Credential(req)
+                return AuthOutput::Credential(req);
             }
-            Step::Send(msg) if self.stage == Stage::FirstCredential => {
-                // The first message is ready: now the handshake goes on the
-                // wire (and, when re-authenticating, new requests are held).
-                self.first_message = Some(msg);
-                self.stage = Stage::Handshake;
-                let version = match self.transport {
-                    Transport::Authenticate { .. } => 1,
-                    Transport::Legacy => 0,
-                };
-                AuthOutput::Handshake {
-                    version,
-                    body: encode_handshake(self.mechanism.name()),
-                }
+            Step::Done if self.stage == Stage::FirstCredential => {
+                return AuthOutput::Failed(
+                    self.failure(&SaslError::UnexpectedMessage("done before any message")),
+                )
             }
-            Step::Send(msg) => self.token(msg, now),
-            Step::Done if self.stage == Stage::FirstCredential => AuthOutput::Failed(
-                self.failure(&SaslError::UnexpectedMessage("done before any message")),
-            ),
-            Step::Done => AuthOutput::Done,
+            Step::Done => return AuthOutput::Done,
+            Step::Send(msg) => (msg, false),
+            Step::SendLast(msg) => (msg, true),
+        };
+        if self.stage != Stage::FirstCredential {
+            return self.token(msg, last, now);
+        }
+        // The first message is ready: now the handshake goes on the wire
+        // (and, when re-authenticating, new requests are held).
+        self.first_message = Some((msg, last));
+        self.stage = Stage::Handshake;
+        let version = match self.transport {
+            Transport::Authenticate { .. } => 1,
+            Transport::Legacy => 0,
+        };
+        AuthOutput::Handshake {
+            version,
+            body: encode_handshake(self.mechanism.name()),
         }
     }
 
-    /// Sends a client message the way the transport carries tokens.
-    fn token(&mut self, msg: Vec<u8>, now: Instant) -> AuthOutput {
+    /// Sends a client message the way the transport carries tokens; `last`
+    /// when the mechanism said it is its last ([`Step::SendLast`]).
+    fn token(&mut self, msg: Vec<u8>, last: bool, now: Instant) -> AuthOutput {
         if msg.len() > MAX_TOKEN_LEN {
             let message = format!(
                 "the mechanism's message of {} bytes does not fit in a Kafka frame",
@@ -240,13 +262,19 @@ impl Exchange {
             );
             return AuthOutput::Failed(self.local_failure(message));
         }
-        self.stage = Stage::Exchange;
+        self.stage = if last { Stage::Last } else { Stage::Exchange };
         self.last_sent = Some(now);
         match self.transport {
             Transport::Authenticate { version } => AuthOutput::Authenticate {
                 version,
                 body: encode_authenticate(version, &msg),
             },
+            // Kafka's legacy flow answers a token only when the broker's
+            // SASL server has one (SaslServerAuthenticator sends nothing for
+            // a null response), and after a mechanism's last message it may
+            // have none (GSSAPI: RFC 4752's last client message): Kafka's
+            // client is done once it has sent it, and so are we.
+            Transport::Legacy if last => AuthOutput::LastRawToken(Bytes::from(msg)),
             Transport::Legacy => AuthOutput::RawToken(Bytes::from(msg)),
         }
     }
@@ -295,8 +323,8 @@ impl Exchange {
             };
             return AuthOutput::Failed(reason.into());
         }
-        let first = self.first_message.take().unwrap_or_default();
-        self.token(first, now)
+        let (first, last) = self.first_message.take().unwrap_or_default();
+        self.token(first, last, now)
     }
 
     /// A SaslAuthenticate response (`version`, sent at `sent_at`).
@@ -336,6 +364,12 @@ impl Exchange {
         }
         self.session_lifetime_ms = resp.session_lifetime_ms;
         self.last_sent = Some(sent_at);
+        if self.stage == Stage::Last {
+            // The answer to the mechanism's last message: the broker
+            // accepted it (Kafka's client completes here too, without
+            // looking at the bytes: its CLIENT_COMPLETE state).
+            return AuthOutput::Done;
+        }
         let step = self.mechanism.step(Some(resp.auth_bytes));
         self.on_step(step, now)
     }

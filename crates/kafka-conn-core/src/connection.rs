@@ -744,6 +744,14 @@ impl Connection {
             self.stats.bytes_sent += n as u64;
             self.last_activity = now;
         }
+        // A legacy exchange's last raw token has no answer: it is over once
+        // the token is written. Nothing else is queued behind it (requests
+        // are held until authenticated), so an empty queue means written.
+        if self.transmit.len() == 0 {
+            if let Some(out) = self.auth.as_ref().and_then(Exchange::written) {
+                self.on_auth(out, now);
+            }
+        }
     }
 
     fn on_bytes_received(&mut self, n: usize, now: Instant) {
@@ -952,13 +960,9 @@ impl Connection {
                 let key = ApiKey::SASL_AUTHENTICATE;
                 self.send_internal(Owner::SaslAuthenticate, key, version, body, now);
             }
+            AuthOutput::LastRawToken(token) => self.push_raw_token(token),
             AuthOutput::RawToken(token) => {
-                // Raw token: a size prefix and the bytes, no Kafka header
-                // (the exchange bounds its length).
-                let len = i32::try_from(token.len()).unwrap_or(i32::MAX);
-                self.transmit
-                    .push_header(|buf| buf.extend_from_slice(&len.to_be_bytes()));
-                self.transmit.push(token);
+                self.push_raw_token(token);
                 let id = self.take_id();
                 self.push_slot(Slot {
                     id,
@@ -977,6 +981,15 @@ impl Connection {
             AuthOutput::Done => self.auth_complete(now),
             AuthOutput::Failed(reason) => self.close_with(reason),
         }
+    }
+
+    /// A raw token: a size prefix and the bytes, no Kafka header (the
+    /// exchange bounds its length).
+    fn push_raw_token(&mut self, token: Bytes) {
+        let len = i32::try_from(token.len()).unwrap_or(i32::MAX);
+        self.transmit
+            .push_header(|buf| buf.extend_from_slice(&len.to_be_bytes()));
+        self.transmit.push(token);
     }
 
     fn auth_complete(&mut self, now: Instant) {

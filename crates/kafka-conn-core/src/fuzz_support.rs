@@ -648,11 +648,14 @@ pub fn run_scram_client(data: &[u8]) {
     };
     let min = u32::from(input.min_iterations % 4) + 1;
     let max = 16;
+    // Bit 2 of the same byte: PBKDF2 in `step`, or asked for (the default).
+    let inline = input.min_iterations & 4 != 0;
     let factory = Scram::new(hash, input.username.clone(), input.password.clone())
         .with_token_auth(input.token_auth)
         .with_min_iterations(min)
         .with_max_iterations(max)
-        .with_fixed_nonce_for_testing(CLIENT_NONCE);
+        .with_fixed_nonce_for_testing(CLIENT_NONCE)
+        .with_inline_pbkdf2(inline);
     assert_eq!(factory.name(), hash.mechanism_name());
     let mut m = factory.start().expect("start");
     assert!(m
@@ -724,7 +727,20 @@ pub fn run_scram_client(data: &[u8]) {
             (msg.into_bytes(), Some(parsed))
         }
     };
-    let step = m.step(Some(&server_first));
+    let step = match m.step(Some(&server_first)) {
+        // The PBKDF2 job: for exactly what was accepted, run where a driver
+        // would run it.
+        Ok(Step::NeedCredential(CredentialRequest::ScramSaltedPassword(job))) => {
+            assert!(!inline, "an inline exchange asked for PBKDF2");
+            if let Some(Some((_, salt, iterations))) = &accept {
+                assert_eq!((job.salt(), job.iterations()), (&salt[..], *iterations));
+            }
+            assert_eq!(job.hash(), hash);
+            assert!(m.step(Some(b"v=AAAA")).is_err(), "waits for the job");
+            m.provide_credential(job.run())
+        }
+        other => other,
+    };
     let client_final = match (step, &accept) {
         (Ok(Step::Send(msg)), Some(None)) => panic!(
             "accepted an invalid server-first {:?}: {:?}",
@@ -852,6 +868,7 @@ enum GssStep {
     Send(Vec<u8>),
     Done,
     Step,
+    SendLast(Vec<u8>),
 }
 
 /// RFC 6750 section 2.1 b64token.
@@ -1101,6 +1118,17 @@ pub fn run_oauth_plain_flows(data: &[u8]) {
                         }
                     }
                     GssStep::Step => assert!(m.step(None).is_err()),
+                    GssStep::SendLast(t) => {
+                        let got = m.provide_credential(Credential::Gssapi(GssapiStep::SendLast(
+                            t.clone(),
+                        )));
+                        if s == S::Awaiting {
+                            assert_eq!(got, Ok(Step::SendLast(t.clone())));
+                            s = S::Done;
+                        } else {
+                            assert!(got.is_err());
+                        }
+                    }
                 }
             }
         }
@@ -1530,6 +1558,7 @@ enum CredentialChoice {
     GssapiSend(Vec<u8>),
     GssapiDone,
     Custom(Vec<u8>),
+    GssapiSendLast(Vec<u8>),
 }
 
 #[derive(Arbitrary, Debug)]
@@ -1684,6 +1713,9 @@ struct OpsHarness {
     eof_delivered: bool,
     /// The broker reads raw SASL tokens (after SaslHandshake v0).
     raw_mode: bool,
+    /// The mechanism's last token is on its way: a legacy broker does not
+    /// answer it.
+    last_token_coming: bool,
     deadlines: DeadlineWatch,
 }
 
@@ -1721,11 +1753,16 @@ impl OpsHarness {
             };
             config = config.with_version_hint(hint);
         }
+        // Bit 2 of `handshake` (bits 0-1 choose the mode): PBKDF2 inside
+        // `step`; otherwise it is asked for and answered by
+        // `answer_pbkdf2`, when the ops say so.
+        let inline = setup.handshake & 4 != 0;
         let hash = |h| {
             Scram::new(h, USER, PASSWORD)
                 .with_min_iterations(1)
                 .with_max_iterations(8)
                 .with_fixed_nonce_for_testing(CLIENT_NONCE)
+                .with_inline_pbkdf2(inline)
         };
         let (sasl, mechanism, scram) = match setup.sasl {
             SaslChoice::None => (None, "", None),
@@ -1781,6 +1818,7 @@ impl OpsHarness {
             session_lifetime_ms: setup.session_lifetime_ms.map_or(0, i64::from),
             eof_delivered: false,
             raw_mode: false,
+            last_token_coming: false,
             deadlines: DeadlineWatch::default(),
         };
         h.check();
@@ -1859,6 +1897,9 @@ impl OpsHarness {
     }
 
     fn correct_actions(&mut self, req: &ReceivedRequest) -> Vec<Action> {
+        if req.raw_token && std::mem::take(&mut self.last_token_coming) {
+            return vec![Action::ExitRawTokenMode];
+        }
         if req.raw_token {
             return vec![Action::RespondRawFrame(
                 self.mechanism_reply(&req.body).into(),
@@ -2005,7 +2046,26 @@ impl OpsHarness {
         true
     }
 
+    /// Runs SCRAM's pending PBKDF2 jobs, as a driver's blocking pool would,
+    /// and hands their results to the connection.
+    fn answer_pbkdf2(&mut self) {
+        let requests = std::mem::take(&mut self.t.credential_requests);
+        for request in requests {
+            let CredentialRequest::ScramSaltedPassword(job) = request else {
+                self.t.credential_requests.push(request);
+                continue;
+            };
+            let result = self.conn.provide_credential(job.run(), self.now);
+            assert!(
+                !matches!(result, Err(CredentialError::Rejected(_))),
+                "the job's own result was refused: {result:?}"
+            );
+            self.check();
+        }
+    }
+
     fn credential(&mut self, c: CredentialChoice) {
+        self.answer_pbkdf2();
         let credential = match c {
             CredentialChoice::OAuth {
                 valid,
@@ -2028,10 +2088,17 @@ impl OpsHarness {
             CredentialChoice::GssapiSend(t) => Credential::Gssapi(GssapiStep::Send(t)),
             CredentialChoice::GssapiDone => Credential::Gssapi(GssapiStep::Done),
             CredentialChoice::Custom(b) => Credential::Custom(b.into()),
+            CredentialChoice::GssapiSendLast(t) => Credential::Gssapi(GssapiStep::SendLast(t)),
         };
+        let last = matches!(credential, Credential::Gssapi(GssapiStep::SendLast(_)));
         let was_closed = self.conn.is_closed();
         match self.conn.provide_credential(credential, self.now) {
-            Ok(()) => assert!(!was_closed),
+            Ok(()) => {
+                assert!(!was_closed);
+                // Under SaslHandshake v0 the broker sends nothing back for
+                // the client's last token (as Apache Kafka's does for GSSAPI).
+                self.last_token_coming |= last;
+            }
             Err(CredentialError::NotPending) => {}
             Err(CredentialError::Rejected(e)) => {
                 assert!(
@@ -2135,7 +2202,10 @@ impl OpsHarness {
             ),
             Op::Pump => {
                 for _ in 0..64 {
-                    let mut moved = self.write(usize::MAX);
+                    let jobs = self.t.credential_requests.len();
+                    self.answer_pbkdf2();
+                    let mut moved = self.t.credential_requests.len() < jobs;
+                    moved |= self.write(usize::MAX);
                     while let Some(req) = self.pending.pop_front() {
                         let a = self.correct_actions(&req);
                         self.answer(&req, a);
@@ -2277,13 +2347,14 @@ impl SeededOps {
             70..=81 => Op::JumpToTimeout,
             82..=83 => Op::FireNow,
             84..=87 => Op::Cancel(self.below(64) as u16),
-            88..=92 => Op::Credential(match self.below(3) {
+            88..=92 => Op::Credential(match self.below(4) {
                 0 => CredentialChoice::OAuth {
                     valid: self.below(8) != 0,
                     extension: None,
                     expiry_ms: self.maybe(|r| r.below(200_000) as u32),
                 },
                 1 => CredentialChoice::GssapiSend(b"gssapi-client-token".to_vec()),
+                2 => CredentialChoice::GssapiSendLast(b"gssapi-last-token".to_vec()),
                 _ => CredentialChoice::GssapiDone,
             }),
             93..=97 => Op::Throttle {

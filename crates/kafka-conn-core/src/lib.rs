@@ -27,6 +27,7 @@
 //! use std::time::{Duration, Instant};
 //!
 //! use kafka_conn_core::{ApiKey, Config, Connection, Event, Request};
+//! use kafka_conn_core::sasl::CredentialRequest;
 //!
 //! # fn main() -> std::io::Result<()> {
 //! // 1. The transport. (For an SSL listener, run TLS over it and feed the
@@ -76,7 +77,12 @@
 //!                 println!("closed: {reason}");
 //!                 return Ok(());
 //!             }
-//!             _ => {} // credential requests (OAuth, GSSAPI), re-authentication
+//!             // With SCRAM: PBKDF2, which a blocking loop runs in place
+//!             // (an async driver runs it on its blocking pool).
+//!             Event::CredentialRequired(CredentialRequest::ScramSaltedPassword(job)) => {
+//!                 let _ = conn.provide_credential(job.run(), Instant::now());
+//!             }
+//!             _ => {} // other credential requests (OAuth, GSSAPI), re-authentication
 //!         }
 //!     }
 //!

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use crate::api::ApiKey;
+use crate::sasl::CredentialRequest;
 use crate::wire::{Reader, WriteExt};
 use crate::{Config, Connection, Event};
 
@@ -254,6 +255,15 @@ pub enum Delivery {
     ZeroCopy(usize),
 }
 
+/// What a broker of Kafka 0.10.0-0.10.1 answers to a SaslHandshake v0
+/// that names one of `mechanisms`: the response, then raw SASL tokens
+/// (leave that mode with [`Action::ExitRawTokenMode`] after the last one).
+pub fn legacy_handshake_reply(mechanisms: &[&str]) -> Vec<Action> {
+    let mut b = BytesMut::new();
+    crate::auth::server::handshake_response(&mut b, 0, mechanisms);
+    vec![Action::Respond(b.freeze()), Action::EnterRawTokenMode]
+}
+
 /// A connection and a simulated broker joined by a perfect network, in virtual time.
 #[derive(Debug)]
 pub struct Pair {
@@ -290,6 +300,9 @@ impl Pair {
     }
 
     /// Moves bytes both ways and collects events until nothing moves.
+    /// SCRAM's PBKDF2 requests are answered on the spot (as the async
+    /// drivers answer them, see [`crate::sasl::Scram`]); every other
+    /// credential request is left to the caller.
     pub fn drive(&mut self) {
         loop {
             let mut moved = false;
@@ -337,6 +350,13 @@ impl Pair {
                 moved = true;
             }
             while let Some(e) = self.conn.poll_event() {
+                // SCRAM's PBKDF2 job is answered right here, as the async
+                // drivers answer it on their blocking pool; the event is
+                // still recorded.
+                if let Event::CredentialRequired(CredentialRequest::ScramSaltedPassword(job)) = &e {
+                    let salted = job.clone().run();
+                    let _ = self.conn.provide_credential(salted, self.now);
+                }
                 self.events.push(e);
                 moved = true;
             }

@@ -19,7 +19,8 @@ use kafka_conn_core::sasl::{
     ScramHash,
 };
 use kafka_conn_core::sim::{
-    api_versions_reply, Action, Pair, ReceivedRequest, SimBroker, DEFAULT_VERSIONS,
+    api_versions_reply, legacy_handshake_reply, Action, Pair, ReceivedRequest, SimBroker,
+    DEFAULT_VERSIONS,
 };
 use kafka_conn_core::{
     server, ApiKey, ApiVersions, CloseReason, Config, Connection, Event, Incompatibility, Request,
@@ -439,6 +440,28 @@ fn oauthbearer_failure_answers_the_json_challenge_and_surfaces_it() {
     );
 }
 
+/// Answers the scripted GSSAPI exchanges below as a Kerberos library
+/// would: the AP-REQ, an empty token after the AP-REP, `reply` with the
+/// wrapped security-layer reply to the offer (`GssapiStep::Send` or
+/// `SendLast`), `Done` after that; each server token is noted in `seen`.
+fn kerberos_answers(
+    reply: fn(Vec<u8>) -> GssapiStep,
+    seen: &mut Vec<Option<Bytes>>,
+) -> impl FnMut(&CredentialRequest) -> Credential + '_ {
+    move |req| {
+        let CredentialRequest::GssapiToken { server_token } = req else {
+            panic!("{req:?}")
+        };
+        seen.push(server_token.clone());
+        Credential::Gssapi(match server_token.as_deref() {
+            None => GssapiStep::Send(b"krb-ap-req".to_vec()),
+            Some(b"krb-ap-rep") => GssapiStep::Send(vec![]),
+            Some(b"sec-layer") => reply(b"wrapped-reply".to_vec()),
+            Some(_) => GssapiStep::Done,
+        })
+    }
+}
+
 #[test]
 fn gssapi_tokens_are_relayed_through_credential_events() {
     let (broker, _) = sasl_broker(script(&["GSSAPI"], |step, msg| match step {
@@ -458,20 +481,198 @@ fn gssapi_tokens_are_relayed_through_credential_events() {
     }));
     let mut p = Pair::new(Config::new().with_sasl(SaslConfig::gssapi()), broker);
     let mut seen = Vec::new();
-    answer_credentials(&mut p, |req| {
-        let CredentialRequest::GssapiToken { server_token } = req else {
-            panic!("{req:?}")
-        };
-        seen.push(server_token.clone());
-        Credential::Gssapi(match server_token.as_deref() {
-            None => GssapiStep::Send(b"krb-ap-req".to_vec()),
-            Some(b"krb-ap-rep") => GssapiStep::Send(vec![]),
-            Some(b"sec-layer") => GssapiStep::Send(b"wrapped-reply".to_vec()),
-            Some(_) => GssapiStep::Done,
-        })
-    });
+    answer_credentials(&mut p, kerberos_answers(GssapiStep::Send, &mut seen));
     assert_eq!(p.conn.state(), State::Ready, "{:?}", p.events);
     assert_eq!(seen.len(), 4);
+}
+
+/// GSSAPI through SaslAuthenticate with the last token marked
+/// (`GssapiStep::SendLast`): the broker's answer to it ends the exchange
+/// without another request to the application, and an error in that
+/// answer still fails the authentication.
+#[test]
+fn gssapi_last_token_over_sasl_authenticate_ends_with_the_brokers_answer() {
+    for (code, ready) in [(0, true), (58, false)] {
+        let (broker, _) = sasl_broker(script(&["GSSAPI"], move |step, msg| match step {
+            0 => (0, None, b"krb-ap-rep".to_vec(), 0),
+            1 => (0, None, b"sec-layer".to_vec(), 0),
+            2 => {
+                assert_eq!(msg, b"wrapped-reply");
+                // Kafka answers the last SaslAuthenticate with empty bytes.
+                (code, (code != 0).then_some("not you"), vec![], 0)
+            }
+            _ => panic!("too many steps"),
+        }));
+        let mut p = Pair::new(Config::new().with_sasl(SaslConfig::gssapi()), broker);
+        let mut seen = Vec::new();
+        answer_credentials(&mut p, kerberos_answers(GssapiStep::SendLast, &mut seen));
+        assert_eq!(seen.len(), 3, "not asked again after the last token");
+        if ready {
+            assert_eq!(p.conn.state(), State::Ready, "{:?}", p.events);
+        } else {
+            let r = closed_reason(&p.events);
+            assert!(
+                matches!(&r, CloseReason::AuthFailed(f) if f.error_code == Some(58)),
+                "{r}"
+            );
+        }
+    }
+}
+
+/// A Kafka 0.10.0-like broker for GSSAPI: ApiVersions without
+/// SaslAuthenticate, SaslHandshake v0, then raw tokens answered as Apache
+/// Kafka's `SaslServerAuthenticator` answers them (a token back only when
+/// its SASL server has one): AP-REQ -> AP-REP, empty -> the wrapped offer,
+/// the wrapped reply -> nothing at all (the JDK's GSSAPI server returns
+/// none). `final_token` makes it send an empty token there instead, as a
+/// server other than Kafka's might. Logs each raw token.
+fn legacy_gssapi_broker(final_token: bool) -> (SimBroker, Arc<Mutex<Vec<Vec<u8>>>>) {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let seen = log.clone();
+    let broker = SimBroker::new(Box::new(move |r: &ReceivedRequest| {
+        if let Some(a) = api_versions_reply(r, &[(18, 0, 2), (17, 0, 0), (3, 0, 4)]) {
+            return vec![a];
+        }
+        if r.raw_token {
+            let mut seen = seen.lock().unwrap();
+            seen.push(r.body.to_vec());
+            return match seen.len() {
+                1 => vec![Action::RespondRawFrame(Bytes::from_static(b"krb-ap-rep"))],
+                2 => vec![Action::RespondRawFrame(Bytes::from_static(b"sec-layer"))],
+                _ if final_token => vec![
+                    Action::RespondRawFrame(Bytes::new()),
+                    Action::ExitRawTokenMode,
+                ],
+                _ => vec![Action::ExitRawTokenMode],
+            };
+        }
+        match r.api_key {
+            ApiKey::SASL_HANDSHAKE => {
+                assert_eq!(r.api_version, 0);
+                legacy_handshake_reply(&["GSSAPI"])
+            }
+            _ => vec![Action::Respond(r.body.clone())],
+        }
+    }));
+    (broker, log)
+}
+
+/// Drives `p` until the connection asks for a credential (returned) or nothing moves.
+fn next_credential_request(p: &mut Pair) -> Option<CredentialRequest> {
+    p.drive();
+    let at = p
+        .events
+        .iter()
+        .position(|e| matches!(e, Event::CredentialRequired(_)))?;
+    match p.events.remove(at) {
+        Event::CredentialRequired(r) => Some(r),
+        _ => unreachable!(),
+    }
+}
+
+/// The legacy flow with GSSAPI as Apache Kafka's broker runs it: no token
+/// comes back after the client's security-layer reply, so the exchange
+/// ends once that reply is written (as Kafka's client does), not after a
+/// wait for a token that never comes. Ready comes only when the last byte
+/// of the token is written, and the held request goes out after it.
+#[test]
+fn gssapi_under_legacy_v0_ends_once_the_last_token_is_written() {
+    let (broker, log) = legacy_gssapi_broker(false);
+    let mut p = Pair::new(Config::new().with_sasl(SaslConfig::gssapi()), broker);
+    let id = p
+        .conn
+        .send_request(Request::new(ApiKey::METADATA, 1, vec![7]), p.now)
+        .unwrap();
+    let answers = [
+        (None, GssapiStep::Send(b"krb-ap-req".to_vec())),
+        (Some(&b"krb-ap-rep"[..]), GssapiStep::Send(vec![])),
+    ];
+    for (expected, answer) in answers {
+        let Some(CredentialRequest::GssapiToken { server_token }) = next_credential_request(&mut p)
+        else {
+            panic!("{:?}", p.events)
+        };
+        assert_eq!(server_token.as_deref(), expected);
+        p.conn
+            .provide_credential(Credential::Gssapi(answer), p.now)
+            .unwrap();
+    }
+    let Some(CredentialRequest::GssapiToken { server_token }) = next_credential_request(&mut p)
+    else {
+        panic!("{:?}", p.events)
+    };
+    assert_eq!(server_token.as_deref(), Some(&b"sec-layer"[..]));
+    p.conn
+        .provide_credential(
+            Credential::Gssapi(GssapiStep::SendLast(b"wrapped-reply".to_vec())),
+            p.now,
+        )
+        .unwrap();
+    // Queued, not yet written: still authenticating, nothing else queued.
+    let queued = p.conn.transmit_len();
+    assert_eq!(queued, 4 + b"wrapped-reply".len());
+    assert_eq!(p.conn.state(), State::Authenticating);
+    p.conn.transmit_complete(queued - 1, p.now);
+    assert_eq!(p.conn.state(), State::Authenticating, "one byte left");
+    p.conn.transmit_complete(1, p.now);
+    assert_eq!(p.conn.state(), State::Ready);
+    assert!(p
+        .conn
+        .poll_event()
+        .is_some_and(|e| matches!(e, Event::Ready { .. })));
+    // The held request is queued behind it; hand the broker the token by
+    // hand (the Pair did not write it), then let everything flow.
+    let mut token = (b"wrapped-reply".len() as i32).to_be_bytes().to_vec();
+    token.extend_from_slice(b"wrapped-reply");
+    p.broker.receive(&token);
+    p.drive();
+    assert!(
+        p.events
+            .iter()
+            .any(|e| matches!(e, Event::Response(r) if r.correlation_id == id && r.body == Bytes::from_static(&[7]))),
+        "{:?}",
+        p.events
+    );
+    assert_eq!(
+        *log.lock().unwrap(),
+        vec![b"krb-ap-req".to_vec(), vec![], b"wrapped-reply".to_vec()]
+    );
+    assert!(!p.conn.is_closed());
+}
+
+/// The other way to end a relayed exchange, for a server that does send a
+/// final token after the reply (not Apache Kafka under SaslHandshake v0;
+/// a GSSAPI library wired the old way, answering `Send` then `Done`): the
+/// connection waits for that token and completes on `Done`.
+#[test]
+fn gssapi_under_legacy_v0_with_a_server_that_sends_a_final_token() {
+    let (broker, log) = legacy_gssapi_broker(true);
+    let mut p = Pair::new(Config::new().with_sasl(SaslConfig::gssapi()), broker);
+    let mut seen = Vec::new();
+    answer_credentials(&mut p, kerberos_answers(GssapiStep::Send, &mut seen));
+    assert_eq!(p.conn.state(), State::Ready, "{:?}", p.events);
+    assert_eq!(seen.len(), 4);
+    assert_eq!(seen[3].as_deref(), Some(&b""[..]));
+    assert_eq!(log.lock().unwrap().len(), 3);
+}
+
+/// Without the last token marked, Apache Kafka's legacy GSSAPI flow (no
+/// final token) waits until the handshake deadline: the behaviour
+/// `GssapiStep::SendLast` exists for, shown so that the docs stay true.
+#[test]
+fn gssapi_under_legacy_v0_unmarked_last_token_waits_for_the_deadline() {
+    let (broker, _) = legacy_gssapi_broker(false);
+    let config = Config::new()
+        .with_sasl(SaslConfig::gssapi())
+        .with_handshake_timeout(Duration::from_secs(5));
+    let mut p = Pair::new(config, broker);
+    let mut seen = Vec::new();
+    answer_credentials(&mut p, kerberos_answers(GssapiStep::Send, &mut seen));
+    assert_eq!(seen.len(), 3, "waiting for a fourth token");
+    assert_eq!(p.conn.state(), State::Authenticating);
+    assert!(p.advance_to_timeout());
+    let r = closed_reason(&p.events);
+    assert!(matches!(r, CloseReason::Timeout(_)), "{r}");
 }
 
 #[test]

@@ -9,7 +9,12 @@
 /// config)` makes the runtime with the same expression, through
 /// [`CurrentRuntime`]). The adapter keeps only
 /// its `Runtime` implementation; a type added to this crate's API appears
-/// in every adapter without touching them.
+/// in every adapter without touching them. That includes the items of the
+/// driver's optional features (`Kerberos` with `gssapi`,
+/// `OidcTokenProvider` with `oidc`, `AwsMskIam` with `aws-msk-iam`): an
+/// adapter forwards each feature to the driver
+/// (`gssapi = ["kafka-conn-driver/gssapi"]`), and the glob re-export below
+/// carries whatever the driver exports, so nothing is cfg-gated here.
 ///
 /// ```text
 /// kafka_conn_driver::adapter_api!(SmolRuntime = SmolRuntime);

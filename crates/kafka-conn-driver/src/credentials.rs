@@ -2,12 +2,14 @@
 //! [`CredentialProvider`] for every SASL mechanism (OAUTHBEARER tokens,
 //! GSSAPI tokens, a user-defined mechanism's `Custom` requests), asked for
 //! the first authentication and for every KIP-368 re-authentication alike,
-//! with a [`CredentialContext`] saying which broker asks and why.
+//! with a [`CredentialContext`] saying which broker asks and why. SCRAM's
+//! PBKDF2 request is the one the driver answers itself, on the blocking pool.
 
+use std::any::Any;
 use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
 use kafka_conn_core::sasl::{Credential, CredentialRequest, GssapiStep, OAuthBearerToken};
@@ -28,7 +30,9 @@ pub type CallbackError = Box<dyn std::error::Error + Send + Sync>;
 /// [`Credential::Custom`]). The provider is asked again for every
 /// re-authentication (KIP-368), so a provider that fetches, refreshes or
 /// signs does it there; [`CredentialContext`] says which broker asks and
-/// whether it is a re-authentication.
+/// whether it is a re-authentication. (SCRAM's
+/// [`CredentialRequest::ScramSaltedPassword`] never reaches it: the driver
+/// runs that PBKDF2 job itself, on the runtime's blocking pool.)
 ///
 /// Implemented for every `Fn(CredentialRequest, CredentialContext) -> impl
 /// Future<Output = Result<Credential, CallbackError>>` (a closure passed
@@ -71,6 +75,9 @@ type Answer = BoxFuture<'static, Result<Credential, CallbackError>>;
 /// Runs a boxed job on a blocking pool; the future ends when the job has.
 type BlockingPool = Arc<dyn Fn(Job) -> BoxFuture<'static, ()> + Send + Sync>;
 
+/// A provider's state for one connection (see [`CredentialContext::keep_state`]).
+type StateSlot = Arc<Mutex<Option<Box<dyn Any + Send>>>>;
+
 /// Which connection a [`CredentialProvider`] is asked for, and why.
 ///
 /// What the providers of the next mechanisms need: a Kerberos provider
@@ -78,6 +85,13 @@ type BlockingPool = Arc<dyn Fn(Job) -> BoxFuture<'static, ()> + Send + Sync>;
 /// an AWS MSK IAM signer signs for the host and must sign afresh on every
 /// re-authentication; an OIDC provider refreshes its token when
 /// [`reauthentication`](Self::reauthentication) is set.
+///
+/// Every connection has its own context (clones share it), with a slot
+/// where a provider keeps what one exchange needs from one request to the
+/// next ([`keep_state`](Self::keep_state) and
+/// [`take_state`](Self::take_state)): one provider serves every connection
+/// a [`ConnectConfig`](crate::ConnectConfig) makes, several of them
+/// authenticating at once.
 #[derive(Clone)]
 #[non_exhaustive]
 pub struct CredentialContext {
@@ -91,6 +105,7 @@ pub struct CredentialContext {
     /// already authenticated (`false` for its first authentication).
     pub reauthentication: bool,
     blocking: BlockingPool,
+    state: StateSlot,
 }
 
 impl fmt::Debug for CredentialContext {
@@ -114,6 +129,7 @@ impl CredentialContext {
             address,
             reauthentication: false,
             blocking: Arc::new(spawn_thread),
+            state: StateSlot::default(),
         }
     }
 
@@ -123,6 +139,37 @@ impl CredentialContext {
     pub fn with_reauthentication(mut self, reauthentication: bool) -> Self {
         self.reauthentication = reauthentication;
         self
+    }
+
+    /// Keeps `state` for this connection until [`take_state`](Self::take_state)
+    /// takes it (replacing what was kept before): the state of a
+    /// multi-step exchange between two requests of the same connection,
+    /// such as a GSSAPI security context between two tokens.
+    ///
+    /// The slot belongs to the connection: it is dropped with it, so state
+    /// left behind by an exchange that never finished (the broker closed
+    /// the connection midway) goes away with the connection instead of
+    /// piling up in a table keyed by connection.
+    pub fn keep_state<T: Send + 'static>(&self, state: T) {
+        *self.slot() = Some(Box::new(state));
+    }
+
+    /// Takes the state kept for this connection by
+    /// [`keep_state`](Self::keep_state), if it is a `T` (anything else
+    /// stays kept).
+    pub fn take_state<T: Send + 'static>(&self) -> Option<T> {
+        let mut slot = self.slot();
+        match slot.take()?.downcast::<T>() {
+            Ok(state) => Some(*state),
+            Err(other) => {
+                *slot = Some(other);
+                None
+            }
+        }
+    }
+
+    fn slot(&self) -> std::sync::MutexGuard<'_, Option<Box<dyn Any + Send>>> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The context of a connection on runtime `rt`.
@@ -222,9 +269,16 @@ impl Credentials {
         request: CredentialRequest,
         context: CredentialContext,
     ) -> Result<Answer, String> {
-        match &self.provider {
-            Some(p) => Ok(p.provide(request, context)),
-            None => Err(unanswered(&request)),
+        match (request, &self.provider) {
+            // SCRAM's PBKDF2 is the driver's to run, not the application's:
+            // on the blocking pool, so the executor's thread keeps serving
+            // other connections meanwhile (its result is also cached for
+            // the next authentication).
+            (CredentialRequest::ScramSaltedPassword(job), _) => Ok(Box::pin(async move {
+                Ok(context.spawn_blocking(move || job.run()).await)
+            })),
+            (request, Some(p)) => Ok(p.provide(request, context)),
+            (request, None) => Err(unanswered(&request)),
         }
     }
 }
@@ -376,5 +430,29 @@ mod tests {
             shown.contains("broker-1.example") && shown.contains("reauthentication: true"),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn each_connection_has_one_state_slot_shared_by_its_clones() {
+        let a = context();
+        let b = context();
+        a.keep_state(String::from("exchange of a"));
+        // Another connection sees nothing; a clone (a later request of the
+        // same connection, a re-authentication) sees the same slot.
+        assert_eq!(b.take_state::<String>(), None);
+        let later = a.clone().with_reauthentication(true);
+        // The wrong type leaves the state where it is.
+        assert_eq!(later.take_state::<u32>(), None);
+        assert_eq!(
+            later.take_state::<String>().as_deref(),
+            Some("exchange of a")
+        );
+        assert_eq!(a.take_state::<String>(), None, "taken once");
+        // The slot goes with the connection's last context.
+        let dropped = Arc::new(());
+        a.keep_state(dropped.clone());
+        assert_eq!(Arc::strong_count(&dropped), 2);
+        drop((a, later));
+        assert_eq!(Arc::strong_count(&dropped), 1);
     }
 }

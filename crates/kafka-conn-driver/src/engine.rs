@@ -535,6 +535,7 @@ fn credential_kind(r: &CredentialRequest) -> &'static str {
     match r {
         CredentialRequest::OAuthBearerToken => "oauthbearer-token",
         CredentialRequest::GssapiToken { .. } => "gssapi-token",
+        CredentialRequest::ScramSaltedPassword(_) => "scram-pbkdf2",
         _ => "custom",
     }
 }

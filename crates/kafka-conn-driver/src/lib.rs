@@ -52,6 +52,8 @@
 
 mod adapter;
 mod addresses;
+#[cfg(any(feature = "gssapi", feature = "oidc", feature = "aws-msk-iam"))]
+mod auth;
 mod client;
 mod cluster;
 mod config;
@@ -81,6 +83,15 @@ mod tunnel;
 mod typed;
 
 pub use addresses::AddressFamily;
+#[cfg(feature = "aws-msk-iam")]
+#[cfg_attr(docsrs, doc(cfg(feature = "aws-msk-iam")))]
+pub use auth::{AwsCredentials, AwsMskIam, AwsMskIamError};
+#[cfg(feature = "oidc")]
+#[cfg_attr(docsrs, doc(cfg(feature = "oidc")))]
+pub use auth::{ClientAuth, OidcError, OidcTokenProvider};
+#[cfg(feature = "gssapi")]
+#[cfg_attr(docsrs, doc(cfg(feature = "gssapi")))]
+pub use auth::{Kerberos, KerberosError, KerberosExchange};
 pub use client::Client;
 pub use cluster::{
     Cluster, ClusterConfig, ClusterError, ClusterEvents, CurrentRuntime, MetadataTopics, NodeInfo,

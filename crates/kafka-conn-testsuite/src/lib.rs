@@ -12,6 +12,7 @@
 //! (see [`fake`]). A missing broker skips its test, or fails it when
 //! `KAFKA_CONN_REQUIRE_BROKERS=1`.
 
+pub mod auth;
 pub mod cluster;
 pub mod custom;
 pub mod dialing;
@@ -23,6 +24,7 @@ pub mod keepalive;
 pub mod mock;
 pub mod netns;
 pub mod proxies;
+pub mod scram;
 pub mod tests;
 pub mod transport;
 pub mod typed;
@@ -48,6 +50,18 @@ pub fn spawn<R: Runtime, T: Send + 'static>(
 }
 
 pub use kafka_conn_driver::timeout;
+
+/// Panics unless `e` is the close of the handshake deadline.
+pub fn assert_handshake_timeout(e: &ConnectError) {
+    use kafka_conn_driver::core::{CloseReason, TimeoutKind};
+    assert!(
+        matches!(
+            e.close_reason(),
+            Some(CloseReason::Timeout(TimeoutKind::Handshake { .. }))
+        ),
+        "{e}"
+    );
+}
 
 /// Pretend versions, so a peer that never answers ApiVersions is "ready".
 pub fn hint() -> kafka_conn_driver::core::ApiVersions {

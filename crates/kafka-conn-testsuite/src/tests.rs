@@ -7,7 +7,6 @@ use futures_util::StreamExt;
 use kafka_conn_driver::core::sasl::{OAuthBearerToken, SaslConfig};
 use kafka_conn_driver::core::{
     ApiKey, BrokenCause, CloseReason, Config, ProtocolViolation, RequestError, SendError,
-    TimeoutKind,
 };
 use kafka_conn_driver::{
     connect, connect_direct, BorrowedSocket, BoxFuture, CertificateDer, Client, ConnectConfig,
@@ -385,13 +384,7 @@ pub async fn silent_listener_times_out_the_handshake<R: Runtime>(rt: R) {
     let started = Instant::now();
     let e = must_fail(&rt, &fake.address(), config.into()).await;
     let took = started.elapsed();
-    assert!(
-        matches!(
-            e.close_reason(),
-            Some(CloseReason::Timeout(TimeoutKind::Handshake { .. }))
-        ),
-        "{e}"
-    );
+    crate::assert_handshake_timeout(&e);
     assert!(took >= Duration::from_millis(300), "{took:?}");
     assert!(took < Duration::from_millis(800), "fired late: {took:?}");
 }
@@ -630,9 +623,9 @@ pub async fn connect_errors_carry_the_timings_of_completed_steps<R: Runtime>(rt:
 /// A runtime whose DNS answers every name with fixed addresses, to see
 /// `connect` try each of them.
 #[derive(Clone)]
-struct FixedDns<R> {
-    inner: R,
-    addresses: Vec<std::net::SocketAddr>,
+pub(crate) struct FixedDns<R> {
+    pub(crate) inner: R,
+    pub(crate) addresses: Vec<std::net::SocketAddr>,
 }
 
 impl<R: Runtime> Runtime for FixedDns<R> {

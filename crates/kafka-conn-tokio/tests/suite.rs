@@ -1,13 +1,7 @@
 //! The shared integration suite on tokio (multi-threaded runtime).
 
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(f)
-}
+mod common;
+use common::block_on;
 
 kafka_conn_testsuite::suite!(block_on, kafka_conn_tokio::TokioRuntime::current());
 

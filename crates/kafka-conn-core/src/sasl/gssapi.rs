@@ -11,8 +11,13 @@ use super::{Credential, CredentialRequest, Mechanism, MechanismFactory, SaslErro
 /// `Debug` shows only the token's length: Kerberos tokens carry tickets.
 #[derive(Clone, PartialEq, Eq)]
 pub enum GssapiStep {
-    /// Send this token to the server (possibly empty).
+    /// Send this token to the server (possibly empty); the server's answer
+    /// comes as the next request.
     Send(Vec<u8>),
+    /// Send this token, the client's last (the wrapped security-layer
+    /// reply of RFC 4752 section 3.1): the exchange ends without another
+    /// request (see [`Step::SendLast`] for when exactly).
+    SendLast(Vec<u8>),
     /// The client side is complete; the exchange is done.
     Done,
 }
@@ -21,6 +26,9 @@ impl fmt::Debug for GssapiStep {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             GssapiStep::Send(token) => write!(f, "Send(<{} bytes redacted>)", token.len()),
+            GssapiStep::SendLast(token) => {
+                write!(f, "SendLast(<{} bytes redacted>)", token.len())
+            }
             GssapiStep::Done => f.write_str("Done"),
         }
     }
@@ -34,8 +42,9 @@ impl fmt::Debug for GssapiStep {
 /// token it returns [`Step::NeedCredential`] with
 /// [`CredentialRequest::GssapiToken`] (the server's last token, `None` at the
 /// start); the application feeds that to its Kerberos library and answers
-/// with [`Credential::Gssapi`]: [`GssapiStep::Send`] with the next token, or
-/// [`GssapiStep::Done`] once its side is complete.
+/// with [`Credential::Gssapi`]: [`GssapiStep::Send`] with the next token,
+/// [`GssapiStep::SendLast`] with its last one, or [`GssapiStep::Done`] once
+/// its side is complete.
 ///
 /// # Wiring a Kerberos library
 ///
@@ -57,9 +66,17 @@ impl fmt::Debug for GssapiStep {
 ///    uses no SASL security layer (TLS does that job), so reply with
 ///    `wrap([0x01, 0, 0, 0] ++ authzid)`, without confidentiality (`0x01`
 ///    = "no security layer", and RFC 4752 requires a zero maximum size with
-///    it; `authzid` is usually empty) and answer `Send(wrapped)`.
-/// 3. **Completion.** The server's final message (normally empty) arrives as
-///    one more request: answer [`GssapiStep::Done`].
+///    it; `authzid` is usually empty) and answer `SendLast(wrapped)`.
+/// 3. **Completion.** That reply is the client's last message, and the
+///    exchange ends without another request: with SaslAuthenticate, when
+///    the broker's (empty) response to it arrives; with the legacy
+///    SaslHandshake v0 flow, as soon as it is written, because Apache
+///    Kafka's broker sends nothing after it there (its GSSAPI server has no
+///    final token, and the legacy flow sends a token only when there is
+///    one). Answering `Send(wrapped)` instead makes the connection wait for
+///    one more server token, to be answered [`GssapiStep::Done`]: right for a
+///    server that sends a final token, and a wait until the handshake
+///    deadline with Kafka's legacy flow.
 ///
 /// A sketch with `libgssapi` (not a dependency of this crate):
 ///
@@ -87,10 +104,10 @@ impl fmt::Debug for GssapiStep {
 ///             let offer = self.ctx.unwrap(server_token.unwrap_or_default())?;
 ///             assert!(offer.len() == 4 && offer[0] & 0x01 != 0, "server must offer 'no layer'");
 ///             self.layer_done = true;
-///             GssapiStep::Send(self.ctx.wrap(false, &[0x01, 0, 0, 0])?.to_vec())
+///             // Phase 3: this is the last client message.
+///             GssapiStep::SendLast(self.ctx.wrap(false, &[0x01, 0, 0, 0])?.to_vec())
 ///         } else {
-///             // Phase 3: the server's final (empty) message.
-///             GssapiStep::Done
+///             unreachable!("the exchange ends with the reply")
 ///         };
 ///         Ok(Credential::Gssapi(step))
 ///     }
@@ -182,6 +199,10 @@ impl Mechanism for GssapiMechanism {
                 self.state = State::Sent;
                 Ok(Step::Send(token))
             }
+            (State::AwaitingToken, Credential::Gssapi(GssapiStep::SendLast(token))) => {
+                self.state = State::Done;
+                Ok(Step::SendLast(token))
+            }
             (State::AwaitingToken, Credential::Gssapi(GssapiStep::Done)) => {
                 self.state = State::Done;
                 Ok(Step::Done)
@@ -237,6 +258,21 @@ mod tests {
             m.provide_credential(Credential::Gssapi(GssapiStep::Done)),
             Ok(Step::Done)
         );
+        assert_complete(m.as_mut());
+    }
+
+    /// Feeds the server's `server` token (none first) and answers `answer`.
+    fn relay(
+        m: &mut dyn Mechanism,
+        server: Option<&[u8]>,
+        answer: GssapiStep,
+    ) -> Result<Step, SaslError> {
+        assert_eq!(m.step(server), Ok(token_request(server)));
+        m.provide_credential(Credential::Gssapi(answer))
+    }
+
+    /// Nothing more is taken: the exchange is complete.
+    fn assert_complete(m: &mut dyn Mechanism) {
         assert!(matches!(
             m.step(Some(b"")),
             Err(SaslError::UnexpectedMessage(_))
@@ -244,6 +280,26 @@ mod tests {
         assert_eq!(
             m.provide_credential(Credential::Gssapi(GssapiStep::Done)),
             Err(SaslError::UnexpectedCredential)
+        );
+    }
+
+    #[test]
+    fn gssapi_last_token_ends_the_relay() {
+        let mut m = Gssapi::new().start().unwrap();
+        let ap_req = GssapiStep::Send(b"ap-req".to_vec());
+        assert_eq!(
+            relay(m.as_mut(), None, ap_req),
+            Ok(Step::Send(b"ap-req".to_vec()))
+        );
+        let reply = GssapiStep::SendLast(b"reply".to_vec());
+        assert_eq!(
+            relay(m.as_mut(), Some(b"offer"), reply),
+            Ok(Step::SendLast(b"reply".to_vec()))
+        );
+        assert_complete(m.as_mut());
+        assert_eq!(
+            format!("{:?}", GssapiStep::SendLast(b"TICKET".to_vec())),
+            "SendLast(<6 bytes redacted>)"
         );
     }
 

@@ -32,7 +32,7 @@ pub use oauthbearer::{OAuthBearer, OAuthBearerToken};
 pub use plain::Plain;
 #[cfg(feature = "fuzzing")]
 pub(crate) use scram::with_digest;
-pub use scram::{Scram, ScramHash};
+pub use scram::{Scram, ScramHash, ScramPbkdf2, ScramSaltedPassword};
 pub use secret::Secret;
 
 /// What a mechanism wants to happen next.
@@ -41,6 +41,20 @@ pub use secret::Secret;
 pub enum Step {
     /// Send these bytes to the server as the next client message.
     Send(Vec<u8>),
+    /// Send these bytes as the last client message: the client side is
+    /// complete once they are out, and the mechanism is not stepped again.
+    ///
+    /// How the exchange then ends follows Kafka's own client
+    /// (`SaslClientAuthenticator`): with SaslAuthenticate the broker
+    /// answers every request, so its response to this one ends the exchange
+    /// (an error code in it still fails the authentication; its bytes are
+    /// not looked at); with legacy raw tokens (SaslHandshake v0) a broker
+    /// sends a token back only when its SASL server has one, and after the
+    /// client's last message it may have none, so the exchange ends as soon
+    /// as the token is written. GSSAPI's security-layer reply (RFC 4752
+    /// section 3.1) is such a message: Apache Kafka's broker sends nothing
+    /// after it under SaslHandshake v0.
+    SendLast(Vec<u8>),
     /// The exchange is complete and, where the mechanism can, the server was
     /// verified (e.g. SCRAM's server signature).
     Done,
@@ -62,6 +76,13 @@ pub enum CredentialRequest {
         /// The server's last token, if any.
         server_token: Option<Bytes>,
     },
+    /// SCRAM's salted password (PBKDF2, the expensive step): run the job
+    /// where blocking is fine ([`ScramPbkdf2::run`]) and answer with its
+    /// result ([`Credential::ScramSaltedPassword`]). Asked only when the
+    /// salted-password cache has none for the server's salt and iteration
+    /// count; the async drivers answer it themselves on their blocking pool
+    /// (see [`Scram`], "PBKDF2 off the caller's thread").
+    ScramSaltedPassword(ScramPbkdf2),
     /// A user-defined mechanism's own request, with its own payload.
     Custom {
         /// The mechanism's name.
@@ -81,6 +102,19 @@ pub enum Credential {
     Gssapi(GssapiStep),
     /// An answer for a user-defined mechanism.
     Custom(Bytes),
+    /// SCRAM's salted password, made by [`ScramPbkdf2::run`].
+    ScramSaltedPassword(ScramSaltedPassword),
+    /// An answer for a user-defined mechanism that stops being valid at
+    /// `expires_at` (a payload signed with temporary credentials, such as
+    /// AWS_MSK_IAM's): a mechanism that takes it reports the time from
+    /// [`Mechanism::credential_expiry`], so the connection re-authenticates
+    /// before then (KIP-368), as with an expiring OAuth token.
+    CustomExpiring {
+        /// The answer.
+        data: Bytes,
+        /// When it stops being valid.
+        expires_at: Instant,
+    },
 }
 
 impl fmt::Debug for Credential {
@@ -90,6 +124,14 @@ impl fmt::Debug for Credential {
             Credential::OAuthBearer(t) => f.debug_tuple("OAuthBearer").field(t).finish(),
             Credential::Gssapi(s) => f.debug_tuple("Gssapi").field(s).finish(),
             Credential::Custom(b) => write!(f, "Custom(<{} bytes redacted>)", b.len()),
+            Credential::ScramSaltedPassword(s) => {
+                f.debug_tuple("ScramSaltedPassword").field(s).finish()
+            }
+            Credential::CustomExpiring { data, expires_at } => f
+                .debug_struct("CustomExpiring")
+                .field("data", &format_args!("<{} bytes redacted>", data.len()))
+                .field("expires_at", expires_at)
+                .finish(),
         }
     }
 }

@@ -2,14 +2,14 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256, Sha512};
 
-use super::{Mechanism, MechanismFactory, SaslError, Secret, Step};
+use super::{Credential, CredentialRequest, Mechanism, MechanismFactory, SaslError, Secret, Step};
 
 /// Random bytes in a client nonce: 192 bits, well above the 128 bits asked
 /// for; 24 is a multiple of 3, so the base64 form has no `=` padding.
@@ -110,7 +110,23 @@ impl fmt::Debug for Key {
     }
 }
 
-/// The salted-password cache shared by a factory and its clones.
+impl PartialEq for Key {
+    /// Without an early exit on the first differing byte (key material).
+    fn eq(&self, other: &Self) -> bool {
+        self.0.len() == other.0.len()
+            && self
+                .0
+                .iter()
+                .zip(&other.0)
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
+    }
+}
+
+impl Eq for Key {}
+
+/// The salted-password cache shared by a factory and its clones (and by
+/// the [`ScramPbkdf2`] jobs it hands out).
 #[derive(Default)]
 struct SaltedCache {
     /// One entry: every broker of a cluster holds the same credential (same
@@ -145,6 +161,24 @@ struct CacheEntry {
 /// on the factory, keyed by salt and iteration count, so reconnects and
 /// KIP-368 re-authentications skip PBKDF2.
 ///
+/// # PBKDF2 off the caller's thread
+///
+/// PBKDF2 at the server's iteration count (up to the cap) takes from a
+/// few to a hundred milliseconds of CPU, too long for the thread of an
+/// async executor. So when the cache has no salted password for the
+/// server's salt and iteration count, the mechanism does not compute it
+/// in [`Mechanism::step`]: it asks for it, with
+/// [`CredentialRequest::ScramSaltedPassword`] carrying a [`ScramPbkdf2`]
+/// job, and goes on when the answer comes
+/// ([`Credential::ScramSaltedPassword`]). The job holds everything it
+/// needs (the password stays inside it, out of `Debug`): whoever drives
+/// the connection runs [`ScramPbkdf2::run`] where blocking is fine and
+/// hands the result to `provide_credential`. The async drivers
+/// (`kafka-conn-driver`) do that by themselves on the runtime's blocking
+/// pool; no credential provider is needed. A blocking driver of the core
+/// runs the job in place, or sets [`Scram::with_inline_pbkdf2`] to have
+/// `step` compute it as before.
+///
 /// ```
 /// use kafka_conn_core::sasl::{MechanismFactory, Scram, ScramHash};
 /// let scram = Scram::new(ScramHash::Sha512, "alice", "alice-secret");
@@ -160,6 +194,7 @@ pub struct Scram {
     min_iterations: u32,
     max_iterations: u32,
     fixed_nonce: Option<String>,
+    inline_pbkdf2: bool,
     cache: Arc<SaltedCache>,
 }
 
@@ -190,6 +225,7 @@ impl Scram {
             min_iterations: Self::DEFAULT_MIN_ITERATIONS,
             max_iterations: Self::DEFAULT_MAX_ITERATIONS,
             fixed_nonce: None,
+            inline_pbkdf2: false,
             cache: Arc::default(),
         }
     }
@@ -216,6 +252,17 @@ impl Scram {
     /// [`Self::DEFAULT_MAX_ITERATIONS`]; see there for why a cap exists).
     pub fn with_max_iterations(mut self, max: u32) -> Self {
         self.max_iterations = max;
+        self
+    }
+
+    /// Computes PBKDF2 inside [`Mechanism::step`], on the thread that drives
+    /// the connection, instead of asking for it with
+    /// [`CredentialRequest::ScramSaltedPassword`] (the default, `false`).
+    /// For a blocking driver of the core that would rather not answer the
+    /// request; never for a connection driven on an async executor, whose
+    /// thread PBKDF2 would block (see "PBKDF2 off the caller's thread").
+    pub fn with_inline_pbkdf2(mut self, inline: bool) -> Self {
+        self.inline_pbkdf2 = inline;
         self
     }
 
@@ -248,31 +295,169 @@ impl Scram {
         self.cache.misses.load(Ordering::Relaxed)
     }
 
-    /// The salted password for `(salt, iterations)`, from the cache or from
-    /// PBKDF2. The lock is held during PBKDF2 so that connections starting
-    /// together wait for one computation instead of each running their own.
-    fn salted_password(&self, salt: &[u8], iterations: u32) -> Key {
-        let mut slot = self
-            .cache
-            .slot
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some(entry) = slot.as_ref() {
-            if entry.iterations == iterations && entry.salt == salt {
-                self.cache.hits.fetch_add(1, Ordering::Relaxed);
-                return entry.salted.clone();
-            }
+    /// The salted password for `(salt, iterations)` if it can be had
+    /// without blocking: from the cache, or (with
+    /// [`Scram::with_inline_pbkdf2`]) from PBKDF2 right here. `None`: it must
+    /// be asked for ([`ScramPbkdf2`]). The cache lock is only tried: while
+    /// another connection's job holds it computing PBKDF2, the answer is
+    /// `None`, and this connection's job waits for that computation on its
+    /// own thread and finds the result cached.
+    fn salted_without_blocking(&self, salt: &[u8], iterations: u32) -> Option<Key> {
+        if self.inline_pbkdf2 {
+            return Some(self.salted_password(salt, iterations));
         }
-        self.cache.misses.fetch_add(1, Ordering::Relaxed);
-        let salted = self
-            .hash
-            .salted_password(self.password.expose().as_bytes(), salt, iterations);
-        *slot = Some(CacheEntry {
-            salt: salt.to_vec(),
-            iterations,
-            salted: salted.clone(),
-        });
-        salted
+        let slot = match self.cache.slot.try_lock() {
+            Ok(slot) => slot,
+            Err(TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(TryLockError::WouldBlock) => return None,
+        };
+        self.cache.lookup(&slot, salt, iterations)
+    }
+
+    /// The salted password for `(salt, iterations)`, from the cache or from
+    /// PBKDF2, blocking the calling thread. The lock is held during PBKDF2
+    /// so that connections starting together wait for one computation
+    /// instead of each running their own.
+    fn salted_password(&self, salt: &[u8], iterations: u32) -> Key {
+        salt_through_cache(&self.cache, self.hash, &self.password, salt, iterations)
+    }
+}
+
+impl SaltedCache {
+    fn lock(&self) -> MutexGuard<'_, Option<CacheEntry>> {
+        self.slot.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The cached salted password for `(salt, iterations)`, counted as a hit.
+    fn lookup(&self, slot: &Option<CacheEntry>, salt: &[u8], iterations: u32) -> Option<Key> {
+        let entry = slot.as_ref()?;
+        (entry.iterations == iterations && entry.salt == salt).then(|| {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            entry.salted.clone()
+        })
+    }
+}
+
+/// The salted password for `(salt, iterations)` through `cache`: a hit, or
+/// PBKDF2 under the cache's lock (one computation for connections that
+/// start together), remembered for the next authentication.
+fn salt_through_cache(
+    cache: &SaltedCache,
+    hash: ScramHash,
+    password: &Secret,
+    salt: &[u8],
+    iterations: u32,
+) -> Key {
+    let mut slot = cache.lock();
+    if let Some(hit) = cache.lookup(&slot, salt, iterations) {
+        return hit;
+    }
+    cache.misses.fetch_add(1, Ordering::Relaxed);
+    let salted = hash.salted_password(password.expose().as_bytes(), salt, iterations);
+    *slot = Some(CacheEntry {
+        salt: salt.to_vec(),
+        iterations,
+        salted: salted.clone(),
+    });
+    salted
+}
+
+/// SCRAM's expensive step as a job to run where blocking is fine: PBKDF2 of
+/// the password with the server's salt and iteration count (RFC 5802
+/// section 3, `SaltedPassword := Hi(password, salt, i)`), asked for with
+/// [`CredentialRequest::ScramSaltedPassword`] (see [`Scram`], "PBKDF2 off
+/// the caller's thread").
+///
+/// It holds the password (out of `Debug`) and the factory's cache: [`run`]
+/// takes the result another connection cached meanwhile, or computes and
+/// caches it, holding the cache's lock while it computes.
+///
+/// [`run`]: ScramPbkdf2::run
+#[derive(Clone)]
+pub struct ScramPbkdf2 {
+    hash: ScramHash,
+    password: Secret,
+    salt: Vec<u8>,
+    iterations: u32,
+    cache: Arc<SaltedCache>,
+}
+
+impl ScramPbkdf2 {
+    /// The hash function (PBKDF2's HMAC).
+    pub fn hash(&self) -> ScramHash {
+        self.hash
+    }
+
+    /// The server's salt.
+    pub fn salt(&self) -> &[u8] {
+        &self.salt
+    }
+
+    /// The server's iteration count (already checked against the floor
+    /// and the cap).
+    pub fn iterations(&self) -> u32 {
+        self.iterations
+    }
+
+    /// Computes the salted password (or takes it from the cache), blocking
+    /// the calling thread for as long as PBKDF2 takes; the answer for
+    /// [`crate::Connection::provide_credential`].
+    pub fn run(self) -> Credential {
+        let key = salt_through_cache(
+            &self.cache,
+            self.hash,
+            &self.password,
+            &self.salt,
+            self.iterations,
+        );
+        Credential::ScramSaltedPassword(ScramSaltedPassword {
+            hash: self.hash,
+            salt: self.salt,
+            iterations: self.iterations,
+            key,
+        })
+    }
+}
+
+impl fmt::Debug for ScramPbkdf2 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ScramPbkdf2")
+            .field("hash", &self.hash)
+            .field("salt_len", &self.salt.len())
+            .field("iterations", &self.iterations)
+            .field("password", &self.password)
+            .finish()
+    }
+}
+
+impl PartialEq for ScramPbkdf2 {
+    fn eq(&self, other: &Self) -> bool {
+        self.hash == other.hash
+            && self.salt == other.salt
+            && self.iterations == other.iterations
+            && self.password == other.password
+    }
+}
+
+impl Eq for ScramPbkdf2 {}
+
+/// The result of a [`ScramPbkdf2`] job, for the exchange that asked for
+/// it. Only [`ScramPbkdf2::run`] makes one; it prints nothing of the key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ScramSaltedPassword {
+    hash: ScramHash,
+    salt: Vec<u8>,
+    iterations: u32,
+    key: Key,
+}
+
+impl fmt::Debug for ScramSaltedPassword {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ScramSaltedPassword")
+            .field("hash", &self.hash)
+            .field("iterations", &self.iterations)
+            .field("key", &self.key)
+            .finish()
     }
 }
 
@@ -286,6 +471,7 @@ impl fmt::Debug for Scram {
             .field("min_iterations", &self.min_iterations)
             .field("max_iterations", &self.max_iterations)
             .field("fixed_nonce", &self.fixed_nonce.is_some())
+            .field("inline_pbkdf2", &self.inline_pbkdf2)
             .field("cache_hits", &self.cache_hits())
             .field("cache_misses", &self.cache_misses())
             .finish()
@@ -311,6 +497,8 @@ enum State {
         client_nonce: String,
         client_first_bare: String,
     },
+    /// The salted password was asked for ([`ScramPbkdf2`]).
+    AwaitingSalted(ServerFirstAccepted),
     SentClientFinal {
         server_key: Key,
         auth_message: String,
@@ -324,6 +512,7 @@ impl State {
         match self {
             State::Initial => "initial",
             State::SentClientFirst { .. } => "sent client-first",
+            State::AwaitingSalted(_) => "waiting for the salted password",
             State::SentClientFinal { .. } => "sent client-final",
             State::Done => "done",
             State::Failed => "failed",
@@ -375,6 +564,16 @@ fn random_nonce() -> Result<String, SaslError> {
     let mut raw = [0u8; NONCE_RANDOM_BYTES];
     getrandom::getrandom(&mut raw).map_err(|e| SaslError::Random(e.to_string()))?;
     Ok(BASE64.encode(raw))
+}
+
+/// A server-first message that passed the checks, kept while the salted
+/// password is computed.
+struct ServerFirstAccepted {
+    client_first_bare: String,
+    server_first: String,
+    nonce: String,
+    salt: Vec<u8>,
+    iterations: u32,
 }
 
 /// The parts of a server-first-message that matter.
@@ -489,13 +688,15 @@ impl ScramMechanism {
         ))
     }
 
+    /// Checks the server-first message; the client-final message follows
+    /// at once when the salted password can be had without blocking, else
+    /// it is asked for.
     fn client_final(
         &self,
         client_nonce: &str,
         client_first_bare: &str,
         server_first: &[u8],
     ) -> Result<(Step, State), SaslError> {
-        let hash = self.config.hash;
         let server_first = std::str::from_utf8(server_first)
             .map_err(|_| malformed("server-first-message is not UTF-8"))?;
         let ServerFirst {
@@ -523,7 +724,36 @@ impl ScramMechanism {
                 max: self.config.max_iterations,
             });
         }
+        let accepted = ServerFirstAccepted {
+            client_first_bare: client_first_bare.to_owned(),
+            server_first: server_first.to_owned(),
+            nonce: nonce.to_owned(),
+            salt,
+            iterations,
+        };
+        if let Some(salted) = self
+            .config
+            .salted_without_blocking(&accepted.salt, iterations)
+        {
+            return Ok(self.prove(&accepted, &salted));
+        }
+        // PBKDF2 would block the caller: ask for it (see Scram's docs).
+        let job = ScramPbkdf2 {
+            hash: self.config.hash,
+            password: self.config.password.clone(),
+            salt: accepted.salt.clone(),
+            iterations,
+            cache: self.config.cache.clone(),
+        };
+        Ok((
+            Step::NeedCredential(CredentialRequest::ScramSaltedPassword(job)),
+            State::AwaitingSalted(accepted),
+        ))
+    }
 
+    /// The client-final message, with the proof made from `salted`.
+    fn prove(&self, accepted: &ServerFirstAccepted, salted: &Key) -> (Step, State) {
+        let hash = self.config.hash;
         // RFC 5802 section 3:
         //   SaltedPassword  := Hi(Normalize(password), salt, i)   (no SASLprep in Kafka)
         //   ClientKey       := HMAC(SaltedPassword, "Client Key")
@@ -534,13 +764,15 @@ impl ScramMechanism {
         //   ClientSignature := HMAC(StoredKey, AuthMessage)
         //   ClientProof     := ClientKey XOR ClientSignature
         //   ServerKey       := HMAC(SaltedPassword, "Server Key")
-        let salted = self.config.salted_password(&salt, iterations);
         let client_key = hash.hmac(&salted.0, &[b"Client Key"]);
         let stored_key = hash.hash(&client_key.0);
         // RFC 5802 section 7: channel-binding = "c=" base64(gs2-header);
         // base64("n,,") is "biws".
-        let without_proof = format!("c=biws,r={nonce}");
-        let auth_message = format!("{client_first_bare},{server_first},{without_proof}");
+        let without_proof = format!("c=biws,r={}", accepted.nonce);
+        let auth_message = format!(
+            "{},{},{without_proof}",
+            accepted.client_first_bare, accepted.server_first
+        );
         let client_signature = hash.hmac(&stored_key.0, &[auth_message.as_bytes()]);
         let proof: Vec<u8> = client_key
             .0
@@ -550,13 +782,13 @@ impl ScramMechanism {
             .collect();
         let server_key = hash.hmac(&salted.0, &[b"Server Key"]);
         let message = format!("{without_proof},p={}", BASE64.encode(proof)).into_bytes();
-        Ok((
+        (
             Step::Send(message),
             State::SentClientFinal {
                 server_key,
                 auth_message,
             },
-        ))
+        )
     }
 
     fn verify_server_final(
@@ -628,6 +860,7 @@ impl Mechanism for ScramMechanism {
                     (State::SentClientFinal { .. }, None) => {
                         "SCRAM: client-final sent, waiting for server-final"
                     }
+                    (State::AwaitingSalted(_), _) => "SCRAM: waiting for the salted password",
                     (State::Done, _) => "SCRAM: exchange complete",
                     _ => "SCRAM: exchange failed",
                 };
@@ -638,15 +871,52 @@ impl Mechanism for ScramMechanism {
         self.state = next;
         Ok(step)
     }
+
+    fn provide_credential(&mut self, credential: Credential) -> Result<Step, SaslError> {
+        let State::AwaitingSalted(accepted) = &self.state else {
+            return Err(SaslError::UnexpectedCredential);
+        };
+        let Credential::ScramSaltedPassword(salted) = credential else {
+            return Err(SaslError::UnexpectedCredential);
+        };
+        if (salted.hash, &salted.salt, salted.iterations)
+            != (self.config.hash, &accepted.salt, accepted.iterations)
+        {
+            self.state = State::Failed;
+            return Err(SaslError::InvalidCredential(
+                "SCRAM: the salted password was computed for another salt, iteration count or hash"
+                    .into(),
+            ));
+        }
+        let (step, next) = self.prove(accepted, &salted.key);
+        self.state = next;
+        Ok(step)
+    }
 }
+
+/// The independent SCRAM server of the tests (rsasl), shared with the testsuite.
+#[cfg(test)]
+#[path = "../../tests/support/rsasl_server.rs"]
+mod rsasl_server_support;
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// Steps `m` with `input`, running a PBKDF2 job it asks for where a
+    /// driver would (the default, not inline), and returns what follows.
+    fn step(m: &mut dyn Mechanism, input: Option<&[u8]>) -> Result<Step, SaslError> {
+        match m.step(input)? {
+            Step::NeedCredential(CredentialRequest::ScramSaltedPassword(job)) => {
+                m.provide_credential(job.run())
+            }
+            other => Ok(other),
+        }
+    }
+
     /// Steps expecting `Send` and returns the message as a string.
     fn send(m: &mut dyn Mechanism, input: Option<&[u8]>) -> String {
-        match m.step(input) {
+        match step(m, input) {
             Ok(Step::Send(b)) => String::from_utf8(b).unwrap(),
             other => panic!("expected Send, got {other:?}"),
         }
@@ -726,22 +996,133 @@ mod tests {
         let mut m = factory.start()?;
         let cf = send(m.as_mut(), None);
         let sf = server.first(&cf);
-        let cl = match m.step(Some(sf.as_bytes()))? {
+        let cl = match step(m.as_mut(), Some(sf.as_bytes()))? {
             Step::Send(b) => String::from_utf8(b).unwrap(),
             other => panic!("{other:?}"),
         };
-        m.step(Some(server.last(&cl).as_bytes()))
+        step(m.as_mut(), Some(server.last(&cl).as_bytes()))
     }
 
     /// Starts an exchange with a fixed nonce and feeds `server_first`.
     fn after_server_first(factory: Scram, server_first: &str) -> Result<Step, SaslError> {
         let mut m = factory.with_fixed_nonce_for_testing("abc").start().unwrap();
         send(m.as_mut(), None);
-        m.step(Some(server_first.as_bytes()))
+        step(m.as_mut(), Some(server_first.as_bytes()))
     }
 
     fn sha256() -> Scram {
         Scram::new(ScramHash::Sha256, "user", "pencil")
+    }
+
+    /// The default: PBKDF2 is asked for, not computed in `step`; the
+    /// job's result gives the same client-final as computing it inline; a
+    /// second authentication finds it cached and asks for nothing.
+    #[test]
+    fn pbkdf2_is_asked_for_then_cached() {
+        let server_first = "r=abcSERVER,s=c2FsdHk=,i=4096";
+        let asking = sha256().with_fixed_nonce_for_testing("abc");
+        let mut m = asking.start().unwrap();
+        send(m.as_mut(), None);
+        let Ok(Step::NeedCredential(CredentialRequest::ScramSaltedPassword(job))) =
+            m.step(Some(server_first.as_bytes()))
+        else {
+            panic!("expected a PBKDF2 request")
+        };
+        assert_eq!(
+            (job.hash(), job.salt(), job.iterations()),
+            (ScramHash::Sha256, &b"salty"[..], 4096)
+        );
+        let shown = format!("{job:?}");
+        assert!(!shown.contains("pencil"), "{shown}");
+        // Nothing moves until the answer.
+        assert!(matches!(
+            m.step(Some(b"v=x")),
+            Err(SaslError::UnexpectedMessage(_))
+        ));
+        assert_eq!((asking.cache_hits(), asking.cache_misses()), (0, 0));
+        let Ok(Step::Send(asked)) = m.provide_credential(job.run()) else {
+            panic!()
+        };
+        assert_eq!((asking.cache_hits(), asking.cache_misses()), (0, 1));
+
+        let inline = sha256()
+            .with_fixed_nonce_for_testing("abc")
+            .with_inline_pbkdf2(true);
+        let mut m = inline.start().unwrap();
+        send(m.as_mut(), None);
+        assert_eq!(
+            m.step(Some(server_first.as_bytes())),
+            Ok(Step::Send(asked.clone()))
+        );
+        assert_eq!(inline.cache_misses(), 1);
+
+        // Cached now: the next exchange of the same factory asks nothing.
+        let mut m = asking.start().unwrap();
+        send(m.as_mut(), None);
+        assert_eq!(m.step(Some(server_first.as_bytes())), Ok(Step::Send(asked)));
+        assert_eq!((asking.cache_hits(), asking.cache_misses()), (1, 1));
+    }
+
+    /// A salted password made for other parameters is refused; the wrong
+    /// kind of credential too.
+    #[test]
+    fn a_salted_password_must_match_the_request() {
+        let factory = sha256().with_fixed_nonce_for_testing("abc");
+        let job_for = |salt: &str| {
+            let mut m = factory.start().unwrap();
+            send(m.as_mut(), None);
+            let first = format!("r=abcSERVER,s={salt},i=4096");
+            match m.step(Some(first.as_bytes())) {
+                Ok(Step::NeedCredential(CredentialRequest::ScramSaltedPassword(job))) => (m, job),
+                other => panic!("{other:?}"),
+            }
+        };
+        let (_, other_salt) = job_for("b3RoZXI=");
+        let (mut m, _) = job_for("c2FsdHk=");
+        assert_eq!(
+            m.provide_credential(Credential::Custom(bytes::Bytes::new())),
+            Err(SaslError::UnexpectedCredential)
+        );
+        assert!(matches!(
+            m.provide_credential(other_salt.run()),
+            Err(SaslError::InvalidCredential(_))
+        ));
+        assert!(m.step(Some(b"v=x")).is_err(), "failed for good");
+    }
+
+    /// While another connection's job holds the cache computing PBKDF2,
+    /// `step` does not wait for it (it would block the executor): it asks
+    /// for a job of its own, which waits on its own thread and then finds
+    /// the result cached (one PBKDF2 for both).
+    #[test]
+    fn a_busy_cache_is_not_waited_for_in_step() {
+        let factory = sha256().with_fixed_nonce_for_testing("abc");
+        let server_first = b"r=abcSERVER,s=c2FsdHk=,i=4096";
+        let mut m = factory.start().unwrap();
+        send(m.as_mut(), None);
+        let Ok(Step::NeedCredential(CredentialRequest::ScramSaltedPassword(first))) =
+            m.step(Some(server_first))
+        else {
+            panic!()
+        };
+        let busy = factory.cache.lock();
+        let mut other = factory.start().unwrap();
+        send(other.as_mut(), None);
+        // With the lock held here, a blocking `lock()` in `step` would
+        // never return.
+        let Ok(Step::NeedCredential(CredentialRequest::ScramSaltedPassword(second))) =
+            other.step(Some(server_first))
+        else {
+            panic!("a request, not a wait")
+        };
+        drop(busy);
+        let a = std::thread::spawn(move || first.run());
+        let b = std::thread::spawn(move || second.run());
+        let (a, b) = (a.join().unwrap(), b.join().unwrap());
+        assert_eq!(a, b);
+        assert_eq!((factory.cache_hits(), factory.cache_misses()), (1, 1));
+        assert!(matches!(m.provide_credential(a), Ok(Step::Send(_))));
+        assert!(matches!(other.provide_credential(b), Ok(Step::Send(_))));
     }
 
     /// RFC 7677 section 3, reproduced byte for byte.
@@ -760,12 +1141,15 @@ mod tests {
              p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="
         );
         assert_eq!(
-            m.step(Some(b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=")),
+            step(
+                m.as_mut(),
+                Some(b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=")
+            ),
             Ok(Step::Done)
         );
         // Nothing may follow.
         assert_eq!(
-            m.step(Some(b"")),
+            step(m.as_mut(), Some(b"")),
             Err(SaslError::UnexpectedMessage("SCRAM: exchange complete"))
         );
     }
@@ -915,7 +1299,10 @@ mod tests {
             send(m.as_mut(), None);
             finals.push(send(m.as_mut(), Some(server_first.as_bytes())));
             assert_eq!(
-                m.step(Some(b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=")),
+                step(
+                    m.as_mut(),
+                    Some(b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=")
+                ),
                 Ok(Step::Done)
             );
         }
@@ -958,7 +1345,10 @@ mod tests {
         send(m.as_mut(), None);
         send(m.as_mut(), Some(b"r=abcdef,s=c2FsdA==,i=4096"));
         assert_eq!(
-            m.step(Some(b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=")),
+            step(
+                m.as_mut(),
+                Some(b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=")
+            ),
             Err(SaslError::BadServerSignature)
         );
     }
@@ -1030,12 +1420,18 @@ mod tests {
         );
         // One bit off the RFC's signature.
         assert_eq!(
-            m.step(Some(b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G8=")),
+            step(
+                m.as_mut(),
+                Some(b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G8=")
+            ),
             Err(SaslError::BadServerSignature)
         );
         // The exchange is over after a failure.
         assert_eq!(
-            m.step(Some(b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=")),
+            step(
+                m.as_mut(),
+                Some(b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=")
+            ),
             Err(SaslError::UnexpectedMessage("SCRAM: exchange failed"))
         );
         // A truncated or empty signature is a bad signature too.
@@ -1047,7 +1443,7 @@ mod tests {
                 Some(b"r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096"),
             );
             assert_eq!(
-                m.step(Some(v.as_bytes())),
+                step(m.as_mut(), Some(v.as_bytes())),
                 Err(SaslError::BadServerSignature),
                 "{v}"
             );
@@ -1064,7 +1460,7 @@ mod tests {
         send(m.as_mut(), None);
         send(m.as_mut(), Some(b"r=abcdef,s=c2FsdA==,i=4096"));
         assert_eq!(
-            m.step(Some(b"e=invalid-proof")),
+            step(m.as_mut(), Some(b"e=invalid-proof")),
             Err(SaslError::ServerError("invalid-proof".into()))
         );
         // e= in place of server-first.
@@ -1108,7 +1504,7 @@ mod tests {
             .unwrap();
         send(m.as_mut(), None);
         assert!(matches!(
-            m.step(Some(b"r=abc\xff,s=c2FsdA==,i=4096")),
+            step(m.as_mut(), Some(b"r=abc\xff,s=c2FsdA==,i=4096")),
             Err(SaslError::Malformed(_))
         ));
         // Optional extensions after i= are ignored.
@@ -1127,7 +1523,7 @@ mod tests {
                 .unwrap();
             send(m.as_mut(), None);
             send(m.as_mut(), Some(b"r=abcdef,s=c2FsdA==,i=4096"));
-            let r = m.step(Some(case));
+            let r = step(m.as_mut(), Some(case));
             assert!(matches!(r, Err(SaslError::Malformed(_))), "{case:?}: {r:?}");
         }
     }
@@ -1136,7 +1532,7 @@ mod tests {
     fn steps_out_of_order() {
         let mut m = sha256().start().unwrap();
         assert_eq!(
-            m.step(Some(b"r=x,s=c2FsdA==,i=4096")),
+            step(m.as_mut(), Some(b"r=x,s=c2FsdA==,i=4096")),
             Err(SaslError::UnexpectedMessage(
                 "SCRAM: server message before client-first"
             ))
@@ -1174,7 +1570,10 @@ mod tests {
             format!("{:?}", server_key.0),
             format!("{:?}", client_key.0),
         ];
-        assert_eq!(m.step(Some(server.last(&cl).as_bytes())), Ok(Step::Done));
+        assert_eq!(
+            step(m.as_mut(), Some(server.last(&cl).as_bytes())),
+            Ok(Step::Done)
+        );
         dumps.push(format!("{m:?}"));
         dumps.push(format!("{factory:?}"));
         assert_eq!(format!("{salted:?}"), "<redacted>");
@@ -1194,59 +1593,9 @@ mod tests {
     /// plain username and no `tokenauth` (covered by the RFC formulas above).
     mod rsasl_server {
         use super::*;
-        use rsasl::callback::{Context, Request, SessionCallback, SessionData};
-        use rsasl::mechanisms::scram::properties::ScramStoredPassword;
-        use rsasl::mechanisms::scram::tools::{derive_keys, hash_password};
+        use crate::sasl::scram::rsasl_server_support::{self as support, Authenticated, Store};
         use rsasl::mechname::Mechname;
-        use rsasl::prelude::{SASLConfig, SASLServer, SessionError};
-        use rsasl::property::AuthId;
-        use rsasl::validate::{Validate, Validation, ValidationError};
-        use sha2::digest::generic_array::GenericArray;
-
-        /// What the server's validation reports: the authenticated user.
-        struct Authenticated;
-        impl Validation for Authenticated {
-            type Value = String;
-        }
-
-        /// The server's credential store: one user.
-        struct Store {
-            user: &'static str,
-            salt: Vec<u8>,
-            iterations: u32,
-            stored_key: Vec<u8>,
-            server_key: Vec<u8>,
-        }
-
-        impl SessionCallback for Store {
-            fn callback(
-                &self,
-                _session: &SessionData,
-                context: &Context<'_>,
-                request: &mut Request<'_>,
-            ) -> Result<(), SessionError> {
-                if context.get_ref::<AuthId>() == Some(self.user) {
-                    request.satisfy::<ScramStoredPassword<'static>>(&ScramStoredPassword::new(
-                        self.iterations,
-                        &self.salt,
-                        &self.stored_key,
-                        &self.server_key,
-                    ))?;
-                }
-                Ok(())
-            }
-
-            fn validate(
-                &self,
-                _session: &SessionData,
-                context: &Context<'_>,
-                validate: &mut Validate<'_>,
-            ) -> Result<(), ValidationError> {
-                let user = context.get_ref::<AuthId>().unwrap_or_default().to_owned();
-                validate.with::<Authenticated, _>(|| Ok(user))?;
-                Ok(())
-            }
-        }
+        use rsasl::prelude::{SASLConfig, SASLServer};
 
         /// rsasl's (StoredKey, ServerKey) for a password.
         fn keys(
@@ -1255,12 +1604,7 @@ mod tests {
             salt: &[u8],
             iterations: u32,
         ) -> (Vec<u8>, Vec<u8>) {
-            with_digest!(hash, D => {
-                let mut salted = GenericArray::default();
-                hash_password::<D>(password.as_bytes(), iterations, salt, &mut salted);
-                let (client_key, server_key) = derive_keys::<D>(salted.as_slice());
-                (D::digest(client_key).to_vec(), server_key.to_vec())
-            })
+            with_digest!(hash, D => support::keys::<D>(password, salt, iterations))
         }
 
         /// The server holds `stored_from` for checking our proof and
@@ -1294,13 +1638,16 @@ mod tests {
             };
             let mut server_first = Vec::new();
             server.step(Some(&client_first), &mut server_first).unwrap();
-            let client_final = match client.step(Some(&server_first)) {
+            let client_final = match step(client.as_mut(), Some(&server_first)) {
                 Ok(Step::Send(m)) => m,
                 other => return (other, server.validation()),
             };
             let mut server_final = Vec::new();
             server.step(Some(&client_final), &mut server_final).unwrap();
-            (client.step(Some(&server_final)), server.validation())
+            (
+                step(client.as_mut(), Some(&server_final)),
+                server.validation(),
+            )
         }
 
         #[test]

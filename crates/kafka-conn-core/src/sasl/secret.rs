@@ -122,8 +122,8 @@ mod tests {
     #[test]
     fn no_debug_output_leaks_a_secret() {
         use super::super::{
-            Credential, Gssapi, GssapiStep, Mechanism, MechanismFactory, OAuthBearer,
-            OAuthBearerToken, Plain, Scram, ScramHash, Step,
+            Credential, CredentialRequest, Gssapi, GssapiStep, Mechanism, MechanismFactory,
+            OAuthBearer, OAuthBearerToken, Plain, Scram, ScramHash, Step,
         };
 
         const PASSWORD: &str = "PASSWORD-d0-not-leak";
@@ -147,6 +147,13 @@ mod tests {
             format!(
                 "{:?}",
                 Credential::Custom(bytes::Bytes::from_static(TICKET))
+            ),
+            format!(
+                "{:?}",
+                Credential::CustomExpiring {
+                    data: bytes::Bytes::from_static(TICKET),
+                    expires_at: std::time::Instant::now(),
+                }
             ),
             format!("{:?}", Secret::new(PASSWORD)),
         ];
@@ -172,10 +179,20 @@ mod tests {
                     let client_first = String::from_utf8(client_first).unwrap();
                     let nonce = client_first.split(',').nth(3).unwrap();
                     let server_first = format!("{nonce}SRV,s=c2FsdA==,i=4096");
-                    assert!(matches!(
-                        m.step(Some(server_first.as_bytes())),
-                        Ok(Step::Send(_))
-                    ));
+                    // The PBKDF2 job carries the password, and its result
+                    // the salted password.
+                    let Ok(Step::NeedCredential(request)) = m.step(Some(server_first.as_bytes()))
+                    else {
+                        panic!("SCRAM asks for PBKDF2")
+                    };
+                    dumps.push(format!("{request:?}"));
+                    dumps.push(format!("{m:?}"));
+                    let CredentialRequest::ScramSaltedPassword(job) = request else {
+                        panic!("{request:?}")
+                    };
+                    let salted = job.run();
+                    dumps.push(format!("{salted:?}"));
+                    assert!(matches!(m.provide_credential(salted), Ok(Step::Send(_))));
                     dumps.push(format!("{m:?}"));
                 }
             }

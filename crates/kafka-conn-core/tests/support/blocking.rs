@@ -9,7 +9,7 @@ use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kafka_conn_core::sasl::Credential;
+use kafka_conn_core::sasl::{Credential, CredentialRequest};
 use kafka_conn_core::{
     ApiVersions, CloseReason, Config, Connection, CorrelationId, Event, Request, RequestError,
     Response,
@@ -95,7 +95,12 @@ impl Blocking {
 
     fn drain(&mut self) {
         while let Some(e) = self.conn.poll_event() {
-            if let Event::CredentialRequired(req) = &e {
+            if let Event::CredentialRequired(CredentialRequest::ScramSaltedPassword(job)) = &e {
+                // A blocking loop may run SCRAM's PBKDF2 in place: nothing
+                // else shares this thread.
+                let salted = job.clone().run();
+                let _ = self.conn.provide_credential(salted, Instant::now());
+            } else if let Event::CredentialRequired(req) = &e {
                 if let Some(answer) = self.credentials.as_mut() {
                     let c = answer(req);
                     let _ = self.conn.provide_credential(c, Instant::now());
