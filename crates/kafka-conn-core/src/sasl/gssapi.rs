@@ -10,6 +10,7 @@ use super::{Credential, CredentialRequest, Mechanism, MechanismFactory, SaslErro
 ///
 /// `Debug` shows only the token's length: Kerberos tokens carry tickets.
 #[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum GssapiStep {
     /// Send this token to the server (possibly empty); the server's answer
     /// comes as the next request.
