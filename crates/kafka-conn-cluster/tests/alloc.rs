@@ -3,50 +3,14 @@
 //! done, drain the outputs, read the next deadline) allocates nothing once
 //! the connections are up.
 
-// The counting allocator is the only unsafe code, confined to this test
-// binary; the library itself forbids unsafe.
-#![allow(unsafe_code)]
-
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use kafka_conn_cluster::fuzz_support::encode_metadata;
 use kafka_conn_cluster::{Action, ClusterConfig, ClusterPolicy, NodeId, Route, Target};
-
-struct Counting;
-
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-thread_local! {
-    // Only this test's thread counts: the test harness's own threads
-    // allocate now and then while it runs.
-    static COUNTED: Cell<bool> = const { Cell::new(false) };
-}
-
-fn count() {
-    if COUNTED.with(Cell::get) {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count();
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count();
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+use kafka_conn_test_support::alloc::{allocations_in, assert_counting_works, CountingAllocator};
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: CountingAllocator = CountingAllocator;
 
 #[test]
 fn routing_a_request_and_ending_it_allocates_nothing() {
@@ -92,13 +56,12 @@ fn routing_a_request_and_ending_it_allocates_nothing() {
     for i in 0..100 {
         round(&mut p, i, now);
     }
-    COUNTED.with(|c| c.set(true));
-    let start = ALLOCATIONS.load(Ordering::Relaxed);
-    for i in 0..10_000 {
-        now += Duration::from_micros(10);
-        round(&mut p, i, now);
-    }
-    let allocs = ALLOCATIONS.load(Ordering::Relaxed) - start;
-    COUNTED.with(|c| c.set(false));
+    assert_counting_works();
+    let (allocs, ()) = allocations_in(|| {
+        for i in 0..10_000 {
+            now += Duration::from_micros(10);
+            round(&mut p, i, now);
+        }
+    });
     assert_eq!(allocs, 0, "allocations in 10,000 request rounds");
 }

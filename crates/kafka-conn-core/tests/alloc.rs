@@ -3,57 +3,23 @@
 //! `Bytes` it made itself; here a static one. The response body is a slice
 //! of the receive buffer.)
 
-// The counting allocator is the only unsafe code, confined to this test
-// binary; the library itself forbids unsafe.
-#![allow(unsafe_code)]
-
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::io::IoSlice;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use bytes::Bytes;
 use kafka_conn_core::sim::response_frame;
 use kafka_conn_core::{ApiKey, ApiVersions, Config, Connection, Event, Request};
-
-struct Counting;
-
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-thread_local! {
-    // Only the test's own thread counts: the test harness's threads allocate
-    // now and then while it runs (seen as rare failures on a loaded machine).
-    static COUNTED: Cell<bool> = const { Cell::new(false) };
-}
-
-fn count() {
-    // `try_with`: the allocator may run while this thread's locals are torn down.
-    if COUNTED.try_with(Cell::get).unwrap_or(false) {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count();
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count();
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+use kafka_conn_test_support::alloc::{
+    allocations, assert_counting_works, count_this_thread, CountingAllocator,
+};
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: CountingAllocator = CountingAllocator;
 
 #[test]
 fn steady_state_round_trips_allocate_nothing() {
-    COUNTED.with(|c| c.set(true));
+    assert_counting_works();
+    count_this_thread(true);
     let now = Instant::now();
     let config = Config::new().with_version_hint(ApiVersions::from_ranges([(3, 0, 12)]).unwrap());
     for zero_copy in [false, true] {
@@ -76,7 +42,7 @@ fn steady_state_round_trips_allocate_nothing() {
                 .unwrap();
             let mut frame = response.clone();
             frame[4..8].copy_from_slice(&id.0.to_be_bytes());
-            let start = ALLOCATIONS.load(Ordering::Relaxed);
+            let start = allocations();
             let mut slices = [IoSlice::new(&[]); 4];
             let n = conn.poll_transmit(&mut slices);
             let written: usize = slices[..n].iter().map(|s| s.len()).sum();
@@ -92,14 +58,14 @@ fn steady_state_round_trips_allocate_nothing() {
             assert!(matches!(ev, Some(Event::Response(_))));
             drop(ev);
             let _ = conn.poll_timeout();
-            core_allocs += ALLOCATIONS.load(Ordering::Relaxed) - start;
+            core_allocs += allocations() - start;
         }
         // send_request is counted too: measure it separately.
-        let start = ALLOCATIONS.load(Ordering::Relaxed);
+        let start = allocations();
         for _ in 0..1000 {
             round_trip_without_test_allocs(&mut conn, now);
         }
-        let with_send = ALLOCATIONS.load(Ordering::Relaxed) - start;
+        let with_send = allocations() - start;
         assert_eq!(
             core_allocs, 0,
             "zero_copy={zero_copy}: allocations in 1000 round trips"
