@@ -441,6 +441,7 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Engine<R, S> {
                 Event::RequestFailed {
                     correlation_id,
                     error,
+                    ..
                 } => out.request_failed(correlation_id, error),
                 Event::Ready { api_versions, sasl } => {
                     tracing::info!(
