@@ -8,7 +8,7 @@
 //! histogram, byte counters) is registered once per (node, API key) and
 //! kept in the connection's [`Peer`] ([`Peer::cached`]), as are its node's
 //! gauges and byte counters; a response then costs a scan of a few slots
-//! and two handle updates (its count and its latency), with no label or key
+//! and one handle update (its latency, whose count is the responses), with no label or key
 //! built, no lock and no registry lookup. Bytes, gauges and late responses
 //! come sampled from the connection's counters (see
 //! [`Observer::on_in_flight`] and docs/benchmarks.md).
@@ -47,10 +47,10 @@ pub mod names {
     /// Histogram, seconds: how long each re-authentication took.
     pub const REAUTHENTICATION_TIME: &str =
         "org.apache.kafka.client.connection.reauthentication.time";
-    /// Histogram, seconds: request latency, by `api_key`.
+    /// Histogram, seconds: request latency, by `api_key`. Its count is
+    /// KIP-714's `request.success` (responses received): a second counter
+    /// would cost as much again per request.
     pub const REQUEST_LATENCY: &str = "org.apache.kafka.client.request.latency";
-    /// Counter: responses received, by `api_key`. KIP-714 (`request.success`).
-    pub const REQUEST_SUCCESS: &str = "org.apache.kafka.client.request.success";
     /// Counter: requests that failed, by `api_key`, `reason` and `retriable`. KIP-714.
     pub const REQUEST_ERRORS: &str = "org.apache.kafka.client.request.errors";
     /// Counter, bytes: everything written to the connections (handshake included).
@@ -99,7 +99,6 @@ impl std::fmt::Debug for MetricsObserver {
 /// What a response updates, for one (node, API key).
 #[derive(Clone)]
 struct ApiHandles {
-    success: Counter,
     latency: Histogram,
 }
 
@@ -192,7 +191,7 @@ impl MetricsObserver {
 
     fn describe(&self) {
         use names::*;
-        let counters: [(&'static str, Option<Unit>, &'static str); 11] = [
+        let counters: [(&'static str, Option<Unit>, &'static str); 10] = [
             (
                 CONNECTION_CREATIONS,
                 Some(Unit::Count),
@@ -217,11 +216,6 @@ impl MetricsObserver {
                 REAUTHENTICATIONS,
                 Some(Unit::Count),
                 "KIP-368 re-authentications, by outcome.",
-            ),
-            (
-                REQUEST_SUCCESS,
-                Some(Unit::Count),
-                "Responses received, by API.",
             ),
             (
                 REQUEST_ERRORS,
@@ -319,10 +313,9 @@ impl MetricsObserver {
         if let Some(h) = read(&self.per_api).get(&key) {
             return h.clone();
         }
-        let labels = || vec![node_label(node), api_label(api_key)];
+        let labels = vec![node_label(node), api_label(api_key)];
         let handles = ApiHandles {
-            success: self.counter(names::REQUEST_SUCCESS, labels()),
-            latency: self.histogram(names::REQUEST_LATENCY, labels()),
+            latency: self.histogram(names::REQUEST_LATENCY, labels),
         };
         write(&self.per_api).entry(key).or_insert(handles).clone()
     }
@@ -420,7 +413,6 @@ impl Observer for MetricsObserver {
 
     fn on_response(&self, event: &ResponseEvent<'_>) {
         self.with_api(event.peer, event.api_key, |h| {
-            h.success.increment(1);
             h.latency.record(event.latency.as_secs_f64());
         });
     }

@@ -68,8 +68,9 @@ pub trait Observer: Send + Sync + 'static {
     }
 
     /// The connection wrote `sent` and read `received` more bytes (all of
-    /// them: handshake, requests, responses, TLS records excluded), since
-    /// the last report. Reported as [`Observer::on_in_flight`] is.
+    /// them: handshake, requests, responses; TLS records excluded) since
+    /// the last report. Sampled: on every 16th publish of the connection
+    /// and when it closes.
     fn on_bytes(&self, peer: &Peer, sent: u64, received: u64) {
         let _ = (peer, sent, received);
     }
@@ -82,8 +83,8 @@ pub trait Observer: Send + Sync + 'static {
     /// The connection held new requests for `held` because of a broker
     /// throttle (KIP-219): the time actually waited, which is not the
     /// broker's figure ([`ThrottleEvent::throttle_time`]) when requests
-    /// came later or the throttles overlapped. Reported as
-    /// [`Observer::on_in_flight`] is.
+    /// came later or the throttles overlapped. Sampled as
+    /// [`Observer::on_bytes`] is.
     fn on_throttle_held(&self, peer: &Peer, held: Duration) {
         let _ = (peer, held);
     }
@@ -601,7 +602,7 @@ impl Observing {
     }
 
     pub(crate) fn closed(&mut self, reason: &CloseReason, conn: &Connection, now: Instant) {
-        self.report(conn, (conn.in_flight(), conn.held()));
+        self.report(conn, (conn.in_flight(), conn.held()), true);
         if let Some(since) = self.reauth_since.take() {
             self.observer.on_reauthentication(&ReauthenticationEvent {
                 peer: &self.peer,
@@ -629,12 +630,18 @@ impl Observing {
         let busy = queue != (0, 0);
         let went_idle = self.busy && !busy;
         self.busy = busy;
-        if went_idle || self.ticks % SAMPLE_EVERY == 0 {
-            self.report(conn, queue);
+        if self.ticks % SAMPLE_EVERY == 0 {
+            self.report(conn, queue, true);
+        } else if went_idle {
+            // The gauges and late responses at once (an idle connection
+            // may publish nothing more for long); bytes at the next sample.
+            self.report(conn, queue, false);
         }
     }
 
-    fn report(&mut self, conn: &Connection, queue: (usize, usize)) {
+    /// Reports what changed: the queue and late responses, and with `all`
+    /// the bytes and throttle time too.
+    fn report(&mut self, conn: &Connection, queue: (usize, usize), all: bool) {
         if queue != self.queue {
             let previous = std::mem::replace(&mut self.queue, queue);
             self.observer.on_in_flight(&InFlightEvent {
@@ -645,16 +652,19 @@ impl Observing {
             });
         }
         let stats = conn.stats();
+        if stats.late_responses != self.late_responses {
+            let n = stats.late_responses - self.late_responses;
+            self.late_responses = stats.late_responses;
+            self.observer.on_late_responses(&self.peer, n);
+        }
+        if !all {
+            return;
+        }
         let bytes = (stats.bytes_sent, stats.bytes_received);
         if bytes != self.bytes {
             let (sent, received) = (bytes.0 - self.bytes.0, bytes.1 - self.bytes.1);
             self.bytes = bytes;
             self.observer.on_bytes(&self.peer, sent, received);
-        }
-        if stats.late_responses != self.late_responses {
-            let n = stats.late_responses - self.late_responses;
-            self.late_responses = stats.late_responses;
-            self.observer.on_late_responses(&self.peer, n);
         }
         if stats.throttled != self.throttled {
             let held = stats.throttled.saturating_sub(self.throttled);
