@@ -112,10 +112,12 @@ impl Config {
 
     /// Give the receive buffer back to the allocator once it has held no
     /// bytes for this long without traffic (default 1 s; `None`: keep it
-    /// for the connection's life). An idle connection then owns no receive
-    /// memory at all (it was most of an idle connection's memory: see
-    /// `docs/benchmarks.md`, "Memory per idle connection"); the next read
-    /// takes a small buffer (1 KiB) that grows with what arrives. A busy
+    /// for the connection's life), with the transmit queue's header arena
+    /// and the request queues when they are empty. An idle connection then
+    /// owns no I/O buffers (the receive buffer was most of an idle
+    /// connection's memory: see `docs/benchmarks.md`, "Memory per idle
+    /// connection"); the next read takes a small buffer (1 KiB) that grows
+    /// with what arrives, the next request a new 1 KiB header arena. A busy
     /// connection never reaches the deadline, so the request path is
     /// unchanged.
     #[must_use]

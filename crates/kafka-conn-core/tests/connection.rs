@@ -532,7 +532,16 @@ fn handshake_deadline_closes_a_connection_that_never_becomes_ready() {
     );
     let id = p.conn.send_request(metadata(b"early"), p.now).unwrap();
     p.drive();
+    let start = p.now;
+    // At 1 s the written transmit queue's memory goes back (the default
+    // release): the connection still waits for ApiVersions.
     assert!(p.advance_to_timeout());
+    assert_eq!(p.now, start + Duration::from_secs(1));
+    assert!(p.events.is_empty(), "{:?}", p.events);
+    assert!(!p.conn.is_closed());
+    // At 3 s the handshake deadline closes it.
+    assert!(p.advance_to_timeout());
+    assert_eq!(p.now, start + Duration::from_secs(3));
     let r = assert_closed_last(&p.events);
     assert!(
         matches!(r, CloseReason::Timeout(TimeoutKind::Handshake { .. })),

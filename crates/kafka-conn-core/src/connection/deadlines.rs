@@ -21,6 +21,7 @@
 //! [`Deadline::ALL`]'s order, which fixes which close reason wins, e.g. an
 //! idle connection is reaped as `Idle` before its session could expire.
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use super::{Connection, Owner, State};
@@ -73,9 +74,10 @@ pub(crate) enum Deadline {
     ThrottleEnd,
     /// The receive buffer has held no bytes, and nothing was sent or
     /// received, for `receive_buffer_release`: give it back to the
-    /// allocator (an idle connection then owns no receive memory). Last in
-    /// the order: it never closes the connection nor changes what the
-    /// others derive from.
+    /// allocator, with the empty transmit queue's header arena and the
+    /// empty request queues (an idle connection then owns no I/O buffers).
+    /// Last in the order: it never closes the connection nor changes what
+    /// the others derive from.
     ReleaseBuffer,
 }
 
@@ -284,6 +286,18 @@ impl Connection {
             }
             Deadline::ReleaseBuffer => {
                 self.reader.release();
+                self.transmit.release();
+                // The queues' allocations too, where empty (a few hundred
+                // bytes each, taken again by the next request).
+                if self.in_flight.is_empty() {
+                    self.in_flight = VecDeque::new();
+                }
+                if self.held.is_empty() {
+                    self.held = VecDeque::new();
+                }
+                if self.events.is_empty() {
+                    self.events = VecDeque::new();
+                }
                 // Counted from here if a read takes a buffer again without
                 // traffic (a read that would block): the next release is a
                 // period later, never this instant again.
@@ -313,16 +327,17 @@ impl Connection {
         earliest
     }
 
-    /// When the empty receive buffer is given back: `receive_buffer_release`
+    /// When the empty buffers are given back: `receive_buffer_release`
     /// after the last traffic (or the last release, if a read took a buffer
     /// since without receiving anything), while the connection is open and
-    /// the buffer holds memory but no bytes and no read window is open.
+    /// the receive buffer (no bytes, no open read window) or the transmit
+    /// queue (nothing queued) holds memory it does not need.
     #[inline(always)]
     fn release_deadline(&self) -> Option<Instant> {
         let after = self.config.receive_buffer_release?;
         // A closed connection keeps its buffer until it is dropped: closing
         // disarms every kind.
-        if self.is_closed() || !self.reader.releasable() {
+        if self.is_closed() || !(self.reader.releasable() || self.transmit.releasable()) {
             return None;
         }
         let since = match self.buffer_released_at {
