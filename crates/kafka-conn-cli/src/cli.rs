@@ -52,7 +52,8 @@ pub(crate) struct Cli {
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Connect to each bootstrap broker step by step (DNS, TCP, TLS,
-    /// ApiVersions, SASL, Metadata) and explain the first failure.
+    /// ApiVersions, SASL, Metadata), then to every broker the cluster
+    /// advertises, and explain the first failure of each.
     Check(CheckArgs),
     /// List, for each bootstrap broker, the APIs and versions it supports and
     /// the version kafka-conn would use.
@@ -108,6 +109,11 @@ pub(crate) struct CheckArgs {
     /// checks what the broker advertises.
     #[arg(long, conflicts_with = "roundtrip")]
     pub(crate) no_metadata: bool,
+    /// Check the bootstrap brokers only, not every broker the cluster
+    /// advertises in its Metadata (what clients connect to after
+    /// bootstrapping).
+    #[arg(long)]
+    pub(crate) bootstrap_only: bool,
     /// Check again every INTERVAL (e.g. `5s`, `1m`) and print only what
     /// changed, with timestamps, until interrupted (Ctrl-C, SIGTERM). Exit
     /// status: that of the last check.
