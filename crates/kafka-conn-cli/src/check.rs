@@ -6,8 +6,8 @@ use crate::output::outln;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
+use kafka_conn_tokio::{AttemptOutcome, Progress, ProxyInfo, TcpAttempt};
 use kafka_conn_tokio::{Client, ConnectError, ConnectInfo, Timings};
-use kafka_conn_tokio::{Progress, TcpAttempt};
 use serde::Serialize;
 
 use crate::cli::{CheckArgs, SecurityProtocol};
@@ -136,6 +136,7 @@ fn step_time(s: Step, t: &Timings) -> Option<Duration> {
     match s {
         Step::Dns => t.resolve,
         Step::Tcp => t.tcp,
+        Step::Proxy => t.proxy,
         Step::Tls => t.tls,
         Step::ApiVersions => t.api_versions,
         Step::Sasl => t.sasl,
@@ -172,6 +173,11 @@ pub(crate) struct BrokerReport {
     timings_ms: Option<TimingsReport>,
     pub(crate) warnings: Vec<String>,
     pub(crate) error: Option<Diagnosis>,
+    /// Every TCP attempt of the Happy Eyeballs race (RFC 8305), in the
+    /// order started; to the proxy when there is one.
+    attempts: Vec<AttemptReport>,
+    /// The proxy's tunnel, when connected through one.
+    proxy: Option<ProxyReport>,
     /// Whether kconn checked it because it is in the bootstrap list.
     pub(crate) bootstrap: bool,
     /// Whether the cluster advertises it (at exactly this `host:port`).
@@ -202,6 +208,8 @@ impl BrokerReport {
             timings_ms: None,
             warnings: Vec::new(),
             error: None,
+            attempts: Vec::new(),
+            proxy: None,
             bootstrap: false,
             advertised: false,
             node_id: None,
@@ -222,6 +230,51 @@ impl BrokerReport {
             .find(|r| r.step == s && r.status == Status::Ok)
             .and_then(|r| r.ms)
     }
+}
+
+/// One TCP connect attempt.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct AttemptReport {
+    address: SocketAddr,
+    /// When it started, from the first attempt's start.
+    started_ms: f64,
+    /// How long it ran.
+    ms: f64,
+    /// `connected`, `refused`, `timed_out`, `failed` or `cancelled`.
+    outcome: &'static str,
+    /// In words.
+    reason: String,
+}
+
+impl From<&TcpAttempt> for AttemptReport {
+    fn from(a: &TcpAttempt) -> Self {
+        Self {
+            address: a.addr,
+            started_ms: ms(a.started),
+            ms: ms(a.took),
+            outcome: match a.outcome {
+                AttemptOutcome::Connected => "connected",
+                AttemptOutcome::Refused => "refused",
+                AttemptOutcome::TimedOut => "timed_out",
+                AttemptOutcome::Cancelled => "cancelled",
+                _ => "failed",
+            },
+            reason: a.reason.clone(),
+        }
+    }
+}
+
+/// The tunnel through a proxy.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct ProxyReport {
+    /// The proxy's URL, the password masked.
+    proxy: String,
+    /// What the proxy was asked to connect to.
+    target: String,
+    /// The proxy's side of the tunnel, when it said.
+    bound: Option<String>,
+    /// The proxy's handshake.
+    ms: Option<f64>,
 }
 
 /// One broker the cluster advertises, and how its check went: a row of
@@ -678,6 +731,7 @@ async fn check_broker(
                 );
                 report.steps = Step::ALL
                     .iter()
+                    .filter(|&&s| s != Step::Proxy || settings.dial.proxy.is_some())
                     .map(|&s| {
                         if s == Step::Dns {
                             step(s, Status::Failed, None, vec![d.problem.clone()])
@@ -763,6 +817,10 @@ async fn check_broker(
 /// Kafka connection problem is a broker advertising an address that only
 /// works where the broker runs (`advertised.listeners`).
 fn unreachable_advertised(d: &mut Diagnosis, b: &AdvertisedBroker) {
+    if d.kind.starts_with("proxy_") {
+        // The proxy failed, not the broker's address.
+        return;
+    }
     let what = match d.step {
         Step::Dns => "which does not resolve from here",
         Step::Tcp => "which is unreachable from here",
@@ -832,10 +890,22 @@ fn fail(
         report.address = p.address;
         report.resolved.clone_from(&p.resolved);
         report.timings_ms = Some(TimingsReport::from(&p.timings));
+        report.attempts = p.attempts.iter().map(AttemptReport::from).collect();
+        report.proxy = p.proxy.as_ref().map(|i| ProxyReport {
+            proxy: i.proxy.clone(),
+            target: i.target.clone(),
+            bound: i.bound.clone(),
+            ms: p.timings.proxy.map(ms),
+        });
     }
     let timings = progress.map(|p| p.timings).unwrap_or_default();
     let mut before = Duration::ZERO;
-    for s in Step::ALL {
+    // The proxy step exists only with a proxy.
+    let with_proxy = settings.dial.proxy.is_some();
+    for s in Step::ALL
+        .into_iter()
+        .filter(|&s| s != Step::Proxy || with_proxy)
+    {
         let skipped = skipped_reason(settings, s);
         let r = if s < diagnosis.step {
             match skipped {
@@ -850,7 +920,7 @@ fn fail(
                         s,
                         Status::Ok,
                         took.map(ms),
-                        passed_detail(s, broker, progress),
+                        passed_detail(s, broker, progress, settings.dial.proxy.as_ref()),
                     )
                 }
             }
@@ -896,41 +966,102 @@ fn attempt_line(a: &TcpAttempt) -> String {
 }
 
 /// What a step that passed before a failure found.
-fn passed_detail(s: Step, broker: &str, progress: Option<&Progress>) -> Vec<String> {
-    let host = host_of(broker);
+fn passed_detail(
+    s: Step,
+    broker: &str,
+    progress: Option<&Progress>,
+    proxy: Option<&kafka_conn_tokio::Proxy>,
+) -> Vec<String> {
+    let (host, of_proxy) = dns_host(broker, proxy);
     match (s, progress) {
         (Step::Dns, _) if host.parse::<IpAddr>().is_ok() => {
-            vec![format!("{host} is an IP address: no lookup")]
+            vec![format!("{host}{of_proxy} is an IP address: no lookup")]
         }
-        (Step::Dns, Some(p)) => vec![resolved_line(host, &p.resolved)],
+        (Step::Dns, Some(p)) => vec![format!("{}{of_proxy}", resolved_line(host, &p.resolved))],
         (Step::Dns, None) => vec![format!("{host} resolved")],
         (Step::Tcp, Some(p)) => tcp_lines(
             p.address
                 .map_or_else(|| broker.to_owned(), |a| a.to_string()),
-            &p.failed_attempts,
+            &p.attempts,
+            proxy.is_some(),
         ),
+        (Step::Proxy, Some(p)) => p.proxy.iter().map(proxy_line).collect(),
         (Step::Tcp, None) => vec![format!("connected to {broker}")],
         (Step::ApiVersions, _) => vec!["negotiated".to_owned()],
         _ => Vec::new(),
     }
 }
 
+/// The host the DNS step looks up: the broker's, or the proxy's when
+/// there is one (the broker's name then goes to the proxy, or is resolved
+/// with the tunnel's request), with the words saying which.
+fn dns_host<'a>(
+    broker: &'a str,
+    proxy: Option<&'a kafka_conn_tokio::Proxy>,
+) -> (&'a str, &'static str) {
+    match proxy {
+        Some(p) => (host_of(p.address()), " (the proxy)"),
+        None => (host_of(broker), ""),
+    }
+}
+
 fn resolved_line(host: &str, resolved: &[SocketAddr]) -> String {
-    let list: Vec<String> = resolved.iter().map(|a| a.ip().to_string()).collect();
+    // Ports only when they differ (a --resolve entry with its own port).
+    let one_port = resolved.windows(2).all(|w| w[0].port() == w[1].port());
+    let list: Vec<String> = resolved
+        .iter()
+        .map(|a| {
+            if one_port {
+                a.ip().to_string()
+            } else {
+                a.to_string()
+            }
+        })
+        .collect();
     format!("{host} → {}", list.join(", "))
 }
 
-fn tcp_lines(connected: String, failed_first: &[TcpAttempt]) -> Vec<String> {
-    let mut lines = vec![format!("connected to {connected}")];
-    for a in failed_first {
+/// The TCP step's lines: the address that connected and, when several
+/// were raced (RFC 8305 Happy Eyeballs), each attempt: when it started,
+/// how long it ran and how it ended. `proxied`: the connection is to a proxy.
+fn tcp_lines(connected: String, attempts: &[TcpAttempt], proxied: bool) -> Vec<String> {
+    let to = if proxied { "the proxy at " } else { "" };
+    if attempts.len() < 2 {
+        return vec![format!("connected to {to}{connected}")];
+    }
+    let mut lines = vec![format!(
+        "connected to {to}{connected}: won the race of {} addresses (Happy Eyeballs)",
+        attempts.len()
+    )];
+    let width = attempts
+        .iter()
+        .map(|a| a.addr.to_string().len())
+        .max()
+        .unwrap_or(0);
+    for a in attempts {
         lines.push(format!(
-            "{} failed first: {} (after {})",
-            a.addr,
+            "{:<width$}  started +{:<9}  {} after {}",
+            a.addr.to_string(),
+            human(a.started),
             a.reason,
             human(a.took)
         ));
     }
     lines
+}
+
+/// The proxy step's line.
+fn proxy_line(p: &ProxyInfo) -> String {
+    format!(
+        "tunnel through {} to {}{}",
+        p.proxy,
+        p.target,
+        p.bound
+            .as_ref()
+            // microsocks and others leave BND.ADDR unset.
+            .filter(|b| !b.starts_with("0.0.0.0:") && !b.starts_with("[::]:"))
+            .map_or(String::new(), |b| format!(" (the proxy's side: {b})"))
+    )
 }
 
 fn certificate_lines(c: &CertificateReport) -> Vec<String> {
@@ -967,19 +1098,38 @@ fn connected_steps(
     report.resolved = info.resolved.clone();
     report.timings_ms = Some(TimingsReport::from(&t));
 
-    let host = host_of(broker);
+    let (host, of_proxy) = dns_host(broker, settings.dial.proxy.as_ref());
     let dns = if host.parse::<IpAddr>().is_ok() {
-        format!("{host} is an IP address: no lookup")
+        format!("{host}{of_proxy} is an IP address: no lookup")
     } else {
-        resolved_line(host, &info.resolved)
+        format!("{}{of_proxy}", resolved_line(host, &info.resolved))
     };
     report
         .steps
         .push(step(Step::Dns, Status::Ok, t.resolve.map(ms), vec![dns]));
-    let tcp = tcp_lines(info.address.to_string(), &info.failed_attempts);
+    let tcp = tcp_lines(
+        info.address.to_string(),
+        &info.attempts,
+        info.proxy.is_some(),
+    );
     report
         .steps
         .push(step(Step::Tcp, Status::Ok, t.tcp.map(ms), tcp));
+    report.attempts = info.attempts.iter().map(AttemptReport::from).collect();
+    if let Some(p) = &info.proxy {
+        report.proxy = Some(ProxyReport {
+            proxy: p.proxy.clone(),
+            target: p.target.clone(),
+            bound: p.bound.clone(),
+            ms: t.proxy.map(ms),
+        });
+        report.steps.push(step(
+            Step::Proxy,
+            Status::Ok,
+            t.proxy.map(ms),
+            vec![proxy_line(p)],
+        ));
+    }
 
     match &info.tls {
         Some(tls) => {
@@ -1188,6 +1338,9 @@ async fn metadata_step(
                 .map_or(String::new(), |r| format!(" (rack {r})"))
         ));
     }
+    // Through a proxy, the address connected to is the proxy's: nothing
+    // to compare with what the cluster advertises.
+    let advertised_warnings = advertised_warnings.filter(|_| client.info().proxy.is_none());
     if let Some(resolve) = advertised_warnings {
         report.warnings.extend(
             advertised_warnings_of(&summary, client.info().address, settings.timeout, resolve)
@@ -1300,9 +1453,15 @@ pub(crate) fn print_text(settings: &Settings, r: &BrokerReport, rt: Option<&Roun
     match &r.error {
         Some(d) => outln!("✗ {}", d.line()),
         None => outln!(
-            "✓ {} is ready for {} clients",
-            r.address.map_or(r.broker.clone(), |a| a.to_string()),
-            settings.protocol
+            "✓ {} is ready for {} clients{}",
+            match (r.address, &r.proxy) {
+                (Some(a), None) => a.to_string(),
+                _ => r.broker.clone(),
+            },
+            settings.protocol,
+            r.proxy
+                .as_ref()
+                .map_or(String::new(), |p| format!(" (through {})", p.proxy))
         ),
     }
     if let Some(rt) = rt {
