@@ -499,7 +499,7 @@ pub(crate) async fn check_all(
 
 /// `host:port` of an advertised broker, as a client would dial it (an
 /// IPv6 literal in brackets).
-fn advertised_address(b: &AdvertisedBroker) -> String {
+pub(crate) fn advertised_address(b: &AdvertisedBroker) -> String {
     if b.host.contains(':') && !b.host.starts_with('[') {
         format!("[{}]:{}", b.host, b.port)
     } else {

@@ -55,9 +55,10 @@ pub(crate) enum Command {
     /// ApiVersions, SASL, Metadata), then to every broker the cluster
     /// advertises, and explain the first failure of each.
     Check(CheckArgs),
-    /// List, for each bootstrap broker, the APIs and versions it supports and
-    /// the version kafka-conn would use.
-    ApiVersions,
+    /// List, for each broker (the bootstrap brokers, then every broker the
+    /// cluster advertises), the APIs and versions it supports and the
+    /// version kafka-conn would use.
+    ApiVersions(ApiVersionsArgs),
     /// Measure ApiVersions round trips on one connection.
     Ping(PingArgs),
     /// Pipeline many requests on one connection and measure throughput and latency.
@@ -75,7 +76,7 @@ impl Command {
     pub(crate) fn name(&self) -> &'static str {
         match self {
             Command::Check(_) => "check",
-            Command::ApiVersions => "api-versions",
+            Command::ApiVersions(_) => "api-versions",
             Command::Ping(_) => "ping",
             Command::Bench(_) => "bench",
             Command::Errcode(_) => "errcode",
@@ -130,6 +131,18 @@ pub(crate) struct CheckArgs {
     /// With --roundtrip: create the topic (1 partition) if it does not exist.
     #[arg(long, requires = "roundtrip")]
     pub(crate) create_topic: bool,
+}
+
+/// Options of `kconn api-versions`.
+#[derive(Debug, Args)]
+pub(crate) struct ApiVersionsArgs {
+    /// Guess each broker's Apache Kafka release from its API version
+    /// ranges (exact, close, newer than kconn knows, or no good match).
+    #[arg(long)]
+    pub(crate) probe_version: bool,
+    /// Only the bootstrap brokers, not every broker the cluster advertises.
+    #[arg(long)]
+    pub(crate) bootstrap_only: bool,
 }
 
 /// Options of `kconn ping`.

@@ -364,3 +364,55 @@ fn tansu_over_tls_mtls_and_sasl_every_advertised_broker_is_checked() {
     );
     assert_eq!(r["brokers"][1]["sasl"]["mechanism"], "SCRAM-SHA-512");
 }
+
+#[test]
+fn api_versions_lists_every_advertised_broker_and_guesses_releases() {
+    let Some(mock) = MockCluster::start(3) else {
+        return;
+    };
+    let (report, code) = json(&["api-versions", "-b", &mock.address(1)]);
+    assert_eq!(code, Some(0), "{report:#}");
+    let brokers = report["brokers"].as_array().unwrap();
+    assert_eq!(brokers.len(), 3, "{report:#}");
+    for (i, b) in brokers.iter().enumerate() {
+        let id = i as i64 + 1;
+        assert_eq!(b["broker"], mock.address(id as i32).as_str());
+        assert_eq!(b["node_id"], id);
+        assert_eq!(b["advertised"], true);
+        assert_eq!(b["bootstrap"], i == 0);
+        assert!(b["apis"].as_array().unwrap().len() > 10, "{b}");
+        assert!(b["release_guess"].is_null(), "only with --probe-version");
+    }
+    let out = kconn(&["api-versions", "-b", &mock.address(1)]);
+    let text = stdout(&out);
+    assert!(
+        text.contains(&format!(
+            "{} (broker 3, advertised) · ApiVersions v",
+            mock.address(3)
+        )),
+        "{text}"
+    );
+    assert!(text.contains("[usable: "), "{text}");
+
+    let (report, _) = json(&["api-versions", "-b", &mock.address(1), "--bootstrap-only"]);
+    assert_eq!(report["brokers"].as_array().unwrap().len(), 1);
+
+    // librdkafka's mock advertises a mix no Apache Kafka release has (its
+    // own API versions): the guess says so, with the closest release.
+    // (No Apache Kafka broker runs here: the exact guesses are unit tests
+    // over the release table.)
+    let (report, code) = json(&["api-versions", "-b", &mock.address(1), "--probe-version"]);
+    assert_eq!(code, Some(0));
+    for b in report["brokers"].as_array().unwrap() {
+        let g = &b["release_guess"];
+        assert_eq!(g["confidence"], "poor", "{g}");
+        assert!(g["matching"].as_u64().unwrap() < g["compared"].as_u64().unwrap());
+        assert!(!g["differences"].as_array().unwrap().is_empty(), "{g}");
+    }
+    let out = kconn(&["api-versions", "-b", &mock.address(1), "--probe-version"]);
+    assert!(
+        stdout(&out).contains("  release: no Apache Kafka release matches well (the closest is "),
+        "{}",
+        stdout(&out)
+    );
+}
