@@ -175,6 +175,9 @@ pub struct Connection {
     negotiation: Negotiation,
     handshake_deadline: Option<Instant>,
     last_activity: Instant,
+    /// When the receive buffer was last given back (see
+    /// `Deadline::ReleaseBuffer`).
+    buffer_released_at: Option<Instant>,
     close_reason: Option<CloseReason>,
     auth: Option<Exchange>,
     session: Option<Session>,
@@ -206,6 +209,7 @@ impl Connection {
             negotiation: Negotiation::default(),
             handshake_deadline: Some(later(now, config.handshake_timeout)),
             last_activity: now,
+            buffer_released_at: None,
             close_reason: None,
             auth: None,
             session: None,
@@ -310,9 +314,12 @@ impl Connection {
     }
 
     /// Takes `n` bytes read into the last [`Connection::recv_buf`]. `n == 0`
-    /// is not end of stream: call [`Connection::handle_eof`] for that.
+    /// is not end of stream (call [`Connection::handle_eof`] for that) but a
+    /// read that found nothing (would block): it closes the window, so that
+    /// an idle connection's empty buffer can be given back (see
+    /// [`Config::with_receive_buffer_release`]).
     pub fn recv_commit(&mut self, n: usize, now: Instant) {
-        if self.is_closed() {
+        if self.is_closed() || n == 0 {
             self.reader.commit(0);
             return;
         }

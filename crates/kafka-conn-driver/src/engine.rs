@@ -286,14 +286,20 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Engine<R, S> {
     ///
     /// After a read that did not fill its window the socket is most likely
     /// drained, and the next read is only a probe that ends `Pending` (which
-    /// registers our waker). The core zero-fills every window it hands out
+    /// registers our waker); so is the first read of a connection that holds
+    /// no receive buffer (before the first read, or idle after giving it
+    /// back). The core zero-fills every window it hands out
     /// (safe Rust), 16-64 KiB on a connection with large responses, so the
     /// probe reads into [`PROBE`] bytes on the stack instead; whatever it
     /// does find goes to the core by copy, and reading goes on in the
     /// core's buffer.
     fn poll_read(&mut self, out: &mut impl Outcomes) -> bool {
         let mut progress = false;
-        let mut probe = false;
+        // A connection that gave its receive buffer back (idle, see
+        // `Config::with_receive_buffer_release`) probes first too: a
+        // wake-up with nothing to read then takes no buffer, and one with
+        // bytes hands the first to the core, which takes a small buffer.
+        let mut probe = self.conn.receive_buffer_capacity() == 0;
         let mut small = [0u8; PROBE];
         for _ in 0..TURN_BUDGET {
             let Some(io) = self.io.as_mut().filter(|_| !self.conn.is_closed()) else {
@@ -329,6 +335,13 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Engine<R, S> {
                     self.conn.handle_io_error(e.kind(), e.to_string(), now())
                 }
                 Poll::Pending => {
+                    if !probe {
+                        // Close the core's window (nothing was read): an
+                        // open one would keep an idle connection's empty
+                        // buffer from being given back
+                        // (`Config::with_receive_buffer_release`).
+                        self.conn.recv_commit(0, now());
+                    }
                     self.read_blocked = true;
                     break;
                 }
