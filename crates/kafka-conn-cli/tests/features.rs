@@ -340,6 +340,44 @@ mod msk {
         let out = kconn_env(&args, &env);
         assert!(!stdout(&out).contains("kconn-test-secret-access-key"));
 
+        // The Java client's keys (Amazon's aws-msk-iam-auth library), with
+        // a profile from the shared credentials file.
+        let credentials = dir.file(
+            "credentials",
+            format!("[kconn-test]\naws_access_key_id = {KEY_ID}\naws_secret_access_key = kconn-profile-secret\n"),
+        );
+        let file = dir.file(
+            "client.properties",
+            format!(
+                "bootstrap.servers={}\nsecurity.protocol=SASL_PLAINTEXT\nsasl.mechanism=AWS_MSK_IAM\n\
+                 sasl.jaas.config=software.amazon.msk.auth.iam.IAMLoginModule required awsProfileName=\"kconn-test\";\n\
+                 sasl.client.callback.handler.class=software.amazon.msk.auth.iam.IAMClientCallbackHandler\n",
+                sim.address()
+            ),
+        );
+        let (report, code) = json_env(
+            &[
+                "check",
+                "-F",
+                &file,
+                "--aws-region",
+                "eu-west-3",
+                "--no-metadata",
+            ],
+            &[
+                ("AWS_ACCESS_KEY_ID", ""),
+                ("AWS_SECRET_ACCESS_KEY", ""),
+                ("AWS_SHARED_CREDENTIALS_FILE", &credentials),
+            ],
+        );
+        assert_eq!(code, Some(0), "{report:#}");
+        assert!(
+            report["config"]["unused"].as_array().unwrap().is_empty(),
+            "{report:#}"
+        );
+        assert!(!report.to_string().contains("kconn-profile-secret"));
+        assert_eq!(sim.received().len(), 3);
+
         // No credentials anywhere: said before anything reaches the broker.
         let (report, code) = json_env(
             &args,
@@ -359,8 +397,8 @@ mod msk {
         );
         assert_eq!(
             sim.received().len(),
-            2,
-            "the two runs that passed; nothing from the failed one"
+            3,
+            "the three runs that passed; nothing from the failed one"
         );
     }
 }
