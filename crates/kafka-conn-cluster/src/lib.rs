@@ -207,6 +207,7 @@ mod error;
 #[doc(hidden)]
 pub mod fuzz_support;
 mod ids;
+mod in_flight;
 mod metadata;
 mod output;
 mod policy;
@@ -217,6 +218,7 @@ pub use error::{
     BootstrapError, ConfigError, DialFailure, DialStep, Failure, MetadataError, RouteError,
 };
 pub use ids::{Address, ConnId, NodeId};
+pub use in_flight::{Begin, InFlight};
 pub use metadata::{
     decode_metadata, Broker, Metadata, Partition, Topic, METADATA_MAX_VERSION, REBOOTSTRAP_REQUIRED,
 };

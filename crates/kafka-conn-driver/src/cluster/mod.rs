@@ -267,7 +267,7 @@ impl<R: Runtime> Cluster<R> {
     /// they run.
     pub async fn client(&self, node: NodeId) -> Result<Client, ClusterError> {
         let lease = self.shared().lease(Target::Node(node)).await?;
-        Ok(lease.client.clone())
+        Ok(lease.conn.client.clone())
     }
 
     /// Refreshes the Metadata now (one that starts after this call; one
