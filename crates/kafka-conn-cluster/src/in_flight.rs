@@ -89,14 +89,12 @@ impl InFlight {
     /// ([`ClusterPolicy::request_drained`](crate::ClusterPolicy::request_drained)),
     /// unless the policy itself made this call.
     pub fn end(&self) -> bool {
-        // Saturating: an end without a begin (a driver's bug) must not wrap.
-        let before = self
-            .0
-            .count
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
-                Some(n.saturating_sub(1))
-            })
-            .unwrap_or(0);
+        let before = self.0.count.fetch_sub(1, Ordering::SeqCst);
+        if before == 0 {
+            // An end without a begin (a driver's bug): undo, never wrap.
+            self.0.count.fetch_add(1, Ordering::SeqCst);
+            return false;
+        }
         before == 1 && self.is_retired()
     }
 

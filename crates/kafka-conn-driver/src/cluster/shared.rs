@@ -4,7 +4,6 @@
 //! Metadata refreshes, and doing the policy's actions once the lock is
 //! released.
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::task::Poll;
@@ -19,7 +18,11 @@ use super::dial::open_connection;
 use super::error::{ClusterError, Reported};
 use super::metadata::{metadata_request, METADATA_VERSIONS};
 use super::state::{Conn, State, Work};
+use crate::error::RequestFailure;
 use crate::runtime::Runtime;
+
+/// Each node's ready connection, sorted by node.
+type ReadyTable = Vec<(NodeId, Arc<Conn>)>;
 
 /// What every handle, connection task, refresh and the timer share.
 pub(crate) struct Shared<R: Runtime> {
@@ -34,7 +37,9 @@ pub(crate) struct Shared<R: Runtime> {
     /// retires the counter when the connection stops being ready, and the
     /// request then routes through it). `None` with a connection cap: the
     /// policy's least-recently-used choice needs every use routed.
-    ready: Option<RwLock<BTreeMap<NodeId, Arc<Conn>>>>,
+    /// Sorted by node (binary search: cheaper than a B-tree's walk for the
+    /// few nodes a cluster has, and fine for thousands).
+    ready: Option<RwLock<ReadyTable>>,
 }
 
 /// A routed request: counted in flight on `conn` until dropped.
@@ -52,7 +57,7 @@ impl<R: Runtime> Shared<R> {
             .policy
             .max_connections
             .is_none()
-            .then(|| RwLock::new(BTreeMap::new()));
+            .then(|| RwLock::new(Vec::new()));
         Arc::new(Self {
             rt,
             config,
@@ -71,12 +76,14 @@ impl<R: Runtime> Shared<R> {
             let table = ready.read().unwrap_or_else(|p| p.into_inner());
             let mut want = st.ready_conns();
             table
-                .values()
-                .all(|have| want.next().is_some_and(|want| Arc::ptr_eq(have, want)))
+                .iter()
+                .all(|(_, have)| want.next().is_some_and(|want| Arc::ptr_eq(have, want)))
                 && want.next().is_none()
         };
         if !same {
-            let fresh: BTreeMap<NodeId, Arc<Conn>> = st
+            // In node order: the held connections are keyed by `ConnId`,
+            // which orders by node first.
+            let fresh: ReadyTable = st
                 .ready_conns()
                 .map(|c| (c.conn.node(), c.clone()))
                 .collect();
@@ -200,14 +207,16 @@ impl<R: Runtime> Shared<R> {
     /// The lock-free path: `node`'s ready connection from the ready table,
     /// the request counted on its `InFlight`; `None` (route through the
     /// policy) if the node has none or the policy retired it meanwhile.
-    fn counted_lease(self: &Arc<Self>, node: NodeId) -> Option<Lease<'_, R>> {
+    #[inline]
+    pub(crate) fn counted_lease(self: &Arc<Self>, node: NodeId) -> Option<Lease<'_, R>> {
         let conn = {
             let table = self
                 .ready
                 .as_ref()?
                 .read()
                 .unwrap_or_else(|p| p.into_inner());
-            table.get(&node)?.clone()
+            let i = table.binary_search_by_key(&node, |(n, _)| *n).ok()?;
+            table[i].1.clone()
         };
         match conn.in_flight.try_begin() {
             Begin::Begun => Some(Lease {
@@ -281,16 +290,21 @@ impl<R: Runtime> Shared<R> {
 impl<R: Runtime> Lease<'_, R> {
     /// Sends `request` on the leased connection.
     pub(crate) async fn send(&self, request: Request) -> Result<Response, ClusterError> {
-        self.conn.client.send(request).await.map_err(|failure| {
-            if let Some(reason) = failure.close_reason() {
-                self.closed(reason.clone());
-            }
-            ClusterError::Request {
-                node: self.conn.conn.node(),
-                address: self.conn.address.clone(),
-                failure,
-            }
-        })
+        let result = self.conn.client.send(request).await;
+        result.map_err(|failure| self.failed(failure))
+    }
+
+    /// The error for a request that failed on the leased connection (and,
+    /// if it found the connection closed, the policy told at once).
+    pub(crate) fn failed(&self, failure: RequestFailure) -> ClusterError {
+        if let Some(reason) = failure.close_reason() {
+            self.closed(reason.clone());
+        }
+        ClusterError::Request {
+            node: self.conn.conn.node(),
+            address: self.conn.address.clone(),
+            failure,
+        }
     }
 
     /// The request found the connection closed: tell the policy now rather
