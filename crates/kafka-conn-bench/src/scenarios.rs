@@ -338,10 +338,11 @@ fn tokio_rt() -> Result<tokio::runtime::Runtime, String> {
 
 type Measured = (usize, (u64, u64), (u64, u64));
 
-/// Lets the runtime settle (tasks finish their first turns, freed memory
-/// goes back) before reading the RSS.
+/// Lets the connections idle past the core's receive-buffer release (1 s
+/// by default: an idle connection gives its buffers back) and the runtime
+/// settle before reading the RSS.
 async fn settle<R: Runtime>(rt: &R) {
-    sleep(rt, Duration::from_millis(300)).await;
+    sleep(rt, Duration::from_millis(1500)).await;
 }
 
 /// `n` `Client`s to `addr`, after one warm-up client.
