@@ -1262,6 +1262,12 @@ impl Tracker {
                     );
                     assert_eq!(t.outcomes, 0, "second outcome for {id}");
                     assert_eq!((r.api_key, r.api_version), (t.api_key, t.api_version));
+                    // Sizes on the wire: a size prefix and a correlation id at least.
+                    assert!(
+                        r.response_bytes as usize >= r.body.len() + 8,
+                        "response size"
+                    );
+                    assert!(r.request_bytes as usize >= 4 + 8, "request size");
                     if self.trusted {
                         if let Some(b) = &t.expected_body {
                             assert_eq!(&r.body, b, "response body for {id}");
@@ -1272,6 +1278,7 @@ impl Tracker {
                 }
                 Event::RequestFailed {
                     correlation_id,
+                    api_key,
                     error,
                 } => {
                     let id = correlation_id.0;
@@ -1280,6 +1287,7 @@ impl Tracker {
                         .get_mut(&id)
                         .unwrap_or_else(|| panic!("failure of unknown id {id}: {error}"));
                     assert_eq!(t.outcomes, 0, "second outcome for {id}: {error}");
+                    assert_eq!(api_key, t.api_key, "failure of {id} names its API");
                     t.outcomes += 1;
                 }
                 Event::Ready { .. } => {
@@ -1292,6 +1300,12 @@ impl Tracker {
                     self.sessions += 1;
                 }
                 Event::CredentialRequired(req) => self.credential_requests.push(req),
+                Event::Throttled { throttle_time, .. } => {
+                    assert!(
+                        !throttle_time.is_zero(),
+                        "a throttle event without a throttle"
+                    );
+                }
                 Event::Closed(reason) => {
                     assert_eq!(Some(&reason), conn.close_reason());
                     self.closed = Some(reason);

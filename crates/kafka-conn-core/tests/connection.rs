@@ -216,7 +216,7 @@ fn timed_out_request_keeps_its_slot_and_its_late_response_is_dropped() {
     p.advance(Duration::from_millis(1));
     assert!(matches!(
         p.take_events().as_slice(),
-        [Event::RequestFailed { correlation_id, error: RequestError::TimedOut(d) }]
+        [Event::RequestFailed { correlation_id, error: RequestError::TimedOut(d), .. }]
             if *correlation_id == id && *d == Duration::from_secs(5)
     ));
     // The slot stays; the late response is read and dropped.
@@ -320,6 +320,7 @@ fn out_of_sync_ids_close_and_fail_every_pending_request() {
             Event::RequestFailed {
                 correlation_id,
                 error: RequestError::ConnectionClosed(_),
+                ..
             } => Some(*correlation_id),
             _ => None,
         })
@@ -622,7 +623,7 @@ fn huge_durations_saturate_instead_of_panicking() {
     assert!(!p.conn.is_closed(), "{:?}", p.events);
     assert!(matches!(
         &p.events[..],
-        [Event::RequestFailed { correlation_id, error: RequestError::TimedOut(_) }] if *correlation_id == held
+        [Event::RequestFailed { correlation_id, error: RequestError::TimedOut(_), .. }] if *correlation_id == held
     ));
 }
 
@@ -651,7 +652,7 @@ fn a_timed_out_request_behind_a_waiting_one_does_not_make_poll_timeout_spin() {
     assert!(p.advance_to_timeout());
     assert!(matches!(
         &p.events[..],
-        [Event::RequestFailed { correlation_id, error: RequestError::TimedOut(_) }] if *correlation_id == quick
+        [Event::RequestFailed { correlation_id, error: RequestError::TimedOut(_), .. }] if *correlation_id == quick
     ));
     // Next: the slow request's own deadline, not the quick one's grace.
     assert_eq!(
@@ -731,7 +732,7 @@ fn a_held_request_refused_after_a_long_throttle_leaves_no_deadline_in_the_past()
     assert!(
         matches!(
             &p.events[0],
-            Event::RequestFailed { correlation_id, error: RequestError::Unsupported(_) } if *correlation_id == held
+            Event::RequestFailed { correlation_id, error: RequestError::Unsupported(_), .. } if *correlation_id == held
         ),
         "{:?}",
         p.events
@@ -763,7 +764,7 @@ fn the_default_request_timeout_is_40_seconds() {
     p.advance(Duration::from_millis(1));
     assert!(matches!(
         p.take_events().as_slice(),
-        [Event::RequestFailed { correlation_id, error: RequestError::TimedOut(d) }]
+        [Event::RequestFailed { correlation_id, error: RequestError::TimedOut(d), .. }]
             if *correlation_id == id && *d == Duration::from_secs(40)
     ));
 }
@@ -893,4 +894,72 @@ fn an_idle_connection_gives_its_receive_buffer_back_and_reads_on() {
     let capacity = p.conn.receive_buffer_capacity();
     p.advance(Duration::from_secs(500));
     assert_eq!(p.conn.receive_buffer_capacity(), capacity);
+}
+
+/// What drivers report to observers (metrics, hooks): each response's
+/// sizes on the wire, the API of a failed request, the broker's throttle
+/// time whether or not the client waits it out.
+#[test]
+fn responses_carry_wire_sizes_failures_their_api_and_throttles_an_event() {
+    let config = Config::new()
+        .with_client_id(Some("obs"))
+        .with_request_timeout(Duration::from_secs(5));
+    let mut p = ready_pair(config.clone(), SimBroker::echo());
+    let id = p.conn.send_request(metadata(b"hello"), p.now).unwrap();
+    p.drive();
+    let events = p.take_events();
+    let [Event::Response(r)] = events.as_slice() else {
+        panic!("{events:?}")
+    };
+    assert_eq!(r.correlation_id, id);
+    // Request: size (4) + api key, version, correlation id (8) + client id
+    // "obs" (2 + 3) + body (5); Metadata v1 has header v1.
+    assert_eq!(r.request_bytes, 4 + 8 + 5 + 5);
+    // Response: size (4) + correlation id (4, header v0) + the echoed body.
+    assert_eq!(r.response_bytes, 4 + 4 + 5);
+
+    let mut p = ready_pair(config, silent_broker());
+    let produce = Request::new(ApiKey::PRODUCE, 3, Bytes::from_static(b"p"));
+    let id = p.conn.send_request(produce, p.now).unwrap();
+    p.drive();
+    p.advance(Duration::from_secs(5));
+    assert!(matches!(
+        p.take_events().as_slice(),
+        [Event::RequestFailed { correlation_id, api_key: ApiKey::PRODUCE, error: RequestError::TimedOut(_) }]
+            if *correlation_id == id
+    ));
+    // Metadata v6+ asks the client to wait (KIP-219); v5 was delayed by the broker.
+    assert_eq!(
+        p.conn.handle_throttle_time(ApiKey::METADATA, 6, 250, p.now),
+        Some(Duration::from_millis(250))
+    );
+    assert_eq!(
+        p.conn.handle_throttle_time(ApiKey::METADATA, 5, 40, p.now),
+        None
+    );
+    assert_eq!(
+        p.conn.handle_throttle_time(ApiKey::METADATA, 6, 0, p.now),
+        None
+    );
+    p.drive();
+    let throttles: Vec<_> = p
+        .take_events()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Throttled {
+                api_key,
+                api_version,
+                throttle_time,
+                applied,
+            } => Some((api_key, api_version, throttle_time, applied)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        throttles,
+        [
+            (ApiKey::METADATA, 6, Duration::from_millis(250), true),
+            (ApiKey::METADATA, 5, Duration::from_millis(40), false),
+        ]
+    );
 }

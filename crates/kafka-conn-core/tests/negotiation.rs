@@ -258,6 +258,7 @@ fn unsupported_versions_are_refused_with_a_clear_error() {
         Event::RequestFailed {
             correlation_id,
             error: RequestError::Unsupported(e),
+            ..
         } if *correlation_id == early => Some(e.clone()),
         _ => None,
     });

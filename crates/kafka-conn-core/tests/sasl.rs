@@ -227,7 +227,7 @@ fn wrong_password_surfaces_the_brokers_message() {
     // The held request is not lost silently.
     assert!(p.events.iter().any(|e| matches!(
         e,
-        Event::RequestFailed { correlation_id, error: RequestError::ConnectionClosed(CloseReason::AuthFailed(_)) } if *correlation_id == id
+        Event::RequestFailed { correlation_id, error: RequestError::ConnectionClosed(CloseReason::AuthFailed(_)), .. } if *correlation_id == id
     )));
 }
 

@@ -13,6 +13,7 @@ use kafka_conn_core::Config;
 use crate::addresses::{AddressFamily, DnsCache};
 use crate::credentials::{CallbackError, CredentialProvider, Credentials};
 use crate::dial::DialConfig;
+use crate::observe::{ObserveConfig, Observer};
 use crate::proxy::Proxy;
 use crate::socket::Keepalive;
 use crate::tls::TlsConfig;
@@ -30,6 +31,7 @@ pub struct ConnectConfig {
     pub(crate) connect_timeout: Duration,
     pub(crate) credentials: Credentials,
     pub(crate) dial: DialConfig,
+    pub(crate) observe: ObserveConfig,
 }
 
 impl Default for ConnectConfig {
@@ -54,7 +56,31 @@ impl ConnectConfig {
             connect_timeout: Duration::from_secs(10),
             credentials: Credentials::default(),
             dial: DialConfig::default(),
+            observe: ObserveConfig::default(),
         }
+    }
+
+    /// Tells `observer` what every connection made with this configuration
+    /// (and its clones, including a [`Cluster`](crate::Cluster)'s) does:
+    /// connects with the time of each step, connect failures, disconnects
+    /// with the typed close reason, each response's API, version, sizes and
+    /// latency, failed requests, throttles, re-authentications. Replaces an
+    /// observer set before; two observe together as `Arc::new((a, b))`.
+    /// Without one (the default) the cost is one branch per event. See
+    /// [`Observer`] and `docs/metrics.md`.
+    #[must_use]
+    pub fn with_observer(mut self, observer: Arc<dyn Observer>) -> Self {
+        self.observe.observer = Some(observer);
+        self
+    }
+
+    /// The broker's node id, for an observer's events (metrics label
+    /// their series with it) and the connection's `tracing` span. A
+    /// [`Cluster`](crate::Cluster) sets it for each node it dials.
+    #[must_use]
+    pub fn with_node_id(mut self, node_id: crate::NodeId) -> Self {
+        self.observe.node_id = Some(node_id);
+        self
     }
 
     /// Speak TLS: SSL, or SASL_SSL when the core config has SASL.

@@ -24,6 +24,7 @@ use kafka_conn_core::{
 };
 
 use crate::credentials::{CallbackError, CredentialContext, Credentials, Unanswered};
+use crate::observe::{close_reason_label, Observing};
 use crate::runtime::{BoxFuture, Runtime};
 
 /// How many slices one vectored write gathers.
@@ -97,6 +98,8 @@ pub(crate) struct Engine<R: Runtime, S> {
     read_waker_handle: Waker,
     forwarding_to: Option<Waker>,
     pub(crate) closed: Option<CloseReason>,
+    /// The application's observer, if any (`None`: one branch per event).
+    observing: Option<Observing>,
 }
 
 impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Engine<R, S> {
@@ -126,7 +129,14 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Engine<R, S> {
             read_waker_handle: Waker::from(read_waker),
             forwarding_to: None,
             closed: None,
+            observing: None,
         }
+    }
+
+    /// Reports what this connection does to an observer.
+    pub(crate) fn with_observing(mut self, observing: Option<Observing>) -> Self {
+        self.observing = observing;
+        self
     }
 
     /// The runtime's clock: every `now` given to the core comes from here.
@@ -181,11 +191,17 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Engine<R, S> {
             }
             if !progress {
                 out.publish(&self.conn);
+                if let Some(o) = &mut self.observing {
+                    o.publish(&self.conn);
+                }
                 return Poll::Pending;
             }
         }
         // Still busy: let other tasks run, then continue.
         out.publish(&self.conn);
+        if let Some(o) = &mut self.observing {
+            o.publish(&self.conn);
+        }
         cx.waker().wake_by_ref();
         Poll::Pending
     }
@@ -447,14 +463,58 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Engine<R, S> {
         while let Some(event) = self.conn.poll_event() {
             if !published {
                 out.publish(&self.conn);
+                // Gauges too before any answer: a caller holding its
+                // response sees the in-flight count without it.
+                if let Some(o) = &mut self.observing {
+                    o.publish(&self.conn);
+                }
                 published = true;
             }
             match event {
-                Event::Response(response) => out.response(response),
+                Event::Response(response) => {
+                    if let Some(o) = &self.observing {
+                        o.response(&response);
+                    }
+                    tracing::trace!(
+                        name: "kafka_conn.response",
+                        api_key = response.api_key.name().unwrap_or("unknown"),
+                        api_version = response.api_version,
+                        correlation_id = response.correlation_id.0,
+                        latency_us = response.rtt.as_micros() as u64,
+                        request_bytes = response.request_bytes,
+                        response_bytes = response.response_bytes,
+                        "response"
+                    );
+                    out.response(response)
+                }
                 Event::RequestFailed {
                     correlation_id,
+                    api_key,
                     error,
-                } => out.request_failed(correlation_id, error),
+                } => {
+                    if let Some(o) = &self.observing {
+                        o.request_failed(correlation_id, api_key, &error);
+                    }
+                    tracing::debug!(
+                        name: "kafka_conn.request_failed",
+                        api_key = api_key.name().unwrap_or("unknown"),
+                        correlation_id = correlation_id.0,
+                        retriable = error.is_retriable(),
+                        %error,
+                        "request failed"
+                    );
+                    out.request_failed(correlation_id, error)
+                }
+                Event::Throttled {
+                    api_key,
+                    api_version,
+                    throttle_time,
+                    applied,
+                } => {
+                    if let Some(o) = &self.observing {
+                        o.throttled(api_key, api_version, throttle_time, applied);
+                    }
+                }
                 Event::Ready { api_versions, sasl } => {
                     tracing::info!(
                         apis = api_versions.len(),
@@ -463,6 +523,9 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Engine<R, S> {
                         sasl = sasl.as_ref().map(|s| s.mechanism.as_str()),
                         "connection ready"
                     );
+                    if let Some(o) = &mut self.observing {
+                        o.ready(self.rt.now());
+                    }
                     self.report_ready(out, Ok((api_versions, sasl)));
                 }
                 Event::CredentialRequired(request) => self.on_credential_required(request),
@@ -472,22 +535,40 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Engine<R, S> {
                         lifetime = ?session.session_lifetime,
                         "re-authenticated"
                     );
+                    if let Some(o) = &mut self.observing {
+                        o.reauthenticated(self.rt.now());
+                    }
                     out.reauthenticated(session);
                 }
                 Event::Closed(reason) => self.on_closed(out, reason),
                 other => tracing::debug!(event = ?other, "unhandled event"),
             }
         }
+        if let Some(o) = &mut self.observing {
+            let rt = &self.rt;
+            o.after_drain(&self.conn, || rt.now());
+        }
     }
 
     fn on_closed(&mut self, out: &mut impl Outcomes, reason: CloseReason) {
+        let close_reason = close_reason_label(&reason);
         if reason == CloseReason::Shutdown {
-            tracing::info!("connection closed: {reason}");
+            tracing::info!(
+                name: "kafka_conn.closed",
+                close_reason,
+                retriable = false,
+                "connection closed: {reason}"
+            );
         } else {
             tracing::warn!(
+                name: "kafka_conn.closed",
+                close_reason,
                 retriable = reason.is_retriable(),
                 "connection closed: {reason}"
             );
+        }
+        if let Some(o) = &mut self.observing {
+            o.closed(&reason, &self.conn, self.rt.now());
         }
         self.credential = None;
         self.timer = None;

@@ -229,7 +229,7 @@ impl Connection {
                     if self.held[i].deadline <= now {
                         let h = self.held.remove(i).expect("index checked");
                         let after = h.request.timeout.unwrap_or(self.config.request_timeout);
-                        self.fail_timed_out(h.id, after);
+                        self.fail_timed_out(h.id, h.request.api_key, after);
                     } else {
                         i += 1;
                     }
@@ -251,8 +251,8 @@ impl Connection {
                     slot.abandon_at = Some(later(slot.deadline, self.config.unanswered_grace));
                     if slot.owner == Owner::User {
                         slot.owner = Owner::TimedOut;
-                        let id = slot.id;
-                        self.fail_timed_out(id, after);
+                        let (id, api_key) = (slot.id, slot.api_key);
+                        self.fail_timed_out(id, api_key, after);
                     }
                 }
             }
