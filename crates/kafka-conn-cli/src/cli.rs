@@ -154,6 +154,22 @@ pub(crate) struct PingArgs {
     /// Pause between round trips (e.g. `100ms`, `1s`).
     #[arg(short, long, default_value = "0s", value_parser = parse_duration)]
     pub(crate) interval: Duration,
+    #[command(flatten)]
+    pub(crate) observe: ObserveArgs,
+}
+
+/// Watching a long `ping` or `bench` (docs/kconn.md).
+#[derive(Debug, Args)]
+pub(crate) struct ObserveArgs {
+    /// Show a progress line on stderr even when it is not a terminal (then
+    /// one line a second). On a terminal it is shown for long runs anyway.
+    #[arg(long)]
+    pub(crate) progress: bool,
+    /// Serve the connection's metrics in Prometheus' text format at
+    /// http://HOST:PORT/metrics while the command runs (the names of
+    /// docs/metrics.md). Needs kconn built with the `metrics` feature.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub(crate) metrics_addr: Option<String>,
 }
 
 /// Options of `kconn bench`.
@@ -171,6 +187,8 @@ pub(crate) struct BenchArgs {
     /// The request to send.
     #[arg(long, value_enum, default_value_t = BenchRequest::ApiVersions)]
     pub(crate) request: BenchRequest,
+    #[command(flatten)]
+    pub(crate) observe: ObserveArgs,
 }
 
 /// What `kconn bench` sends.
