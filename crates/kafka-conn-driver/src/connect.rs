@@ -8,12 +8,12 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use futures_channel::{mpsc, oneshot};
+use futures_channel::oneshot;
 use futures_io::{AsyncRead, AsyncWrite};
 use kafka_conn_core::{CloseReason, Connection, Phase, ProtocolViolation};
 use tracing::Instrument;
 
-use crate::client::{Client, Command, Shared};
+use crate::client::{Client, Handle};
 use crate::config::ConnectConfig;
 use crate::credentials::{CredentialContext, Credentials};
 use crate::dial::{open, Opened, UNSPECIFIED};
@@ -22,6 +22,7 @@ use crate::driver::Driver;
 use crate::engine::{Engine, ReadyReport};
 use crate::error::ConnectError;
 use crate::info::{ConnectInfo, Progress, TlsInfo};
+use crate::queue::Shared;
 use crate::runtime::{timeout, Runtime};
 use crate::stream::{Conduit, Stream, Transport as AnyTransport};
 use crate::tls::{capture_presented, classify_handshake_error, peer_speaks_tls};
@@ -233,13 +234,14 @@ async fn client_over<R: Runtime>(
     let handshake_start = rt.now();
     let conn = Connection::new(config.core.clone(), handshake_start)?;
     let peer = CredentialContext::for_runtime(&rt, &so_far.host, so_far.addr);
-    let (commands, shared, ready_rx) = spawn_driver(
+    let (handle, ready_rx) = spawn_driver(
         &rt,
         so_far.addr,
         conn,
         stream,
         config.credentials.clone(),
         peer,
+        config.max_queued,
     );
     // An error: the task vanished without a word (its runtime is shutting down).
     let report = ready_rx.await.unwrap_or_else(|_| ReadyReport {
@@ -248,7 +250,7 @@ async fn client_over<R: Runtime>(
         at: rt.now(),
     });
     let (tls_alert, bytes_received) = {
-        let p = shared.lock();
+        let p = handle.0.lock();
         (p.tls_alert.clone(), p.stats.bytes_received)
     };
     let info = finish_handshake(
@@ -261,7 +263,7 @@ async fn client_over<R: Runtime>(
         bytes_received,
     )
     .await?;
-    Ok(Client::new(commands, shared, info))
+    Ok(Client::new(handle, info))
 }
 
 /// Connects to a broker at `address` (`host:port`) on runtime `rt`, as
@@ -546,7 +548,8 @@ async fn tls_handshake<R: Runtime, T>(
     .await
 }
 
-/// Starts the task that owns `conn` and `stream`.
+/// Starts the task that owns `conn` and `stream`; dropping the returned
+/// handle (or the `Client` made of it) closes the connection.
 fn spawn_driver<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     rt: &R,
     addr: SocketAddr,
@@ -554,20 +557,16 @@ fn spawn_driver<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     stream: S,
     credentials: Credentials,
     peer: CredentialContext,
-) -> (
-    mpsc::UnboundedSender<Command>,
-    Arc<Shared>,
-    oneshot::Receiver<ReadyReport>,
-) {
-    let (commands, commands_rx) = mpsc::unbounded();
+    max_queued: usize,
+) -> (Handle, oneshot::Receiver<ReadyReport>) {
     let (ready_tx, ready_rx) = oneshot::channel();
-    let shared = Arc::new(Shared::default());
+    let shared = Arc::new(Shared::new(max_queued));
     let engine = Engine::new(rt.clone(), conn, stream, credentials, peer);
-    let driver = Driver::new(engine, commands_rx, shared.clone(), ready_tx);
+    let driver = Driver::new(engine, shared.clone(), ready_tx);
     rt.spawn(Box::pin(
         driver.instrument(tracing::info_span!("kafka_conn", %addr)),
     ));
-    (commands, shared, ready_rx)
+    (Handle(shared), ready_rx)
 }
 
 /// Whether the peer at `addr` completes a plaintext Kafka handshake
@@ -582,11 +581,18 @@ async fn peer_speaks_kafka<R: Runtime>(rt: &R, addr: SocketAddr, within: Duratio
         return false;
     };
     let peer = CredentialContext::for_runtime(rt, &addr.ip().to_string(), addr);
-    let (commands, _shared, ready) =
-        spawn_driver(rt, addr, conn, tcp, Credentials::default(), peer);
+    let (handle, ready) = spawn_driver(
+        rt,
+        addr,
+        conn,
+        tcp,
+        Credentials::default(),
+        peer,
+        crate::queue::DEFAULT_MAX_QUEUED,
+    );
     let spoke = matches!(ready.await, Ok(ReadyReport { result: Ok(_), .. }));
     // Dropping the only handle closes the probe connection.
-    drop(commands);
+    drop(handle);
     spoke
 }
 

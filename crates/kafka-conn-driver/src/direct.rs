@@ -70,8 +70,9 @@ pub(crate) struct Completions {
 }
 
 impl Outcomes for Completions {
-    // The caller reads the counters from the core itself, always current.
-    fn publish(&mut self, _conn: &Connection) {}
+    // The caller reads the counters from the core itself, always current,
+    // and takes completions from the queue as they come.
+    fn flush(&mut self, _conn: &Connection) {}
 
     fn response(&mut self, response: Response) {
         self.queue.push_back(Completion {

@@ -49,10 +49,12 @@ pub(crate) struct ReadyReport {
 /// Where the engine's outcomes go. Every method is called from inside the
 /// engine's poll, right after the input that caused it.
 pub(crate) trait Outcomes {
-    /// Called before the first event of a drain, and when a poll ends:
-    /// counters must be visible before any answer is (a caller holding a
-    /// response must never read stats that do not count it yet).
-    fn publish(&mut self, conn: &Connection);
+    /// Called when a poll ends (and before the handshake's end is
+    /// reported): hand the outcomes of the poll to whoever waits for them,
+    /// in one go. Counters must be visible no later than any answer is (a
+    /// caller holding a response must never read stats that do not count
+    /// it yet).
+    fn flush(&mut self, conn: &Connection);
     /// The response to request `response.correlation_id`.
     fn response(&mut self, response: Response);
     /// Request `id` failed.
@@ -180,12 +182,12 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Engine<R, S> {
                 return Poll::Ready(());
             }
             if !progress {
-                out.publish(&self.conn);
+                out.flush(&self.conn);
                 return Poll::Pending;
             }
         }
         // Still busy: let other tasks run, then continue.
-        out.publish(&self.conn);
+        out.flush(&self.conn);
         cx.waker().wake_by_ref();
         Poll::Pending
     }
@@ -418,6 +420,8 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Engine<R, S> {
     fn report_ready(&mut self, out: &mut impl Outcomes, result: ReadyResult) {
         if !self.ready_reported {
             self.ready_reported = true;
+            // `connect` reads the counters once it has the report.
+            out.flush(&self.conn);
             out.ready(ReadyReport {
                 result,
                 versions_known_at: self.versions_known_at,
@@ -430,12 +434,7 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Engine<R, S> {
     /// input to the core.
     pub(crate) fn drain_events(&mut self, out: &mut impl Outcomes) {
         self.note_negotiated();
-        let mut published = false;
         while let Some(event) = self.conn.poll_event() {
-            if !published {
-                out.publish(&self.conn);
-                published = true;
-            }
             match event {
                 Event::Response(response) => out.response(response),
                 Event::RequestFailed {

@@ -71,6 +71,7 @@ mod info;
 #[cfg(test)]
 mod module_graph;
 mod proxy;
+mod queue;
 mod race;
 mod runtime;
 mod socket;
