@@ -27,6 +27,9 @@ const BIG_READ: usize = 64 * 1024;
 const MAX_READ: usize = 1024 * 1024;
 /// Capacity above which an empty buffer is given back (after a large frame).
 const SHRINK_ABOVE: usize = 4 * MAX_READ;
+/// The largest buffer kept as the spare (see `FrameReader::spare`), and
+/// the most the buffer grows to for it.
+const SPARE_MAX: usize = 4 * BIG_READ;
 
 /// The receive side of a connection.
 #[derive(Debug)]
@@ -46,6 +49,15 @@ pub(crate) struct FrameReader {
     /// `recv_buf` tries to gather back, without allocating, when the
     /// buffer is empty.
     room: usize,
+    /// The allocation the buffer last moved out of because frames handed
+    /// out still shared it when it ran out of room. Once the caller has
+    /// dropped those frames it is unique again and is taken back instead of
+    /// allocating, so a connection whose callers hold some responses while
+    /// more arrive (pipelining) alternates between two allocations rather
+    /// than allocating one, and promoting it to shared, per buffer-full
+    /// (issue 20: zero allocations per request in steady state). Kept only
+    /// up to [`SPARE_MAX`], and dropped with the buffer after a large frame.
+    spare: Option<BytesMut>,
 }
 
 impl FrameReader {
@@ -57,6 +69,7 @@ impl FrameReader {
             window: None,
             floor: FIRST_READ,
             room: MIN_READ,
+            spare: None,
         }
     }
 
@@ -69,7 +82,47 @@ impl FrameReader {
 
     /// Capacity held, for the memory tests.
     pub(crate) fn capacity(&self) -> usize {
-        self.buf.capacity()
+        self.buf.capacity() + self.spare.as_ref().map_or(0, BytesMut::capacity)
+    }
+
+    /// Makes room for `needed` bytes (the buffer's bytes included) when the
+    /// buffer holds little (near a frame's start) and cannot grow in place,
+    /// typically because frames handed out share it: the bytes move to the
+    /// spare if it is free again, else to a new allocation, and the old
+    /// buffer becomes the spare.
+    fn make_room(&mut self, needed: usize) {
+        if self.buf.capacity() >= needed {
+            return;
+        }
+        let additional = needed - self.buf.len();
+        // Far into a frame, growing in place (`resize`, which doubles) is
+        // what keeps a large frame's one copy: leave it to that.
+        if self.buf.try_reclaim(additional) || self.buf.len() > MIN_READ {
+            return;
+        }
+        // The spare if it is unique again (its frames were dropped) and as
+        // large as the buffer has been: no allocation, and it is shared
+        // already (no promotion when the next frame is split off either).
+        let size = needed.max(self.room);
+        let mut spare = self.spare.take();
+        let reusable = spare.as_mut().is_some_and(|s| s.try_reclaim(size));
+        let mut next = match spare {
+            Some(spare) if reusable => spare,
+            Some(_) => {
+                // Still shared (the frames held span both allocations) or
+                // small: grow, until one allocation holds what the callers
+                // hold at once (up to SPARE_MAX, beyond which none is kept).
+                self.room = (2 * self.room).min(SPARE_MAX).max(self.room);
+                BytesMut::with_capacity(needed.max(self.room))
+            }
+            None => BytesMut::with_capacity(size),
+        };
+        next.extend_from_slice(&self.buf);
+        let mut old = std::mem::replace(&mut self.buf, next);
+        old.clear();
+        if self.room <= SPARE_MAX {
+            self.spare = Some(old);
+        }
     }
 
     /// A window to read into, sized for the frame under way (bounded by
@@ -106,6 +159,7 @@ impl FrameReader {
         }
         // resize reuses spare capacity; it allocates only when the frame under
         // way has outgrown it, and then by at most MAX_READ at a time.
+        self.make_room(len + want);
         self.buf.resize(len + want, 0);
         self.room = self.room.max(self.buf.capacity());
         self.window = Some(len);
@@ -137,6 +191,7 @@ impl FrameReader {
     /// Appends a copy of `data`.
     pub(crate) fn extend(&mut self, data: &[u8]) {
         self.close_window();
+        self.make_room(self.buf.len() + data.len());
         self.buf.extend_from_slice(data);
     }
 
@@ -197,6 +252,7 @@ impl FrameReader {
             fresh.extend_from_slice(&self.buf);
             self.buf = fresh;
             self.room = MIN_READ;
+            self.spare = None;
         }
         Ok(Some(frame))
     }
