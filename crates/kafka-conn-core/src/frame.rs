@@ -85,6 +85,28 @@ impl FrameReader {
         self.buf.capacity() + self.spare.as_ref().map_or(0, BytesMut::capacity)
     }
 
+    /// Called when requests start to be pipelined (two in flight): from
+    /// now on the caller may hold responses while more arrive, so the
+    /// buffer and its spare are made large enough for any read window near
+    /// a frame's start, and shared, now rather than the first time that
+    /// happens (which may be any time later: issue 20's zero allocations in
+    /// steady state). A connection that never pipelines keeps one small
+    /// buffer.
+    pub(crate) fn prepare_for_pipelining(&mut self) {
+        if self.spare.is_some() || self.room > SPARE_MAX {
+            return;
+        }
+        let size = MIN_READ + BIG_READ;
+        self.close_window();
+        self.buf.reserve(size.saturating_sub(self.buf.len()));
+        self.room = self.room.max(self.buf.capacity());
+        let mut spare = BytesMut::with_capacity(size);
+        // Splitting off an empty view makes it shared now (bytes allocates
+        // its reference count on the first split).
+        drop(spare.split_to(0));
+        self.spare = Some(spare);
+    }
+
     /// Makes room for `needed` bytes (the buffer's bytes included) when the
     /// buffer holds little (near a frame's start) and cannot grow in place,
     /// typically because frames handed out share it: the bytes move to the
@@ -100,22 +122,24 @@ impl FrameReader {
         if self.buf.try_reclaim(additional) || self.buf.len() > MIN_READ {
             return;
         }
-        // The spare if it is unique again (its frames were dropped) and as
-        // large as the buffer has been: no allocation, and it is shared
-        // already (no promotion when the next frame is split off either).
-        let size = needed.max(self.room);
+        // The spare if it is unique again (its frames were dropped): no
+        // allocation, and it is shared already (no promotion when the next
+        // frame is split off either). A new buffer is large enough for any
+        // read window near a frame's start (MIN_READ + BIG_READ), so the
+        // spare fits every later one too: a window that grew after the
+        // warm-up must not cost an allocation.
         let mut spare = self.spare.take();
-        let reusable = spare.as_mut().is_some_and(|s| s.try_reclaim(size));
+        let reusable = spare.as_mut().is_some_and(|s| s.try_reclaim(needed));
         let mut next = match spare {
             Some(spare) if reusable => spare,
             Some(_) => {
-                // Still shared (the frames held span both allocations) or
-                // small: grow, until one allocation holds what the callers
-                // hold at once (up to SPARE_MAX, beyond which none is kept).
+                // Still shared: the frames held span both allocations. Grow,
+                // until one allocation holds what the callers hold at once
+                // (up to SPARE_MAX, beyond which none is kept).
                 self.room = (2 * self.room).min(SPARE_MAX).max(self.room);
-                BytesMut::with_capacity(needed.max(self.room))
+                BytesMut::with_capacity(needed.max(self.room).max(MIN_READ + BIG_READ))
             }
-            None => BytesMut::with_capacity(size),
+            None => BytesMut::with_capacity(needed.max(self.room).max(MIN_READ + BIG_READ)),
         };
         next.extend_from_slice(&self.buf);
         let mut old = std::mem::replace(&mut self.buf, next);
