@@ -150,7 +150,11 @@ impl Handles {
                         self.slots.insert(id, slot);
                         let i = slot as usize;
                         if self.ids.len() <= i {
+                            // A new slot (warm-up): room for an outcome and a
+                            // wake-up per slot, so a burst never allocates.
                             self.ids.resize(i + 1, None);
+                            self.done.reserve(i + 1);
+                            self.wakers.reserve(i + 1);
                         }
                         self.ids[i] = Some(id);
                     }

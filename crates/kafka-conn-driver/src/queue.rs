@@ -195,6 +195,10 @@ impl Shared {
             None => {
                 let i = u32::try_from(s.slots.len()).expect("at most max_queued slots");
                 s.slots.push(waiting);
+                // Room for every slot in the free list now, while the slab
+                // grows (warm-up), so that freeing never allocates later.
+                let slots = s.slots.len();
+                s.free.reserve(slots);
                 i
             }
         };
