@@ -215,6 +215,7 @@ where
         state = s;
         done?;
         n += 1;
+        crate::note_done(1, stop);
     }
     Ok(n)
 }
@@ -555,6 +556,7 @@ fn raw_round(
         let n = s.read(&mut buf[end..])?;
         let completed = take_frames(buf, n, &mut start, &mut end)?;
         done += completed as u64;
+        crate::note_done(completed as u64, stop);
         in_flight -= completed;
         if completed > 0 && !stop.load(Ordering::Relaxed) {
             write_frames(s, frame, completed)?;
@@ -672,6 +674,7 @@ async fn raw_async<R: kafka_conn_driver::Runtime>(job: &Job, rt: R) -> Result<Sa
                         let n = s.read(&mut buf[end..]).await?;
                         let completed = take_frames(&buf, n, &mut start, &mut end)?;
                         done += completed as u64;
+                        crate::note_done(completed as u64, &stop);
                         in_flight -= completed;
                         if completed > 0 && !stop.load(Ordering::Relaxed) {
                             write_frames_async(&mut s, frame, completed).await?;
@@ -767,6 +770,7 @@ fn core_blocking(job: &Job) -> Result<Sample, String> {
                 match event {
                     Event::Response(_) => {
                         done += 1;
+                        crate::note_done(1, &stop);
                         if !stop.load(Ordering::Relaxed) {
                             conn.send_request(request.clone(), Instant::now())
                                 .map_err(|e| e.to_string())?;
