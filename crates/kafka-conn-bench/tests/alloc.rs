@@ -17,6 +17,15 @@
 //!
 //! One `#[test]`: the counter is global, so two counting tests running at
 //! once would count into each other's windows.
+//!
+//! The connections run without the idle receive-buffer release
+//! (`Config::with_receive_buffer_release(None)`): its deadline (1 s after
+//! the buffer last held no bytes) comes and goes between bursts, and each
+//! time it is the earliest the engine re-arms its timer, and
+//! `Runtime::sleep_until` boxes a new sleep (96 bytes on tokio). That is
+//! about one allocation per second under load whatever the request rate
+//! (7 in 196,608 requests at concurrency 64 on the mock cluster when
+//! measured), not one per request; see `docs/benchmarks.md`.
 
 use std::cell::Cell;
 use std::future::Future;
@@ -24,7 +33,7 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
-use kafka_conn_driver::core::Request;
+use kafka_conn_driver::core::{Config, Request};
 use kafka_conn_driver::{ConnectConfig, DirectClient, Runtime};
 use kafka_conn_test_support::alloc::{
     allocations, assert_counting_works, count_this_thread, CountingAllocator,
@@ -75,6 +84,12 @@ fn requests() -> [(&'static str, Request); 2] {
     ]
 }
 
+/// The connections' settings: the defaults without the idle release (see
+/// the module docs).
+fn config() -> ConnectConfig {
+    ConnectConfig::new(Config::new().with_receive_buffer_release(None))
+}
+
 fn tokio_current_thread() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -100,9 +115,7 @@ fn client_on_tokio(addr: &str) {
     for (name, request) in requests() {
         count_this_thread(true);
         let window = rt.block_on(async {
-            let client = kafka_conn_tokio::connect(addr, ConnectConfig::default())
-                .await
-                .unwrap();
+            let client = kafka_conn_tokio::connect(addr, config()).await.unwrap();
             let window = Rc::new(Window::default());
             let local = tokio::task::LocalSet::new();
             local
@@ -190,7 +203,7 @@ fn direct_client_on_tokio(addr: &str) {
     let rt = tokio_current_thread();
     direct_on("tokio", true, |request| {
         rt.block_on(async {
-            let client = kafka_conn_tokio::connect_direct(addr, ConnectConfig::default())
+            let client = kafka_conn_tokio::connect_direct(addr, config())
                 .await
                 .unwrap();
             direct(client, request).await
@@ -201,7 +214,7 @@ fn direct_client_on_tokio(addr: &str) {
 fn direct_client_on_smol(addr: &str) {
     direct_on("smol", false, |request| {
         smol::block_on(async {
-            let client = kafka_conn_smol::connect_direct(addr, ConnectConfig::default())
+            let client = kafka_conn_smol::connect_direct(addr, config())
                 .await
                 .unwrap();
             Counted(Box::pin(direct(client, request))).await
@@ -212,7 +225,7 @@ fn direct_client_on_smol(addr: &str) {
 fn direct_client_on_async_std(addr: &str) {
     direct_on("async-std", false, |request| {
         async_std::task::block_on(async {
-            let client = kafka_conn_async_std::connect_direct(addr, ConnectConfig::default())
+            let client = kafka_conn_async_std::connect_direct(addr, config())
                 .await
                 .unwrap();
             Counted(Box::pin(direct(client, request))).await

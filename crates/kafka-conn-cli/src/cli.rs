@@ -52,11 +52,13 @@ pub(crate) struct Cli {
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Connect to each bootstrap broker step by step (DNS, TCP, TLS,
-    /// ApiVersions, SASL, Metadata) and explain the first failure.
+    /// ApiVersions, SASL, Metadata), then to every broker the cluster
+    /// advertises, and explain the first failure of each.
     Check(CheckArgs),
-    /// List, for each bootstrap broker, the APIs and versions it supports and
-    /// the version kafka-conn would use.
-    ApiVersions,
+    /// List, for each broker (the bootstrap brokers, then every broker the
+    /// cluster advertises), the APIs and versions it supports and the
+    /// version kafka-conn would use.
+    ApiVersions(ApiVersionsArgs),
     /// Measure ApiVersions round trips on one connection.
     Ping(PingArgs),
     /// Pipeline many requests on one connection and measure throughput and latency.
@@ -74,7 +76,7 @@ impl Command {
     pub(crate) fn name(&self) -> &'static str {
         match self {
             Command::Check(_) => "check",
-            Command::ApiVersions => "api-versions",
+            Command::ApiVersions(_) => "api-versions",
             Command::Ping(_) => "ping",
             Command::Bench(_) => "bench",
             Command::Errcode(_) => "errcode",
@@ -108,6 +110,11 @@ pub(crate) struct CheckArgs {
     /// checks what the broker advertises.
     #[arg(long, conflicts_with = "roundtrip")]
     pub(crate) no_metadata: bool,
+    /// Check the bootstrap brokers only, not every broker the cluster
+    /// advertises in its Metadata (what clients connect to after
+    /// bootstrapping).
+    #[arg(long)]
+    pub(crate) bootstrap_only: bool,
     /// Check again every INTERVAL (e.g. `5s`, `1m`) and print only what
     /// changed, with timestamps, until interrupted (Ctrl-C, SIGTERM). Exit
     /// status: that of the last check.
@@ -124,6 +131,18 @@ pub(crate) struct CheckArgs {
     /// With --roundtrip: create the topic (1 partition) if it does not exist.
     #[arg(long, requires = "roundtrip")]
     pub(crate) create_topic: bool,
+}
+
+/// Options of `kconn api-versions`.
+#[derive(Debug, Args)]
+pub(crate) struct ApiVersionsArgs {
+    /// Guess each broker's Apache Kafka release from its API version
+    /// ranges (exact, close, newer than kconn knows, or no good match).
+    #[arg(long)]
+    pub(crate) probe_version: bool,
+    /// Only the bootstrap brokers, not every broker the cluster advertises.
+    #[arg(long)]
+    pub(crate) bootstrap_only: bool,
 }
 
 /// Options of `kconn ping`.
@@ -213,6 +232,66 @@ pub(crate) struct CommonOpts {
     #[arg(long, global = true)]
     pub(crate) json: bool,
 
+    /// Connect through a proxy: socks5://HOST:PORT (the broker's name
+    /// resolved here), socks5h://HOST:PORT (resolved by the proxy) or
+    /// http://HOST:PORT (HTTP CONNECT), with optional USER:PASSWORD@
+    /// (percent-encoded). Prefer KCONN_PROXY for credentials: arguments are
+    /// visible in `ps`. Every broker connection goes through it.
+    #[arg(
+        long,
+        env = "KCONN_PROXY",
+        hide_env_values = true,
+        global = true,
+        value_name = "URL",
+        help_heading = "Dialing"
+    )]
+    pub(crate) proxy: Option<kafka_conn_tokio::Proxy>,
+    /// Which IP versions to use: any (both, raced), v4 or v6 only
+    /// [default: any, or the files' broker.address.family].
+    #[arg(long, value_enum, global = true, help_heading = "Dialing")]
+    pub(crate) address_family: Option<FamilyArg>,
+    /// Use both IP versions but try this one first (RFC 8305).
+    #[arg(
+        long,
+        value_enum,
+        global = true,
+        conflicts_with = "address_family",
+        help_heading = "Dialing"
+    )]
+    pub(crate) prefer_family: Option<PreferArg>,
+    /// Happy Eyeballs: start the next address this long after the last
+    /// while it is still pending (RFC 8305; at least 10ms) [default: 250ms].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, global = true, help_heading = "Dialing")]
+    pub(crate) attempt_delay: Option<Duration>,
+    /// Resolve HOST:PORT to these addresses instead of asking DNS (like
+    /// curl --resolve); repeat for several names. The addresses are raced
+    /// in the order given; ADDR:PORT gives one its own port.
+    #[arg(
+        long,
+        value_name = "HOST:PORT=ADDR[,ADDR...]",
+        value_parser = parse_resolve,
+        global = true,
+        help_heading = "Dialing"
+    )]
+    pub(crate) resolve: Vec<ResolveOverride>,
+    /// No TCP keepalive [default: on, 60s idle, 10s interval, 3 probes].
+    #[arg(long, global = true, help_heading = "Dialing")]
+    pub(crate) no_keepalive: bool,
+    /// TCP keepalive: idle time before the first probe.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, global = true, conflicts_with = "no_keepalive", help_heading = "Dialing")]
+    pub(crate) keepalive_idle: Option<Duration>,
+    /// TCP keepalive: time between probes.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, global = true, conflicts_with = "no_keepalive", help_heading = "Dialing")]
+    pub(crate) keepalive_interval: Option<Duration>,
+    /// TCP keepalive: unanswered probes before the connection is given up.
+    #[arg(long, value_name = "N", global = true, conflicts_with = "no_keepalive", value_parser = clap::value_parser!(u32).range(1..), help_heading = "Dialing")]
+    pub(crate) keepalive_count: Option<u32>,
+    /// TCP_USER_TIMEOUT (Linux): how long sent data may go unacknowledged
+    /// before the OS gives the connection up; 0 leaves the OS default
+    /// [default: 90s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, global = true, help_heading = "Dialing")]
+    pub(crate) tcp_user_timeout: Option<Duration>,
+
     /// PEM file with the CA certificates to trust (default: the system's).
     #[arg(long, value_name = "FILE", global = true, help_heading = "TLS")]
     pub(crate) tls_ca: Option<PathBuf>,
@@ -277,6 +356,69 @@ pub(crate) struct CommonOpts {
         help_heading = "SASL"
     )]
     pub(crate) oauth_token: Option<Secret>,
+}
+
+/// `--address-family`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum FamilyArg {
+    /// IPv4 and IPv6, raced.
+    Any,
+    /// IPv4 only.
+    V4,
+    /// IPv6 only.
+    V6,
+}
+
+/// `--prefer-family`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum PreferArg {
+    /// IPv4 first.
+    V4,
+    /// IPv6 first.
+    V6,
+}
+
+/// `--resolve HOST:PORT=ADDR[,ADDR...]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ResolveOverride {
+    /// The host name, as in the broker address (any case).
+    pub(crate) host: String,
+    /// The port.
+    pub(crate) port: u16,
+    /// The addresses, in order, each with its own port when given
+    /// (`ADDR:PORT`), else the name's.
+    pub(crate) addresses: Vec<(std::net::IpAddr, Option<u16>)>,
+}
+
+/// Parses `HOST:PORT=ADDR[,ADDR...]` (IPv6 addresses bare or in brackets).
+fn parse_resolve(text: &str) -> Result<ResolveOverride, String> {
+    let usage = || format!("{text:?}: use HOST:PORT=ADDR[,ADDR...], e.g. broker-1:9092=10.0.0.5");
+    let (name, list) = text.split_once('=').ok_or_else(usage)?;
+    let (host, port) = name.rsplit_once(':').ok_or_else(usage)?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let port: u16 = port.parse().map_err(|_| usage())?;
+    if host.is_empty() {
+        return Err(usage());
+    }
+    let addresses = list
+        .split(',')
+        .map(|a| {
+            let a = a.trim();
+            if let Ok(sa) = a.parse::<std::net::SocketAddr>() {
+                return Ok((sa.ip(), Some(sa.port())));
+            }
+            a.trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<std::net::IpAddr>()
+                .map(|ip| (ip, None))
+                .map_err(|_| format!("{a:?} in {text:?} is not an IP address (or ADDR:PORT)"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(ResolveOverride {
+        host: host.to_owned(),
+        port,
+        addresses,
+    })
 }
 
 /// Kafka's `security.protocol`.
@@ -461,6 +603,47 @@ mod tests {
     #[test]
     fn the_command_line_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn resolve_overrides_parse() {
+        let r = parse_resolve("broker.test:9092=10.0.0.5,::1,127.0.0.1:7,[::1]:8").unwrap();
+        assert_eq!((r.host.as_str(), r.port), ("broker.test", 9092));
+        let ip = |t: &str| t.parse::<std::net::IpAddr>().unwrap();
+        assert_eq!(
+            r.addresses,
+            [
+                (ip("10.0.0.5"), None),
+                (ip("::1"), None),
+                (ip("127.0.0.1"), Some(7)),
+                (ip("::1"), Some(8))
+            ]
+        );
+        let r = parse_resolve("[::1]:1=[::2]").unwrap();
+        assert_eq!((r.host.as_str(), r.addresses.len()), ("::1", 1));
+        for bad in ["b", "b:9092", "b:x=1.2.3.4", "b:9092=nope", ":1=1.2.3.4"] {
+            assert!(parse_resolve(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn proxy_passwords_never_show_in_debug_output() {
+        let cli = Cli::try_parse_from([
+            "kconn",
+            "check",
+            "-b",
+            "h:1",
+            "--proxy",
+            "socks5h://u:proxy-very-secret@p:1080",
+        ])
+        .unwrap();
+        let debug = format!("{cli:?}");
+        assert!(!debug.contains("proxy-very-secret"), "{debug}");
+        assert_eq!(
+            cli.common.proxy.unwrap().to_string(),
+            "socks5h://u:***@p:1080"
+        );
+        assert!(Cli::try_parse_from(["kconn", "check", "--proxy", "ftp://p:1"]).is_err());
     }
 
     #[test]

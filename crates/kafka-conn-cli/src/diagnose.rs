@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use kafka_conn_tokio::core::{
     ApiKey, BrokenCause, CloseReason, Incompatibility, Phase, ProtocolViolation, TimeoutKind,
 };
-use kafka_conn_tokio::{ConnectError, RequestFailure};
+use kafka_conn_tokio::{ConnectError, ProxyFailure, ProxyKind, ProxyStep, RequestFailure};
 
 use crate::cli::{SaslMechanism, SecurityProtocol};
 use crate::latency::human;
@@ -23,6 +23,8 @@ pub(crate) enum Step {
     Dns,
     /// The TCP connection.
     Tcp,
+    /// The proxy's handshake (SOCKS5 or HTTP CONNECT), when there is one.
+    Proxy,
     /// The TLS handshake.
     Tls,
     /// API version negotiation.
@@ -43,9 +45,10 @@ pub(crate) enum Step {
 
 impl Step {
     /// Every step, in order.
-    pub(crate) const ALL: [Step; 7] = [
+    pub(crate) const ALL: [Step; 8] = [
         Step::Dns,
         Step::Tcp,
+        Step::Proxy,
         Step::Tls,
         Step::ApiVersions,
         Step::Sasl,
@@ -58,6 +61,7 @@ impl Step {
         match self {
             Step::Dns => "DNS",
             Step::Tcp => "TCP connect",
+            Step::Proxy => "proxy",
             Step::Tls => "TLS handshake",
             Step::ApiVersions => "ApiVersions",
             Step::Sasl => "SASL",
@@ -196,6 +200,12 @@ pub(crate) fn connect_error(e: &ConnectError, ctx: &Context) -> Diagnosis {
             format!("{host} resolved to no addresses"),
         )
         .advice("check DNS and /etc/hosts"),
+        ConnectError::NoAddressOfFamily { host, family, .. } => Diagnosis::new(
+            Step::Dns,
+            "no_address_of_family",
+            format!("{host} has no address of the family asked for ({family})"),
+        )
+        .advice("use --address-family any (or the other family)"),
         ConnectError::Refused { addr, .. } => Diagnosis::new(
             Step::Tcp,
             "connection_refused",
@@ -290,10 +300,72 @@ pub(crate) fn connect_error(e: &ConnectError, ctx: &Context) -> Diagnosis {
             ctx.protocol.with_tls(true)
         )),
         ConnectError::Handshake { reason, .. } => close_reason(reason, None, ctx),
+        ConnectError::Proxy {
+            kind,
+            proxy,
+            step,
+            failure,
+            ..
+        } => proxy_failure(*kind, proxy, step, failure),
         other => Diagnosis::new(Step::ApiVersions, "connect_failed", other.to_string()),
     };
     let retriable = e.is_retriable();
     d.detail(e).retriable(retriable)
+}
+
+/// Explains a proxy that could not be reached, refused, or rejected the
+/// credentials: the proxy step fails (a broker unreachable behind the
+/// proxy too: the proxy reports it).
+fn proxy_failure(
+    kind: ProxyKind,
+    proxy: &str,
+    step: &ProxyStep,
+    failure: &ProxyFailure,
+) -> Diagnosis {
+    let problem = format!("{kind} proxy {proxy}, {step}: {failure}");
+    let (name, advice): (&'static str, String) = match failure {
+        ProxyFailure::Io(_) | ProxyFailure::Closed if *step == ProxyStep::Connect => (
+            "proxy_unreachable",
+            "is the proxy up, and is --proxy's host and port right?".into(),
+        ),
+        ProxyFailure::TimedOut(_) => (
+            "proxy_timeout",
+            "the proxy did not answer: check --proxy (raise --timeout for a slow network)".into(),
+        ),
+        ProxyFailure::NoAcceptableMethod { .. } => (
+            "proxy_authentication_required",
+            "give the proxy's username and password in the URL: KCONN_PROXY=socks5://USER:PASSWORD@HOST:PORT".into(),
+        ),
+        ProxyFailure::HttpStatus { status: 407, .. } => (
+            "proxy_authentication_required",
+            "give the proxy's username and password in the URL: KCONN_PROXY=http://USER:PASSWORD@HOST:PORT".into(),
+        ),
+        ProxyFailure::AuthRejected { .. } | ProxyFailure::HttpStatus { status: 401, .. } => (
+            "proxy_authentication_failed",
+            "check the username and password in --proxy (or KCONN_PROXY)".into(),
+        ),
+        ProxyFailure::Socks5Refused { code: 2 } | ProxyFailure::HttpStatus { status: 403, .. } => (
+            "proxy_refused",
+            "the proxy's rules forbid this broker: ask its administrator, or connect without --proxy".into(),
+        ),
+        ProxyFailure::Socks5Refused { .. } | ProxyFailure::HttpStatus { .. } => (
+            "proxy_refused",
+            "the proxy could not reach the broker: is the broker up, and reachable from the proxy?".into(),
+        ),
+        ProxyFailure::Malformed(_) => (
+            "proxy_protocol",
+            "is --proxy's scheme right (socks5:// for a SOCKS5 proxy, http:// for an HTTP proxy)?".into(),
+        ),
+        _ => ("proxy_failed", "check --proxy".into()),
+    };
+    // Reaching the proxy is the TCP step (to the proxy); the rest is the
+    // proxy's own step.
+    let at = if *step == ProxyStep::Connect {
+        Step::Tcp
+    } else {
+        Step::Proxy
+    };
+    Diagnosis::new(at, name, problem).advice(advice)
 }
 
 /// Explains a request that failed on a ready connection (the Metadata step).

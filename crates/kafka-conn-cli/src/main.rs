@@ -31,6 +31,7 @@ mod kafka;
 mod latency;
 mod output;
 mod ping;
+mod release;
 mod roundtrip;
 mod settings;
 mod tls;
@@ -112,7 +113,7 @@ fn main() -> ExitCode {
     let ok = runtime.block_on(async {
         match &cli.command {
             Command::Check(args) => check::run(&settings, args).await,
-            Command::ApiVersions => api_versions::run(&settings).await,
+            Command::ApiVersions(args) => api_versions::run(&settings, args).await,
             Command::Ping(args) => ping::run(&settings, args).await,
             Command::Bench(args) => bench::run(&settings, args).await,
             Command::Errcode(_) | Command::Completions(_) | Command::Man => true,

@@ -11,9 +11,13 @@ use std::time::Duration;
 
 use kafka_conn_tokio::core::sasl::{OAuthBearerToken, SaslConfig, ScramHash};
 use kafka_conn_tokio::core::Config;
-use kafka_conn_tokio::{CertificateDer, Client, ConnectConfig, ConnectError};
+use kafka_conn_tokio::{
+    AddressFamily, CertificateDer, Client, ConnectConfig, ConnectError, Keepalive, Proxy,
+};
 
-use crate::cli::{CommonOpts, SaslMechanism, Secret, SecurityProtocol};
+use crate::cli::{
+    CommonOpts, FamilyArg, PreferArg, ResolveOverride, SaslMechanism, Secret, SecurityProtocol,
+};
 use crate::config::{
     self, ConfigError, ConfigReport, FileSettings, KerberosReport, OAuthSource, UnsecuredJwt,
 };
@@ -160,6 +164,130 @@ pub(crate) struct Settings {
     pub(crate) json: bool,
     /// What the configuration files said, when there were some.
     pub(crate) config: Option<ConfigReport>,
+    /// How connections are dialed.
+    pub(crate) dial: DialSettings,
+}
+
+/// How connections are dialed: the proxy, address family, Happy Eyeballs
+/// delay, keepalive and fixed name resolutions (`None`: the driver's default).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct DialSettings {
+    /// `--proxy`.
+    pub(crate) proxy: Option<Proxy>,
+    /// `--address-family`, `--prefer-family`, `broker.address.family`.
+    pub(crate) family: Option<AddressFamily>,
+    /// `--attempt-delay`.
+    pub(crate) attempt_delay: Option<Duration>,
+    /// `Some(None)`: keepalive off; `Some(Some(k))`: this timing.
+    pub(crate) keepalive: Option<Option<Keepalive>>,
+    /// `Some(None)`: the OS default.
+    pub(crate) tcp_user_timeout: Option<Option<Duration>>,
+    /// `--resolve`.
+    pub(crate) resolve: Vec<ResolveOverride>,
+}
+
+fn family_of(f: FamilyArg) -> AddressFamily {
+    match f {
+        FamilyArg::Any => AddressFamily::Any,
+        FamilyArg::V4 => AddressFamily::V4Only,
+        FamilyArg::V6 => AddressFamily::V6Only,
+    }
+}
+
+impl DialSettings {
+    fn from_opts(o: &CommonOpts, files: &FileSettings, report: &mut ConfigReport) -> Self {
+        let family = match (o.address_family, o.prefer_family, files.address_family) {
+            (Some(f), _, file) => {
+                if file.is_some() {
+                    report.overridden(&["broker.address.family"], "--address-family");
+                }
+                Some(family_of(f))
+            }
+            (None, None, Some(f)) => Some(family_of(f)),
+            (None, Some(p), file) => {
+                if file.is_some() {
+                    report.overridden(&["broker.address.family"], "--prefer-family");
+                }
+                Some(match p {
+                    PreferArg::V4 => AddressFamily::PreferV4,
+                    PreferArg::V6 => AddressFamily::PreferV6,
+                })
+            }
+            (None, None, None) => None,
+        };
+        let timing = o.keepalive_idle.is_some()
+            || o.keepalive_interval.is_some()
+            || o.keepalive_count.is_some();
+        let keepalive = if o.no_keepalive {
+            report.overridden(&["socket.keepalive.enable"], "--no-keepalive");
+            Some(None)
+        } else if timing {
+            report.overridden(&["socket.keepalive.enable"], "--keepalive-idle");
+            let d = Keepalive::default();
+            Some(Some(Keepalive::new(
+                o.keepalive_idle.unwrap_or(d.idle()),
+                o.keepalive_interval.unwrap_or(d.interval()),
+                o.keepalive_count.unwrap_or(d.count()),
+            )))
+        } else {
+            match files.keepalive {
+                Some(false) => Some(None),
+                Some(true) => Some(Some(Keepalive::default())),
+                None => None,
+            }
+        };
+        Self {
+            proxy: o.proxy.clone(),
+            family,
+            attempt_delay: o.attempt_delay,
+            keepalive,
+            tcp_user_timeout: o.tcp_user_timeout.map(|t| (!t.is_zero()).then_some(t)),
+            resolve: o.resolve.clone(),
+        }
+    }
+
+    /// Applies them to a connection's configuration.
+    fn apply(&self, mut config: ConnectConfig) -> ConnectConfig {
+        if let Some(p) = &self.proxy {
+            config = config.with_proxy(p.clone());
+        }
+        if let Some(f) = self.family {
+            config = config.with_address_family(f);
+        }
+        if let Some(d) = self.attempt_delay {
+            config = config.with_attempt_delay(d);
+        }
+        if let Some(k) = self.keepalive {
+            config = config.with_keepalive(k);
+        }
+        if let Some(t) = self.tcp_user_timeout {
+            config = config.with_tcp_user_timeout(t);
+        }
+        if !self.resolve.is_empty() {
+            let fixed = std::sync::Arc::new(self.resolve.clone());
+            config = config.with_resolver(move |host: String, port: u16| {
+                let found = fixed
+                    .iter()
+                    .find(|r| r.port == port && r.host.eq_ignore_ascii_case(&host))
+                    .map(|r| {
+                        r.addresses
+                            .iter()
+                            .map(|(ip, own)| std::net::SocketAddr::new(*ip, own.unwrap_or(port)))
+                            .collect::<Vec<_>>()
+                    });
+                async move {
+                    match found {
+                        Some(addrs) => Ok(addrs),
+                        // Every other name: the system resolver, as without --resolve.
+                        None => Ok(tokio::net::lookup_host((host.as_str(), port))
+                            .await?
+                            .collect()),
+                    }
+                }
+            });
+        }
+        config
+    }
 }
 
 /// The mechanism a file names, as kconn can use it.
@@ -325,6 +453,7 @@ impl Settings {
             request_timeout,
             idle_timeout: files.idle_timeout,
             json: o.json,
+            dial: DialSettings::from_opts(o, &files, &mut report),
             config: from_files.then_some(report),
         })
     }
@@ -559,7 +688,9 @@ impl Settings {
                 SaslSettings::OAuthBearer { .. } => SaslConfig::oauthbearer(),
             });
         }
-        let mut config = ConnectConfig::new(core).with_connect_timeout(self.timeout);
+        let mut config = self
+            .dial
+            .apply(ConnectConfig::new(core).with_connect_timeout(self.timeout));
         if let Some(SaslSettings::OAuthBearer { token }) = &self.sasl {
             let token = token.clone();
             config = config.with_oauth_token_provider(move || {
@@ -631,6 +762,61 @@ mod tests {
         .unwrap();
         assert_eq!(s.protocol, SecurityProtocol::SaslSsl);
         assert!(matches!(s.sasl, Some(SaslSettings::OAuthBearer { .. })));
+    }
+
+    #[test]
+    fn dialing_options_and_the_files_keys() {
+        let s = settings(&["-b", "h:1"]).unwrap();
+        assert!(s.dial.proxy.is_none() && s.dial.family.is_none());
+        assert!(s.dial.keepalive.is_none() && s.dial.tcp_user_timeout.is_none());
+        let s = settings(&[
+            "-b",
+            "h:1",
+            "--keepalive-idle",
+            "5s",
+            "--keepalive-count",
+            "4",
+            "--tcp-user-timeout",
+            "0",
+            "--prefer-family",
+            "v6",
+            "--attempt-delay",
+            "50ms",
+        ])
+        .unwrap();
+        assert_eq!(
+            s.dial.keepalive,
+            Some(Some(Keepalive::new(
+                Duration::from_secs(5),
+                Keepalive::default().interval(),
+                4
+            )))
+        );
+        assert_eq!(s.dial.tcp_user_timeout, Some(None), "0 = the OS default");
+        assert_eq!(s.dial.family, Some(AddressFamily::PreferV6));
+        assert_eq!(s.dial.attempt_delay, Some(Duration::from_millis(50)));
+        let s = settings(&["-b", "h:1", "--no-keepalive", "--address-family", "v4"]).unwrap();
+        assert_eq!(s.dial.keepalive, Some(None));
+        assert_eq!(s.dial.family, Some(AddressFamily::V4Only));
+
+        let f = file(
+            "dial",
+            "bootstrap.servers=h:1\nbroker.address.family=v6\nsocket.keepalive.enable=false\n",
+        );
+        let s = settings(&["-F", &f]).unwrap();
+        assert_eq!(s.dial.family, Some(AddressFamily::V6Only));
+        assert_eq!(s.dial.keepalive, Some(None));
+        let s = settings(&["-F", &f, "--prefer-family", "v4", "--keepalive-idle", "9s"]).unwrap();
+        assert_eq!(s.dial.family, Some(AddressFamily::PreferV4));
+        assert_eq!(
+            s.dial.keepalive.unwrap().unwrap().idle(),
+            Duration::from_secs(9)
+        );
+        let f = file(
+            "badfamily",
+            "bootstrap.servers=h:1\nbroker.address.family=v5\n",
+        );
+        assert!(settings(&["-F", &f]).is_err());
     }
 
     #[test]

@@ -78,7 +78,9 @@ pub(crate) struct Change {
     /// The broker (`host:port` as given), or `null` for the round trip.
     broker: Option<String>,
     /// What changed: `reachability`, `error`, `certificate`, `tls`,
-    /// `sasl`, `api_versions`, `advertised_brokers`, `warning`, `roundtrip`.
+    /// `sasl`, `api_versions`, `advertised_brokers`, `warning`,
+    /// `roundtrip`, `broker_added` (the cluster advertises a broker it did
+    /// not before), `broker_removed` (no longer advertised).
     change: &'static str,
     /// Whether this broker (or the round trip) passes now.
     #[serde(rename = "broker_ok")]
@@ -214,8 +216,47 @@ fn diff(broker: &str, a: &BrokerState, b: &BrokerState) -> Vec<Change> {
 /// Every change from one run to the next.
 fn changes(before: &Outcome, after: &Outcome) -> Vec<Change> {
     let mut out = Vec::new();
-    for (a, b) in before.brokers.iter().zip(&after.brokers) {
-        out.extend(diff(&b.broker, &BrokerState::of(a), &BrokerState::of(b)));
+    // Brokers by `host:port`: the advertised ones come and go with the
+    // cluster's Metadata.
+    for b in &after.brokers {
+        match before.brokers.iter().find(|a| a.broker == b.broker) {
+            Some(a) => out.extend(diff(&b.broker, &BrokerState::of(a), &BrokerState::of(b))),
+            None => out.push(Change {
+                broker: Some(b.broker.clone()),
+                change: "broker_added",
+                ok: b.ok,
+                message: format!(
+                    "{} is advertised now{}",
+                    who(b),
+                    match &b.error {
+                        None => ": every step passes".to_owned(),
+                        Some(d) => format!(", and fails: {}", d.line()),
+                    }
+                ),
+                before: None,
+                after: Some(
+                    b.error
+                        .as_ref()
+                        .map_or_else(|| "ok".to_owned(), crate::diagnose::Diagnosis::line),
+                ),
+            }),
+        }
+    }
+    for a in &before.brokers {
+        if !after.brokers.iter().any(|b| b.broker == a.broker) {
+            out.push(Change {
+                broker: Some(a.broker.clone()),
+                change: "broker_removed",
+                ok: true,
+                message: format!("{} is no longer advertised", who(a)),
+                before: Some(if a.ok {
+                    "ok".to_owned()
+                } else {
+                    "failed".to_owned()
+                }),
+                after: None,
+            });
+        }
     }
     if let (Some(a), Some(b)) = (&before.roundtrip, &after.roundtrip) {
         if a.ok != b.ok {
@@ -239,6 +280,12 @@ fn changes(before: &Outcome, after: &Outcome) -> Vec<Change> {
         }
     }
     out
+}
+
+/// How a broker came to be checked, for `broker_added` and `broker_removed`.
+fn who(r: &BrokerReport) -> String {
+    r.node_id
+        .map_or_else(|| "the broker".to_owned(), |id| format!("broker {id}"))
 }
 
 /// A watch-mode JSON line.
@@ -325,7 +372,7 @@ pub(crate) async fn run(settings: &Settings, args: &CheckArgs, interval: Duratio
         check::print_config(settings);
     }
     let mut last = tokio::select! {
-        o = check::check_all(settings, args, text) => o,
+        o = check::check_all(settings, args, text, None) => o,
         signal = &mut stop => return stopped(settings, signal, 0, None),
     };
     let mut checks = 1;
@@ -355,7 +402,7 @@ pub(crate) async fn run(settings: &Settings, args: &CheckArgs, interval: Duratio
         let next = tokio::select! {
             o = async {
                 tokio::time::sleep(interval).await;
-                check::check_all(settings, args, false).await
+                check::check_all(settings, args, false, last.cluster.as_ref()).await
             } => o,
             signal = &mut stop => return stopped(settings, signal, checks, Some(&last)),
         };
@@ -453,6 +500,43 @@ mod tests {
             ..down.clone()
         };
         assert_eq!(kinds(&diff("b:9092", &down, &other)), ["error"]);
+    }
+
+    fn outcome(brokers: &[(&str, i32, bool)]) -> Outcome {
+        Outcome {
+            brokers: brokers
+                .iter()
+                .map(|&(b, id, ok)| {
+                    let mut r = BrokerReport::new(b);
+                    r.ok = ok;
+                    r.advertised = true;
+                    r.node_id = Some(id);
+                    r
+                })
+                .collect(),
+            roundtrip: None,
+            cluster: None,
+        }
+    }
+
+    #[test]
+    fn brokers_are_matched_by_address_and_come_and_go() {
+        let before = outcome(&[("a:1", 1, true), ("b:2", 2, true)]);
+        let after = outcome(&[("a:1", 1, true), ("c:3", 3, true)]);
+        let c = changes(&before, &after);
+        assert_eq!(kinds(&c), ["broker_added", "broker_removed"]);
+        assert_eq!(c[0].broker.as_deref(), Some("c:3"));
+        assert_eq!(
+            c[0].message,
+            "broker 3 is advertised now: every step passes"
+        );
+        assert_eq!(c[1].broker.as_deref(), Some("b:2"));
+        assert_eq!(c[1].message, "broker 2 is no longer advertised");
+        // Order does not matter; a broker failing is reachability, not removal.
+        let after = outcome(&[("b:2", 2, false), ("a:1", 1, true)]);
+        let c = changes(&before, &after);
+        assert_eq!(kinds(&c), ["reachability"]);
+        assert_eq!(c[0].broker.as_deref(), Some("b:2"));
     }
 
     #[test]

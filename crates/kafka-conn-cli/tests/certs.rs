@@ -17,7 +17,10 @@ fn check_through(pki: &TestPki, extra: &[&str]) -> Option<(Value, Option<i32>)> 
     let dir = TempDir::new("kconn-certs");
     let ca = dir.file("ca.pem", &pki.ca_pem);
     let addr = proxy.addr.to_string();
-    let mut args = vec!["check", "-b", &addr, "--tls-ca", &ca];
+    // The forwarder terminates TLS in front of the plaintext broker, which
+    // advertises its own plaintext port: only the bootstrap address is
+    // about these certificates (tests/cluster.rs checks advertised brokers).
+    let mut args = vec!["check", "-b", &addr, "--tls-ca", &ca, "--bootstrap-only"];
     args.extend_from_slice(extra);
     Some(json(&args))
 }
@@ -66,7 +69,14 @@ fn the_text_report_shows_the_warning() {
     let proxy = TlsProxy::start(&pki, &bs);
     let dir = TempDir::new("kconn-certs-text");
     let ca = dir.file("ca.pem", &pki.ca_pem);
-    let out = kconn(&["check", "-b", &proxy.addr.to_string(), "--tls-ca", &ca]);
+    let out = kconn(&[
+        "check",
+        "-b",
+        &proxy.addr.to_string(),
+        "--tls-ca",
+        &ca,
+        "--bootstrap-only",
+    ]);
     assert_eq!(out.status.code(), Some(0));
     let text = stdout(&out);
     assert!(

@@ -13,8 +13,14 @@ use std::process::Output;
 use common::*;
 
 /// The last line of stdout: the verdict of a one-broker `check`.
+/// The first broker's verdict: its ✓ or ✗ line (the per-broker table of
+/// the advertised brokers may follow).
 fn verdict(out: &Output) -> String {
-    stdout(out).lines().last().unwrap_or_default().to_owned()
+    stdout(out)
+        .lines()
+        .find(|l| l.starts_with("✓ ") || l.starts_with("✗ "))
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// The diagnosis of the first broker in a `check --json` report.

@@ -154,6 +154,9 @@ fn json_watch_reports_a_rotated_certificate_and_a_broker_going_away_then_stops_o
         &addr,
         "--tls-ca",
         &ca,
+        // The TLS forwarder fronts a plaintext broker that advertises its
+        // plaintext port: only the forwarder is about certificates.
+        "--bootstrap-only",
         "--watch",
         "300ms",
         "--timeout",
@@ -211,4 +214,65 @@ fn json_watch_reports_a_rotated_certificate_and_a_broker_going_away_then_stops_o
     for line in &w.seen {
         event(line);
     }
+}
+
+/// Every advertised broker is watched: on a private mock cluster behind
+/// the testsuite's Kafka-aware forwarder, broker 3 goes away (its address
+/// still advertised, its broker gone behind it) and comes back, then
+/// drops out of Metadata (taken down: Kafka advertises live brokers only)
+/// and comes back into it.
+#[test]
+fn every_advertised_broker_is_watched_and_reported_by_node() {
+    let Some(mock) = kafka_conn_testsuite::MockCluster::start(3) else {
+        return;
+    };
+    let proxy = kafka_conn_testsuite::cluster::KafkaProxy::in_front_of(&mock, 3);
+    let first = proxy.address(1);
+    let third = proxy.address(3);
+    let mut w = Watch::start(&[
+        "check",
+        "-b",
+        &first,
+        "--watch",
+        "300ms",
+        "--timeout",
+        "2s",
+        "--json",
+    ]);
+    let event = |line: &str| -> Value {
+        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert_schema(&v);
+        v
+    };
+    let baseline = event(&w.until("\"event\":\"baseline\""));
+    assert_eq!(baseline["ok"], true, "{baseline}");
+    assert_eq!(
+        baseline["brokers"].as_array().unwrap().len(),
+        3,
+        "{baseline}"
+    );
+
+    proxy.retarget(3, &closed_port());
+    let gone = event(&w.until("\"change\":\"reachability\""));
+    assert_eq!(gone["broker"], third.as_str(), "{gone}");
+    assert_eq!(gone["broker_ok"], false, "{gone}");
+    assert_eq!(gone["ok"], false, "{gone}");
+    proxy.retarget(3, &mock.address(3));
+    let back = event(&w.until("is back"));
+    assert_eq!(back["broker"], third.as_str(), "{back}");
+    assert_eq!(back["ok"], true, "{back}");
+
+    mock.broker_down(3);
+    let removed = event(&w.until("\"change\":\"broker_removed\""));
+    assert_eq!(removed["broker"], third.as_str(), "{removed}");
+    assert_eq!(removed["message"], "broker 3 is no longer advertised");
+    mock.broker_up(3);
+    let added = event(&w.until("\"change\":\"broker_added\""));
+    assert_eq!(added["broker"], third.as_str(), "{added}");
+    assert_eq!(
+        added["message"],
+        "broker 3 is advertised now: every step passes"
+    );
+    let (code, _, err) = w.stop("INT");
+    assert_eq!(code, Some(0), "stderr: {err}");
 }

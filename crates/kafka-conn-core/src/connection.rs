@@ -100,6 +100,9 @@ struct Slot {
     api_key: ApiKey,
     api_version: i16,
     response_header: u8,
+    /// The request's size on the wire (size prefix included), for
+    /// [`Response::request_bytes`].
+    request_bytes: u32,
     sent_at: Instant,
     /// When the owner gives up (user or internal timeout).
     deadline: Instant,
@@ -175,6 +178,9 @@ pub struct Connection {
     negotiation: Negotiation,
     handshake_deadline: Option<Instant>,
     last_activity: Instant,
+    /// When the receive buffer was last given back (see
+    /// `Deadline::ReleaseBuffer`).
+    buffer_released_at: Option<Instant>,
     close_reason: Option<CloseReason>,
     auth: Option<Exchange>,
     session: Option<Session>,
@@ -207,6 +213,7 @@ impl Connection {
             negotiation: Negotiation::default(),
             handshake_deadline: Some(later(now, config.handshake_timeout)),
             last_activity: now,
+            buffer_released_at: None,
             close_reason: None,
             auth: None,
             session: None,
@@ -283,6 +290,13 @@ impl Connection {
         self.transmit.len()
     }
 
+    /// Whether a KIP-368 re-authentication exchange is under way on this
+    /// ready connection (new requests are held until it ends). A driver
+    /// notes when this turns true to time the re-authentication.
+    pub fn is_reauthenticating(&self) -> bool {
+        self.state == State::Ready && self.auth.is_some()
+    }
+
     /// Sets the next correlation id (tests of id wrap-around).
     #[cfg(any(test, feature = "sim"))]
     #[doc(hidden)]
@@ -300,9 +314,12 @@ impl Connection {
     }
 
     /// Takes `n` bytes read into the last [`Connection::recv_buf`]. `n == 0`
-    /// is not end of stream: call [`Connection::handle_eof`] for that.
+    /// is not end of stream (call [`Connection::handle_eof`] for that) but a
+    /// read that found nothing (would block): it closes the window, so that
+    /// an idle connection's empty buffer can be given back (see
+    /// [`Config::with_receive_buffer_release`]).
     pub fn recv_commit(&mut self, n: usize, now: Instant) {
-        if self.is_closed() {
+        if self.is_closed() || n == 0 {
             self.reader.commit(0);
             return;
         }
@@ -511,6 +528,17 @@ impl Connection {
         throttle_time_ms: i32,
         now: Instant,
     ) -> Option<Duration> {
+        if throttle_time_ms > 0 && !self.is_closed() {
+            // For observers (metrics, hooks): the broker's own figure,
+            // whether or not KIP-219 asks us to wait it out.
+            let applied = throttle_to_apply(api_key, version, throttle_time_ms).is_some();
+            self.events.push_back(Event::Throttled {
+                api_key,
+                api_version: version,
+                throttle_time: Duration::from_millis(throttle_time_ms.unsigned_abs().into()),
+                applied,
+            });
+        }
         let throttle = throttle_to_apply(api_key, version, throttle_time_ms)?;
         self.handle_throttle(throttle, now);
         Some(throttle)
@@ -672,6 +700,7 @@ impl Connection {
             if let Err(e) = self.check_version(&h.request) {
                 self.events.push_back(Event::RequestFailed {
                     correlation_id: CorrelationId(h.id),
+                    api_key: h.request.api_key,
                     error: RequestError::Unsupported(e),
                 });
                 continue;
@@ -702,6 +731,11 @@ impl Connection {
             )
         });
         debug_assert!(ok.is_ok(), "size checked in send_request");
+        // The size prefix, the header and the body (checked to fit an i32).
+        let request_bytes = u32::try_from(
+            4 + header::request_header_len(hv.request, client_id) + request.body.len(),
+        )
+        .unwrap_or(u32::MAX);
         self.transmit.push(request.body.clone());
         self.stats.requests_sent += 1;
         self.last_activity = now;
@@ -711,6 +745,7 @@ impl Connection {
                 api_key: request.api_key,
                 api_version: request.api_version,
                 response_header: hv.response,
+                request_bytes,
                 sent_at: now,
                 deadline,
                 abandon_at: None,
@@ -735,9 +770,11 @@ impl Connection {
             self.in_flight_peak = self.in_flight.len();
             self.events.reserve(self.in_flight_peak);
             self.transmit.reserve_for(self.in_flight_peak);
-            if self.in_flight_peak == 2 {
-                self.reader.prepare_for_pipelining();
-            }
+        }
+        if self.in_flight.len() == 2 {
+            // Pipelining (again, after an idle release): see
+            // `FrameReader::prepare_for_pipelining` (nothing if prepared).
+            self.reader.prepare_for_pipelining();
         }
     }
 
@@ -826,6 +863,8 @@ impl Connection {
         }
         let slot = self.in_flight.pop_front().expect("head exists");
         let rtt = now.saturating_duration_since(slot.sent_at);
+        // The frame plus its size prefix (a frame is at most an i32 long).
+        let response_bytes = u32::try_from(frame.len() + 4).unwrap_or(u32::MAX);
         self.stats.responses_received += 1;
         self.stats.record_rtt(rtt);
         // The body is the frame past its header: advancing moves the view
@@ -840,6 +879,8 @@ impl Connection {
                 api_version: slot.api_version,
                 body,
                 rtt,
+                request_bytes: slot.request_bytes,
+                response_bytes,
             })),
             Owner::Cancelled | Owner::TimedOut => self.stats.late_responses += 1,
             Owner::ApiVersions => self.on_api_versions(&body, slot.api_version, now),
@@ -857,10 +898,11 @@ impl Connection {
         }
     }
 
-    fn fail_timed_out(&mut self, id: i32, after: Duration) {
+    fn fail_timed_out(&mut self, id: i32, api_key: ApiKey, after: Duration) {
         self.stats.timeouts += 1;
         self.events.push_back(Event::RequestFailed {
             correlation_id: CorrelationId(id),
+            api_key,
             error: RequestError::TimedOut(after),
         });
     }
@@ -868,17 +910,18 @@ impl Connection {
     fn close_with(&mut self, reason: CloseReason) {
         debug_assert!(self.close_reason.is_none());
         self.state = State::Closed;
-        let fail = |id: i32| Event::RequestFailed {
+        let fail = |id: i32, api_key: ApiKey| Event::RequestFailed {
             correlation_id: CorrelationId(id),
+            api_key,
             error: reason.clone().into(),
         };
         for slot in self.in_flight.drain(..) {
             if slot.owner == Owner::User {
-                self.events.push_back(fail(slot.id));
+                self.events.push_back(fail(slot.id, slot.api_key));
             }
         }
         for h in self.held.drain(..) {
-            self.events.push_back(fail(h.id));
+            self.events.push_back(fail(h.id, h.request.api_key));
         }
         self.transmit.clear();
         self.auth = None;
@@ -986,6 +1029,7 @@ impl Connection {
                     api_key: ApiKey::SASL_AUTHENTICATE,
                     api_version: -1,
                     response_header: 0,
+                    request_bytes: 0,
                     sent_at: now,
                     deadline: later(now, self.config.request_timeout),
                     abandon_at: None,

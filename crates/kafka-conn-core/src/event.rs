@@ -29,6 +29,8 @@ pub enum Event {
     RequestFailed {
         /// Its id.
         correlation_id: CorrelationId,
+        /// Its API, so that failures can be counted per API as responses are.
+        api_key: ApiKey,
         /// Why.
         error: RequestError,
     },
@@ -37,6 +39,24 @@ pub enum Event {
     CredentialRequired(CredentialRequest),
     /// KIP-368 re-authentication succeeded; nothing was lost.
     Reauthenticated(SaslSession),
+    /// A response carried a positive `throttle_time_ms` (KIP-219): the
+    /// broker's quota throttled this client. Reported for every such
+    /// response given to [`crate::Connection::handle_throttle_time`],
+    /// whether or not the client must hold its requests for it (`applied`;
+    /// before the KIP-219 version bump the broker already delayed the
+    /// response itself). Only for observation: the connection has already
+    /// acted on it.
+    Throttled {
+        /// The API whose response carried it.
+        api_key: ApiKey,
+        /// The response's version.
+        api_version: i16,
+        /// The broker's `throttle_time_ms`, as a duration.
+        throttle_time: Duration,
+        /// Whether the connection holds new requests for it (KIP-219:
+        /// the response version says the client must back off).
+        applied: bool,
+    },
     /// The connection is closed. Always the last event, exactly once.
     Closed(CloseReason),
 }
@@ -55,6 +75,10 @@ pub struct Response {
     /// Time from the request's last byte being handed to the transport to
     /// the response being read.
     pub rtt: Duration,
+    /// The request's size on the wire: its size prefix, header and body.
+    pub request_bytes: u32,
+    /// The response's size on the wire: its size prefix, header and body.
+    pub response_bytes: u32,
 }
 
 /// An authenticated SASL session.

@@ -10,15 +10,18 @@ use bytes::{Buf, Bytes, BytesMut};
 
 use crate::error::ProtocolViolation;
 
-/// The receive buffer's first capacity, and what it shrinks back to.
+/// What the receive buffer shrinks back to after a large frame.
 const MIN_READ: usize = 16 * 1024;
 /// The smallest read window. The window is zero-filled each time it is
 /// handed out (safe Rust cannot hand out uninitialised memory), so unless a
 /// frame under way needs more, it is sized to what reads actually return,
 /// between this and [`BIG_READ`], rather than always 16 KiB.
 const SMALL_READ: usize = 512;
-/// The read window floor a connection starts with.
-const FIRST_READ: usize = 4 * 1024;
+/// The read window floor a connection starts with, and starts again with
+/// after giving its buffer back ([`FrameReader::release`]): enough for the
+/// ApiVersions response and most small ones, and what an idle connection
+/// costs at most until its buffer is given back. Larger reads double it.
+const FIRST_READ: usize = 1024;
 /// The largest the floor grows to when reads keep filling the window
 /// (pipelined responses): fewer `read` calls, bounded zero-filling.
 const BIG_READ: usize = 64 * 1024;
@@ -61,15 +64,40 @@ pub(crate) struct FrameReader {
 }
 
 impl FrameReader {
+    /// No buffer yet: the first [`FrameReader::recv_buf`] takes one.
     pub(crate) fn new(max_frame_size: usize) -> Self {
         Self {
-            buf: BytesMut::with_capacity(MIN_READ),
+            buf: BytesMut::new(),
             max_frame_size,
             seen_frame: false,
             window: None,
             floor: FIRST_READ,
-            room: MIN_READ,
+            room: 0,
             spare: None,
+        }
+    }
+
+    /// Whether the buffer holds memory but no bytes and no open window:
+    /// what [`FrameReader::release`] may give back without losing anything.
+    pub(crate) fn releasable(&self) -> bool {
+        self.window.is_none()
+            && self.buf.is_empty()
+            && (self.buf.capacity() > 0 || self.spare.is_some())
+    }
+
+    /// Gives the (empty) buffer back to the allocator: an idle connection
+    /// then holds no receive memory. The next read window is
+    /// [`FIRST_READ`] again and grows with what arrives. Does nothing unless
+    /// [`FrameReader::releasable`].
+    pub(crate) fn release(&mut self) {
+        if self.releasable() {
+            // A frame handed out earlier may still share the allocation: it
+            // keeps its part alive; this only drops the reader's reference.
+            self.buf = BytesMut::new();
+            self.floor = FIRST_READ;
+            self.room = 0;
+            // And the spare: an idle connection holds no receive memory.
+            self.spare = None;
         }
     }
 
@@ -113,7 +141,9 @@ impl FrameReader {
     /// spare if it is free again, else to a new allocation, and the old
     /// buffer becomes the spare.
     fn make_room(&mut self, needed: usize) {
-        if self.buf.capacity() >= needed {
+        // Only once pipelining (see `prepare_for_pipelining`): otherwise the
+        // buffer grows in place, lazily, as before.
+        if self.buf.capacity() >= needed || self.spare.is_none() {
             return;
         }
         let additional = needed - self.buf.len();
@@ -122,24 +152,24 @@ impl FrameReader {
         if self.buf.try_reclaim(additional) || self.buf.len() > MIN_READ {
             return;
         }
+        let Some(mut spare) = self.spare.take() else {
+            return;
+        };
         // The spare if it is unique again (its frames were dropped): no
         // allocation, and it is shared already (no promotion when the next
         // frame is split off either). A new buffer is large enough for any
         // read window near a frame's start (MIN_READ + BIG_READ), so the
         // spare fits every later one too: a window that grew after the
         // warm-up must not cost an allocation.
-        let mut spare = self.spare.take();
-        let reusable = spare.as_mut().is_some_and(|s| s.try_reclaim(needed));
-        let mut next = match spare {
-            Some(spare) if reusable => spare,
-            Some(_) => {
-                // Still shared: the frames held span both allocations. Grow,
-                // until one allocation holds what the callers hold at once
-                // (up to SPARE_MAX, beyond which none is kept).
-                self.room = (2 * self.room).min(SPARE_MAX).max(self.room);
-                BytesMut::with_capacity(needed.max(self.room).max(MIN_READ + BIG_READ))
-            }
-            None => BytesMut::with_capacity(needed.max(self.room).max(MIN_READ + BIG_READ)),
+        let mut next = if spare.try_reclaim(needed) {
+            spare
+        } else {
+            // Still shared: the frames held span both allocations. Grow,
+            // until one allocation holds what the callers hold at once (up
+            // to SPARE_MAX, beyond which none is kept).
+            drop(spare);
+            self.room = (2 * self.room).min(SPARE_MAX).max(self.room);
+            BytesMut::with_capacity(needed.max(self.room).max(MIN_READ + BIG_READ))
         };
         next.extend_from_slice(&self.buf);
         let mut old = std::mem::replace(&mut self.buf, next);
@@ -192,9 +222,14 @@ impl FrameReader {
 
     /// Keeps the first `n` bytes of the last [`FrameReader::recv_buf`]
     /// window. Returns false (keeping nothing) if no window is open or `n`
-    /// is larger than the window.
+    /// is larger than the window. `n == 0` (a read that would block) closes
+    /// the window and leaves the window sizing alone: nothing was read.
     pub(crate) fn commit(&mut self, n: usize) -> bool {
         match self.window.take() {
+            Some(start) if n == 0 => {
+                self.buf.truncate(start);
+                true
+            }
             Some(start) if start + n <= self.buf.len() => {
                 if n >= self.floor {
                     self.floor = (self.floor * 2).min(BIG_READ);
@@ -216,6 +251,12 @@ impl FrameReader {
     pub(crate) fn extend(&mut self, data: &[u8]) {
         self.close_window();
         self.make_room(self.buf.len() + data.len());
+        if self.buf.capacity() - self.buf.len() < data.len() {
+            // At least a read window's worth: a buffer sized exactly to one
+            // frame would leave with that frame and be taken again for the
+            // next (an allocation per response after a release or at start).
+            self.buf.reserve(data.len().max(self.floor));
+        }
         self.buf.extend_from_slice(data);
     }
 
@@ -424,6 +465,47 @@ mod tests {
             "{windows:?}"
         );
         assert_eq!(r.next_frame().unwrap().map(|f| f.len()), Some(1_000_000));
+    }
+
+    #[test]
+    fn an_empty_buffer_is_given_back_and_taken_again_small() {
+        let mut r = FrameReader::new(64 << 20);
+        // Nothing is held before the first read.
+        assert_eq!(r.capacity(), 0);
+        assert!(!r.releasable());
+        assert_eq!(r.recv_buf().len(), FIRST_READ);
+        // An open window is never given back (its bytes may be on their way).
+        assert!(!r.releasable());
+        r.release();
+        assert!(r.capacity() >= FIRST_READ);
+        // A read that would block closes it without touching the sizing.
+        assert!(r.commit(0));
+        assert!(r.releasable());
+        // Half a frame buffered: kept.
+        let f = frame(b"hello");
+        r.recv_buf()[..3].copy_from_slice(&f[..3]);
+        assert!(r.commit(3));
+        assert!(!r.releasable());
+        r.release();
+        assert!(r.capacity() > 0);
+        r.extend(&f[3..]);
+        assert_eq!(r.next_frame().unwrap().as_deref(), Some(&b"hello"[..]));
+        // Empty again: given back, and a frame handed out before (sharing
+        // the allocation) stays whole.
+        let win = r.recv_buf();
+        win[..8].copy_from_slice(&frame(b"four"));
+        assert!(r.commit(8));
+        let held = r.next_frame().unwrap().unwrap();
+        assert!(r.releasable());
+        r.release();
+        assert_eq!(r.capacity(), 0);
+        assert!(!r.releasable());
+        assert_eq!(&held[..], b"four");
+        // The next window is small again, and reading goes on.
+        assert_eq!(r.recv_buf().len(), FIRST_READ);
+        r.recv_buf()[..9].copy_from_slice(&frame(b"again"));
+        assert!(r.commit(9));
+        assert_eq!(r.next_frame().unwrap().as_deref(), Some(&b"again"[..]));
     }
 
     #[test]

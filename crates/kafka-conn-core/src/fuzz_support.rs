@@ -1262,6 +1262,12 @@ impl Tracker {
                     );
                     assert_eq!(t.outcomes, 0, "second outcome for {id}");
                     assert_eq!((r.api_key, r.api_version), (t.api_key, t.api_version));
+                    // Sizes on the wire: a size prefix and a correlation id at least.
+                    assert!(
+                        r.response_bytes as usize >= r.body.len() + 8,
+                        "response size"
+                    );
+                    assert!(r.request_bytes as usize >= 4 + 8, "request size");
                     if self.trusted {
                         if let Some(b) = &t.expected_body {
                             assert_eq!(&r.body, b, "response body for {id}");
@@ -1272,6 +1278,7 @@ impl Tracker {
                 }
                 Event::RequestFailed {
                     correlation_id,
+                    api_key,
                     error,
                 } => {
                     let id = correlation_id.0;
@@ -1280,6 +1287,7 @@ impl Tracker {
                         .get_mut(&id)
                         .unwrap_or_else(|| panic!("failure of unknown id {id}: {error}"));
                     assert_eq!(t.outcomes, 0, "second outcome for {id}: {error}");
+                    assert_eq!(api_key, t.api_key, "failure of {id} names its API");
                     t.outcomes += 1;
                 }
                 Event::Ready { .. } => {
@@ -1292,6 +1300,12 @@ impl Tracker {
                     self.sessions += 1;
                 }
                 Event::CredentialRequired(req) => self.credential_requests.push(req),
+                Event::Throttled { throttle_time, .. } => {
+                    assert!(
+                        !throttle_time.is_zero(),
+                        "a throttle event without a throttle"
+                    );
+                }
                 Event::Closed(reason) => {
                     assert_eq!(Some(&reason), conn.close_reason());
                     self.closed = Some(reason);
@@ -1517,6 +1531,8 @@ struct Setup {
     request_timeout_ms: u16,
     handshake_timeout_ms: u16,
     idle_timeout_ms: Option<u16>,
+    /// The receive buffer's release period (`None`: never released).
+    release_ms: Option<u16>,
     grace_ms: u16,
     api_versions_version: u8,
     version_hint: bool,
@@ -1607,6 +1623,12 @@ enum Op {
     IoError,
     /// Everything flows until quiet: writes, answers, deliveries.
     Pump,
+    /// A read that found nothing: `recv_buf`, then `recv_commit(0)` (the
+    /// window closed, as the async engine does), or, `abandon`, the window
+    /// left open (the next `recv_buf` closes it).
+    WouldBlock {
+        abandon: bool,
+    },
 }
 
 #[derive(Arbitrary, Debug)]
@@ -1732,6 +1754,11 @@ impl OpsHarness {
                 setup
                     .idle_timeout_ms
                     .map(|ms| Duration::from_millis(u64::from(ms) * 8)),
+            )
+            .with_receive_buffer_release(
+                setup
+                    .release_ms
+                    .map(|ms| Duration::from_millis(u64::from(ms) * 4 + 1)),
             )
             .with_unanswered_grace(Duration::from_millis(u64::from(setup.grace_ms)))
             .with_api_versions_version(i16::from(setup.api_versions_version % 5));
@@ -2146,6 +2173,12 @@ impl OpsHarness {
             Op::Deliver { max, zero_copy } => {
                 self.deliver(max.map_or(usize::MAX, usize::from), zero_copy);
             }
+            Op::WouldBlock { abandon } => {
+                let _ = self.conn.recv_buf();
+                if !abandon {
+                    self.conn.recv_commit(0, self.now);
+                }
+            }
             Op::Raw { bytes, zero_copy } => {
                 self.t.trusted = false;
                 self.received_bytes += bytes.len();
@@ -2271,6 +2304,7 @@ pub fn connection_ops_seeded(seed: u64) -> [u64; Deadline::ALL.len()] {
         request_timeout_ms: r.below(20_000) as u16,
         handshake_timeout_ms: r.below(30_000) as u16,
         idle_timeout_ms: r.maybe(|r| r.below(20_000) as u16),
+        release_ms: r.maybe(|r| r.below(5_000) as u16),
         grace_ms: r.below(5_000) as u16,
         api_versions_version: r.below(5) as u8,
         version_hint: r.below(3) == 0,
@@ -2345,7 +2379,10 @@ impl SeededOps {
                 fire: self.below(4) != 0,
             },
             70..=81 => Op::JumpToTimeout,
-            82..=83 => Op::FireNow,
+            82 => Op::FireNow,
+            83 => Op::WouldBlock {
+                abandon: self.below(2) == 0,
+            },
             84..=87 => Op::Cancel(self.below(64) as u16),
             88..=92 => Op::Credential(match self.below(4) {
                 0 => CredentialChoice::OAuth {

@@ -70,7 +70,7 @@
 //!                 println!("Metadata v{}: {} bytes", r.api_version, r.body.len());
 //!                 conn.close(Instant::now()); // a command: its Closed follows
 //!             }
-//!             Event::RequestFailed { correlation_id, error } => {
+//!             Event::RequestFailed { correlation_id, error, .. } => {
 //!                 println!("request {correlation_id} failed: {error}");
 //!             }
 //!             Event::Closed(reason) => {

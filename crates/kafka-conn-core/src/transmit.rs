@@ -33,11 +33,15 @@ pub(crate) struct TransmitQueue {
     max_header: usize,
 }
 
+/// The header arena's capacity, taken at the first header (and again after
+/// [`TransmitQueue::release`]): room for dozens of pipelined headers.
+const HEADER_ARENA: usize = 1024;
+
 impl Default for TransmitQueue {
     fn default() -> Self {
         Self {
             chunks: VecDeque::new(),
-            headers: BytesMut::with_capacity(1024),
+            headers: BytesMut::new(),
             len: 0,
             max_header: 0,
         }
@@ -48,6 +52,10 @@ impl TransmitQueue {
     /// Queues a header that `encode` appends to the arena (nothing else may
     /// be appended); returns what `encode` returned.
     pub(crate) fn push_header<T>(&mut self, encode: impl FnOnce(&mut BytesMut) -> T) -> T {
+        if self.headers.capacity() == 0 {
+            // Taken lazily: an idle connection gives it back (`release`).
+            self.headers.reserve(HEADER_ARENA);
+        }
         let before = self.headers.len();
         let result = encode(&mut self.headers);
         let n = self.headers.len() - before;
@@ -79,6 +87,20 @@ impl TransmitQueue {
 
     pub(crate) fn len(&self) -> usize {
         self.len
+    }
+
+    /// Whether nothing is queued but memory is held.
+    pub(crate) fn releasable(&self) -> bool {
+        self.len == 0 && (self.headers.capacity() > 0 || self.chunks.capacity() > 0)
+    }
+
+    /// Gives the (empty) queue's memory back; the next header takes a new
+    /// arena. Does nothing unless [`TransmitQueue::releasable`].
+    pub(crate) fn release(&mut self) {
+        if self.releasable() {
+            self.chunks = VecDeque::new();
+            self.headers = BytesMut::new();
+        }
     }
 
     pub(crate) fn clear(&mut self) {
@@ -223,8 +245,9 @@ mod tests {
         // A queue that always has something left (partial writes forever)
         // must not grow without bound.
         let mut q = TransmitQueue::default();
-        let cap = q.headers.capacity();
         header(&mut q, b"0123456789");
+        let cap = q.headers.capacity();
+        assert_eq!(cap, HEADER_ARENA);
         for _ in 0..10_000 {
             header(&mut q, b"0123456789");
             assert!(q.advance(10));
@@ -236,5 +259,28 @@ mod tests {
             "{} > {cap}",
             q.headers.capacity()
         );
+    }
+
+    #[test]
+    fn an_empty_queue_gives_its_memory_back_and_takes_it_again() {
+        let mut q = TransmitQueue::default();
+        // Nothing is held before the first header.
+        assert_eq!(q.headers.capacity(), 0);
+        assert!(!q.releasable());
+        header(&mut q, b"H1");
+        q.push(Bytes::from_static(b"body"));
+        // Something queued: kept.
+        assert!(!q.releasable());
+        q.release();
+        assert_eq!(pending(&q), b"H1body");
+        assert!(q.advance(6));
+        assert!(q.releasable());
+        q.release();
+        assert_eq!((q.headers.capacity(), q.chunks.capacity()), (0, 0));
+        assert!(!q.releasable());
+        // The next header takes a whole arena again.
+        header(&mut q, b"H2");
+        assert_eq!(q.headers.capacity(), HEADER_ARENA);
+        assert_eq!(pending(&q), b"H2");
     }
 }

@@ -451,6 +451,8 @@ mod tests {
             api_version: version,
             body: body.into(),
             rtt: Duration::ZERO,
+            request_bytes: 0,
+            response_bytes: 0,
         }
     }
 

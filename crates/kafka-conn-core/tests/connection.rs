@@ -202,6 +202,9 @@ fn silent_broker() -> SimBroker {
 fn timed_out_request_keeps_its_slot_and_its_late_response_is_dropped() {
     let config = Config::new()
         .with_request_timeout(Duration::from_secs(5))
+        // This test is about other deadlines: the receive buffer's release
+        // (its own test below) would come first.
+        .with_receive_buffer_release(None)
         .with_unanswered_grace(Duration::from_secs(10));
     let mut p = ready_pair(config, silent_broker());
     let id = p.conn.send_request(metadata(b"x"), p.now).unwrap();
@@ -213,7 +216,7 @@ fn timed_out_request_keeps_its_slot_and_its_late_response_is_dropped() {
     p.advance(Duration::from_millis(1));
     assert!(matches!(
         p.take_events().as_slice(),
-        [Event::RequestFailed { correlation_id, error: RequestError::TimedOut(d) }]
+        [Event::RequestFailed { correlation_id, error: RequestError::TimedOut(d), .. }]
             if *correlation_id == id && *d == Duration::from_secs(5)
     ));
     // The slot stays; the late response is read and dropped.
@@ -317,6 +320,7 @@ fn out_of_sync_ids_close_and_fail_every_pending_request() {
             Event::RequestFailed {
                 correlation_id,
                 error: RequestError::ConnectionClosed(_),
+                ..
             } => Some(*correlation_id),
             _ => None,
         })
@@ -471,6 +475,9 @@ fn idle_connections_are_reaped_but_never_while_a_request_is_pending() {
     let config = Config::new()
         .with_idle_timeout(Some(Duration::from_secs(60)))
         .with_request_timeout(Duration::from_secs(300))
+        // This test is about other deadlines: the receive buffer's release
+        // (its own test below) would come first.
+        .with_receive_buffer_release(None)
         .with_unanswered_grace(Duration::from_secs(300));
     let mut p = ready_pair(config.clone(), silent_broker());
     p.conn.send_request(metadata(b"slow"), p.now).unwrap();
@@ -526,7 +533,16 @@ fn handshake_deadline_closes_a_connection_that_never_becomes_ready() {
     );
     let id = p.conn.send_request(metadata(b"early"), p.now).unwrap();
     p.drive();
+    let start = p.now;
+    // At 1 s the written transmit queue's memory goes back (the default
+    // release): the connection still waits for ApiVersions.
     assert!(p.advance_to_timeout());
+    assert_eq!(p.now, start + Duration::from_secs(1));
+    assert!(p.events.is_empty(), "{:?}", p.events);
+    assert!(!p.conn.is_closed());
+    // At 3 s the handshake deadline closes it.
+    assert!(p.advance_to_timeout());
+    assert_eq!(p.now, start + Duration::from_secs(3));
     let r = assert_closed_last(&p.events);
     assert!(
         matches!(r, CloseReason::Timeout(TimeoutKind::Handshake { .. })),
@@ -586,6 +602,9 @@ fn huge_durations_saturate_instead_of_panicking() {
     let config = Config::new()
         .with_handshake_timeout(Duration::MAX)
         .with_unanswered_grace(Duration::MAX)
+        // This test is about other deadlines: the receive buffer's release
+        // (its own test below) would come first.
+        .with_receive_buffer_release(None)
         .with_idle_timeout(Some(Duration::MAX));
     let mut p = ready_pair(config, broker);
     let id = p
@@ -604,7 +623,7 @@ fn huge_durations_saturate_instead_of_panicking() {
     assert!(!p.conn.is_closed(), "{:?}", p.events);
     assert!(matches!(
         &p.events[..],
-        [Event::RequestFailed { correlation_id, error: RequestError::TimedOut(_) }] if *correlation_id == held
+        [Event::RequestFailed { correlation_id, error: RequestError::TimedOut(_), .. }] if *correlation_id == held
     ));
 }
 
@@ -633,7 +652,7 @@ fn a_timed_out_request_behind_a_waiting_one_does_not_make_poll_timeout_spin() {
     assert!(p.advance_to_timeout());
     assert!(matches!(
         &p.events[..],
-        [Event::RequestFailed { correlation_id, error: RequestError::TimedOut(_) }] if *correlation_id == quick
+        [Event::RequestFailed { correlation_id, error: RequestError::TimedOut(_), .. }] if *correlation_id == quick
     ));
     // Next: the slow request's own deadline, not the quick one's grace.
     assert_eq!(
@@ -654,7 +673,10 @@ fn poll_timeout_finds_the_earliest_request_deadline_in_any_order() {
     // send order (one timeout for all); a shorter timeout behind longer
     // ones must still be found.
     let mut p = ready_pair(
-        Config::new().with_request_timeout(Duration::from_secs(30)),
+        Config::new()
+            .with_request_timeout(Duration::from_secs(30))
+            // The receive buffer's release (its own test) would come first.
+            .with_receive_buffer_release(None),
         silent_broker(),
     );
     let start = p.now;
@@ -691,6 +713,9 @@ fn a_held_request_refused_after_a_long_throttle_leaves_no_deadline_in_the_past()
     // deadline already passed (a driver would fire again at once).
     let config = Config::new()
         .with_idle_timeout(Some(Duration::from_secs(60)))
+        // This test is about other deadlines: the receive buffer's release
+        // (its own test below) would come first.
+        .with_receive_buffer_release(None)
         .with_request_timeout(Duration::from_secs(7200));
     let mut p = Pair::new(config, silent_broker());
     let unsupported = Request::new(ApiKey::METADATA, 99, Bytes::from_static(b"x"));
@@ -707,7 +732,7 @@ fn a_held_request_refused_after_a_long_throttle_leaves_no_deadline_in_the_past()
     assert!(
         matches!(
             &p.events[0],
-            Event::RequestFailed { correlation_id, error: RequestError::Unsupported(_) } if *correlation_id == held
+            Event::RequestFailed { correlation_id, error: RequestError::Unsupported(_), .. } if *correlation_id == held
         ),
         "{:?}",
         p.events
@@ -727,13 +752,19 @@ fn the_default_request_timeout_is_40_seconds() {
     let sent = p.now;
     let id = p.conn.send_request(metadata(b"x"), p.now).unwrap();
     p.drive();
+    // First the empty receive buffer goes back (1 s, the default), which
+    // fails nothing; then the request's deadline.
+    assert_eq!(p.conn.poll_timeout(), Some(sent + Duration::from_secs(1)));
+    assert!(p.advance_to_timeout());
+    assert_eq!(p.conn.receive_buffer_capacity(), 0);
+    assert!(p.events.is_empty(), "{:?}", p.events);
     assert_eq!(p.conn.poll_timeout(), Some(sent + Duration::from_secs(40)));
-    p.advance(Duration::from_secs(40) - Duration::from_millis(1));
+    p.advance(Duration::from_secs(39) - Duration::from_millis(1));
     assert!(p.events.is_empty(), "early: {:?}", p.events);
     p.advance(Duration::from_millis(1));
     assert!(matches!(
         p.take_events().as_slice(),
-        [Event::RequestFailed { correlation_id, error: RequestError::TimedOut(d) }]
+        [Event::RequestFailed { correlation_id, error: RequestError::TimedOut(d), .. }]
             if *correlation_id == id && *d == Duration::from_secs(40)
     ));
 }
@@ -748,11 +779,18 @@ fn the_default_idle_timeout_is_540_seconds() {
     p.drive();
     assert_eq!(responses(&p.take_events()).len(), 1);
     let last_activity = p.now;
+    // The empty receive buffer goes back first (1 s, the default).
+    assert_eq!(
+        p.conn.poll_timeout(),
+        Some(last_activity + Duration::from_secs(1))
+    );
+    assert!(p.advance_to_timeout());
+    assert_eq!(p.conn.receive_buffer_capacity(), 0);
     assert_eq!(
         p.conn.poll_timeout(),
         Some(last_activity + Duration::from_secs(540))
     );
-    p.advance(Duration::from_secs(540) - Duration::from_millis(1));
+    p.advance(Duration::from_secs(539) - Duration::from_millis(1));
     assert!(p.events.is_empty(), "early: {:?}", p.events);
     assert_eq!(p.conn.state(), State::Ready);
     p.advance(Duration::from_millis(1));
@@ -798,4 +836,130 @@ fn stats_count_the_bytes_and_timeouts_of_a_known_exchange() {
     assert_eq!(stats.responses_received, 1);
     assert_eq!(stats.timeouts, 1);
     assert_eq!(stats.late_responses, 0);
+}
+
+#[test]
+fn an_idle_connection_gives_its_receive_buffer_back_and_reads_on() {
+    for delivery in [Delivery::All, Delivery::ZeroCopy(usize::MAX)] {
+        let config = Config::new().with_receive_buffer_release(Duration::from_secs(2));
+        let mut p = Pair::new(config, SimBroker::echo());
+        p.delivery = delivery;
+        p.drive();
+        assert_eq!(p.conn.state(), State::Ready);
+        p.take_events();
+        assert!(p.conn.receive_buffer_capacity() > 0);
+        // Traffic keeps it: each response moves the deadline.
+        for _ in 0..5 {
+            p.conn.send_request(metadata(b"busy"), p.now).unwrap();
+            p.drive();
+            assert_eq!(responses(&p.take_events()).len(), 1);
+            p.advance(Duration::from_millis(1500));
+            assert!(p.conn.receive_buffer_capacity() > 0, "{delivery:?}");
+        }
+        let last = p.now - Duration::from_millis(1500);
+        // Idle: given back 2 s after the last traffic, not a millisecond
+        // earlier, and nothing else happens.
+        assert_eq!(p.conn.poll_timeout(), Some(last + Duration::from_secs(2)));
+        p.advance(Duration::from_millis(499));
+        assert!(p.conn.receive_buffer_capacity() > 0);
+        p.advance(Duration::from_millis(1));
+        assert_eq!(p.conn.receive_buffer_capacity(), 0, "{delivery:?}");
+        assert!(p.events.is_empty(), "{:?}", p.events);
+        assert_eq!(p.conn.state(), State::Ready);
+        // Now only the idle reaping is armed.
+        assert_eq!(p.conn.poll_timeout(), Some(last + Duration::from_secs(540)));
+        // A read that finds nothing takes a small buffer; it goes back a
+        // period after the release, never at the same instant again.
+        let released = p.now;
+        assert_eq!(p.conn.recv_buf().len(), 1024);
+        p.conn.recv_commit(0, p.now);
+        assert_eq!(
+            p.conn.poll_timeout(),
+            Some(released + Duration::from_secs(2))
+        );
+        // The next response is read into a new buffer, whole.
+        let big = vec![7u8; 20_000];
+        let request = Request::new(ApiKey::METADATA, 1, Bytes::from(big.clone()));
+        p.conn.send_request(request, p.now).unwrap();
+        p.drive();
+        let got = responses(&p.take_events());
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].1, big, "{delivery:?}");
+    }
+    // `None`: kept for the connection's life.
+    let mut p = ready_pair(
+        Config::new().with_receive_buffer_release(None),
+        SimBroker::echo(),
+    );
+    let capacity = p.conn.receive_buffer_capacity();
+    p.advance(Duration::from_secs(500));
+    assert_eq!(p.conn.receive_buffer_capacity(), capacity);
+}
+
+/// What drivers report to observers (metrics, hooks): each response's
+/// sizes on the wire, the API of a failed request, the broker's throttle
+/// time whether or not the client waits it out.
+#[test]
+fn responses_carry_wire_sizes_failures_their_api_and_throttles_an_event() {
+    let config = Config::new()
+        .with_client_id(Some("obs"))
+        .with_request_timeout(Duration::from_secs(5));
+    let mut p = ready_pair(config.clone(), SimBroker::echo());
+    let id = p.conn.send_request(metadata(b"hello"), p.now).unwrap();
+    p.drive();
+    let events = p.take_events();
+    let [Event::Response(r)] = events.as_slice() else {
+        panic!("{events:?}")
+    };
+    assert_eq!(r.correlation_id, id);
+    // Request: size (4) + api key, version, correlation id (8) + client id
+    // "obs" (2 + 3) + body (5); Metadata v1 has header v1.
+    assert_eq!(r.request_bytes, 4 + 8 + 5 + 5);
+    // Response: size (4) + correlation id (4, header v0) + the echoed body.
+    assert_eq!(r.response_bytes, 4 + 4 + 5);
+
+    let mut p = ready_pair(config, silent_broker());
+    let produce = Request::new(ApiKey::PRODUCE, 3, Bytes::from_static(b"p"));
+    let id = p.conn.send_request(produce, p.now).unwrap();
+    p.drive();
+    p.advance(Duration::from_secs(5));
+    assert!(matches!(
+        p.take_events().as_slice(),
+        [Event::RequestFailed { correlation_id, api_key: ApiKey::PRODUCE, error: RequestError::TimedOut(_) }]
+            if *correlation_id == id
+    ));
+    // Metadata v6+ asks the client to wait (KIP-219); v5 was delayed by the broker.
+    assert_eq!(
+        p.conn.handle_throttle_time(ApiKey::METADATA, 6, 250, p.now),
+        Some(Duration::from_millis(250))
+    );
+    assert_eq!(
+        p.conn.handle_throttle_time(ApiKey::METADATA, 5, 40, p.now),
+        None
+    );
+    assert_eq!(
+        p.conn.handle_throttle_time(ApiKey::METADATA, 6, 0, p.now),
+        None
+    );
+    p.drive();
+    let throttles: Vec<_> = p
+        .take_events()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Throttled {
+                api_key,
+                api_version,
+                throttle_time,
+                applied,
+            } => Some((api_key, api_version, throttle_time, applied)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        throttles,
+        [
+            (ApiKey::METADATA, 6, Duration::from_millis(250), true),
+            (ApiKey::METADATA, 5, Duration::from_millis(40), false),
+        ]
+    );
 }

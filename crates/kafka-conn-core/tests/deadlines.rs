@@ -17,7 +17,7 @@ use kafka_conn_core::fuzz_support::{connection_ops_seeded, deadline_kinds};
 
 #[test]
 fn a_deadline_handle_timeout_acted_on_is_never_reported_again() {
-    let mut fired = [0u64; 8];
+    let mut fired = [0u64; 9];
     for seed in 0..2000u64 {
         // Panics with the broken invariant (and the kind) if it fails.
         let counts = connection_ops_seeded(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));

@@ -145,7 +145,9 @@ impl Client {
     /// after this call wait (queued, not refused) until the throttle ends;
     /// otherwise nothing happens. The wait shows in [`Stats::throttled`].
     pub fn handle_throttle_time(&self, api_key: ApiKey, version: i16, throttle_time_ms: i32) {
-        if throttle_time_ms > 0 && api_key.client_throttles(version) {
+        // Every positive throttle goes to the core: it holds requests only
+        // where KIP-219 says so, and reports each one to observers.
+        if throttle_time_ms > 0 {
             // An error means the connection closed: there is nothing left to hold.
             let _ = self.shared().command(Command::Throttle {
                 api_key,

@@ -13,6 +13,7 @@ use kafka_conn_core::Config;
 use crate::addresses::{AddressFamily, DnsCache};
 use crate::credentials::{CallbackError, CredentialProvider, Credentials};
 use crate::dial::DialConfig;
+use crate::observe::{ObserveConfig, Observer};
 use crate::proxy::Proxy;
 use crate::socket::Keepalive;
 use crate::tls::TlsConfig;
@@ -31,6 +32,7 @@ pub struct ConnectConfig {
     pub(crate) credentials: Credentials,
     pub(crate) dial: DialConfig,
     pub(crate) max_queued: usize,
+    pub(crate) observe: ObserveConfig,
 }
 
 impl Default for ConnectConfig {
@@ -56,6 +58,7 @@ impl ConnectConfig {
             credentials: Credentials::default(),
             dial: DialConfig::default(),
             max_queued: crate::queue::DEFAULT_MAX_QUEUED,
+            observe: ObserveConfig::default(),
         }
     }
 
@@ -83,6 +86,29 @@ impl ConnectConfig {
     pub fn with_max_queued_requests(mut self, max: usize) -> Self {
         // Slot indices are u32 (see queue.rs).
         self.max_queued = max.clamp(1, u32::MAX as usize);
+        self
+    }
+
+    /// Tells `observer` what every connection made with this configuration
+    /// (and its clones, including a [`Cluster`](crate::Cluster)'s) does:
+    /// connects with the time of each step, connect failures, disconnects
+    /// with the typed close reason, each response's API, version, sizes and
+    /// latency, failed requests, throttles, re-authentications. Replaces an
+    /// observer set before; two observe together as `Arc::new((a, b))`.
+    /// Without one (the default) the cost is one branch per event. See
+    /// [`Observer`] and `docs/metrics.md`.
+    #[must_use]
+    pub fn with_observer(mut self, observer: Arc<dyn Observer>) -> Self {
+        self.observe.observer = Some(observer);
+        self
+    }
+
+    /// The broker's node id, for an observer's events (metrics label
+    /// their series with it) and the connection's `tracing` span. A
+    /// [`Cluster`](crate::Cluster) sets it for each node it dials.
+    #[must_use]
+    pub fn with_node_id(mut self, node_id: crate::NodeId) -> Self {
+        self.observe.node_id = Some(node_id);
         self
     }
 

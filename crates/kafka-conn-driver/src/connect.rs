@@ -22,6 +22,7 @@ use crate::driver::Driver;
 use crate::engine::{Engine, ReadyReport};
 use crate::error::ConnectError;
 use crate::info::{ConnectInfo, Progress, TlsInfo};
+use crate::observe::Observing;
 use crate::queue::Shared;
 use crate::runtime::{timeout, Runtime};
 use crate::stream::{Conduit, Stream, Transport as AnyTransport};
@@ -53,7 +54,7 @@ pub async fn connect<R: Runtime>(
     address: &str,
     config: ConnectConfig,
 ) -> Result<Client, ConnectError> {
-    let span = tracing::info_span!("kafka_conn_connect", %address);
+    let span = connect_span(address, &config);
     // Boxed: the handshake's state (about 10 KB) lives on the heap for the
     // connect and is freed after, instead of sitting in the caller's future
     // (often on a `block_on` stack, whose pages stay resident).
@@ -220,7 +221,13 @@ async fn connect_in_span<R: Runtime>(
     address: &str,
     config: ConnectConfig,
 ) -> Result<Client, ConnectError> {
-    let request = dial_request(address, &config)?;
+    let request = match dial_request(address, &config) {
+        Ok(r) => r,
+        Err(e) => {
+            config.observe.connect_failed(address, &e);
+            return Err(e);
+        }
+    };
     connect_to(rt, &request, config).await
 }
 
@@ -234,6 +241,7 @@ async fn client_over<R: Runtime>(
     let handshake_start = rt.now();
     let conn = Connection::new(config.core.clone(), handshake_start)?;
     let peer = CredentialContext::for_runtime(&rt, &so_far.host, so_far.addr);
+    let (observed, observing) = config.observe.start(&so_far.host, so_far.addr);
     let (handle, ready_rx) = spawn_driver(
         &rt,
         so_far.addr,
@@ -241,7 +249,7 @@ async fn client_over<R: Runtime>(
         stream,
         config.credentials.clone(),
         peer,
-        config.max_queued,
+        (config.max_queued, config.observe.node_id, observing),
     );
     // An error: the task vanished without a word (its runtime is shutting down).
     let report = ready_rx.await.unwrap_or_else(|_| ReadyReport {
@@ -263,6 +271,7 @@ async fn client_over<R: Runtime>(
         bytes_received,
     )
     .await?;
+    config.observe.connected(observed.as_deref(), &info);
     Ok(Client::new(handle, info))
 }
 
@@ -274,7 +283,7 @@ pub async fn connect_direct<R: Runtime>(
     address: &str,
     config: ConnectConfig,
 ) -> Result<DirectClient<R>, ConnectError> {
-    let span = tracing::info_span!("kafka_conn_connect", %address);
+    let span = connect_span(address, &config);
     // Boxed as in `connect`.
     Box::pin(connect_direct_in_span(rt, address, config).instrument(span)).await
 }
@@ -284,9 +293,15 @@ async fn connect_direct_in_span<R: Runtime>(
     address: &str,
     config: ConnectConfig,
 ) -> Result<DirectClient<R>, ConnectError> {
-    let request = dial_request(address, &config)?;
-    let transport = open_transport(&rt, &request, &config).await?;
-    direct_over(rt, transport, config).await
+    let observe = config.observe.clone();
+    let result = async {
+        let request = dial_request(address, &config)?;
+        let transport = open_transport(&rt, &request, &config).await?;
+        direct_over(rt, transport, config).await
+    }
+    .await;
+    observe.report_failure(address, &result);
+    result
 }
 
 /// The Kafka handshake over `transport` in the caller's task: a
@@ -297,11 +312,13 @@ async fn direct_over<R: Runtime>(
     config: ConnectConfig,
 ) -> Result<DirectClient<R>, ConnectError> {
     let Transport { stream, so_far } = transport;
-    let span = tracing::info_span!("kafka_conn", addr = %so_far.addr);
+    let span = connection_span(so_far.addr, config.observe.node_id);
     let handshake_start = rt.now();
     let conn = Connection::new(config.core.clone(), handshake_start)?;
     let peer = CredentialContext::for_runtime(&rt, &so_far.host, so_far.addr);
-    let mut engine = Engine::new(rt.clone(), conn, stream, config.credentials.clone(), peer);
+    let (observed, observing) = config.observe.start(&so_far.host, so_far.addr);
+    let mut engine = Engine::new(rt.clone(), conn, stream, config.credentials.clone(), peer)
+        .with_observing(observing);
     let mut out = Completions::default();
     let report = std::future::poll_fn(|cx| {
         let _entered = span.enter();
@@ -325,6 +342,7 @@ async fn direct_over<R: Runtime>(
         bytes_received,
     )
     .await?;
+    config.observe.connected(observed.as_deref(), &info);
     Ok(DirectClient::new(engine, out, info, span))
 }
 
@@ -342,16 +360,19 @@ pub async fn connect_over<R: Runtime>(
     host: &str,
     config: ConnectConfig,
 ) -> Result<Client, ConnectError> {
-    let span = tracing::info_span!("kafka_conn_connect", %host, over = "caller's stream");
+    let span = connect_span(host, &config);
     let stream: Box<dyn AnyTransport> = Box::new(stream);
-    Box::pin(
+    let observe = config.observe.clone();
+    let result = Box::pin(
         async move {
             let transport = transport_over(&rt, host, stream, &config).await?;
             client_over(rt, transport, config).await
         }
         .instrument(span),
     )
-    .await
+    .await;
+    observe.report_failure(host, &result);
+    result
 }
 
 /// As [`connect_over`], but the connection runs in the caller's task: a
@@ -362,16 +383,19 @@ pub async fn connect_direct_over<R: Runtime>(
     host: &str,
     config: ConnectConfig,
 ) -> Result<DirectClient<R>, ConnectError> {
-    let span = tracing::info_span!("kafka_conn_connect", %host, over = "caller's stream");
+    let span = connect_span(host, &config);
     let stream: Box<dyn AnyTransport> = Box::new(stream);
-    Box::pin(
+    let observe = config.observe.clone();
+    let result = Box::pin(
         async move {
             let transport = transport_over(&rt, host, stream, &config).await?;
             direct_over(rt, transport, config).await
         }
         .instrument(span),
     )
-    .await
+    .await;
+    observe.report_failure(host, &result);
+    result
 }
 
 /// Connects to the broker of `request` (host, port and setup timeout: a
@@ -384,8 +408,29 @@ pub(crate) async fn connect_to<R: Runtime>(
     request: &DialRequest,
     config: ConnectConfig,
 ) -> Result<Client, ConnectError> {
-    let transport = open_transport(&rt, request, &config).await?;
-    client_over(rt, transport, config).await
+    let observe = config.observe.clone();
+    let result = async {
+        let transport = open_transport(&rt, request, &config).await?;
+        client_over(rt, transport, config).await
+    }
+    .await;
+    if result.is_err() {
+        observe.report_failure(&request.to_string(), &result);
+    }
+    result
+}
+
+/// The span of a connect (stable name and fields: `docs/metrics.md`).
+pub(crate) fn connect_span(address: &str, config: &ConnectConfig) -> tracing::Span {
+    let span = tracing::info_span!(
+        "kafka_conn.connect",
+        address,
+        node_id = tracing::field::Empty
+    );
+    if let Some(node) = config.observe.node_id {
+        span.record("node_id", node.0);
+    }
+    span
 }
 
 /// The dial request of `address` (`host:port`) with the connect timeout.
@@ -557,16 +602,28 @@ fn spawn_driver<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     stream: S,
     credentials: Credentials,
     peer: CredentialContext,
-    max_queued: usize,
+    (max_queued, node_id, observing): (usize, Option<crate::NodeId>, Option<Observing>),
 ) -> (Handle, oneshot::Receiver<ReadyReport>) {
     let (ready_tx, ready_rx) = oneshot::channel();
     let shared = Arc::new(Shared::new(max_queued));
-    let engine = Engine::new(rt.clone(), conn, stream, credentials, peer);
+    let engine = Engine::new(rt.clone(), conn, stream, credentials, peer).with_observing(observing);
     let driver = Driver::new(engine, shared.clone(), ready_tx);
-    rt.spawn(Box::pin(
-        driver.instrument(tracing::info_span!("kafka_conn", %addr)),
-    ));
+    rt.spawn(Box::pin(driver.instrument(connection_span(addr, node_id))));
     (Handle(shared), ready_rx)
+}
+
+/// The span of a connection's life, its task's or a `DirectClient`'s
+/// (stable name and fields: `docs/metrics.md`).
+fn connection_span(addr: SocketAddr, node_id: Option<crate::NodeId>) -> tracing::Span {
+    let span = tracing::info_span!(
+        "kafka_conn.connection",
+        address = %addr,
+        node_id = tracing::field::Empty
+    );
+    if let Some(node) = node_id {
+        span.record("node_id", node.0);
+    }
+    span
 }
 
 /// Whether the peer at `addr` completes a plaintext Kafka handshake
@@ -588,7 +645,7 @@ async fn peer_speaks_kafka<R: Runtime>(rt: &R, addr: SocketAddr, within: Duratio
         tcp,
         Credentials::default(),
         peer,
-        crate::queue::DEFAULT_MAX_QUEUED,
+        (crate::queue::DEFAULT_MAX_QUEUED, None, None),
     );
     let spoke = matches!(ready.await, Ok(ReadyReport { result: Ok(_), .. }));
     // Dropping the only handle closes the probe connection.

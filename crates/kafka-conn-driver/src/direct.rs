@@ -234,7 +234,9 @@ impl<R: Runtime> DirectClient<R> {
     /// [`Client::handle_throttle_time`](crate::Client::handle_throttle_time)
     /// does.
     pub fn handle_throttle_time(&mut self, api_key: ApiKey, version: i16, throttle_time_ms: i32) {
-        if throttle_time_ms > 0 && api_key.client_throttles(version) {
+        // Every positive throttle goes to the core: it holds requests only
+        // where KIP-219 says so, and reports each one to observers.
+        if throttle_time_ms > 0 {
             let now = self.engine.now();
             apply_throttle(
                 &mut self.engine.conn,
@@ -251,6 +253,8 @@ impl<R: Runtime> DirectClient<R> {
     /// the TLS close_notify or TCP FIN and drops the socket; await
     /// [`closed`](Self::closed) for that.
     pub fn close(&mut self) {
+        // The close is traced in the connection's span, as everything else.
+        let _entered = self.span.enter();
         self.engine.conn.close(self.engine.now());
         self.engine.drain_events(&mut self.out);
     }

@@ -129,6 +129,7 @@ impl Handles {
         let mut progress = false;
         while let Some(command) = self.intake.front() {
             if matches!(command, Command::Send { .. }) && self.core_full(&engine.conn) {
+                progress |= self.cancel_behind_stall(&mut engine.conn, now);
                 break;
             }
             let Some(command) = self.intake.pop_front() else {
@@ -138,6 +139,39 @@ impl Handles {
             self.on_command(command, &mut engine.conn, now);
         }
         engine.drain_events(self);
+        progress
+    }
+
+    /// While requests wait for the core to have room, the cancels queued
+    /// behind them are done at once: a dropped request still waiting here
+    /// is removed with its cancel (it never reaches the core), one in the
+    /// core is cancelled there; either way its place is given back now,
+    /// not once the broker reads again. Returns whether any was done.
+    fn cancel_behind_stall(&mut self, conn: &mut Connection, now: Instant) -> bool {
+        let mut progress = false;
+        let mut i = 0;
+        while i < self.intake.len() {
+            let Command::Cancel { slot } = self.intake[i] else {
+                i += 1;
+                continue;
+            };
+            let queued = (0..i)
+                .find(|&j| matches!(&self.intake[j], Command::Send { slot: s, .. } if *s == slot));
+            match queued {
+                Some(j) => {
+                    // The later index first, so that `j` stays valid.
+                    self.intake.remove(i);
+                    self.intake.remove(j);
+                    self.done.push((slot, Err(cancelled())));
+                    i -= 1;
+                }
+                None => {
+                    self.intake.remove(i);
+                    self.on_command(Command::Cancel { slot }, conn, now);
+                }
+            }
+            progress = true;
+        }
         progress
     }
 
@@ -170,12 +204,7 @@ impl Handles {
                     // response is read and dropped; it counts towards
                     // `core_full` until then.
                     conn.cancel(id, now);
-                    self.done.push((
-                        slot,
-                        Err(RequestFailure::Failed(RequestError::ConnectionClosed(
-                            CloseReason::Shutdown,
-                        ))),
-                    ));
+                    self.done.push((slot, Err(cancelled())));
                 }
             }
             Command::Throttle {
@@ -202,6 +231,12 @@ impl Handles {
             self.done.push((slot, outcome));
         }
     }
+}
+
+/// The outcome recorded for a cancelled slot: nobody reads it (the slot is
+/// abandoned, so it is only freed), and it allocates nothing.
+fn cancelled() -> RequestFailure {
+    RequestFailure::Failed(RequestError::ConnectionClosed(CloseReason::Shutdown))
 }
 
 impl Outcomes for Handles {

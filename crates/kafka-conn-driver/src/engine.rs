@@ -24,6 +24,7 @@ use kafka_conn_core::{
 };
 
 use crate::credentials::{CallbackError, CredentialContext, Credentials, Unanswered};
+use crate::observe::{close_reason_label, Observing};
 use crate::runtime::{BoxFuture, Runtime};
 
 /// How many slices one vectored write gathers.
@@ -99,6 +100,8 @@ pub(crate) struct Engine<R: Runtime, S> {
     read_waker_handle: Waker,
     forwarding_to: Option<Waker>,
     pub(crate) closed: Option<CloseReason>,
+    /// The application's observer, if any (`None`: one branch per event).
+    observing: Option<Observing>,
 }
 
 impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Engine<R, S> {
@@ -128,7 +131,14 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Engine<R, S> {
             read_waker_handle: Waker::from(read_waker),
             forwarding_to: None,
             closed: None,
+            observing: None,
         }
+    }
+
+    /// Reports what this connection does to an observer.
+    pub(crate) fn with_observing(mut self, observing: Option<Observing>) -> Self {
+        self.observing = observing;
+        self
     }
 
     /// The runtime's clock: every `now` given to the core comes from here.
@@ -182,12 +192,12 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Engine<R, S> {
                 return Poll::Ready(());
             }
             if !progress {
-                out.flush(&self.conn);
+                self.flush(out);
                 return Poll::Pending;
             }
         }
         // Still busy: let other tasks run, then continue.
-        out.flush(&self.conn);
+        self.flush(out);
         cx.waker().wake_by_ref();
         Poll::Pending
     }
@@ -272,14 +282,20 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Engine<R, S> {
     ///
     /// After a read that did not fill its window the socket is most likely
     /// drained, and the next read is only a probe that ends `Pending` (which
-    /// registers our waker). The core zero-fills every window it hands out
+    /// registers our waker); so is the first read of a connection that holds
+    /// no receive buffer (before the first read, or idle after giving it
+    /// back). The core zero-fills every window it hands out
     /// (safe Rust), 16-64 KiB on a connection with large responses, so the
     /// probe reads into [`PROBE`] bytes on the stack instead; whatever it
     /// does find goes to the core by copy, and reading goes on in the
     /// core's buffer.
     fn poll_read(&mut self, out: &mut impl Outcomes) -> bool {
         let mut progress = false;
-        let mut probe = false;
+        // A connection that gave its receive buffer back (idle, see
+        // `Config::with_receive_buffer_release`) probes first too: a
+        // wake-up with nothing to read then takes no buffer, and one with
+        // bytes hands the first to the core, which takes a small buffer.
+        let mut probe = self.conn.receive_buffer_capacity() == 0;
         let mut small = [0u8; PROBE];
         for _ in 0..TURN_BUDGET {
             let Some(io) = self.io.as_mut().filter(|_| !self.conn.is_closed()) else {
@@ -315,6 +331,13 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Engine<R, S> {
                     self.conn.handle_io_error(e.kind(), e.to_string(), now())
                 }
                 Poll::Pending => {
+                    if !probe {
+                        // Close the core's window (nothing was read): an
+                        // open one would keep an idle connection's empty
+                        // buffer from being given back
+                        // (`Config::with_receive_buffer_release`).
+                        self.conn.recv_commit(0, now());
+                    }
                     self.read_blocked = true;
                     break;
                 }
@@ -416,12 +439,22 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Engine<R, S> {
         }
     }
 
+    /// The end of a poll (or the handshake): the observer's gauges, then
+    /// every outcome of the poll to `out` in one go, so that a caller
+    /// holding its response sees counters and gauges that count it.
+    fn flush(&mut self, out: &mut impl Outcomes) {
+        if let Some(o) = &mut self.observing {
+            o.publish(&self.conn);
+        }
+        out.flush(&self.conn);
+    }
+
     /// Tells `out` how the handshake ended, once.
     fn report_ready(&mut self, out: &mut impl Outcomes, result: ReadyResult) {
         if !self.ready_reported {
             self.ready_reported = true;
             // `connect` reads the counters once it has the report.
-            out.flush(&self.conn);
+            self.flush(out);
             out.ready(ReadyReport {
                 result,
                 versions_known_at: self.versions_known_at,
@@ -436,11 +469,50 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Engine<R, S> {
         self.note_negotiated();
         while let Some(event) = self.conn.poll_event() {
             match event {
-                Event::Response(response) => out.response(response),
+                Event::Response(response) => {
+                    if let Some(o) = &self.observing {
+                        o.response(&response);
+                    }
+                    tracing::trace!(
+                        name: "kafka_conn.response",
+                        api_key = response.api_key.name().unwrap_or("unknown"),
+                        api_version = response.api_version,
+                        correlation_id = response.correlation_id.0,
+                        latency_us = response.rtt.as_micros() as u64,
+                        request_bytes = response.request_bytes,
+                        response_bytes = response.response_bytes,
+                        "response"
+                    );
+                    out.response(response)
+                }
                 Event::RequestFailed {
                     correlation_id,
+                    api_key,
                     error,
-                } => out.request_failed(correlation_id, error),
+                } => {
+                    if let Some(o) = &self.observing {
+                        o.request_failed(correlation_id, api_key, &error);
+                    }
+                    tracing::debug!(
+                        name: "kafka_conn.request_failed",
+                        api_key = api_key.name().unwrap_or("unknown"),
+                        correlation_id = correlation_id.0,
+                        retriable = error.is_retriable(),
+                        %error,
+                        "request failed"
+                    );
+                    out.request_failed(correlation_id, error)
+                }
+                Event::Throttled {
+                    api_key,
+                    api_version,
+                    throttle_time,
+                    applied,
+                } => {
+                    if let Some(o) = &self.observing {
+                        o.throttled(api_key, api_version, throttle_time, applied);
+                    }
+                }
                 Event::Ready { api_versions, sasl } => {
                     tracing::info!(
                         apis = api_versions.len(),
@@ -449,6 +521,9 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Engine<R, S> {
                         sasl = sasl.as_ref().map(|s| s.mechanism.as_str()),
                         "connection ready"
                     );
+                    if let Some(o) = &mut self.observing {
+                        o.ready(self.rt.now());
+                    }
                     self.report_ready(out, Ok((api_versions, sasl)));
                 }
                 Event::CredentialRequired(request) => self.on_credential_required(request),
@@ -458,22 +533,40 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Engine<R, S> {
                         lifetime = ?session.session_lifetime,
                         "re-authenticated"
                     );
+                    if let Some(o) = &mut self.observing {
+                        o.reauthenticated(self.rt.now());
+                    }
                     out.reauthenticated(session);
                 }
                 Event::Closed(reason) => self.on_closed(out, reason),
                 other => tracing::debug!(event = ?other, "unhandled event"),
             }
         }
+        if let Some(o) = &mut self.observing {
+            let rt = &self.rt;
+            o.after_drain(&self.conn, || rt.now());
+        }
     }
 
     fn on_closed(&mut self, out: &mut impl Outcomes, reason: CloseReason) {
+        let close_reason = close_reason_label(&reason);
         if reason == CloseReason::Shutdown {
-            tracing::info!("connection closed: {reason}");
+            tracing::info!(
+                name: "kafka_conn.closed",
+                close_reason,
+                retriable = false,
+                "connection closed: {reason}"
+            );
         } else {
             tracing::warn!(
+                name: "kafka_conn.closed",
+                close_reason,
                 retriable = reason.is_retriable(),
                 "connection closed: {reason}"
             );
+        }
+        if let Some(o) = &mut self.observing {
+            o.closed(&reason, &self.conn, self.rt.now());
         }
         self.credential = None;
         self.timer = None;

@@ -68,8 +68,11 @@ mod error;
 pub mod fuzz_support;
 mod http_connect;
 mod info;
+#[cfg(feature = "metrics")]
+mod metrics_observer;
 #[cfg(test)]
 mod module_graph;
+mod observe;
 mod proxy;
 mod queue;
 mod race;
@@ -111,6 +114,14 @@ pub use kafka_conn_cluster::ClusterConfig as PolicyConfig;
 /// What the policy reports, from [`Cluster::events`].
 pub use kafka_conn_cluster::Event as ClusterEvent;
 pub use kafka_conn_cluster::{DialStep, NodeId, NodeState};
+#[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+pub use metrics_observer::{names as metric_names, MetricsObserver};
+pub use observe::{
+    close_reason_label, request_error_label, ConnectErrorEvent, ConnectEvent, DisconnectEvent,
+    InFlightEvent, Observer, Peer, ReauthenticationEvent, RequestFailedEvent, ResponseEvent,
+    SetupStep, ThrottleEvent,
+};
 pub use proxy::{socks5_reply_meaning, InvalidProxyUrl, Proxy, ProxyFailure, ProxyKind, ProxyStep};
 pub use runtime::{timeout, AsOsSocket, BorrowedSocket, BoxFuture, Runtime};
 /// A DER certificate, as in [`TlsInfo::peer_certificates`] and [`ConnectError::presented_certificates`].

@@ -24,6 +24,7 @@ pub mod kafka;
 pub mod keepalive;
 pub mod mock;
 pub mod netns;
+pub mod observe;
 pub mod proxies;
 pub mod scram;
 pub mod tests;
@@ -196,6 +197,12 @@ macro_rules! suite {
             cluster_connection_cap_closes_the_least_recently_used,
             cluster_reports_a_cluster_id_change_and_does_not_merge,
             cluster_idle_reaping_is_not_a_failure_and_close_fails_pending,
+        );
+        $crate::suite!(@in observe, $block_on, $runtime;
+            observer_sees_connect_responses_failures_and_close,
+            observer_times_reauthentications,
+            metrics_after_a_known_workload_on_the_mock_cluster,
+            traces_carry_stable_span_names_and_fields,
         );
         $crate::suite!(@in typed, $block_on, $runtime;
             typed_metadata_and_create_topics,

@@ -452,6 +452,10 @@ pub(crate) struct FileSettings {
     pub(crate) setup_timeout: Option<Duration>,
     /// `connections.max.idle.ms`.
     pub(crate) idle_timeout: Option<Duration>,
+    /// librdkafka's `broker.address.family`.
+    pub(crate) address_family: Option<crate::cli::FamilyArg>,
+    /// librdkafka's `socket.keepalive.enable`.
+    pub(crate) keepalive: Option<bool>,
     /// What the report shows.
     pub(crate) report: ConfigReport,
 }
@@ -497,6 +501,8 @@ const USED_KEYS: &[(&str, Show)] = &[
     ("socket.timeout.ms", Show::Value),
     ("socket.connection.setup.timeout.ms", Show::Value),
     ("connections.max.idle.ms", Show::Value),
+    ("broker.address.family", Show::Value),
+    ("socket.keepalive.enable", Show::Value),
 ];
 
 /// How a used key's value is shown.
@@ -656,6 +662,20 @@ pub(crate) fn interpret(raw: &RawConfig) -> Result<FileSettings, ConfigError> {
     };
     r.out.setup_timeout = r.millis("socket.connection.setup.timeout.ms")?;
     r.out.idle_timeout = r.millis("connections.max.idle.ms")?;
+    if let Some(f) = r.text("broker.address.family") {
+        r.out.address_family = Some(match f.trim().to_ascii_lowercase().as_str() {
+            "any" => crate::cli::FamilyArg::Any,
+            "v4" => crate::cli::FamilyArg::V4,
+            "v6" => crate::cli::FamilyArg::V6,
+            _ => {
+                return Err(r.error(
+                    "broker.address.family",
+                    format!("{f:?} is not any, v4 or v6"),
+                ))
+            }
+        });
+    }
+    r.out.keepalive = r.bool("socket.keepalive.enable")?;
     read_sasl(&mut r)?;
     read_tls(&mut r)?;
     r.out.has_ssl_keys = raw.entries.keys().any(|k| k.starts_with("ssl."));

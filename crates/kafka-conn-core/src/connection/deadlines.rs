@@ -21,6 +21,7 @@
 //! [`Deadline::ALL`]'s order, which fixes which close reason wins, e.g. an
 //! idle connection is reaped as `Idle` before its session could expire.
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use super::{Connection, Owner, State};
@@ -71,12 +72,19 @@ pub(crate) enum Deadline {
     Reauthenticate,
     /// A broker throttle (KIP-219) ends: held requests may go out.
     ThrottleEnd,
+    /// The receive buffer has held no bytes, and nothing was sent or
+    /// received, for `receive_buffer_release`: give it back to the
+    /// allocator, with the empty transmit queue's header arena and the
+    /// empty request queues (an idle connection then owns no I/O buffers).
+    /// Last in the order: it never closes the connection nor changes what
+    /// the others derive from.
+    ReleaseBuffer,
 }
 
 impl Deadline {
     /// Every kind, in the order [`Connection::handle_timeout`] handles the
     /// ones due at the same call.
-    pub(crate) const ALL: [Deadline; 8] = [
+    pub(crate) const ALL: [Deadline; 9] = [
         Deadline::Handshake,
         Deadline::Held,
         Deadline::Request,
@@ -85,6 +93,7 @@ impl Deadline {
         Deadline::SessionExpiry,
         Deadline::Reauthenticate,
         Deadline::ThrottleEnd,
+        Deadline::ReleaseBuffer,
     ];
 }
 
@@ -109,6 +118,7 @@ impl Connection {
                 .and_then(|s| s.reauth_at)
                 .filter(|_| self.auth.is_none() && self.slot_free()),
             Deadline::ThrottleEnd => self.throttle_until,
+            Deadline::ReleaseBuffer => self.release_deadline(),
         }
     }
 
@@ -137,6 +147,7 @@ impl Connection {
         visit(Deadline::SessionExpiry);
         visit(Deadline::Reauthenticate);
         visit(Deadline::ThrottleEnd);
+        visit(Deadline::ReleaseBuffer);
     }
 
     /// The earliest deadline: what [`Connection::poll_timeout`] reports.
@@ -218,7 +229,7 @@ impl Connection {
                     if self.held[i].deadline <= now {
                         let h = self.held.remove(i).expect("index checked");
                         let after = h.request.timeout.unwrap_or(self.config.request_timeout);
-                        self.fail_timed_out(h.id, after);
+                        self.fail_timed_out(h.id, h.request.api_key, after);
                     } else {
                         i += 1;
                     }
@@ -240,8 +251,8 @@ impl Connection {
                     slot.abandon_at = Some(later(slot.deadline, self.config.unanswered_grace));
                     if slot.owner == Owner::User {
                         slot.owner = Owner::TimedOut;
-                        let id = slot.id;
-                        self.fail_timed_out(id, after);
+                        let (id, api_key) = (slot.id, slot.api_key);
+                        self.fail_timed_out(id, api_key, after);
                     }
                 }
             }
@@ -273,6 +284,25 @@ impl Connection {
                     self.stats.throttled += now.saturating_duration_since(start);
                 }
             }
+            Deadline::ReleaseBuffer => {
+                self.reader.release();
+                self.transmit.release();
+                // The queues' allocations too, where empty (a few hundred
+                // bytes each, taken again by the next request).
+                if self.in_flight.is_empty() {
+                    self.in_flight = VecDeque::new();
+                }
+                if self.held.is_empty() {
+                    self.held = VecDeque::new();
+                }
+                if self.events.is_empty() {
+                    self.events = VecDeque::new();
+                }
+                // Counted from here if a read takes a buffer again without
+                // traffic (a read that would block): the next release is a
+                // period later, never this instant again.
+                self.buffer_released_at = Some(now);
+            }
         }
     }
 
@@ -295,6 +325,26 @@ impl Connection {
         };
         debug_assert_eq!(earliest, waiting().min(), "in_flight_ordered is stale");
         earliest
+    }
+
+    /// When the empty buffers are given back: `receive_buffer_release`
+    /// after the last traffic (or the last release, if a read took a buffer
+    /// since without receiving anything), while the connection is open and
+    /// the receive buffer (no bytes, no open read window) or the transmit
+    /// queue (nothing queued) holds memory it does not need.
+    #[inline(always)]
+    fn release_deadline(&self) -> Option<Instant> {
+        let after = self.config.receive_buffer_release?;
+        // A closed connection keeps its buffer until it is dropped: closing
+        // disarms every kind.
+        if self.is_closed() || !(self.reader.releasable() || self.transmit.releasable()) {
+            return None;
+        }
+        let since = match self.buffer_released_at {
+            Some(t) if t > self.last_activity => t,
+            _ => self.last_activity,
+        };
+        Some(later(since, after))
     }
 
     /// When an idle connection is reaped: Ready with nothing in flight,

@@ -4,10 +4,11 @@ use std::time::Duration;
 
 use crate::client::Client;
 use crate::config::ConnectConfig;
-use crate::connect::connect_to;
+use crate::connect::{connect_span, connect_to};
 use crate::error::ConnectError;
 use crate::runtime::{timeout, Runtime};
 use crate::transport::DialRequest;
+use crate::NodeId;
 
 /// Opens a connection to `host:port` for the cluster with `config`'s dial
 /// (its dialer hook if it has one; otherwise the name resolved on every
@@ -19,20 +20,38 @@ use crate::transport::DialRequest;
 /// the setup timeout ran out.
 ///
 /// Every connection the cluster opens goes through this function and
-/// nowhere else.
+/// nowhere else. `node` is the policy's node id: the connection's observer
+/// events and `tracing` span carry it.
 pub(crate) async fn open_connection<R: Runtime>(
     rt: &R,
+    node: NodeId,
     host: &str,
     port: u16,
     setup_timeout: Duration,
     config: &ConnectConfig,
 ) -> Option<Result<Client, ConnectError>> {
     let request = DialRequest::new(host, port, setup_timeout);
-    let span = tracing::info_span!("kafka_conn_connect", address = %request);
-    timeout(
+    let config = config.clone().with_node_id(node);
+    let span = connect_span(&request.to_string(), &config);
+    let outcome = timeout(
         rt,
         setup_timeout,
         tracing::Instrument::instrument(connect_to(rt.clone(), &request, config.clone()), span),
     )
-    .await
+    .await;
+    if outcome.is_none() {
+        // The setup timeout ran out, which connect_to never sees: the
+        // observer is told so as a dial that did not finish in time.
+        let target = request.to_string();
+        let error = ConnectError::Dial {
+            source: std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("the node's setup timeout of {setup_timeout:?} ran out"),
+            ),
+            target: target.clone(),
+            progress: Box::default(),
+        };
+        config.observe.connect_failed(&target, &error);
+    }
+    outcome
 }

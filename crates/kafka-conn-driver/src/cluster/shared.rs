@@ -270,6 +270,7 @@ async fn connection_task<R: Runtime>(
     let dial = Box::pin(until_cancelled(
         open_connection(
             &shared.rt,
+            conn.node(),
             &address.host,
             address.port,
             setup_timeout,

@@ -432,6 +432,13 @@ fn a_request_deadline_fires_at_exactly_its_virtual_deadline() {
         1,
         "the request went out"
     );
+    // First the written (empty) transmit queue's memory goes back, after
+    // the default release (1 s): that fails nothing.
+    let release = h.at(Duration::from_secs(1));
+    assert_eq!(h.rt.armed().last(), Some(&release), "{:?}", h.rt.armed());
+    h.rt.advance_to(release);
+    assert!(h.poll().is_pending());
+    assert!(h.out.failures.is_empty(), "{:?}", h.out.failures);
     let deadline = h.at(Duration::from_secs(5));
     assert_eq!(h.rt.armed().last(), Some(&deadline), "{:?}", h.rt.armed());
 
@@ -459,7 +466,11 @@ fn a_request_deadline_fires_at_exactly_its_virtual_deadline() {
 fn the_timer_is_rearmed_only_when_an_earlier_deadline_appears() {
     // A long grace: the connection outlives its unanswered timed-out
     // request, so each deadline fires as a request timeout.
-    let config = Config::new().with_unanswered_grace(Duration::from_secs(3600));
+    // No buffer release: its 1 s timer would be the earliest throughout and
+    // hide the re-arming this test is about (its own test is below).
+    let config = Config::new()
+        .with_unanswered_grace(Duration::from_secs(3600))
+        .with_receive_buffer_release(None);
     let mut h = Harness::with_config(silent_broker(), config);
     let a = h.submit(metadata(Some(Duration::from_secs(30))));
     assert!(h.poll().is_pending());
@@ -620,5 +631,60 @@ fn a_read_blocked_engine_reads_again_only_when_data_wakes_it() {
         .map(|(_, r)| r.correlation_id)
         .collect();
     assert_eq!(ids, [first, second]);
+    assert!(h.out.closed.is_none());
+}
+
+#[test]
+fn an_idle_engine_gives_its_receive_buffer_back_and_reads_the_next_answer() {
+    let mut h = Harness::new(SimBroker::echo());
+    // Before any byte arrived the engine read through its stack probe: no
+    // buffer yet, so nothing to give back and only the idle deadline armed.
+    assert_eq!(h.engine.conn.receive_buffer_capacity(), 0);
+    assert_eq!(h.rt.armed().last(), Some(&h.at(Duration::from_secs(540))));
+
+    // A response at 10 s takes a buffer; the default release (1 s) is now
+    // the earliest deadline, and the timer is armed for it.
+    let at = h.at(Duration::from_secs(10));
+    h.rt.advance_to(at);
+    let first = h.submit(metadata(None));
+    // The write's answer wakes the blocked read; the task runs again.
+    let wakes = h.wakes();
+    assert!(h.poll().is_pending());
+    assert_eq!(h.wakes(), wakes + 1);
+    assert!(h.poll().is_pending());
+    assert_eq!(h.out.responses.len(), 1);
+    assert_eq!(h.out.responses[0].1.correlation_id, first);
+    assert!(h.engine.conn.receive_buffer_capacity() > 0);
+    let release = at + Duration::from_secs(1);
+    assert_eq!(h.rt.armed().last(), Some(&release));
+
+    // Not a nanosecond early; at the deadline the timer wakes the task and
+    // the poll gives the buffer back, closing nothing, failing nothing.
+    h.rt.advance_to(release - Duration::from_nanos(1));
+    assert!(h.poll().is_pending());
+    assert!(h.engine.conn.receive_buffer_capacity() > 0);
+    let wakes = h.wakes();
+    h.rt.advance_to(release);
+    assert_eq!(h.wakes(), wakes + 1, "the timer did not wake the task");
+    assert!(h.poll().is_pending());
+    assert_eq!(h.engine.conn.receive_buffer_capacity(), 0);
+    assert!(h.out.failures.is_empty() && h.out.closed.is_none());
+    // Idle reaping still counts from the last activity (the response).
+    assert_eq!(h.rt.armed().last(), Some(&h.at(Duration::from_secs(550))));
+
+    // Spurious wake-ups take no buffer (the read side is blocked).
+    assert!(h.poll().is_pending());
+    assert_eq!(h.engine.conn.receive_buffer_capacity(), 0);
+
+    // The next answer (larger than the probe and the first window) is read
+    // whole into a new buffer.
+    let body = Bytes::from(vec![5u8; 3000]);
+    let second = h.submit(Request::new(ApiKey::METADATA, 1, body.clone()));
+    let wakes = h.wakes();
+    assert!(h.poll().is_pending());
+    assert_eq!(h.wakes(), wakes + 1);
+    assert!(h.poll().is_pending());
+    let (_, response) = h.out.responses.last().unwrap();
+    assert_eq!((response.correlation_id, &response.body), (second, &body));
     assert!(h.out.closed.is_none());
 }

@@ -1,0 +1,487 @@
+//! [`MetricsObserver`]: an [`Observer`] that records through the `metrics`
+//! facade (feature `metrics`), under KIP-714's
+//! `org.apache.kafka.client.*` names. `docs/metrics.md` lists every metric
+//! with its labels and unit, and maps it to the Java client's JMX names,
+//! the OpenTelemetry messaging conventions and franz-go's kprom.
+//!
+//! Cost: every handle of the per-request path (success counter, latency
+//! histogram, byte counters) is registered once per (node, API key) and
+//! kept, as are the per-node gauges; a request then costs a read lock, a
+//! hash of two integers and four handle updates, with no label or key
+//! built and no registry lookup (see docs/benchmarks.md).
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::{Arc, RwLock};
+
+use metrics::{
+    Counter, Gauge, Histogram, Key, KeyName, Label, Metadata, Recorder, SharedString, Unit,
+};
+
+use crate::observe::{
+    close_reason_label, request_error_label, ConnectErrorEvent, ConnectEvent, DisconnectEvent,
+    InFlightEvent, Observer, Peer, ReauthenticationEvent, RequestFailedEvent, ResponseEvent,
+    SetupStep, ThrottleEvent,
+};
+use crate::NodeId;
+
+/// The metric names (KIP-714's where it has one; see `docs/metrics.md`).
+pub mod names {
+    /// Counter: connections made ready. KIP-714.
+    pub const CONNECTION_CREATIONS: &str = "org.apache.kafka.client.connection.creations";
+    /// Gauge: connections ready and not yet closed. KIP-714.
+    pub const CONNECTION_ACTIVE: &str = "org.apache.kafka.client.connection.active";
+    /// Counter: connection attempts that failed, by `step` and `retriable`. KIP-714.
+    pub const CONNECTION_ERRORS: &str = "org.apache.kafka.client.connection.errors";
+    /// Counter: ready connections that closed, by `reason` and `retriable`.
+    pub const CONNECTION_CLOSES: &str = "org.apache.kafka.client.connection.closes";
+    /// Histogram, seconds: each setup step of a connection that became ready, by `step`.
+    pub const CONNECTION_SETUP_TIME: &str = "org.apache.kafka.client.connection.setup.time";
+    /// Counter: SASL authentications, by `outcome` (`success`, `failure`).
+    pub const AUTHENTICATIONS: &str = "org.apache.kafka.client.connection.authentications";
+    /// Counter: KIP-368 re-authentications, by `outcome`.
+    pub const REAUTHENTICATIONS: &str = "org.apache.kafka.client.connection.reauthentications";
+    /// Histogram, seconds: how long each re-authentication took.
+    pub const REAUTHENTICATION_TIME: &str =
+        "org.apache.kafka.client.connection.reauthentication.time";
+    /// Histogram, seconds: request latency, by `api_key`.
+    pub const REQUEST_LATENCY: &str = "org.apache.kafka.client.request.latency";
+    /// Counter: responses received, by `api_key`. KIP-714 (`request.success`).
+    pub const REQUEST_SUCCESS: &str = "org.apache.kafka.client.request.success";
+    /// Counter: requests that failed, by `api_key`, `reason` and `retriable`. KIP-714.
+    pub const REQUEST_ERRORS: &str = "org.apache.kafka.client.request.errors";
+    /// Counter, bytes: requests answered, on the wire, by `api_key`.
+    pub const OUTGOING_BYTES: &str = "org.apache.kafka.client.request.outgoing.bytes";
+    /// Counter, bytes: responses, on the wire, by `api_key`.
+    pub const INCOMING_BYTES: &str = "org.apache.kafka.client.request.incoming.bytes";
+    /// Gauge: requests on the wire awaiting their response.
+    pub const IN_FLIGHT: &str = "org.apache.kafka.client.request.in_flight";
+    /// Gauge: requests held in the connection before the wire. KIP-714
+    /// (`request.queue.count`).
+    pub const QUEUED: &str = "org.apache.kafka.client.request.queue.count";
+    /// Counter: responses to requests whose callers had given up.
+    pub const LATE_RESPONSES: &str = "org.apache.kafka.client.request.late_responses";
+    /// Histogram, seconds: the broker's `throttle_time_ms`, by `api_key` and
+    /// `applied` (whether the client waited it out, KIP-219).
+    pub const THROTTLE_TIME: &str = "org.apache.kafka.client.request.throttle.time";
+    /// Counter, milliseconds: time new requests were actually held for throttles.
+    pub const THROTTLE_HELD: &str = "org.apache.kafka.client.request.throttle.held";
+}
+
+/// An [`Observer`] that records every event as metrics through the
+/// `metrics` facade: into the recorder installed globally (install it
+/// before the first connection: handles are registered once and kept), or
+/// into one of its own ([`MetricsObserver::with_recorder`]). Labels:
+/// `node_id` (the broker's node id, `unknown` for a single connection
+/// without [`ConnectConfig::with_node_id`](crate::ConnectConfig::with_node_id)),
+/// `api_key` (the API's name: `Metadata`, `Produce`), `step`, `reason`,
+/// `retriable`, `outcome`, `applied`. See `docs/metrics.md`.
+pub struct MetricsObserver {
+    recorder: Option<Arc<dyn Recorder + Send + Sync>>,
+    /// The hot path's handles, registered on first use.
+    per_api: RwLock<IntMap<(i32, i16), ApiHandles>>,
+    per_node: RwLock<IntMap<i32, NodeHandles>>,
+}
+
+impl std::fmt::Debug for MetricsObserver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricsObserver")
+            .field("own_recorder", &self.recorder.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a response updates, for one (node, API key).
+struct ApiHandles {
+    success: Counter,
+    latency: Histogram,
+    outgoing: Counter,
+    incoming: Counter,
+}
+
+/// What an in-flight change updates, for one node.
+struct NodeHandles {
+    in_flight: Gauge,
+    queued: Gauge,
+}
+
+/// The key of "no node id" in the caches: no broker has it (ids are `>= -N`).
+const NO_NODE: i32 = i32::MIN;
+
+static METADATA: Metadata<'static> = Metadata::new(
+    "kafka_conn_driver::metrics",
+    metrics::Level::INFO,
+    Some(module_path!()),
+);
+
+impl Default for MetricsObserver {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MetricsObserver {
+    /// Records into the recorder installed globally (`metrics::set_global_recorder`,
+    /// or an exporter's `install`), which must be installed before the
+    /// first connection is observed. Describes every metric to it.
+    pub fn new() -> Self {
+        let observer = Self {
+            recorder: None,
+            per_api: RwLock::default(),
+            per_node: RwLock::default(),
+        };
+        observer.describe();
+        observer
+    }
+
+    /// Records into `recorder` rather than the global one: for a library
+    /// that must not depend on a global, or a test.
+    pub fn with_recorder(recorder: Arc<dyn Recorder + Send + Sync>) -> Self {
+        let observer = Self {
+            recorder: Some(recorder),
+            per_api: RwLock::default(),
+            per_node: RwLock::default(),
+        };
+        observer.describe();
+        observer
+    }
+
+    fn with_recorder_do<T>(&self, f: impl FnOnce(&dyn Recorder) -> T) -> T {
+        match &self.recorder {
+            Some(r) => f(r.as_ref()),
+            None => metrics::with_recorder(f),
+        }
+    }
+
+    fn describe(&self) {
+        use names::*;
+        let counters: [(&'static str, Option<Unit>, &'static str); 11] = [
+            (
+                CONNECTION_CREATIONS,
+                Some(Unit::Count),
+                "Connections made ready (transport, versions, SASL).",
+            ),
+            (
+                CONNECTION_ERRORS,
+                Some(Unit::Count),
+                "Connection attempts that failed, by the step that failed.",
+            ),
+            (
+                CONNECTION_CLOSES,
+                Some(Unit::Count),
+                "Ready connections that closed, by the kind of close reason.",
+            ),
+            (
+                AUTHENTICATIONS,
+                Some(Unit::Count),
+                "SASL authentications, by outcome.",
+            ),
+            (
+                REAUTHENTICATIONS,
+                Some(Unit::Count),
+                "KIP-368 re-authentications, by outcome.",
+            ),
+            (
+                REQUEST_SUCCESS,
+                Some(Unit::Count),
+                "Responses received, by API.",
+            ),
+            (
+                REQUEST_ERRORS,
+                Some(Unit::Count),
+                "Requests that got no response, by API and reason.",
+            ),
+            (
+                OUTGOING_BYTES,
+                Some(Unit::Bytes),
+                "Bytes of the requests answered, on the wire, by API.",
+            ),
+            (
+                INCOMING_BYTES,
+                Some(Unit::Bytes),
+                "Bytes of the responses, on the wire, by API.",
+            ),
+            (
+                LATE_RESPONSES,
+                Some(Unit::Count),
+                "Responses to requests whose callers had given up.",
+            ),
+            (
+                THROTTLE_HELD,
+                Some(Unit::Milliseconds),
+                "Time new requests were held for broker throttles (KIP-219).",
+            ),
+        ];
+        let gauges: [(&'static str, &'static str); 3] = [
+            (CONNECTION_ACTIVE, "Connections ready and not yet closed."),
+            (IN_FLIGHT, "Requests on the wire awaiting their response."),
+            (QUEUED, "Requests held in the connection before the wire."),
+        ];
+        let histograms: [(&'static str, &'static str); 4] = [
+            (
+                CONNECTION_SETUP_TIME,
+                "Each setup step of a connection that became ready.",
+            ),
+            (
+                REAUTHENTICATION_TIME,
+                "How long each KIP-368 re-authentication took.",
+            ),
+            (
+                REQUEST_LATENCY,
+                "From a request's last byte written to its response read, by API.",
+            ),
+            (
+                THROTTLE_TIME,
+                "The broker's throttle_time_ms, by API and whether the client waited.",
+            ),
+        ];
+        self.with_recorder_do(|r| {
+            for (name, unit, text) in counters {
+                r.describe_counter(
+                    KeyName::from_const_str(name),
+                    unit,
+                    SharedString::const_str(text),
+                );
+            }
+            for (name, text) in gauges {
+                r.describe_gauge(
+                    KeyName::from_const_str(name),
+                    Some(Unit::Count),
+                    SharedString::const_str(text),
+                );
+            }
+            for (name, text) in histograms {
+                r.describe_histogram(
+                    KeyName::from_const_str(name),
+                    Some(Unit::Seconds),
+                    SharedString::const_str(text),
+                );
+            }
+        });
+    }
+
+    fn counter(&self, name: &'static str, labels: Vec<Label>) -> Counter {
+        let key = Key::from_parts(name, labels);
+        self.with_recorder_do(|r| r.register_counter(&key, &METADATA))
+    }
+
+    fn gauge(&self, name: &'static str, labels: Vec<Label>) -> Gauge {
+        let key = Key::from_parts(name, labels);
+        self.with_recorder_do(|r| r.register_gauge(&key, &METADATA))
+    }
+
+    fn histogram(&self, name: &'static str, labels: Vec<Label>) -> Histogram {
+        let key = Key::from_parts(name, labels);
+        self.with_recorder_do(|r| r.register_histogram(&key, &METADATA))
+    }
+
+    /// Runs `f` on the handles of (node, API key), registered on first use.
+    /// The hit path holds the read lock for `f` (no reference count moves).
+    fn with_api(
+        &self,
+        node: Option<NodeId>,
+        api_key: kafka_conn_core::ApiKey,
+        f: impl FnOnce(&ApiHandles),
+    ) {
+        let key = (node.map_or(NO_NODE, |n| n.0), api_key.0);
+        if let Some(h) = read(&self.per_api).get(&key) {
+            return f(h);
+        }
+        let labels = || vec![node_label(node), api_label(api_key)];
+        let handles = ApiHandles {
+            success: self.counter(names::REQUEST_SUCCESS, labels()),
+            latency: self.histogram(names::REQUEST_LATENCY, labels()),
+            outgoing: self.counter(names::OUTGOING_BYTES, labels()),
+            incoming: self.counter(names::INCOMING_BYTES, labels()),
+        };
+        f(write(&self.per_api).entry(key).or_insert(handles));
+    }
+
+    /// Runs `f` on the gauges of `node`, registered on first use.
+    fn with_node(&self, node: Option<NodeId>, f: impl FnOnce(&NodeHandles)) {
+        let key = node.map_or(NO_NODE, |n| n.0);
+        if let Some(h) = read(&self.per_node).get(&key) {
+            return f(h);
+        }
+        let handles = NodeHandles {
+            in_flight: self.gauge(names::IN_FLIGHT, vec![node_label(node)]),
+            queued: self.gauge(names::QUEUED, vec![node_label(node)]),
+        };
+        f(write(&self.per_node).entry(key).or_insert(handles));
+    }
+}
+
+impl Observer for MetricsObserver {
+    fn on_connect(&self, event: &ConnectEvent<'_>) {
+        let node = node_label(event.peer.node_id);
+        self.counter(names::CONNECTION_CREATIONS, vec![node.clone()])
+            .increment(1);
+        self.gauge(names::CONNECTION_ACTIVE, vec![node.clone()])
+            .increment(1.0);
+        for step in SetupStep::ALL {
+            if let Some(took) = step.took(event.info) {
+                let labels = vec![
+                    node.clone(),
+                    Label::from_static_parts("step", step.as_str()),
+                ];
+                self.histogram(names::CONNECTION_SETUP_TIME, labels)
+                    .record(took.as_secs_f64());
+            }
+        }
+        if event.info.sasl.is_some() {
+            let labels = vec![node, Label::from_static_parts("outcome", "success")];
+            self.counter(names::AUTHENTICATIONS, labels).increment(1);
+        }
+    }
+
+    fn on_connect_error(&self, event: &ConnectErrorEvent<'_>) {
+        let node = node_label(event.node_id);
+        let labels = vec![
+            node.clone(),
+            Label::from_static_parts("step", event.step.as_str()),
+            retriable_label(event.retriable),
+        ];
+        self.counter(names::CONNECTION_ERRORS, labels).increment(1);
+        if event.step == SetupStep::Sasl {
+            let labels = vec![node, Label::from_static_parts("outcome", "failure")];
+            self.counter(names::AUTHENTICATIONS, labels).increment(1);
+        }
+    }
+
+    fn on_disconnect(&self, event: &DisconnectEvent<'_>) {
+        let node = node_label(event.peer.node_id);
+        self.gauge(names::CONNECTION_ACTIVE, vec![node.clone()])
+            .decrement(1.0);
+        let labels = vec![
+            node,
+            Label::from_static_parts("reason", close_reason_label(event.reason)),
+            retriable_label(event.retriable),
+        ];
+        self.counter(names::CONNECTION_CLOSES, labels).increment(1);
+    }
+
+    fn on_response(&self, event: &ResponseEvent<'_>) {
+        self.with_api(event.peer.node_id, event.api_key, |h| {
+            h.success.increment(1);
+            h.latency.record(event.latency.as_secs_f64());
+            h.outgoing.increment(event.request_bytes.into());
+            h.incoming.increment(event.response_bytes.into());
+        });
+    }
+
+    fn on_request_failed(&self, event: &RequestFailedEvent<'_>) {
+        let labels = vec![
+            node_label(event.peer.node_id),
+            api_label(event.api_key),
+            Label::from_static_parts("reason", request_error_label(event.error)),
+            retriable_label(event.retriable),
+        ];
+        self.counter(names::REQUEST_ERRORS, labels).increment(1);
+    }
+
+    fn on_late_responses(&self, peer: &Peer, count: u64) {
+        self.counter(names::LATE_RESPONSES, vec![node_label(peer.node_id)])
+            .increment(count);
+    }
+
+    fn on_throttle(&self, event: &ThrottleEvent<'_>) {
+        let labels = vec![
+            node_label(event.peer.node_id),
+            api_label(event.api_key),
+            Label::from_static_parts("applied", if event.applied { "true" } else { "false" }),
+        ];
+        self.histogram(names::THROTTLE_TIME, labels)
+            .record(event.throttle_time.as_secs_f64());
+    }
+
+    fn on_throttle_held(&self, peer: &Peer, held: std::time::Duration) {
+        // Milliseconds: a counter is an integer, and holds are often short.
+        self.counter(names::THROTTLE_HELD, vec![node_label(peer.node_id)])
+            .increment(u64::try_from(held.as_millis()).unwrap_or(u64::MAX));
+    }
+
+    fn on_reauthentication(&self, event: &ReauthenticationEvent<'_>) {
+        let node = node_label(event.peer.node_id);
+        let outcome = if event.outcome.is_ok() {
+            "success"
+        } else {
+            "failure"
+        };
+        let labels = vec![node.clone(), Label::from_static_parts("outcome", outcome)];
+        self.counter(names::REAUTHENTICATIONS, labels).increment(1);
+        self.histogram(names::REAUTHENTICATION_TIME, vec![node])
+            .record(event.latency.as_secs_f64());
+    }
+
+    fn on_in_flight(&self, event: &InFlightEvent<'_>) {
+        // Gauges summed over a node's connections: add the difference.
+        let delta = |now: usize, before: usize| now as f64 - before as f64;
+        self.with_node(event.peer.node_id, |h| {
+            if event.in_flight != event.previous.0 {
+                h.in_flight
+                    .increment(delta(event.in_flight, event.previous.0));
+            }
+            if event.held != event.previous.1 {
+                h.queued.increment(delta(event.held, event.previous.1));
+            }
+        });
+    }
+}
+
+fn node_label(node: Option<NodeId>) -> Label {
+    match node {
+        Some(n) => Label::new("node_id", n.0.to_string()),
+        None => Label::from_static_parts("node_id", "unknown"),
+    }
+}
+
+fn api_label(api_key: kafka_conn_core::ApiKey) -> Label {
+    match api_key.name() {
+        Some(name) => Label::from_static_parts("api_key", name),
+        None => Label::new("api_key", api_key.0.to_string()),
+    }
+}
+
+fn retriable_label(retriable: bool) -> Label {
+    Label::from_static_parts("retriable", if retriable { "true" } else { "false" })
+}
+
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    // Handles only: a panic elsewhere leaves them usable.
+    lock.read().unwrap_or_else(|p| p.into_inner())
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The caches are keyed by small integers: one multiply spreads them
+/// (SipHash would cost more than the handle updates it guards).
+type IntMap<K, V> = HashMap<K, V, BuildHasherDefault<IntHasher>>;
+
+#[derive(Default)]
+struct IntHasher(u64);
+
+impl Hasher for IntHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_i16(&mut self, n: i16) {
+        self.write_u64(u64::from(n as u16));
+    }
+
+    fn write_i32(&mut self, n: i32) {
+        self.write_u64(u64::from(n as u32));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}

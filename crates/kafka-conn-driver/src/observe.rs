@@ -1,0 +1,597 @@
+//! Hooks: an [`Observer`] the application registers with
+//! [`ConnectConfig::with_observer`](crate::ConnectConfig::with_observer) is
+//! told what each connection does (connects with the time of each setup
+//! step, disconnects with the typed close reason, each response's API,
+//! version, sizes and latency, failures, throttles, re-authentications),
+//! the way franz-go's hooks serve its kprom and kotel plugins. Metrics are
+//! one observer among others (`MetricsObserver`, feature `metrics`); see
+//! `docs/metrics.md`.
+//!
+//! The engine calls an observer right after the input that caused the
+//! event, from the connection's own task, so an observer must be quick
+//! and must not block (count, record, queue; never wait on I/O). With no
+//! observer registered the cost is one branch per event.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kafka_conn_cluster::NodeId;
+use kafka_conn_core::{
+    ApiKey, CloseReason, Connection, CorrelationId, Phase, RequestError, Response, TimeoutKind,
+};
+
+use crate::error::ConnectError;
+use crate::info::ConnectInfo;
+
+/// Told what connections do. Every method has an empty default: implement
+/// the ones you need. Called from the connection's task (or a
+/// [`DirectClient`](crate::DirectClient)'s caller): keep them short and
+/// never block.
+///
+/// Two observers observe together as a tuple: `Arc::new((a, b))`.
+pub trait Observer: Send + Sync + 'static {
+    /// A connection is ready: transport up, versions negotiated,
+    /// authenticated. `event.info` has the time of each setup step.
+    fn on_connect(&self, event: &ConnectEvent<'_>) {
+        let _ = event;
+    }
+
+    /// A connection attempt failed (at `event.step`).
+    fn on_connect_error(&self, event: &ConnectErrorEvent<'_>) {
+        let _ = event;
+    }
+
+    /// A connection that was ready has closed.
+    fn on_disconnect(&self, event: &DisconnectEvent<'_>) {
+        let _ = event;
+    }
+
+    /// A response arrived for an application's request.
+    fn on_response(&self, event: &ResponseEvent<'_>) {
+        let _ = event;
+    }
+
+    /// An application's request will get no response (timed out, the
+    /// connection closed, or the broker does not support its version).
+    fn on_request_failed(&self, event: &RequestFailedEvent<'_>) {
+        let _ = event;
+    }
+
+    /// `count` responses arrived for requests whose callers had given up
+    /// (timed out or cancelled); they were read and dropped.
+    fn on_late_responses(&self, peer: &Peer, count: u64) {
+        let _ = (peer, count);
+    }
+
+    /// A response carried the broker's `throttle_time_ms` (KIP-219).
+    fn on_throttle(&self, event: &ThrottleEvent<'_>) {
+        let _ = event;
+    }
+
+    /// The connection held new requests for `held` because of a broker
+    /// throttle (KIP-219): the time actually waited, which is not the
+    /// broker's figure ([`ThrottleEvent::throttle_time`]) when requests
+    /// came later or the throttles overlapped.
+    fn on_throttle_held(&self, peer: &Peer, held: Duration) {
+        let _ = (peer, held);
+    }
+
+    /// A KIP-368 re-authentication ended.
+    fn on_reauthentication(&self, event: &ReauthenticationEvent<'_>) {
+        let _ = event;
+    }
+
+    /// The number of requests on the wire awaiting a response, or held in
+    /// the connection before the wire, changed. Reported before the
+    /// responses of an input are handed out (a caller holding its response
+    /// sees the count without it), when a poll ends, and back to zero when
+    /// the connection closes. The connection's own requests (ApiVersions,
+    /// SASL) count too.
+    fn on_in_flight(&self, event: &InFlightEvent<'_>) {
+        let _ = event;
+    }
+}
+
+macro_rules! both {
+    ($($method:ident($($arg:ident: $ty:ty),*);)*) => {
+        /// Both observe, `A` first.
+        impl<A: Observer, B: Observer> Observer for (A, B) {
+            $(fn $method(&self, $($arg: $ty),*) {
+                self.0.$method($($arg),*);
+                self.1.$method($($arg),*);
+            })*
+        }
+    };
+}
+
+both! {
+    on_connect(event: &ConnectEvent<'_>);
+    on_connect_error(event: &ConnectErrorEvent<'_>);
+    on_disconnect(event: &DisconnectEvent<'_>);
+    on_response(event: &ResponseEvent<'_>);
+    on_request_failed(event: &RequestFailedEvent<'_>);
+    on_late_responses(peer: &Peer, count: u64);
+    on_throttle(event: &ThrottleEvent<'_>);
+    on_throttle_held(peer: &Peer, held: Duration);
+    on_reauthentication(event: &ReauthenticationEvent<'_>);
+    on_in_flight(event: &InFlightEvent<'_>);
+}
+
+/// Which connection an event is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Peer {
+    /// The broker's node id: set by [`Cluster`](crate::Cluster) (bootstrap
+    /// entries are `-1`, `-2`, … as in the Java client), or by
+    /// [`ConnectConfig::with_node_id`](crate::ConnectConfig::with_node_id);
+    /// `None` for a single connection without one.
+    pub node_id: Option<NodeId>,
+    /// The host as given to connect (what TLS verifies).
+    pub host: String,
+    /// The socket address connected to (`0.0.0.0:0` over a caller's stream).
+    pub address: SocketAddr,
+    /// A number unique among the connections of this process, to tell
+    /// apart the connections to one node over time.
+    pub connection_id: u64,
+}
+
+impl Peer {
+    pub(crate) fn new(node_id: Option<NodeId>, host: &str, address: SocketAddr) -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        Self {
+            node_id,
+            host: host.to_owned(),
+            address,
+            connection_id: NEXT.fetch_add(1, Ordering::Relaxed),
+        }
+    }
+}
+
+/// A connection is ready ([`Observer::on_connect`]).
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct ConnectEvent<'a> {
+    /// The connection.
+    pub peer: &'a Peer,
+    /// What `connect` learnt: timings of each step
+    /// ([`ConnectInfo::timings`]: DNS, TCP, proxy, TLS, ApiVersions, SASL,
+    /// total), TLS session, versions, SASL session.
+    pub info: &'a ConnectInfo,
+}
+
+/// The setup step of a connection, as metrics label it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SetupStep {
+    /// Resolving the host name (and checking the address).
+    Resolve,
+    /// The TCP connection (every address raced).
+    Tcp,
+    /// A SOCKS5 or HTTP CONNECT proxy in front of the broker.
+    Proxy,
+    /// The TLS handshake (and the TLS configuration).
+    Tls,
+    /// Version negotiation (KIP-511), including a broker that hung up or
+    /// failed to answer before it.
+    ApiVersions,
+    /// SASL authentication.
+    Sasl,
+}
+
+impl SetupStep {
+    /// Every step, in the order a connection goes through them.
+    pub const ALL: [SetupStep; 6] = [
+        SetupStep::Resolve,
+        SetupStep::Tcp,
+        SetupStep::Proxy,
+        SetupStep::Tls,
+        SetupStep::ApiVersions,
+        SetupStep::Sasl,
+    ];
+
+    /// The label: `resolve`, `tcp`, `proxy`, `tls`, `api_versions`, `sasl`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SetupStep::Resolve => "resolve",
+            SetupStep::Tcp => "tcp",
+            SetupStep::Proxy => "proxy",
+            SetupStep::Tls => "tls",
+            SetupStep::ApiVersions => "api_versions",
+            SetupStep::Sasl => "sasl",
+        }
+    }
+
+    /// How long `step` took according to `info`'s timings, if it ran.
+    pub fn took(self, info: &ConnectInfo) -> Option<Duration> {
+        let t = &info.timings;
+        match self {
+            SetupStep::Resolve => t.resolve,
+            SetupStep::Tcp => t.tcp,
+            SetupStep::Proxy => t.proxy,
+            SetupStep::Tls => t.tls,
+            SetupStep::ApiVersions => t.api_versions,
+            SetupStep::Sasl => t.sasl,
+        }
+    }
+
+    /// The step at which `error` failed.
+    pub fn of_error(error: &ConnectError) -> SetupStep {
+        match error {
+            ConnectError::InvalidAddress { .. }
+            | ConnectError::Resolve { .. }
+            | ConnectError::NoAddresses { .. }
+            | ConnectError::NoAddressOfFamily { .. } => SetupStep::Resolve,
+            ConnectError::Proxy { .. } => SetupStep::Proxy,
+            ConnectError::CertificateNotTrusted { .. }
+            | ConnectError::NameMismatch { .. }
+            | ConnectError::InvalidCertificate { .. }
+            | ConnectError::NotTls { .. }
+            | ConnectError::TlsTimeout { .. }
+            | ConnectError::Tls { .. }
+            | ConnectError::TlsConfig(_)
+            | ConnectError::BrokerSpeaksTls { .. } => SetupStep::Tls,
+            ConnectError::Handshake { reason, .. } => Self::of_close(reason),
+            _ => SetupStep::Tcp,
+        }
+    }
+
+    /// The handshake step a connection was in when it closed for `reason`.
+    fn of_close(reason: &CloseReason) -> SetupStep {
+        let phase = match reason {
+            CloseReason::AuthFailed(_) | CloseReason::SessionExpired(_) => return SetupStep::Sasl,
+            CloseReason::Broken { during, .. } => *during,
+            CloseReason::Timeout(TimeoutKind::Handshake { phase, .. }) => *phase,
+            CloseReason::Timeout(TimeoutKind::InternalRequest { api_key, .. }) => {
+                return if *api_key == ApiKey::API_VERSIONS {
+                    SetupStep::ApiVersions
+                } else {
+                    SetupStep::Sasl
+                };
+            }
+            _ => Phase::Negotiating,
+        };
+        match phase {
+            Phase::SaslHandshake | Phase::Authenticating | Phase::Reauthenticating => {
+                SetupStep::Sasl
+            }
+            _ => SetupStep::ApiVersions,
+        }
+    }
+}
+
+/// A connection attempt failed ([`Observer::on_connect_error`]).
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct ConnectErrorEvent<'a> {
+    /// The node, when known (see [`Peer::node_id`]).
+    pub node_id: Option<NodeId>,
+    /// The address asked for: `host:port` (or the host, over a caller's stream).
+    pub address: &'a str,
+    /// What went wrong; [`ConnectError::timings`] has how long each step
+    /// took until then.
+    pub error: &'a ConnectError,
+    /// The step that failed.
+    pub step: SetupStep,
+    /// Whether trying again may help ([`ConnectError::is_retriable`]).
+    pub retriable: bool,
+}
+
+/// A ready connection closed ([`Observer::on_disconnect`]).
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct DisconnectEvent<'a> {
+    /// The connection.
+    pub peer: &'a Peer,
+    /// Why it closed.
+    pub reason: &'a CloseReason,
+    /// Whether a new connection may help ([`CloseReason::is_retriable`]).
+    pub retriable: bool,
+    /// How long it was ready.
+    pub connected_for: Duration,
+}
+
+/// A response arrived ([`Observer::on_response`]).
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct ResponseEvent<'a> {
+    /// The connection.
+    pub peer: &'a Peer,
+    /// The request's API.
+    pub api_key: ApiKey,
+    /// Its version.
+    pub api_version: i16,
+    /// Its correlation id.
+    pub correlation_id: CorrelationId,
+    /// The request's size on the wire (size prefix, header, body).
+    pub request_bytes: u32,
+    /// The response's size on the wire (size prefix, header, body).
+    pub response_bytes: u32,
+    /// From the request's last byte handed to the transport to the
+    /// response read ([`Response::rtt`]).
+    pub latency: Duration,
+}
+
+/// A request failed ([`Observer::on_request_failed`]).
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct RequestFailedEvent<'a> {
+    /// The connection.
+    pub peer: &'a Peer,
+    /// The request's API.
+    pub api_key: ApiKey,
+    /// Its correlation id.
+    pub correlation_id: CorrelationId,
+    /// Why.
+    pub error: &'a RequestError,
+    /// Whether sending again may help ([`RequestError::is_retriable`]).
+    pub retriable: bool,
+}
+
+/// A response carried a positive `throttle_time_ms` ([`Observer::on_throttle`]).
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct ThrottleEvent<'a> {
+    /// The connection.
+    pub peer: &'a Peer,
+    /// The API whose response carried it.
+    pub api_key: ApiKey,
+    /// The response's version.
+    pub api_version: i16,
+    /// The broker's `throttle_time_ms`: how long its quota throttles this client.
+    pub throttle_time: Duration,
+    /// Whether the connection holds new requests for it (KIP-219: from the
+    /// API's 2.0 version on); otherwise the broker delayed the response itself.
+    pub applied: bool,
+}
+
+/// A re-authentication ended ([`Observer::on_reauthentication`]).
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct ReauthenticationEvent<'a> {
+    /// The connection.
+    pub peer: &'a Peer,
+    /// From the exchange's start to its end.
+    pub latency: Duration,
+    /// `Ok`, or the reason the connection closed during it.
+    pub outcome: Result<(), &'a CloseReason>,
+}
+
+/// A connection's queues changed ([`Observer::on_in_flight`]).
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct InFlightEvent<'a> {
+    /// The connection.
+    pub peer: &'a Peer,
+    /// Requests on the wire awaiting a response (including timed-out and
+    /// cancelled ones whose late responses will be dropped).
+    pub in_flight: usize,
+    /// Requests accepted by the connection but held before the wire:
+    /// before ready, at the in-flight limit, while throttled or
+    /// re-authenticating.
+    pub held: usize,
+    /// `(in_flight, held)` as last reported (zeros at first): gauges summed
+    /// over connections add the difference.
+    pub previous: (usize, usize),
+}
+
+/// A short, stable label of a close reason's kind, for metrics and traces:
+/// `shutdown`, `broken`, `timeout`, `out_of_sync`, `idle`, `auth_failed`,
+/// `session_expired`, `protocol`, `incompatible` (`other` for kinds added later).
+pub fn close_reason_label(reason: &CloseReason) -> &'static str {
+    match reason {
+        CloseReason::Shutdown => "shutdown",
+        CloseReason::Broken { .. } => "broken",
+        CloseReason::Timeout(_) => "timeout",
+        CloseReason::OutOfSync { .. } => "out_of_sync",
+        CloseReason::Idle { .. } => "idle",
+        CloseReason::AuthFailed(_) => "auth_failed",
+        CloseReason::SessionExpired(_) => "session_expired",
+        CloseReason::Protocol(_) => "protocol",
+        CloseReason::Incompatible(_) => "incompatible",
+        _ => "other",
+    }
+}
+
+/// A short, stable label of why a request failed: `timed_out`,
+/// `unsupported`, or the close reason's label (`connection_closed` is not
+/// used: the close reason says more).
+pub fn request_error_label(error: &RequestError) -> &'static str {
+    match error {
+        RequestError::TimedOut(_) => "timed_out",
+        RequestError::Unsupported(_) => "unsupported",
+        RequestError::ConnectionClosed(reason) => close_reason_label(reason),
+        _ => "other",
+    }
+}
+
+/// Who observes, as the configuration carries it.
+#[derive(Clone, Default)]
+pub(crate) struct ObserveConfig {
+    pub(crate) observer: Option<Arc<dyn Observer>>,
+    pub(crate) node_id: Option<NodeId>,
+}
+
+impl std::fmt::Debug for ObserveConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObserveConfig")
+            .field("observer", &self.observer.as_ref().map(|_| "dyn Observer"))
+            .field("node_id", &self.node_id)
+            .finish()
+    }
+}
+
+impl ObserveConfig {
+    /// The peer and the engine's observation state of a new connection to
+    /// `host` at `address`, when an observer is set.
+    pub(crate) fn start(
+        &self,
+        host: &str,
+        address: SocketAddr,
+    ) -> (Option<Arc<Peer>>, Option<Observing>) {
+        let Some(observer) = &self.observer else {
+            return (None, None);
+        };
+        let peer = Arc::new(Peer::new(self.node_id, host, address));
+        let observing = Observing::new(observer.clone(), peer.clone());
+        (Some(peer), Some(observing))
+    }
+
+    /// Tells the observer that the connection to `peer` is up.
+    pub(crate) fn connected(&self, peer: Option<&Peer>, info: &ConnectInfo) {
+        if let (Some(o), Some(peer)) = (&self.observer, peer) {
+            o.on_connect(&ConnectEvent { peer, info });
+        }
+    }
+
+    /// Tells the observer, if any, when `result` is a failure to connect to `address`.
+    pub(crate) fn report_failure<T>(&self, address: &str, result: &Result<T, ConnectError>) {
+        if let Err(e) = result {
+            self.connect_failed(address, e);
+        }
+    }
+
+    /// Tells the observer, if any, that connecting to `address` failed.
+    pub(crate) fn connect_failed(&self, address: &str, error: &ConnectError) {
+        if let Some(o) = &self.observer {
+            o.on_connect_error(&ConnectErrorEvent {
+                node_id: self.node_id,
+                address,
+                error,
+                step: SetupStep::of_error(error),
+                retriable: error.is_retriable(),
+            });
+        }
+    }
+}
+
+/// One connection's observation state, in its engine: the observer, the
+/// peer, and what was last reported (for the events derived from counters).
+pub(crate) struct Observing {
+    observer: Arc<dyn Observer>,
+    pub(crate) peer: Arc<Peer>,
+    ready_at: Option<Instant>,
+    reauth_since: Option<Instant>,
+    late_responses: u64,
+    throttled: Duration,
+    queue: (usize, usize),
+}
+
+impl Observing {
+    pub(crate) fn new(observer: Arc<dyn Observer>, peer: Arc<Peer>) -> Self {
+        Self {
+            observer,
+            peer,
+            ready_at: None,
+            reauth_since: None,
+            late_responses: 0,
+            throttled: Duration::ZERO,
+            queue: (0, 0),
+        }
+    }
+
+    pub(crate) fn ready(&mut self, now: Instant) {
+        self.ready_at = Some(now);
+    }
+
+    pub(crate) fn response(&self, r: &Response) {
+        self.observer.on_response(&ResponseEvent {
+            peer: &self.peer,
+            api_key: r.api_key,
+            api_version: r.api_version,
+            correlation_id: r.correlation_id,
+            request_bytes: r.request_bytes,
+            response_bytes: r.response_bytes,
+            latency: r.rtt,
+        });
+    }
+
+    pub(crate) fn request_failed(&self, id: CorrelationId, api_key: ApiKey, e: &RequestError) {
+        self.observer.on_request_failed(&RequestFailedEvent {
+            peer: &self.peer,
+            api_key,
+            correlation_id: id,
+            error: e,
+            retriable: e.is_retriable(),
+        });
+    }
+
+    pub(crate) fn throttled(
+        &self,
+        api_key: ApiKey,
+        api_version: i16,
+        throttle_time: Duration,
+        applied: bool,
+    ) {
+        self.observer.on_throttle(&ThrottleEvent {
+            peer: &self.peer,
+            api_key,
+            api_version,
+            throttle_time,
+            applied,
+        });
+    }
+
+    /// After every drain: notes when a re-authentication starts.
+    pub(crate) fn after_drain(&mut self, conn: &Connection, now: impl FnOnce() -> Instant) {
+        if self.reauth_since.is_none() && conn.is_reauthenticating() {
+            self.reauth_since = Some(now());
+        }
+    }
+
+    pub(crate) fn reauthenticated(&mut self, now: Instant) {
+        if let Some(since) = self.reauth_since.take() {
+            self.observer.on_reauthentication(&ReauthenticationEvent {
+                peer: &self.peer,
+                latency: now.saturating_duration_since(since),
+                outcome: Ok(()),
+            });
+        }
+    }
+
+    pub(crate) fn closed(&mut self, reason: &CloseReason, conn: &Connection, now: Instant) {
+        self.publish(conn);
+        if let Some(since) = self.reauth_since.take() {
+            self.observer.on_reauthentication(&ReauthenticationEvent {
+                peer: &self.peer,
+                latency: now.saturating_duration_since(since),
+                outcome: Err(reason),
+            });
+        }
+        if let Some(at) = self.ready_at.take() {
+            self.observer.on_disconnect(&DisconnectEvent {
+                peer: &self.peer,
+                reason,
+                retriable: reason.is_retriable(),
+                connected_for: now.saturating_duration_since(at),
+            });
+        }
+    }
+
+    /// When the engine publishes (before the events of a drain, and when a
+    /// poll ends): what the counters say happened since the last time.
+    pub(crate) fn publish(&mut self, conn: &Connection) {
+        let queue = (conn.in_flight(), conn.held());
+        if queue != self.queue {
+            let previous = std::mem::replace(&mut self.queue, queue);
+            self.observer.on_in_flight(&InFlightEvent {
+                peer: &self.peer,
+                in_flight: queue.0,
+                held: queue.1,
+                previous,
+            });
+        }
+        let stats = conn.stats();
+        if stats.late_responses != self.late_responses {
+            let n = stats.late_responses - self.late_responses;
+            self.late_responses = stats.late_responses;
+            self.observer.on_late_responses(&self.peer, n);
+        }
+        if stats.throttled != self.throttled {
+            let held = stats.throttled.saturating_sub(self.throttled);
+            self.throttled = stats.throttled;
+            self.observer.on_throttle_held(&self.peer, held);
+        }
+    }
+}
