@@ -230,6 +230,7 @@ where
         state = s;
         done?;
         n += 1;
+        crate::note_done(1, stop);
     }
     Ok(n)
 }
@@ -570,6 +571,7 @@ fn raw_round(
         let n = s.read(&mut buf[end..])?;
         let completed = take_frames(buf, n, &mut start, &mut end)?;
         done += completed as u64;
+        crate::note_done(completed as u64, stop);
         in_flight -= completed;
         if completed > 0 && !stop.load(Ordering::Relaxed) {
             write_frames(s, frame, completed)?;
@@ -687,6 +689,7 @@ async fn raw_async<R: kafka_conn_driver::Runtime>(job: &Job, rt: R) -> Result<Sa
                         let n = s.read(&mut buf[end..]).await?;
                         let completed = take_frames(&buf, n, &mut start, &mut end)?;
                         done += completed as u64;
+                        crate::note_done(completed as u64, &stop);
                         in_flight -= completed;
                         if completed > 0 && !stop.load(Ordering::Relaxed) {
                             write_frames_async(&mut s, frame, completed).await?;
@@ -782,6 +785,7 @@ fn core_blocking(job: &Job) -> Result<Sample, String> {
                 match event {
                     Event::Response(_) => {
                         done += 1;
+                        crate::note_done(1, &stop);
                         if !stop.load(Ordering::Relaxed) {
                             conn.send_request(request.clone(), Instant::now())
                                 .map_err(|e| e.to_string())?;
