@@ -53,6 +53,9 @@ struct Handles {
     /// What was last published: unchanged counters are not written again.
     published: (Stats, usize),
     closed: Option<CloseReason>,
+    /// Callers waiting for room, as the last look at the shared state saw
+    /// them (for the observer's gauge; read under the lock taken anyway).
+    waiting_for_room: usize,
 }
 
 impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Driver<R, S> {
@@ -79,6 +82,7 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Driver<R, S> {
                 close_watchers: Vec::new(),
                 published: (Stats::default(), 0),
                 closed: None,
+                waiting_for_room: 0,
             },
         }
     }
@@ -94,6 +98,7 @@ impl Handles {
     ) -> bool {
         let before = self.intake.len();
         let flags = self.shared.take_commands(cx, &mut self.intake);
+        self.waiting_for_room = flags.waiting_for_room;
         let mut progress = self.intake.len() != before;
         if flags.gone && !self.gone {
             tracing::debug!("last handle dropped: closing");
@@ -240,6 +245,17 @@ fn cancelled() -> RequestFailure {
 }
 
 impl Outcomes for Handles {
+    fn client_queue(&self) -> (usize, usize) {
+        // Only requests wait in the intake after a poll (it stops at a
+        // request that finds the core full); count them, not cancels.
+        let sends = self
+            .intake
+            .iter()
+            .filter(|c| matches!(c, Command::Send { .. }))
+            .count();
+        (sends, self.waiting_for_room)
+    }
+
     fn flush(&mut self, conn: &Connection) {
         let now = (conn.stats(), conn.in_flight());
         let changed = now != self.published;

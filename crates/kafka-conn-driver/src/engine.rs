@@ -70,6 +70,13 @@ pub(crate) trait Outcomes {
     /// The connection closed; the core has already failed every request
     /// it accepted.
     fn closed(&mut self, reason: &CloseReason, conn: &Connection);
+    /// The requests queued in front of the connection, for the observer
+    /// ([`crate::InFlightEvent::client_queued`]): sent by callers and not yet
+    /// given to the core, and callers waiting for room. Only asked when the
+    /// observer samples. None by default (a `DirectClient` has no queue).
+    fn client_queue(&self) -> (usize, usize) {
+        (0, 0)
+    }
 }
 
 /// The socket and the core, and the state of their I/O.
@@ -444,7 +451,7 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Engine<R, S> {
     /// holding its response sees counters and gauges that count it.
     fn flush(&mut self, out: &mut impl Outcomes) {
         if let Some(o) = &mut self.observing {
-            o.publish(&self.conn);
+            o.publish(&self.conn, || out.client_queue());
         }
         out.flush(&self.conn);
     }

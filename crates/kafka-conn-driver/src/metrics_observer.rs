@@ -62,6 +62,12 @@ pub mod names {
     /// Gauge: requests held in the connection before the wire. KIP-714
     /// (`request.queue.count`).
     pub const QUEUED: &str = "org.apache.kafka.client.request.queue.count";
+    /// Gauge: requests sent through a `Client` and not yet given to its
+    /// connection, which already holds `max_queued` requests.
+    pub const CLIENT_QUEUED: &str = "org.apache.kafka.client.request.queue.client.count";
+    /// Gauge: callers of `Client::send` waiting for room (the backpressure
+    /// bound `max_queued` reached).
+    pub const WAITING_FOR_ROOM: &str = "org.apache.kafka.client.request.queue.waiting";
     /// Counter: responses to requests whose callers had given up.
     pub const LATE_RESPONSES: &str = "org.apache.kafka.client.request.late_responses";
     /// Histogram, seconds: the broker's `throttle_time_ms`, by `api_key` and
@@ -107,6 +113,8 @@ struct ApiHandles {
 struct NodeHandles {
     in_flight: Gauge,
     queued: Gauge,
+    client_queued: Gauge,
+    waiting_for_room: Gauge,
     outgoing: Counter,
     incoming: Counter,
 }
@@ -243,10 +251,18 @@ impl MetricsObserver {
                 "Time new requests were held for broker throttles (KIP-219).",
             ),
         ];
-        let gauges: [(&'static str, &'static str); 3] = [
+        let gauges: [(&'static str, &'static str); 5] = [
             (CONNECTION_ACTIVE, "Connections ready and not yet closed."),
             (IN_FLIGHT, "Requests on the wire awaiting their response."),
             (QUEUED, "Requests held in the connection before the wire."),
+            (
+                CLIENT_QUEUED,
+                "Requests queued in the Client, not yet given to the connection.",
+            ),
+            (
+                WAITING_FOR_ROOM,
+                "Callers waiting for room in the Client's bounded queue.",
+            ),
         ];
         let histograms: [(&'static str, &'static str); 4] = [
             (
@@ -329,6 +345,8 @@ impl MetricsObserver {
         let handles = NodeHandles {
             in_flight: self.gauge(names::IN_FLIGHT, vec![node_label(node)]),
             queued: self.gauge(names::QUEUED, vec![node_label(node)]),
+            client_queued: self.gauge(names::CLIENT_QUEUED, vec![node_label(node)]),
+            waiting_for_room: self.gauge(names::WAITING_FOR_ROOM, vec![node_label(node)]),
             outgoing: self.counter(names::OUTGOING_BYTES, vec![node_label(node)]),
             incoming: self.counter(names::INCOMING_BYTES, vec![node_label(node)]),
         };
@@ -478,6 +496,14 @@ impl Observer for MetricsObserver {
             }
             if event.held != event.previous.1 {
                 h.queued.increment(delta(event.held, event.previous.1));
+            }
+            if event.client_queued != event.previous_client.0 {
+                h.client_queued
+                    .increment(delta(event.client_queued, event.previous_client.0));
+            }
+            if event.waiting_for_room != event.previous_client.1 {
+                h.waiting_for_room
+                    .increment(delta(event.waiting_for_room, event.previous_client.1));
             }
         });
     }

@@ -100,6 +100,10 @@ pub trait Observer: Send + Sync + 'static {
     /// and at once when it goes idle (before the responses that made it
     /// idle are handed out: a caller holding its response sees zero) or
     /// closes. The connection's own requests (ApiVersions, SASL) count too.
+    /// The event also carries the [`Client`](crate::Client)'s queue in front
+    /// of the connection (requests not yet given to it, callers waiting for
+    /// room), as the connection's task last saw it; a change there alone is
+    /// reported too.
     fn on_in_flight(&self, event: &InFlightEvent<'_>) {
         let _ = event;
     }
@@ -410,6 +414,18 @@ pub struct InFlightEvent<'a> {
     /// `(in_flight, held)` as last reported (zeros at first): gauges summed
     /// over connections add the difference.
     pub previous: (usize, usize),
+    /// Requests sent through the [`Client`](crate::Client) and not yet
+    /// given to the connection: they wait in the Client's queue because
+    /// the connection already holds `max_queued` requests
+    /// ([`ConnectConfig::with_max_queued_requests`](crate::ConnectConfig::with_max_queued_requests)).
+    /// Zero for a [`DirectClient`](crate::DirectClient).
+    pub client_queued: usize,
+    /// Callers of [`Client::send`](crate::Client::send) waiting for room:
+    /// [`Client::queued`](crate::Client::queued) is at
+    /// [`Client::max_queued`](crate::Client::max_queued).
+    pub waiting_for_room: usize,
+    /// `(client_queued, waiting_for_room)` as last reported.
+    pub previous_client: (usize, usize),
 }
 
 /// A short, stable label of a close reason's kind, for metrics and traces:
@@ -512,6 +528,8 @@ pub(crate) struct Observing {
     late_responses: u64,
     throttled: Duration,
     queue: (usize, usize),
+    /// `(client_queued, waiting_for_room)` as last reported.
+    client: (usize, usize),
     /// Whether anything was in flight or held at the last publish.
     busy: bool,
     bytes: (u64, u64),
@@ -536,6 +554,7 @@ impl Observing {
             late_responses: 0,
             throttled: Duration::ZERO,
             queue: (0, 0),
+            client: (0, 0),
             busy: false,
             bytes: (0, 0),
             ticks: 0,
@@ -602,7 +621,9 @@ impl Observing {
     }
 
     pub(crate) fn closed(&mut self, reason: &CloseReason, conn: &Connection, now: Instant) {
-        self.report(conn, (conn.in_flight(), conn.held()), true);
+        // Closing fails every request queued in front of the connection
+        // and every caller waiting for room: both queues are empty now.
+        self.report(conn, (conn.in_flight(), conn.held()), (0, 0), true);
         if let Some(since) = self.reauth_since.take() {
             self.observer.on_reauthentication(&ReauthenticationEvent {
                 peer: &self.peer,
@@ -624,31 +645,44 @@ impl Observing {
     /// poll ends): on every [`SAMPLE_EVERY`]th call, and whenever the
     /// connection has just gone idle (nothing in flight or held), tells
     /// the observer what its counters and queues say happened since.
-    pub(crate) fn publish(&mut self, conn: &Connection) {
+    /// `client` tells the lengths of the queue in front of the connection
+    /// (asked only when reporting: a busy Client's queue is only non-empty
+    /// while the connection is busy too).
+    pub(crate) fn publish(&mut self, conn: &Connection, client: impl FnOnce() -> (usize, usize)) {
         self.ticks = self.ticks.wrapping_add(1);
         let queue = (conn.in_flight(), conn.held());
         let busy = queue != (0, 0);
         let went_idle = self.busy && !busy;
         self.busy = busy;
         if self.ticks % SAMPLE_EVERY == 0 {
-            self.report(conn, queue, true);
+            self.report(conn, queue, client(), true);
         } else if went_idle {
             // The gauges and late responses at once (an idle connection
             // may publish nothing more for long); bytes at the next sample.
-            self.report(conn, queue, false);
+            self.report(conn, queue, client(), false);
         }
     }
 
     /// Reports what changed: the queue and late responses, and with `all`
     /// the bytes and throttle time too.
-    fn report(&mut self, conn: &Connection, queue: (usize, usize), all: bool) {
-        if queue != self.queue {
+    fn report(
+        &mut self,
+        conn: &Connection,
+        queue: (usize, usize),
+        client: (usize, usize),
+        all: bool,
+    ) {
+        if queue != self.queue || client != self.client {
             let previous = std::mem::replace(&mut self.queue, queue);
+            let previous_client = std::mem::replace(&mut self.client, client);
             self.observer.on_in_flight(&InFlightEvent {
                 peer: &self.peer,
                 in_flight: queue.0,
                 held: queue.1,
                 previous,
+                client_queued: client.0,
+                waiting_for_room: client.1,
+                previous_client,
             });
         }
         let stats = conn.stats();

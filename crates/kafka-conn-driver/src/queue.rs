@@ -113,6 +113,9 @@ pub(crate) struct State {
 pub(crate) struct Flags {
     pub(crate) close_requested: bool,
     pub(crate) gone: bool,
+    /// Callers waiting for room (the backpressure's queue), read under the
+    /// lock taken anyway, for the observer's gauge.
+    pub(crate) waiting_for_room: usize,
 }
 
 /// The shared state; see the module docs.
@@ -312,6 +315,7 @@ impl Shared {
         Flags {
             close_requested: s.close_requested,
             gone: s.gone,
+            waiting_for_room: s.room.len(),
         }
     }
 

@@ -477,20 +477,47 @@ fn labels(pairs: &[(&str, &str)]) -> Labels {
     l
 }
 
+/// Every `(client_queued, waiting_for_room)` an observer was told.
+#[derive(Default, Clone)]
+struct ClientQueues(Arc<Mutex<Vec<(usize, usize)>>>);
+
+impl Observer for ClientQueues {
+    fn on_in_flight(&self, e: &InFlightEvent<'_>) {
+        (self.0.lock().unwrap()).push((e.client_queued, e.waiting_for_room));
+    }
+}
+
+/// The bound on queued requests per connection in the metrics workload:
+/// small, so that a flood of [`FLOOD`] concurrent sends waits for room.
+const MAX_QUEUED: usize = 4;
+/// Concurrent sends to one node, far over [`MAX_QUEUED`].
+const FLOOD: usize = 40;
+
 /// The `MetricsObserver` after a known workload on the librdkafka mock
 /// cluster through a `Cluster` (node ids known): 10 ApiVersions and 5
 /// Metadata requests to one broker, timed per node and API (the
 /// histogram's count is the responses), the connection's bytes per node; the connections and their setup steps
-/// per node; gauges back to zero and the closes typed once the cluster
-/// closes.
+/// per node; then a flood of [`FLOOD`] concurrent ApiVersions over a bound
+/// of [`MAX_QUEUED`] queued requests: callers waiting for room are
+/// reported while it lasts, and the Client's queue gauges are back at zero
+/// once it is answered; gauges back to zero and the closes typed once the
+/// cluster closes.
 pub async fn metrics_after_a_known_workload_on_the_mock_cluster<R: Runtime>(rt: R) {
     let Some(bootstrap) = env::var("KAFKA_MOCK_BOOTSTRAP") else {
         return;
     };
     let recorder = DebuggingRecorder::new();
     let snapshots = recorder.snapshotter();
-    let observer = Arc::new(MetricsObserver::with_recorder(Arc::new(recorder)));
-    let config = ClusterConfig::new(ConnectConfig::default().with_observer(observer));
+    let queues = ClientQueues::default();
+    let observer = Arc::new((
+        MetricsObserver::with_recorder(Arc::new(recorder)),
+        queues.clone(),
+    ));
+    let config = ClusterConfig::new(
+        ConnectConfig::default()
+            .with_observer(observer)
+            .with_max_queued_requests(MAX_QUEUED),
+    );
     let cluster = match timeout(
         &rt,
         LIMIT,
@@ -572,6 +599,41 @@ pub async fn metrics_after_a_known_workload_on_the_mock_cluster<R: Runtime>(rt: 
         })
         .sum();
     assert!(bootstraps >= 1, "{v:#?}");
+
+    // The flood: MAX_QUEUED take the Client's slots, the others wait for
+    // room (FIFO), all are answered.
+    queues.0.lock().unwrap().clear();
+    let flood = join_all((0..FLOOD).map(|_| cluster.send_to(node, api_versions_v0()))).await;
+    for r in flood {
+        assert_eq!(api_versions_error(&r.unwrap()), 0);
+    }
+    let seen = queues.0.lock().unwrap().clone();
+    let most_waiting = seen.iter().map(|q| q.1).max().unwrap_or(0);
+    assert!(
+        most_waiting > 0 && most_waiting <= FLOOD - MAX_QUEUED,
+        "waiting for room: {seen:?}"
+    );
+    // Sampled before the last responses were handed out: nothing queued
+    // in front of the connection, nobody waiting for room.
+    assert_eq!(seen.last().copied(), Some((0, 0)), "{seen:?}");
+    // (A snapshot drains histograms: the ones above are read already.)
+    let v = values(&snapshots);
+    let get = |name: &str, l: &[(&str, &str)]| {
+        v.get(&(name.to_owned(), labels(l)))
+            .unwrap_or_else(|| panic!("no {name} {l:?} in {v:#?}"))
+    };
+    for gauge in [names::CLIENT_QUEUED, names::WAITING_FOR_ROOM] {
+        assert_eq!(
+            get(gauge, &node_l),
+            &DebugValue::Gauge(0.0.into()),
+            "{gauge}"
+        );
+    }
+    let DebugValue::Histogram(latencies) = get(names::REQUEST_LATENCY, &api("ApiVersions")) else {
+        panic!("latency is a histogram")
+    };
+    // A snapshot drains the histograms: the flood's samples only.
+    assert_eq!(latencies.len(), FLOOD);
 
     cluster.close();
     client.closed().await;
