@@ -410,10 +410,34 @@ pub(crate) fn cluster_error(e: &ClusterError, api: ApiKey, ctx: &Context) -> Dia
         // Not sent: the kind is that of the failure that started the
         // backoff or opened the circuit (the typed close reason, the dial's
         // step), and the text says the cluster held the request back.
-        ClusterError::BackingOff { last, .. } | ClusterError::CircuitOpen { last, .. } => {
-            let d = policy_failure(last, api, ctx);
-            Diagnosis::new(d.step, d.kind, format!("not sent: {e}"))
-        }
+        ClusterError::BackingOff {
+            node,
+            address,
+            retry_in,
+            last,
+        } => held_back(
+            policy_failure(last, api, ctx),
+            format!(
+                "not sent: {node} ({address}) is backing off for {} after: {last}",
+                human(*retry_in)
+            ),
+        ),
+        ClusterError::CircuitOpen {
+            node,
+            address,
+            failures,
+            retry_in,
+            last,
+        } => held_back(
+            policy_failure(last, api, ctx),
+            format!(
+                "not sent: {node} ({address}): circuit open after {failures} consecutive failures{}; last: {last}",
+                retry_in.map_or(" (a probe is under way)".to_owned(), |d| format!(
+                    ", next probe in {}",
+                    human(d)
+                ))
+            ),
+        ),
         ClusterError::UnknownNode(_) | ClusterError::NodeRemoved(_) => {
             // Kafka's Metadata lists the live brokers only.
             Diagnosis::new(Step::Metadata, "broker_not_advertised", e.to_string())
@@ -423,6 +447,14 @@ pub(crate) fn cluster_error(e: &ClusterError, api: ApiKey, ctx: &Context) -> Dia
         other => Diagnosis::new(Step::Ready, "cluster_error", other.to_string()),
     };
     d.detail(e).retriable(e.is_retriable())
+}
+
+/// A request the cluster held back: `problem` says so, the step, kind and
+/// advice are those of the failure behind it.
+fn held_back(cause: Diagnosis, problem: String) -> Diagnosis {
+    let mut d = Diagnosis::new(cause.step, cause.kind, problem);
+    d.advice = cause.advice;
+    d
 }
 
 /// Whether a ready connection broke (the broker closed or reset it, as a
@@ -1070,6 +1102,84 @@ mod tests {
             d.line().contains("use --security-protocol SASL_PLAINTEXT"),
             "{}",
             d.line()
+        );
+    }
+
+    /// `ping` and `bench --brokers`: a broker that closes a connection in
+    /// use is a close, not check's "wants SASL"; a request the cluster held
+    /// back keeps the kind and advice of the failure behind it.
+    #[test]
+    fn cluster_failures_keep_the_typed_reason() {
+        use kafka_conn_tokio::cluster_policy::{Address, DialFailure};
+        use kafka_conn_tokio::NodeId;
+        let closed = CloseReason::Broken {
+            cause: BrokenCause::Eof,
+            during: Phase::Ready,
+        };
+        let address = Address {
+            host: "127.0.0.1".into(),
+            port: 9092,
+        };
+        let ctx = ctx(SecurityProtocol::Plaintext);
+        let request = ClusterError::Request {
+            node: NodeId(2),
+            address: address.clone(),
+            failure: RequestFailure::Failed(
+                kafka_conn_tokio::core::RequestError::ConnectionClosed(closed.clone()),
+            ),
+        };
+        let d = cluster_error(&request, ApiKey::API_VERSIONS, &ctx);
+        assert_eq!((d.step, d.kind), (Step::Ready, "connection_closed"));
+        assert!(d.retriable);
+        assert!(
+            d.line().contains("is the broker down or restarting?"),
+            "{}",
+            d.line()
+        );
+
+        let backing_off = ClusterError::BackingOff {
+            node: NodeId(2),
+            address: address.clone(),
+            retry_in: std::time::Duration::from_micros(32_602),
+            last: Failure::Closed {
+                was_ready: true,
+                reason: Box::new(closed),
+            },
+        };
+        let d = cluster_error(&backing_off, ApiKey::API_VERSIONS, &ctx);
+        assert_eq!(d.kind, "connection_closed");
+        assert_eq!(
+            d.problem,
+            "not sent: node 2 (127.0.0.1:9092) is backing off for 32.6 ms after: the connection closed: connection broken while ready: the broker closed the connection"
+        );
+        assert!(d.advice.is_some());
+
+        let mut refused =
+            DialFailure::new(DialStep::Connect, "connection refused by 127.0.0.1:9092");
+        refused.kind = Some(std::io::ErrorKind::ConnectionRefused);
+        let circuit = ClusterError::CircuitOpen {
+            node: NodeId(2),
+            address,
+            failures: 5,
+            retry_in: Some(std::time::Duration::from_millis(900)),
+            last: Failure::Dial(refused),
+        };
+        let d = cluster_error(&circuit, ApiKey::API_VERSIONS, &ctx);
+        assert_eq!((d.step, d.kind), (Step::Tcp, "connection_refused"));
+        assert!(
+            d.problem.starts_with("not sent: node 2 (127.0.0.1:9092): circuit open after 5 consecutive failures, next probe in 900.0 ms; last: "),
+            "{}",
+            d.problem
+        );
+
+        let gone = cluster_error(
+            &ClusterError::UnknownNode(NodeId(7)),
+            ApiKey::API_VERSIONS,
+            &ctx,
+        );
+        assert_eq!(
+            (gone.step, gone.kind),
+            (Step::Metadata, "broker_not_advertised")
         );
     }
 }

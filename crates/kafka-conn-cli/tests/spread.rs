@@ -452,3 +452,75 @@ fn bench_across_brokers_keeps_going_when_one_goes_down() {
     assert_eq!(total["errors"].as_u64(), Some(sum("errors")));
     assert_eq!(total["refused"].as_u64(), Some(sum("refused")));
 }
+
+/// GET /metrics from `addr`, or `None` while nothing listens.
+#[cfg(feature = "metrics")]
+fn scrape(addr: &str) -> Option<String> {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.write_all(b"GET /metrics HTTP/1.1\r\nhost: kconn\r\n\r\n")
+        .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    Some(text)
+}
+
+/// The value of the sample `series` (name and labels, as rendered).
+#[cfg(feature = "metrics")]
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+}
+
+/// With `--brokers`, every connection the cluster opens is watched, and
+/// the metrics carry each broker's node id.
+#[cfg(feature = "metrics")]
+#[test]
+fn bench_across_brokers_serves_metrics_per_node() {
+    let Some(mock) = MockCluster::start(3) else {
+        return;
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let run = Running::start(
+        &[
+            "bench",
+            "-b",
+            &mock.address(1),
+            "--brokers",
+            "all",
+            "--duration",
+            "4s",
+            "--metrics-addr",
+            &addr,
+        ],
+        true,
+    );
+    run.wait_for("the metrics address", |l| l.contains("serving metrics at"));
+    let latency = |node: i32| {
+        format!(
+            r#"org_apache_kafka_client_request_latency_count{{node_id="{node}",api_key="ApiVersions"}}"#
+        )
+    };
+    let until = Instant::now() + Duration::from_secs(20);
+    let text = loop {
+        if let Some(text) = scrape(&addr) {
+            if (1..=3).all(|n| sample(&text, &latency(n)).is_some_and(|v| v > 0.0)) {
+                break text;
+            }
+        }
+        assert!(Instant::now() < until, "no per-node metrics at {addr}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    for node in 1..=3 {
+        let created =
+            format!(r#"org_apache_kafka_client_connection_creations{{node_id="{node}"}}"#);
+        assert_eq!(sample(&text, &created), Some(1.0), "{node}: {text}");
+    }
+    let (_, out, code) = run.finish();
+    assert_eq!(code, Some(0), "{out}");
+}
