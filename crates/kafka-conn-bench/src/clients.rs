@@ -47,6 +47,21 @@ pub(crate) fn run(job: &Job) -> Result<Sample, String> {
             })
             .await
         }),
+        // As kc-tokio, with the cost of observing: the Prometheus exporter's
+        // recorder installed globally and a MetricsObserver on the connection.
+        ClientKind::TokioMetrics => current_thread_tokio()?.block_on(async {
+            let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+            metrics::set_global_recorder(recorder).map_err(|e| e.to_string())?;
+            let observer = Arc::new(kafka_conn_tokio::MetricsObserver::new());
+            let config = ConnectConfig::default().with_observer(observer);
+            let client = kafka_conn_tokio::connect(&job.broker, config)
+                .await
+                .map_err(|e| e.to_string())?;
+            kafka_conn(job, &client, |client, request, stop| {
+                spawn_tokio(send_loop(client, request, stop))
+            })
+            .await
+        }),
         ClientKind::Smol => main_thread_wait(async {
             let client = kafka_conn_smol::connect(&job.broker, ConnectConfig::default())
                 .await
@@ -215,6 +230,7 @@ where
         state = s;
         done?;
         n += 1;
+        crate::note_done(1, stop);
     }
     Ok(n)
 }
@@ -555,6 +571,7 @@ fn raw_round(
         let n = s.read(&mut buf[end..])?;
         let completed = take_frames(buf, n, &mut start, &mut end)?;
         done += completed as u64;
+        crate::note_done(completed as u64, stop);
         in_flight -= completed;
         if completed > 0 && !stop.load(Ordering::Relaxed) {
             write_frames(s, frame, completed)?;
@@ -672,6 +689,7 @@ async fn raw_async<R: kafka_conn_driver::Runtime>(job: &Job, rt: R) -> Result<Sa
                         let n = s.read(&mut buf[end..]).await?;
                         let completed = take_frames(&buf, n, &mut start, &mut end)?;
                         done += completed as u64;
+                        crate::note_done(completed as u64, &stop);
                         in_flight -= completed;
                         if completed > 0 && !stop.load(Ordering::Relaxed) {
                             write_frames_async(&mut s, frame, completed).await?;
@@ -767,6 +785,7 @@ fn core_blocking(job: &Job) -> Result<Sample, String> {
                 match event {
                     Event::Response(_) => {
                         done += 1;
+                        crate::note_done(1, &stop);
                         if !stop.load(Ordering::Relaxed) {
                             conn.send_request(request.clone(), Instant::now())
                                 .map_err(|e| e.to_string())?;

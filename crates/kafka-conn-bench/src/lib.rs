@@ -21,6 +21,8 @@
 //!   comparable to ours; it also decodes each response into typed structs,
 //!   which is part of its API and cannot be skipped);
 //! - `rskafka-client`: rskafka's `Client::list_topics` (Metadata only);
+//! - `kc-tokio-metrics`: `kc-tokio` with a `MetricsObserver` and the
+//!   Prometheus exporter's recorder installed (the cost of observing).
 //! - `kc-tokio-cluster`, `kc-smol-cluster`, `kc-async-std-cluster`:
 //!   kafka-conn's `Cluster::send_to` to the node at the broker's address
 //!   (the cluster's cost per request over `kc-<runtime>`).
@@ -38,10 +40,12 @@
 //! (or `just bench`). Options: `--runs N` (3), `--seconds S` (2),
 //! `--warmup S` (0.5), `--clients a,b`, `--workloads metadata,api-versions`
 //! (and the opt-in `produce-1mib`),
-//! `--concurrency 1,64`, `--targets mock,tansu`.
+//! `--concurrency 1,64`, `--targets mock,tansu`; for a child, `--requests N`
+//! ends each phase after N requests instead of a time (deterministic
+//! instruction counts: `BENCH_REQUESTS=N scripts/bench-instructions`).
 
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -68,10 +72,11 @@ pub(crate) enum ClientKind {
     TokioCluster,
     SmolCluster,
     AsyncStdCluster,
+    TokioMetrics,
 }
 
 impl ClientKind {
-    const ALL: [ClientKind; 16] = [
+    const ALL: [ClientKind; 17] = [
         ClientKind::Raw,
         ClientKind::RawTokio,
         ClientKind::RawSmol,
@@ -88,6 +93,7 @@ impl ClientKind {
         ClientKind::TokioCluster,
         ClientKind::SmolCluster,
         ClientKind::AsyncStdCluster,
+        ClientKind::TokioMetrics,
     ];
 
     fn name(self) -> &'static str {
@@ -108,6 +114,7 @@ impl ClientKind {
             ClientKind::TokioCluster => "kc-tokio-cluster",
             ClientKind::SmolCluster => "kc-smol-cluster",
             ClientKind::AsyncStdCluster => "kc-async-std-cluster",
+            ClientKind::TokioMetrics => "kc-tokio-metrics",
         }
     }
 
@@ -135,6 +142,9 @@ impl ClientKind {
             ClientKind::TokioCluster => "kafka-conn `Cluster::send_to`, tokio",
             ClientKind::SmolCluster => "kafka-conn `Cluster::send_to`, smol",
             ClientKind::AsyncStdCluster => "kafka-conn `Cluster::send_to`, async-std",
+            ClientKind::TokioMetrics => {
+                "kafka-conn, tokio, with a MetricsObserver and the Prometheus recorder installed"
+            }
         }
     }
 
@@ -153,6 +163,7 @@ impl ClientKind {
             ClientKind::Raw | ClientKind::CoreBlocking => ClientKind::Raw,
             ClientKind::RawTokio
             | ClientKind::Tokio
+            | ClientKind::TokioMetrics
             | ClientKind::TokioDirect
             | ClientKind::RsKafka
             | ClientKind::RsKafkaClient
@@ -357,10 +368,47 @@ impl Meter {
     }
 }
 
-/// A flag that a helper thread sets after `seconds`: workers stop issuing
-/// new requests when they see it.
+/// `--requests N` (children only): the measured phase ends after N
+/// requests instead of after a time, and the warm-up after
+/// [`WARMUP_REQUESTS`], so that two runs under callgrind with different N
+/// give instructions per request by difference, independent of how fast
+/// the loaded machine ran (`scripts/bench-instructions` with
+/// `BENCH_REQUESTS`). 0: phases are timed.
+static BUDGET: AtomicU64 = AtomicU64::new(0);
+/// The warm-up of budget mode: the same in every run, so that it cancels.
+const WARMUP_REQUESTS: u64 = 5_000;
+/// Requests completed in the current phase, and phases started, in budget
+/// mode (every client calls [`stop_after`] once per phase: the first is
+/// the warm-up).
+static PHASE_DONE: AtomicU64 = AtomicU64::new(0);
+static PHASES: AtomicU64 = AtomicU64::new(0);
+static PHASE_BUDGET: AtomicU64 = AtomicU64::new(0);
+
+/// Counts `n` completed requests of the current phase; in budget mode, sets
+/// `stop` once the phase's budget is reached. The client loops call it per
+/// batch of completions.
+pub(crate) fn note_done(n: u64, stop: &AtomicBool) {
+    let budget = PHASE_BUDGET.load(Ordering::Relaxed);
+    if budget > 0 && PHASE_DONE.fetch_add(n, Ordering::Relaxed) + n >= budget {
+        stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A flag that a helper thread sets after `seconds` (or, with
+/// `--requests`, [`note_done`] once the phase's requests are done):
+/// workers stop issuing new requests when they see it.
 pub(crate) fn stop_after(seconds: f64) -> Arc<AtomicBool> {
     let stop = Arc::new(AtomicBool::new(false));
+    let budget = BUDGET.load(Ordering::Relaxed);
+    if budget > 0 {
+        let warmup = PHASES.fetch_add(1, Ordering::Relaxed) == 0;
+        PHASE_DONE.store(0, Ordering::Relaxed);
+        PHASE_BUDGET.store(
+            if warmup { WARMUP_REQUESTS } else { budget },
+            Ordering::Relaxed,
+        );
+        return stop;
+    }
     let flag = stop.clone();
     std::thread::spawn(move || {
         std::thread::sleep(Duration::from_secs_f64(seconds));
@@ -491,6 +539,9 @@ impl Options {
                         .ok_or("--concurrency needs positive integers")?
                 }
                 "--targets" => o.targets = list(it.next()),
+                "--requests" => {
+                    BUDGET.store(num(it.next(), "--requests")? as u64, Ordering::Relaxed);
+                }
                 // `cargo bench` passes --bench, `just bench ARGS` may pass
                 // criterion options: not ours, ignored.
                 _ => {}

@@ -168,6 +168,9 @@ pub struct Connection {
     /// instead of scanning them all. Only ever cleared by a push (pops keep
     /// the order); set again when a push finds the queue empty.
     in_flight_ordered: bool,
+    /// The most requests ever in flight at once: the event queue and the
+    /// transmit queue are sized for it when it grows (see `push_slot`).
+    in_flight_peak: usize,
     held: VecDeque<Held>,
     events: VecDeque<Event>,
     next_id: i32,
@@ -202,6 +205,7 @@ impl Connection {
             transmit: TransmitQueue::default(),
             in_flight: VecDeque::new(),
             in_flight_ordered: true,
+            in_flight_peak: 0,
             held: VecDeque::new(),
             events: VecDeque::new(),
             next_id: 0,
@@ -257,16 +261,19 @@ impl Connection {
 
     /// Requests awaiting a response on the wire (including cancelled and
     /// timed-out ones whose late responses will be dropped).
+    #[inline]
     pub fn in_flight(&self) -> usize {
         self.in_flight.len()
     }
 
     /// Requests accepted but not yet written.
+    #[inline]
     pub fn held(&self) -> usize {
         self.held.len()
     }
 
     /// Counters.
+    #[inline]
     pub fn stats(&self) -> Stats {
         self.stats
     }
@@ -289,6 +296,7 @@ impl Connection {
     /// Whether a KIP-368 re-authentication exchange is under way on this
     /// ready connection (new requests are held until it ends). A driver
     /// notes when this turns true to time the re-authentication.
+    #[inline]
     pub fn is_reauthenticating(&self) -> bool {
         self.state == State::Ready && self.auth.is_some()
     }
@@ -757,6 +765,21 @@ impl Connection {
             Some(last) => self.in_flight_ordered &= last.deadline <= slot.deadline,
         }
         self.in_flight.push_back(slot);
+        if self.in_flight.len() > self.in_flight_peak {
+            // A burst can bring a response (an event) for every request in
+            // flight, and queue a header for each: size both queues for the
+            // new peak now, while in-flight grows (warm-up), rather than when
+            // a burst that large first happens (issue 20: no allocation in
+            // steady state, even at a burst's high-water mark).
+            self.in_flight_peak = self.in_flight.len();
+            self.events.reserve(self.in_flight_peak);
+            self.transmit.reserve_for(self.in_flight_peak);
+        }
+        if self.in_flight.len() == 2 {
+            // Pipelining (again, after an idle release): see
+            // `FrameReader::prepare_for_pipelining` (nothing if prepared).
+            self.reader.prepare_for_pipelining();
+        }
     }
 
     /// Writes one of the connection's own requests (ApiVersions, SASL).

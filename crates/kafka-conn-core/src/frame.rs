@@ -30,6 +30,9 @@ const BIG_READ: usize = 64 * 1024;
 const MAX_READ: usize = 1024 * 1024;
 /// Capacity above which an empty buffer is given back (after a large frame).
 const SHRINK_ABOVE: usize = 4 * MAX_READ;
+/// The largest buffer kept as the spare (see `FrameReader::spare`), and
+/// the most the buffer grows to for it.
+const SPARE_MAX: usize = 4 * BIG_READ;
 
 /// The receive side of a connection.
 #[derive(Debug)]
@@ -49,6 +52,15 @@ pub(crate) struct FrameReader {
     /// `recv_buf` tries to gather back, without allocating, when the
     /// buffer is empty.
     room: usize,
+    /// The allocation the buffer last moved out of because frames handed
+    /// out still shared it when it ran out of room. Once the caller has
+    /// dropped those frames it is unique again and is taken back instead of
+    /// allocating, so a connection whose callers hold some responses while
+    /// more arrive (pipelining) alternates between two allocations rather
+    /// than allocating one, and promoting it to shared, per buffer-full
+    /// (issue 20: zero allocations per request in steady state). Kept only
+    /// up to [`SPARE_MAX`], and dropped with the buffer after a large frame.
+    spare: Option<BytesMut>,
 }
 
 impl FrameReader {
@@ -61,13 +73,16 @@ impl FrameReader {
             window: None,
             floor: FIRST_READ,
             room: 0,
+            spare: None,
         }
     }
 
     /// Whether the buffer holds memory but no bytes and no open window:
     /// what [`FrameReader::release`] may give back without losing anything.
     pub(crate) fn releasable(&self) -> bool {
-        self.window.is_none() && self.buf.is_empty() && self.buf.capacity() > 0
+        self.window.is_none()
+            && self.buf.is_empty()
+            && (self.buf.capacity() > 0 || self.spare.is_some())
     }
 
     /// Gives the (empty) buffer back to the allocator: an idle connection
@@ -81,6 +96,8 @@ impl FrameReader {
             self.buf = BytesMut::new();
             self.floor = FIRST_READ;
             self.room = 0;
+            // And the spare: an idle connection holds no receive memory.
+            self.spare = None;
         }
     }
 
@@ -93,7 +110,73 @@ impl FrameReader {
 
     /// Capacity held, for the memory tests.
     pub(crate) fn capacity(&self) -> usize {
-        self.buf.capacity()
+        self.buf.capacity() + self.spare.as_ref().map_or(0, BytesMut::capacity)
+    }
+
+    /// Called when requests start to be pipelined (two in flight): from
+    /// now on the caller may hold responses while more arrive, so the
+    /// buffer and its spare are made large enough for any read window near
+    /// a frame's start, and shared, now rather than the first time that
+    /// happens (which may be any time later: issue 20's zero allocations in
+    /// steady state). A connection that never pipelines keeps one small
+    /// buffer.
+    pub(crate) fn prepare_for_pipelining(&mut self) {
+        if self.spare.is_some() || self.room > SPARE_MAX {
+            return;
+        }
+        let size = MIN_READ + BIG_READ;
+        self.close_window();
+        self.buf.reserve(size.saturating_sub(self.buf.len()));
+        self.room = self.room.max(self.buf.capacity());
+        let mut spare = BytesMut::with_capacity(size);
+        // Splitting off an empty view makes it shared now (bytes allocates
+        // its reference count on the first split).
+        drop(spare.split_to(0));
+        self.spare = Some(spare);
+    }
+
+    /// Makes room for `needed` bytes (the buffer's bytes included) when the
+    /// buffer holds little (near a frame's start) and cannot grow in place,
+    /// typically because frames handed out share it: the bytes move to the
+    /// spare if it is free again, else to a new allocation, and the old
+    /// buffer becomes the spare.
+    fn make_room(&mut self, needed: usize) {
+        // Only once pipelining (see `prepare_for_pipelining`): otherwise the
+        // buffer grows in place, lazily, as before.
+        if self.buf.capacity() >= needed || self.spare.is_none() {
+            return;
+        }
+        let additional = needed - self.buf.len();
+        // Far into a frame, growing in place (`resize`, which doubles) is
+        // what keeps a large frame's one copy: leave it to that.
+        if self.buf.try_reclaim(additional) || self.buf.len() > MIN_READ {
+            return;
+        }
+        let Some(mut spare) = self.spare.take() else {
+            return;
+        };
+        // The spare if it is unique again (its frames were dropped): no
+        // allocation, and it is shared already (no promotion when the next
+        // frame is split off either). A new buffer is large enough for any
+        // read window near a frame's start (MIN_READ + BIG_READ), so the
+        // spare fits every later one too: a window that grew after the
+        // warm-up must not cost an allocation.
+        let mut next = if spare.try_reclaim(needed) {
+            spare
+        } else {
+            // Still shared: the frames held span both allocations. Grow,
+            // until one allocation holds what the callers hold at once (up
+            // to SPARE_MAX, beyond which none is kept).
+            drop(spare);
+            self.room = (2 * self.room).min(SPARE_MAX).max(self.room);
+            BytesMut::with_capacity(needed.max(self.room).max(MIN_READ + BIG_READ))
+        };
+        next.extend_from_slice(&self.buf);
+        let mut old = std::mem::replace(&mut self.buf, next);
+        old.clear();
+        if self.room <= SPARE_MAX {
+            self.spare = Some(old);
+        }
     }
 
     /// A window to read into, sized for the frame under way (bounded by
@@ -130,6 +213,7 @@ impl FrameReader {
         }
         // resize reuses spare capacity; it allocates only when the frame under
         // way has outgrown it, and then by at most MAX_READ at a time.
+        self.make_room(len + want);
         self.buf.resize(len + want, 0);
         self.room = self.room.max(self.buf.capacity());
         self.window = Some(len);
@@ -166,6 +250,7 @@ impl FrameReader {
     /// Appends a copy of `data`.
     pub(crate) fn extend(&mut self, data: &[u8]) {
         self.close_window();
+        self.make_room(self.buf.len() + data.len());
         if self.buf.capacity() - self.buf.len() < data.len() {
             // At least a read window's worth: a buffer sized exactly to one
             // frame would leave with that frame and be taken again for the
@@ -232,6 +317,7 @@ impl FrameReader {
             fresh.extend_from_slice(&self.buf);
             self.buf = fresh;
             self.room = MIN_READ;
+            self.spare = None;
         }
         Ok(Some(frame))
     }

@@ -29,6 +29,8 @@ pub(crate) struct TransmitQueue {
     /// is taken back when the queue empties or the tail runs out.
     headers: BytesMut,
     len: usize,
+    /// The longest header queued so far (for `reserve_for`).
+    max_header: usize,
 }
 
 /// The header arena's capacity, taken at the first header (and again after
@@ -44,6 +46,7 @@ impl Default for TransmitQueue {
             chunks: VecDeque::new(),
             headers: BytesMut::new(),
             len: 0,
+            max_header: 0,
         }
     }
 }
@@ -61,9 +64,20 @@ impl TransmitQueue {
         let n = self.headers.len() - before;
         if n > 0 {
             self.len += n;
+            self.max_header = self.max_header.max(n);
             self.chunks.push_back(Chunk::Header(n));
         }
         result
+    }
+
+    /// Room for `requests` queued requests (a header and a body each)
+    /// without allocating: twice their headers in the arena, so that when
+    /// its tail runs out the live headers fit in the consumed front and are
+    /// moved back rather than reallocated.
+    pub(crate) fn reserve_for(&mut self, requests: usize) {
+        self.chunks
+            .reserve((2 * requests).saturating_sub(self.chunks.len()));
+        self.headers.reserve(2 * requests * self.max_header);
     }
 
     /// Queues a body (not copied).

@@ -1,70 +1,31 @@
-//! The handle callers hold: a cheap `Clone` that sends commands to the
-//! connection's task and awaits the answers.
+//! The handle callers hold: a cheap `Clone` that queues requests for the
+//! connection's task and awaits the answers in completion slots (see
+//! `queue.rs`).
 
+use std::future::Future;
 use std::ops::RangeInclusive;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 
-use futures_channel::{mpsc, oneshot};
+use futures_channel::oneshot;
 use kafka_conn_core::{
-    ApiKey, ApiVersions, BrokenCause, CloseReason, Phase, Request, RequestError, Response,
-    SaslSession, SendError, Stats,
+    ApiKey, ApiVersions, CloseReason, Request, RequestError, Response, SaslSession, Stats,
 };
 
 use crate::error::RequestFailure;
 use crate::info::ConnectInfo;
+use crate::queue::{task_gone_reason, Command, Outcome, Shared};
 
-/// What a handle asks the connection's task to do.
-pub(crate) enum Command {
-    /// Send a request; answer on `reply`.
-    Send {
-        key: u64,
-        request: Request,
-        reply: oneshot::Sender<Result<Response, RequestFailure>>,
-    },
-    /// Send a request that gets no response (Produce `acks=0`); answer on
-    /// `reply` once the connection accepted it.
-    SendWithoutResponse {
-        request: Request,
-        reply: oneshot::Sender<Result<(), RequestFailure>>,
-    },
-    /// The send future with this key was dropped: stop waiting.
-    Cancel { key: u64 },
-    /// Close gracefully.
-    Close,
-    /// Tell me the close reason when the connection closes.
-    WatchClose(oneshot::Sender<CloseReason>),
-    /// A response carried `throttle_time_ms` (KIP-219): let the core decide
-    /// whether to hold later requests.
-    Throttle {
-        api_key: ApiKey,
-        version: i16,
-        throttle_time_ms: i32,
-    },
-}
+/// The connecting future's, then the [`Client`]'s, hold on the
+/// connection's task: when it is dropped (the last clone, or a `connect`
+/// that was abandoned), the task closes the connection.
+#[derive(Debug)]
+pub(crate) struct Handle(pub(crate) Arc<Shared>);
 
-/// State the task publishes for the handles to read without a round trip.
-#[derive(Debug, Default)]
-pub(crate) struct Shared {
-    pub(crate) state: Mutex<Published>,
-}
-
-/// See [`Shared`].
-#[derive(Debug, Default)]
-pub(crate) struct Published {
-    pub(crate) stats: Stats,
-    pub(crate) in_flight: usize,
-    pub(crate) sasl: Option<SaslSession>,
-    pub(crate) close_reason: Option<CloseReason>,
-    /// A TLS alert the broker sent after the handshake (an mTLS refusal
-    /// arrives that way with TLS 1.3), for `connect` to report.
-    pub(crate) tls_alert: Option<String>,
-}
-
-impl Shared {
-    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, Published> {
-        // A panic while holding this lock leaves plain data behind: keep using it.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.0.handles_gone();
     }
 }
 
@@ -77,9 +38,7 @@ pub struct Client {
 }
 
 struct Inner {
-    commands: mpsc::UnboundedSender<Command>,
-    shared: Arc<Shared>,
-    next_key: AtomicU64,
+    handle: Handle,
     info: Arc<ConnectInfo>,
 }
 
@@ -93,84 +52,89 @@ impl std::fmt::Debug for Client {
 }
 
 impl Client {
-    pub(crate) fn new(
-        commands: mpsc::UnboundedSender<Command>,
-        shared: Arc<Shared>,
-        info: ConnectInfo,
-    ) -> Self {
+    pub(crate) fn new(handle: Handle, info: ConnectInfo) -> Self {
         Self {
             inner: Arc::new(Inner {
-                commands,
-                shared,
-                next_key: AtomicU64::new(0),
+                handle,
                 info: Arc::new(info),
             }),
         }
     }
 
+    fn shared(&self) -> &Shared {
+        &self.inner.handle.0
+    }
+
     /// Sends a request and waits for its response.
+    ///
+    /// When the connection already holds
+    /// [`max_queued`](Self::max_queued) requests (see
+    /// [`ConnectConfig::with_max_queued_requests`](crate::ConnectConfig::with_max_queued_requests)),
+    /// the future first waits for one of them to finish (backpressure, in
+    /// the order the senders came); [`Client::try_send`] fails instead.
     ///
     /// Cancellation safe: the future only queues the request for the
     /// connection's task, which alone writes to the socket, so dropping it
     /// at any point never leaves half a frame behind. A dropped request's
-    /// response is read and discarded when it arrives.
+    /// response is read and discarded when it arrives, and its place in
+    /// the queue is given back.
     ///
     /// A request built with [`Request::without_response`] is refused with
     /// [`RequestFailure::NoResponseExpected`]: use
     /// [`Client::send_without_response`] for it.
-    pub async fn send(&self, request: Request) -> Result<Response, RequestFailure> {
+    pub fn send(
+        &self,
+        request: Request,
+    ) -> impl Future<Output = Result<Response, RequestFailure>> + Send + '_ {
+        let state = if request.expects_response() {
+            State::Submit(Some(request), None)
+        } else {
+            State::Failed(Some(RequestFailure::NoResponseExpected))
+        };
+        ResponseOf(SendFuture {
+            shared: self.shared(),
+            state,
+        })
+    }
+
+    /// Queues a request at once, or fails at once with
+    /// [`RequestFailure::Overloaded`] when the connection already holds
+    /// [`max_queued`](Self::max_queued) requests (or with
+    /// [`RequestFailure::Refused`] when it is closed); the returned future
+    /// then waits for the response as [`Client::send`]'s does (and, like
+    /// it, may be dropped at any point). For callers that would rather shed
+    /// load than wait: Overloaded is retriable.
+    pub fn try_send(
+        &self,
+        request: Request,
+    ) -> Result<impl Future<Output = Result<Response, RequestFailure>> + Send + '_, RequestFailure>
+    {
         if !request.expects_response() {
             return Err(RequestFailure::NoResponseExpected);
         }
-        let key = self.inner.next_key.fetch_add(1, Ordering::Relaxed);
-        let (reply, answer) = oneshot::channel();
-        let command = Command::Send {
-            key,
-            request,
-            reply,
-        };
-        if self.inner.commands.unbounded_send(command).is_err() {
-            return Err(RequestFailure::Refused(SendError::Closed(
-                self.sticky_reason(),
-            )));
-        }
-        let guard = CancelOnDrop {
-            key,
-            commands: &self.inner.commands,
-            armed: true,
-        };
-        let outcome = answer.await;
-        guard.disarm();
-        match outcome {
-            Ok(result) => result,
-            // The task ended without answering (it only does that when it
-            // is gone, e.g. its runtime shut down).
-            Err(oneshot::Canceled) => Err(RequestFailure::Failed(RequestError::ConnectionClosed(
-                self.sticky_reason(),
-            ))),
+        let mut request = Some(request);
+        match self.shared().submit(None, &mut request, &mut None) {
+            Poll::Ready(Ok(slot)) => Ok(ResponseOf(SendFuture {
+                shared: self.shared(),
+                state: State::Waiting(slot),
+            })),
+            Poll::Ready(Err(e)) => Err(e),
+            Poll::Pending => unreachable!("a submit without a waker never waits"),
         }
     }
 
     /// Sends a request that gets no response (Produce with `acks=0`) and
     /// returns once the connection has accepted it: its bytes go out in
     /// order with the other requests. Nothing tells whether the broker
-    /// processed it; that is what `acks=0` means.
+    /// processed it; that is what `acks=0` means. It waits for room as
+    /// [`Client::send`] does.
     pub async fn send_without_response(&self, request: Request) -> Result<(), RequestFailure> {
-        let (reply, answer) = oneshot::channel();
-        let command = Command::SendWithoutResponse {
-            request: request.without_response(),
-            reply,
-        };
-        if self.inner.commands.unbounded_send(command).is_err() {
-            return Err(RequestFailure::Refused(SendError::Closed(
-                self.sticky_reason(),
-            )));
+        SendFuture {
+            shared: self.shared(),
+            state: State::Submit(Some(request.without_response()), None),
         }
-        answer.await.unwrap_or_else(|oneshot::Canceled| {
-            Err(RequestFailure::Refused(SendError::Closed(
-                self.sticky_reason(),
-            )))
-        })
+        .await
+        .map(drop)
     }
 
     /// Tells the connection that a response to `version` of `api_key`
@@ -184,8 +148,8 @@ impl Client {
         // Every positive throttle goes to the core: it holds requests only
         // where KIP-219 says so, and reports each one to observers.
         if throttle_time_ms > 0 {
-            // An error means the task is gone: there is nothing left to hold.
-            let _ = self.inner.commands.unbounded_send(Command::Throttle {
+            // An error means the connection closed: there is nothing left to hold.
+            let _ = self.shared().command(Command::Throttle {
                 api_key,
                 version,
                 throttle_time_ms,
@@ -210,37 +174,53 @@ impl Client {
 
     /// The current SASL session (updated by re-authentication).
     pub fn sasl_session(&self) -> Option<SaslSession> {
-        self.inner.shared.lock().sasl.clone()
+        self.shared().lock().sasl.clone()
     }
 
     /// The connection's counters, as of the task's last turn. They already
     /// count every response that any handle has been given.
     pub fn stats(&self) -> Stats {
-        self.inner.shared.lock().stats
+        self.shared().lock().stats
     }
 
     /// Requests awaiting a response on the wire, as of the task's last turn
     /// (including dropped ones whose responses will be discarded). Like
     /// [`Client::stats`], it is never older than the responses handed out.
     pub fn in_flight(&self) -> usize {
-        self.inner.shared.lock().in_flight
+        self.shared().lock().in_flight
+    }
+
+    /// Requests this connection holds for its callers now: from the
+    /// `send` that queued one until its caller has the outcome (waiting for
+    /// the connection's task, held back by the core, on the wire, or
+    /// answered and not yet taken), plus dropped ones whose cancellation
+    /// the task has not seen yet. Never more than
+    /// [`max_queued`](Self::max_queued): the gauge of the backpressure.
+    pub fn queued(&self) -> usize {
+        self.shared().lock().queued()
+    }
+
+    /// The bound on [`queued`](Self::queued)
+    /// ([`ConnectConfig::with_max_queued_requests`](crate::ConnectConfig::with_max_queued_requests)).
+    pub fn max_queued(&self) -> usize {
+        self.shared().lock().max_queued()
     }
 
     /// Whether the connection has closed.
     pub fn is_closed(&self) -> bool {
-        self.inner.shared.lock().close_reason.is_some()
+        self.shared().lock().close_reason.is_some()
     }
 
     /// Why the connection closed, if it has.
     pub fn close_reason(&self) -> Option<CloseReason> {
-        self.inner.shared.lock().close_reason.clone()
+        self.shared().lock().close_reason.clone()
     }
 
     /// Starts a graceful close: pending requests fail with
-    /// [`CloseReason::Shutdown`]. Await [`Client::closed`] for the end.
+    /// [`CloseReason::Shutdown`]. Await [`Client::closed`] for the end. The
+    /// close overtakes requests still waiting for room.
     pub fn close(&self) {
-        // An error means the task is already gone: nothing left to close.
-        let _ = self.inner.commands.unbounded_send(Command::Close);
+        self.shared().request_close();
     }
 
     /// Waits until the connection closes and returns why.
@@ -249,53 +229,97 @@ impl Client {
             return r;
         }
         let (tx, rx) = oneshot::channel();
-        if self
-            .inner
-            .commands
-            .unbounded_send(Command::WatchClose(tx))
-            .is_ok()
-        {
+        if self.shared().command(Command::WatchClose(tx)).is_ok() {
             if let Ok(reason) = rx.await {
                 return reason;
             }
         }
-        self.sticky_reason()
-    }
-
-    /// The published close reason; the task publishes it before it drops
-    /// its end of the command channel, so this is only a fallback for a
-    /// task that vanished (its runtime shut down).
-    fn sticky_reason(&self) -> CloseReason {
-        self.close_reason().unwrap_or(CloseReason::Broken {
-            cause: BrokenCause::Io {
-                kind: std::io::ErrorKind::Other,
-                message: "the connection task is gone (runtime shut down?)".to_owned(),
-            },
-            during: Phase::Ready,
-        })
+        self.close_reason().unwrap_or_else(task_gone_reason)
     }
 }
 
-/// Tells the task a send future was dropped before its answer came.
-struct CancelOnDrop<'a> {
-    key: u64,
-    commands: &'a mpsc::UnboundedSender<Command>,
-    armed: bool,
+/// Where a request is between its caller and the connection.
+enum State {
+    /// Not queued yet (waiting for room, with its ticket once it waits).
+    Submit(Option<Request>, Option<u64>),
+    /// Queued: the outcome comes in this slot.
+    Waiting(u32),
+    /// Refused before queueing.
+    Failed(Option<RequestFailure>),
+    Done,
 }
 
-impl CancelOnDrop<'_> {
-    fn disarm(mut self) {
-        self.armed = false;
-    }
+/// One request's future: a slot, no channel (see `queue.rs`). Dropping it
+/// gives back its place in the line for room, or its slot (the task
+/// cancels the request in the core).
+struct SendFuture<'a> {
+    shared: &'a Shared,
+    state: State,
 }
 
-impl Drop for CancelOnDrop<'_> {
-    fn drop(&mut self) {
-        if self.armed {
-            // Ignored error: a gone task has nothing left to cancel.
-            let _ = self
-                .commands
-                .unbounded_send(Command::Cancel { key: self.key });
+impl Future for SendFuture<'_> {
+    type Output = Outcome;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome> {
+        let this = self.get_mut();
+        match &mut this.state {
+            State::Submit(request, ticket) => {
+                match this.shared.submit(Some(cx), request, ticket) {
+                    // The task has not seen it yet: nothing to look at
+                    // before it wakes us.
+                    Poll::Ready(Ok(slot)) => {
+                        this.state = State::Waiting(slot);
+                        Poll::Pending
+                    }
+                    Poll::Ready(Err(e)) => {
+                        this.state = State::Done;
+                        Poll::Ready(Err(e))
+                    }
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+            State::Waiting(slot) => {
+                let done = this.shared.poll_slot(cx, *slot);
+                if done.is_ready() {
+                    this.state = State::Done;
+                }
+                done
+            }
+            State::Failed(e) => {
+                let e = e.take().expect("polled after completion");
+                this.state = State::Done;
+                Poll::Ready(Err(e))
+            }
+            State::Done => panic!("a send future polled after it completed"),
         }
+    }
+}
+
+impl Drop for SendFuture<'_> {
+    fn drop(&mut self) {
+        match self.state {
+            State::Submit(_, Some(ticket)) => self.shared.leave_room_queue(ticket),
+            State::Waiting(slot) => self.shared.abandon(slot),
+            State::Submit(_, None) | State::Failed(_) | State::Done => {}
+        }
+    }
+}
+
+/// [`SendFuture`] for a request that expects a response.
+struct ResponseOf<'a>(SendFuture<'a>);
+
+impl Future for ResponseOf<'_> {
+    type Output = Result<Response, RequestFailure>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.get_mut().0).poll(cx).map(|outcome| {
+            outcome.and_then(|response| {
+                // The task answers a request that expects a response with
+                // one or with a failure.
+                response.ok_or(RequestFailure::Failed(RequestError::ConnectionClosed(
+                    CloseReason::Shutdown,
+                )))
+            })
+        })
     }
 }

@@ -31,6 +31,7 @@ pub struct ConnectConfig {
     pub(crate) connect_timeout: Duration,
     pub(crate) credentials: Credentials,
     pub(crate) dial: DialConfig,
+    pub(crate) max_queued: usize,
     pub(crate) observe: ObserveConfig,
 }
 
@@ -56,8 +57,36 @@ impl ConnectConfig {
             connect_timeout: Duration::from_secs(10),
             credentials: Credentials::default(),
             dial: DialConfig::default(),
+            max_queued: crate::queue::DEFAULT_MAX_QUEUED,
             observe: ObserveConfig::default(),
         }
+    }
+
+    /// The most requests one connection holds for its callers at a time
+    /// (default 1,024; at least 1): counted from the `Client::send` that
+    /// queues one until its caller has the outcome, whether it waits for
+    /// the connection's task, is held back by the core (`max_in_flight`, a
+    /// KIP-219 throttle), is on the wire or is answered and not yet taken.
+    /// When the bound is reached `Client::send` waits for room (async
+    /// backpressure, first come first served) and `Client::try_send` fails
+    /// at once with [`crate::RequestFailure::Overloaded`]. The connection's
+    /// task also hands the core no more than this many requests at a time,
+    /// counting those whose callers gave up but whose responses are still
+    /// due, so memory stays bounded when a broker stops reading. It applies
+    /// to every connection of a `Cluster` made with this configuration.
+    /// `DirectClient` queues what its caller submits (its caller is the
+    /// only one who can overload it).
+    ///
+    /// The Java producer bounds memory rather than requests
+    /// (`buffer.memory`, blocking `send` up to `max.block.ms`); librdkafka
+    /// bounds its queue (`queue.buffering.max.messages`, failing with
+    /// `QUEUE_FULL`). This bound is per connection and counts requests, the
+    /// unit this layer sees.
+    #[must_use]
+    pub fn with_max_queued_requests(mut self, max: usize) -> Self {
+        // Slot indices are u32 (see queue.rs).
+        self.max_queued = max.clamp(1, u32::MAX as usize);
+        self
     }
 
     /// Tells `observer` what every connection made with this configuration

@@ -8,12 +8,12 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use futures_channel::{mpsc, oneshot};
+use futures_channel::oneshot;
 use futures_io::{AsyncRead, AsyncWrite};
 use kafka_conn_core::{CloseReason, Connection, Phase, ProtocolViolation};
 use tracing::Instrument;
 
-use crate::client::{Client, Command, Shared};
+use crate::client::{Client, Handle};
 use crate::config::ConnectConfig;
 use crate::credentials::{CredentialContext, Credentials};
 use crate::dial::{open, Opened, UNSPECIFIED};
@@ -23,6 +23,7 @@ use crate::engine::{Engine, ReadyReport};
 use crate::error::ConnectError;
 use crate::info::{ConnectInfo, Progress, TlsInfo};
 use crate::observe::Observing;
+use crate::queue::Shared;
 use crate::runtime::{timeout, Runtime};
 use crate::stream::{Conduit, Stream, Transport as AnyTransport};
 use crate::tls::{capture_presented, classify_handshake_error, peer_speaks_tls};
@@ -241,14 +242,14 @@ async fn client_over<R: Runtime>(
     let conn = Connection::new(config.core.clone(), handshake_start)?;
     let peer = CredentialContext::for_runtime(&rt, &so_far.host, so_far.addr);
     let (observed, observing) = config.observe.start(&so_far.host, so_far.addr);
-    let (commands, shared, ready_rx) = spawn_driver(
+    let (handle, ready_rx) = spawn_driver(
         &rt,
         so_far.addr,
         conn,
         stream,
         config.credentials.clone(),
         peer,
-        (config.observe.node_id, observing),
+        (config.max_queued, config.observe.node_id, observing),
     );
     // An error: the task vanished without a word (its runtime is shutting down).
     let report = ready_rx.await.unwrap_or_else(|_| ReadyReport {
@@ -257,7 +258,7 @@ async fn client_over<R: Runtime>(
         at: rt.now(),
     });
     let (tls_alert, bytes_received) = {
-        let p = shared.lock();
+        let p = handle.0.lock();
         (p.tls_alert.clone(), p.stats.bytes_received)
     };
     let info = finish_handshake(
@@ -271,7 +272,7 @@ async fn client_over<R: Runtime>(
     )
     .await?;
     config.observe.connected(observed.as_deref(), &info);
-    Ok(Client::new(commands, shared, info))
+    Ok(Client::new(handle, info))
 }
 
 /// Connects to a broker at `address` (`host:port`) on runtime `rt`, as
@@ -592,7 +593,8 @@ async fn tls_handshake<R: Runtime, T>(
     .await
 }
 
-/// Starts the task that owns `conn` and `stream`.
+/// Starts the task that owns `conn` and `stream`; dropping the returned
+/// handle (or the `Client` made of it) closes the connection.
 fn spawn_driver<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     rt: &R,
     addr: SocketAddr,
@@ -600,19 +602,14 @@ fn spawn_driver<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     stream: S,
     credentials: Credentials,
     peer: CredentialContext,
-    (node_id, observing): (Option<crate::NodeId>, Option<Observing>),
-) -> (
-    mpsc::UnboundedSender<Command>,
-    Arc<Shared>,
-    oneshot::Receiver<ReadyReport>,
-) {
-    let (commands, commands_rx) = mpsc::unbounded();
+    (max_queued, node_id, observing): (usize, Option<crate::NodeId>, Option<Observing>),
+) -> (Handle, oneshot::Receiver<ReadyReport>) {
     let (ready_tx, ready_rx) = oneshot::channel();
-    let shared = Arc::new(Shared::default());
+    let shared = Arc::new(Shared::new(max_queued));
     let engine = Engine::new(rt.clone(), conn, stream, credentials, peer).with_observing(observing);
-    let driver = Driver::new(engine, commands_rx, shared.clone(), ready_tx);
+    let driver = Driver::new(engine, shared.clone(), ready_tx);
     rt.spawn(Box::pin(driver.instrument(connection_span(addr, node_id))));
-    (commands, shared, ready_rx)
+    (Handle(shared), ready_rx)
 }
 
 /// The span of a connection's life, its task's or a `DirectClient`'s
@@ -641,18 +638,18 @@ async fn peer_speaks_kafka<R: Runtime>(rt: &R, addr: SocketAddr, within: Duratio
         return false;
     };
     let peer = CredentialContext::for_runtime(rt, &addr.ip().to_string(), addr);
-    let (commands, _shared, ready) = spawn_driver(
+    let (handle, ready) = spawn_driver(
         rt,
         addr,
         conn,
         tcp,
         Credentials::default(),
         peer,
-        (None, None),
+        (crate::queue::DEFAULT_MAX_QUEUED, None, None),
     );
     let spoke = matches!(ready.await, Ok(ReadyReport { result: Ok(_), .. }));
     // Dropping the only handle closes the probe connection.
-    drop(commands);
+    drop(handle);
     spoke
 }
 

@@ -71,8 +71,9 @@ pub(crate) struct Completions {
 }
 
 impl Outcomes for Completions {
-    // The caller reads the counters from the core itself, always current.
-    fn publish(&mut self, _conn: &Connection) {}
+    // The caller reads the counters from the core itself, always current,
+    // and takes completions from the queue as they come.
+    fn flush(&mut self, _conn: &Connection) {}
 
     fn response(&mut self, response: Response) {
         self.queue.push_back(Completion {
@@ -145,6 +146,12 @@ impl<R: Runtime> DirectClient<R> {
     /// for the response: that is [`request`](Self::request) here.)
     pub fn submit(&mut self, request: Request) -> Result<CorrelationId, SendError> {
         let id = self.engine.conn.send_request(request, self.engine.now());
+        // Room for a completion per request in flight, while that grows,
+        // not when a burst that large first arrives.
+        let in_flight = self.engine.conn.in_flight();
+        if self.out.queue.capacity() < in_flight {
+            self.out.queue.reserve(in_flight - self.out.queue.len());
+        }
         self.engine.drain_events(&mut self.out);
         id
     }

@@ -1,28 +1,25 @@
 //! The task that [`Client`](crate::Client) talks to: it owns the
-//! [`Engine`] (socket and core) and hands its outcomes to the waiting
-//! handles through oneshot channels.
+//! [`Engine`] (socket and core), takes the handles' commands in batches
+//! and hands its outcomes to their completion slots (see `queue.rs`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
-use futures_channel::{mpsc, oneshot};
-use futures_core::Stream as _;
+use futures_channel::oneshot;
 use futures_io::{AsyncRead, AsyncWrite};
 use kafka_conn_core::{
     CloseReason, Connection, CorrelationId, RequestError, Response, SaslSession, Stats,
 };
 
-use crate::client::{Command, Shared};
 use crate::engine::{apply_throttle, Engine, Outcomes, ReadyReport};
 use crate::error::RequestFailure;
+use crate::queue::{Command, Outcome, Shared};
 use crate::runtime::Runtime;
-
-type Reply = oneshot::Sender<Result<Response, RequestFailure>>;
 
 /// The connection's task: the engine, and the handles' side of it.
 pub(crate) struct Driver<R: Runtime, S> {
@@ -30,41 +27,54 @@ pub(crate) struct Driver<R: Runtime, S> {
     handles: Handles,
 }
 
-/// What the task knows of the handles: their commands, their waiters and
-/// what it publishes for them.
+/// What the task knows of the handles: their commands, the slots of the
+/// requests in the core, and what it publishes for them.
 struct Handles {
-    commands: mpsc::UnboundedReceiver<Command>,
-    /// Every handle is gone: the connection was closed for that.
-    gone: bool,
-    /// Waiters by correlation id, and the ids by the handles' keys (a
-    /// dropped send future only knows its key).
-    pending: IdMap<CorrelationId, (u64, Reply)>,
-    ids: IdMap<u64, CorrelationId>,
     shared: Arc<Shared>,
+    /// Commands taken from the handles and not yet done: a request waits
+    /// here while the core holds `max_queued` requests already.
+    intake: VecDeque<Command>,
+    max_queued: usize,
+    /// Every handle is gone, or one asked to close: the connection was
+    /// closed for that.
+    gone: bool,
+    close_requested: bool,
+    /// The slot of each request the core holds for a caller, by
+    /// correlation id, and the correlation id by slot (a cancelled slot is
+    /// all its caller knows).
+    slots: IdMap<CorrelationId, u32>,
+    ids: Vec<Option<CorrelationId>>,
+    /// Outcomes of this poll, handed to their slots when it ends, and the
+    /// callers to wake then (scratch space, kept for its capacity).
+    done: Vec<(u32, Outcome)>,
+    wakers: Vec<Waker>,
     ready: Option<oneshot::Sender<ReadyReport>>,
     close_watchers: Vec<oneshot::Sender<CloseReason>>,
-    /// What `publish` last wrote to `shared`: unchanged counters skip the
-    /// lock.
+    /// What was last published: unchanged counters are not written again.
     published: (Stats, usize),
     closed: Option<CloseReason>,
 }
 
 impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Driver<R, S> {
-    /// The task for `engine`, serving the handles on `commands`.
+    /// The task for `engine`, serving the handles through `shared`.
     pub(crate) fn new(
         engine: Engine<R, S>,
-        commands: mpsc::UnboundedReceiver<Command>,
         shared: Arc<Shared>,
         ready: oneshot::Sender<ReadyReport>,
     ) -> Self {
+        let max_queued = shared.lock().max_queued();
         Self {
             engine,
             handles: Handles {
-                commands,
-                gone: false,
-                pending: IdMap::default(),
-                ids: IdMap::default(),
                 shared,
+                intake: VecDeque::new(),
+                max_queued,
+                gone: false,
+                close_requested: false,
+                slots: IdMap::default(),
+                ids: Vec::new(),
+                done: Vec::new(),
+                wakers: Vec::new(),
                 ready: Some(ready),
                 close_watchers: Vec::new(),
                 published: (Stats::default(), 0),
@@ -75,66 +85,128 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Driver<R, S> {
 }
 
 impl Handles {
-    /// Takes commands from the handles. Returns whether any came.
-    fn poll_commands<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send>(
+    /// Takes the handles' commands (one lock for all of them) and the
+    /// close flags. Returns whether anything new came.
+    fn take_commands<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send>(
         &mut self,
         engine: &mut Engine<R, S>,
-        cx: &mut Context<'_>,
+        cx: &Context<'_>,
     ) -> bool {
-        let mut progress = false;
-        while !self.gone {
-            match Pin::new(&mut self.commands).poll_next(cx) {
-                Poll::Ready(Some(cmd)) => {
-                    progress = true;
-                    let now = engine.now();
-                    self.on_command(cmd, &mut engine.conn, now);
-                }
-                Poll::Ready(None) => {
-                    // Every handle (and the connecting future) is gone.
-                    tracing::debug!("last handle dropped: closing");
-                    self.gone = true;
-                    engine.conn.close(engine.now());
-                    progress = true;
-                }
-                Poll::Pending => break,
-            }
-            engine.drain_events(self);
+        let before = self.intake.len();
+        let flags = self.shared.take_commands(cx, &mut self.intake);
+        let mut progress = self.intake.len() != before;
+        if flags.gone && !self.gone {
+            tracing::debug!("last handle dropped: closing");
+            self.gone = true;
+            engine.conn.close(engine.now());
+            progress = true;
+        }
+        if flags.close_requested && !self.close_requested {
+            self.close_requested = true;
+            engine.conn.close(engine.now());
+            progress = true;
         }
         progress
     }
 
-    fn on_command(&mut self, cmd: Command, conn: &mut Connection, now: Instant) {
-        match cmd {
-            Command::Send {
-                key,
-                request,
-                reply,
-            } => {
-                if reply.is_canceled() {
-                    return;
+    /// Whether the core holds as many requests as the bound allows
+    /// (including cancelled ones whose responses it still waits for).
+    fn core_full(&self, conn: &Connection) -> bool {
+        conn.in_flight() + conn.held() >= self.max_queued
+    }
+
+    /// Does the commands taken, in order, until a request finds the core
+    /// full. Returns whether any was done.
+    fn run_intake<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send>(
+        &mut self,
+        engine: &mut Engine<R, S>,
+    ) -> bool {
+        if self.intake.is_empty() || engine.conn.is_closed() {
+            return false;
+        }
+        // One clock read for the batch.
+        let now = engine.now();
+        let mut progress = false;
+        while let Some(command) = self.intake.front() {
+            if matches!(command, Command::Send { .. }) && self.core_full(&engine.conn) {
+                progress |= self.cancel_behind_stall(&mut engine.conn, now);
+                break;
+            }
+            let Some(command) = self.intake.pop_front() else {
+                break;
+            };
+            progress = true;
+            self.on_command(command, &mut engine.conn, now);
+        }
+        engine.drain_events(self);
+        progress
+    }
+
+    /// While requests wait for the core to have room, the cancels queued
+    /// behind them are done at once: a dropped request still waiting here
+    /// is removed with its cancel (it never reaches the core), one in the
+    /// core is cancelled there; either way its place is given back now,
+    /// not once the broker reads again. Returns whether any was done.
+    fn cancel_behind_stall(&mut self, conn: &mut Connection, now: Instant) -> bool {
+        let mut progress = false;
+        let mut i = 0;
+        while i < self.intake.len() {
+            let Command::Cancel { slot } = self.intake[i] else {
+                i += 1;
+                continue;
+            };
+            let queued = (0..i)
+                .find(|&j| matches!(&self.intake[j], Command::Send { slot: s, .. } if *s == slot));
+            match queued {
+                Some(j) => {
+                    // The later index first, so that `j` stays valid.
+                    self.intake.remove(i);
+                    self.intake.remove(j);
+                    self.done.push((slot, Err(cancelled())));
+                    i -= 1;
                 }
+                None => {
+                    self.intake.remove(i);
+                    self.on_command(Command::Cancel { slot }, conn, now);
+                }
+            }
+            progress = true;
+        }
+        progress
+    }
+
+    fn on_command(&mut self, command: Command, conn: &mut Connection, now: Instant) {
+        match command {
+            Command::Send { slot, request } => {
+                let expects_response = request.expects_response();
                 match conn.send_request(request, now) {
-                    Ok(id) => {
-                        self.ids.insert(key, id);
-                        self.pending.insert(id, (key, reply));
+                    Ok(id) if expects_response => {
+                        self.slots.insert(id, slot);
+                        let i = slot as usize;
+                        if self.ids.len() <= i {
+                            // A new slot (warm-up): room for an outcome and a
+                            // wake-up per slot, so a burst never allocates.
+                            self.ids.resize(i + 1, None);
+                            self.done.reserve(i + 1);
+                            self.wakers.reserve(i + 1);
+                        }
+                        self.ids[i] = Some(id);
                     }
-                    Err(e) => {
-                        let _ = reply.send(Err(RequestFailure::Refused(e)));
-                    }
+                    Ok(_) => self.done.push((slot, Ok(None))),
+                    Err(e) => self.done.push((slot, Err(RequestFailure::Refused(e)))),
                 }
             }
-            Command::SendWithoutResponse { request, reply } => {
-                let accepted = conn.send_request(request, now);
-                let _ = reply.send(accepted.map(drop).map_err(RequestFailure::Refused));
-            }
-            Command::Cancel { key } => {
-                if let Some(id) = self.ids.remove(&key) {
-                    self.pending.remove(&id);
-                    // The slot stays in the core so the response is read and dropped.
+            Command::Cancel { slot } => {
+                // `None`: its outcome came first, and freed the slot.
+                if let Some(id) = self.ids.get_mut(slot as usize).and_then(Option::take) {
+                    self.slots.remove(&id);
+                    // The core keeps a request on the wire so that its
+                    // response is read and dropped; it counts towards
+                    // `core_full` until then.
                     conn.cancel(id, now);
+                    self.done.push((slot, Err(cancelled())));
                 }
             }
-            Command::Close => conn.close(now),
             Command::Throttle {
                 api_key,
                 version,
@@ -149,67 +221,62 @@ impl Handles {
         }
     }
 
-    /// After close: answer what is still queued.
-    fn finish(&mut self) {
-        self.commands.close();
-        let reason = self.closed.clone().expect("finish only after close");
-        let refused =
-            || RequestFailure::Refused(kafka_conn_core::SendError::Closed(reason.clone()));
-        while let Ok(cmd) = self.commands.try_recv() {
-            match cmd {
-                Command::Send { reply, .. } => {
-                    let _ = reply.send(Err(refused()));
-                }
-                Command::SendWithoutResponse { reply, .. } => {
-                    let _ = reply.send(Err(refused()));
-                }
-                Command::WatchClose(tx) => {
-                    let _ = tx.send(reason.clone());
-                }
-                Command::Cancel { .. } | Command::Close | Command::Throttle { .. } => {}
+    /// The outcome of the request `id`, for its slot (if its caller still
+    /// has one).
+    fn outcome(&mut self, id: CorrelationId, outcome: Outcome) {
+        if let Some(slot) = self.slots.remove(&id) {
+            if let Some(entry) = self.ids.get_mut(slot as usize) {
+                *entry = None;
             }
+            self.done.push((slot, outcome));
         }
     }
 }
 
+/// The outcome recorded for a cancelled slot: nobody reads it (the slot is
+/// abandoned, so it is only freed), and it allocates nothing.
+fn cancelled() -> RequestFailure {
+    RequestFailure::Failed(RequestError::ConnectionClosed(CloseReason::Shutdown))
+}
+
 impl Outcomes for Handles {
-    fn publish(&mut self, conn: &Connection) {
+    fn flush(&mut self, conn: &Connection) {
         let now = (conn.stats(), conn.in_flight());
-        if now == self.published {
+        let changed = now != self.published;
+        if !changed && self.done.is_empty() {
             return;
         }
-        self.published = now;
-        let (stats, in_flight) = now;
-        let mut p = self.shared.lock();
-        if stats.throttled > p.stats.throttled {
-            tracing::debug!(
-                waited = ?(stats.throttled - p.stats.throttled),
-                total = ?stats.throttled,
-                "throttle (KIP-219) over: sending held requests"
-            );
-        }
-        p.stats = stats;
-        p.in_flight = in_flight;
+        let published = if changed {
+            if now.0.throttled > self.published.0.throttled {
+                tracing::debug!(
+                    waited = ?(now.0.throttled - self.published.0.throttled),
+                    total = ?now.0.throttled,
+                    "throttle (KIP-219) over: sending held requests"
+                );
+            }
+            self.published = now;
+            Some(now)
+        } else {
+            None
+        };
+        self.shared
+            .complete(&mut self.done, published, &mut self.wakers);
     }
 
     fn response(&mut self, response: Response) {
-        if let Some((key, reply)) = self.pending.remove(&response.correlation_id) {
-            self.ids.remove(&key);
-            // The caller may have gone meanwhile: nothing to do then.
-            let _ = reply.send(Ok(response));
-        }
+        self.outcome(response.correlation_id, Ok(Some(response)));
     }
 
     fn request_failed(&mut self, id: CorrelationId, error: RequestError) {
-        if let Some((key, reply)) = self.pending.remove(&id) {
-            self.ids.remove(&key);
-            let _ = reply.send(Err(RequestFailure::Failed(error)));
-        }
+        self.outcome(id, Err(RequestFailure::Failed(error)));
     }
 
     fn ready(&mut self, report: ReadyReport) {
-        if let Ok((_, sasl)) = &report.result {
-            self.shared.lock().sasl.clone_from(sasl);
+        {
+            let mut p = self.shared.lock();
+            if let Ok((_, sasl)) = &report.result {
+                p.sasl.clone_from(sasl);
+            }
         }
         if let Some(tx) = self.ready.take() {
             let _ = tx.send(report);
@@ -225,24 +292,18 @@ impl Outcomes for Handles {
     }
 
     fn closed(&mut self, reason: &CloseReason, conn: &Connection) {
-        // The core fails every request it accepted before Closed; these are
-        // only ones it never saw, kept for safety.
-        for (_, (_, reply)) in self.pending.drain() {
-            let _ = reply.send(Err(RequestFailure::Failed(RequestError::ConnectionClosed(
-                reason.clone(),
-            ))));
-        }
-        self.ids.clear();
-        {
-            let mut p = self.shared.lock();
-            p.close_reason = Some(reason.clone());
-            p.stats = conn.stats();
-            p.in_flight = 0;
-        }
-        for tx in self.close_watchers.drain(..) {
-            let _ = tx.send(reason.clone());
-        }
+        // The core failed every request it accepted before Closed: hand
+        // those failures out first, then fail what it never saw.
+        self.flush(conn);
+        self.slots.clear();
+        self.ids.iter_mut().for_each(|id| *id = None);
         self.closed = Some(reason.clone());
+        self.shared.close(
+            reason,
+            conn.stats(),
+            &mut self.intake,
+            &mut self.close_watchers,
+        );
     }
 }
 
@@ -251,15 +312,31 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Future for Driver<R, 
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let Driver { engine, handles } = self.get_mut();
-        // The command channel returns Pending only once empty (or closed),
-        // so one call per poll is enough.
-        let commands = handles.poll_commands(engine, cx);
-        match engine.poll(cx, handles, commands) {
-            Poll::Ready(()) => {
-                handles.finish();
-                Poll::Ready(())
+        let mut progress = handles.take_commands(engine, cx);
+        progress |= handles.run_intake(engine);
+        loop {
+            if engine.poll(cx, handles, progress).is_ready() {
+                return Poll::Ready(());
             }
-            Poll::Pending => Poll::Pending,
+            // Responses made room in the core for requests that waited for
+            // it: feed them and drive again (their callers wait on us).
+            if handles.intake.is_empty() || handles.core_full(&engine.conn) {
+                return Poll::Pending;
+            }
+            progress = handles.run_intake(engine);
+            if !progress {
+                return Poll::Pending;
+            }
+        }
+    }
+}
+
+impl<R: Runtime, S> Drop for Driver<R, S> {
+    fn drop(&mut self) {
+        // Dropped before the connection closed (its runtime shut down):
+        // no caller may wait forever.
+        if self.handles.closed.is_none() {
+            self.handles.shared.task_gone();
         }
     }
 }

@@ -50,10 +50,12 @@ pub(crate) struct ReadyReport {
 /// Where the engine's outcomes go. Every method is called from inside the
 /// engine's poll, right after the input that caused it.
 pub(crate) trait Outcomes {
-    /// Called before the first event of a drain, and when a poll ends:
-    /// counters must be visible before any answer is (a caller holding a
-    /// response must never read stats that do not count it yet).
-    fn publish(&mut self, conn: &Connection);
+    /// Called when a poll ends (and before the handshake's end is
+    /// reported): hand the outcomes of the poll to whoever waits for them,
+    /// in one go. Counters must be visible no later than any answer is (a
+    /// caller holding a response must never read stats that do not count
+    /// it yet).
+    fn flush(&mut self, conn: &Connection);
     /// The response to request `response.correlation_id`.
     fn response(&mut self, response: Response);
     /// Request `id` failed.
@@ -190,18 +192,12 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Engine<R, S> {
                 return Poll::Ready(());
             }
             if !progress {
-                out.publish(&self.conn);
-                if let Some(o) = &mut self.observing {
-                    o.publish(&self.conn);
-                }
+                self.flush(out);
                 return Poll::Pending;
             }
         }
         // Still busy: let other tasks run, then continue.
-        out.publish(&self.conn);
-        if let Some(o) = &mut self.observing {
-            o.publish(&self.conn);
-        }
+        self.flush(out);
         cx.waker().wake_by_ref();
         Poll::Pending
     }
@@ -443,10 +439,22 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Engine<R, S> {
         }
     }
 
+    /// The end of a poll (or the handshake): the observer's gauges, then
+    /// every outcome of the poll to `out` in one go, so that a caller
+    /// holding its response sees counters and gauges that count it.
+    fn flush(&mut self, out: &mut impl Outcomes) {
+        if let Some(o) = &mut self.observing {
+            o.publish(&self.conn);
+        }
+        out.flush(&self.conn);
+    }
+
     /// Tells `out` how the handshake ended, once.
     fn report_ready(&mut self, out: &mut impl Outcomes, result: ReadyResult) {
         if !self.ready_reported {
             self.ready_reported = true;
+            // `connect` reads the counters once it has the report.
+            self.flush(out);
             out.ready(ReadyReport {
                 result,
                 versions_known_at: self.versions_known_at,
@@ -459,17 +467,7 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Engine<R, S> {
     /// input to the core.
     pub(crate) fn drain_events(&mut self, out: &mut impl Outcomes) {
         self.note_negotiated();
-        let mut published = false;
         while let Some(event) = self.conn.poll_event() {
-            if !published {
-                out.publish(&self.conn);
-                // Gauges too before any answer: a caller holding its
-                // response sees the in-flight count without it.
-                if let Some(o) = &mut self.observing {
-                    o.publish(&self.conn);
-                }
-                published = true;
-            }
             match event {
                 Event::Response(response) => {
                     if let Some(o) = &self.observing {

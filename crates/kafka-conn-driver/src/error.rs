@@ -328,6 +328,15 @@ pub enum RequestFailure {
     /// [`crate::Client::send_without_response`].
     #[error("this request expects no response (acks=0): use send_without_response")]
     NoResponseExpected,
+    /// [`crate::Client::try_send`] found the connection holding as many
+    /// requests as it may ([`crate::ConnectConfig::with_max_queued_requests`]):
+    /// nothing was queued. Retriable once some of them have finished
+    /// (`Client::send` waits for that instead).
+    #[error("the connection is overloaded: {max_queued} requests are queued already")]
+    Overloaded {
+        /// The connection's bound ([`crate::Client::max_queued`]).
+        max_queued: usize,
+    },
 }
 
 impl RequestFailure {
@@ -338,6 +347,7 @@ impl RequestFailure {
             RequestFailure::Refused(_) => false,
             RequestFailure::Failed(e) => e.is_retriable(),
             RequestFailure::NoResponseExpected => false,
+            RequestFailure::Overloaded { .. } => true,
         }
     }
 

@@ -74,6 +74,7 @@ mod metrics_observer;
 mod module_graph;
 mod observe;
 mod proxy;
+mod queue;
 mod race;
 mod runtime;
 mod socket;

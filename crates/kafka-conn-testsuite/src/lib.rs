@@ -13,6 +13,7 @@
 //! `KAFKA_CONN_REQUIRE_BROKERS=1`.
 
 pub mod auth;
+pub mod backpressure;
 pub mod cluster;
 pub mod custom;
 pub mod dialing;
@@ -152,6 +153,11 @@ macro_rules! suite {
             direct_broker_killed_mid_flight_fails_each_request,
             direct_connect_errors_and_sasl,
             direct_reauthenticates_between_requests,
+        );
+        $crate::suite!(@in backpressure, $block_on, $runtime;
+            flood_of_a_stopped_broker_holds_at_the_bound_then_completes,
+            flood_of_a_killed_broker_fails_every_request_cleanly,
+            dropped_sends_give_back_their_places,
         );
         $crate::suite!(@in custom, $block_on, $runtime;
             user_defined_plain_authenticates_against_the_sasl_broker,

@@ -28,6 +28,9 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
 use crate::env;
 
 /// How long a command (or the start) may take before the helper gives up.
@@ -213,6 +216,46 @@ impl MockCluster {
         self.must(&format!("apiversion {api_key} {min} {max}"));
     }
 
+    /// Stops the whole mock process (SIGSTOP): its brokers neither read
+    /// nor answer, while their sockets stay open and the kernel buffers
+    /// what clients write until the buffers are full, as with a broker
+    /// stuck in a long pause. Commands wait until [`resume`](Self::resume).
+    pub fn pause(&self) {
+        self.signal(Signal::SIGSTOP);
+        // The signal is delivered asynchronously: a broker thread running on
+        // another core answers for a moment longer. Wait until every thread
+        // of the process is stopped (state `T` in /proc).
+        let tasks = format!("/proc/{}/task", self.child.id());
+        let start = std::time::Instant::now();
+        while !all_stopped(&tasks) {
+            assert!(
+                start.elapsed() < REPLY_LIMIT,
+                "mock cluster (pid {}) did not stop",
+                self.child.id()
+            );
+            thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// Lets a [`pause`](Self::pause)d mock run again (SIGCONT).
+    pub fn resume(&self) {
+        self.signal(Signal::SIGCONT);
+    }
+
+    /// Kills the mock process (SIGKILL), paused or not: the kernel closes
+    /// its sockets, as when a broker's machine dies with its process.
+    /// Commands fail afterwards.
+    pub fn kill(&self) {
+        self.signal(Signal::SIGKILL);
+    }
+
+    fn signal(&self, signal: Signal) {
+        let pid = Pid::from_raw(i32::try_from(self.child.id()).expect("a pid fits i32"));
+        if let Err(e) = kill(pid, signal) {
+            panic!("mock cluster (pid {pid}): {signal}: {e}");
+        }
+    }
+
     /// Sends one raw command line (see `scripts/mock_cluster.py`) and returns
     /// the data after `ok`, or the mock's error (`NAME: message`).
     pub fn command(&self, line: &str) -> Result<String, String> {
@@ -261,6 +304,20 @@ impl MockCluster {
         thread::sleep(Duration::from_millis(50));
         self.stderr.lock().unwrap().trim().to_owned()
     }
+}
+
+/// Whether every thread under `/proc/PID/task` is stopped by a signal.
+fn all_stopped(tasks: &str) -> bool {
+    let Ok(dir) = std::fs::read_dir(tasks) else {
+        return false;
+    };
+    dir.flatten().all(|task| {
+        std::fs::read_to_string(task.path().join("stat")).is_ok_and(|stat| {
+            // The state follows the command name in parentheses.
+            stat.rsplit_once(") ")
+                .is_some_and(|(_, rest)| rest.starts_with('T') || rest.starts_with('t'))
+        })
+    })
 }
 
 /// The next reply line, `None` on timeout or when the script exited.

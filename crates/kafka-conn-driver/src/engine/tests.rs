@@ -306,7 +306,7 @@ impl Recorder {
 }
 
 impl Outcomes for Recorder {
-    fn publish(&mut self, _: &Connection) {}
+    fn flush(&mut self, _: &Connection) {}
 
     fn response(&mut self, response: Response) {
         self.responses.push((self.at(), response));
