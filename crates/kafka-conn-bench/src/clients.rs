@@ -47,6 +47,21 @@ pub(crate) fn run(job: &Job) -> Result<Sample, String> {
             })
             .await
         }),
+        // As kc-tokio, with the cost of observing: the Prometheus exporter's
+        // recorder installed globally and a MetricsObserver on the connection.
+        ClientKind::TokioMetrics => current_thread_tokio()?.block_on(async {
+            let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+            metrics::set_global_recorder(recorder).map_err(|e| e.to_string())?;
+            let observer = Arc::new(kafka_conn_tokio::MetricsObserver::new());
+            let config = ConnectConfig::default().with_observer(observer);
+            let client = kafka_conn_tokio::connect(&job.broker, config)
+                .await
+                .map_err(|e| e.to_string())?;
+            kafka_conn(job, &client, |client, request, stop| {
+                spawn_tokio(send_loop(client, request, stop))
+            })
+            .await
+        }),
         ClientKind::Smol => main_thread_wait(async {
             let client = kafka_conn_smol::connect(&job.broker, ConnectConfig::default())
                 .await

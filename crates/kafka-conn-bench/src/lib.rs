@@ -21,6 +21,8 @@
 //!   comparable to ours; it also decodes each response into typed structs,
 //!   which is part of its API and cannot be skipped);
 //! - `rskafka-client`: rskafka's `Client::list_topics` (Metadata only);
+//! - `kc-tokio-metrics`: `kc-tokio` with a `MetricsObserver` and the
+//!   Prometheus exporter's recorder installed (the cost of observing).
 //! - `kc-tokio-cluster`, `kc-smol-cluster`, `kc-async-std-cluster`:
 //!   kafka-conn's `Cluster::send_to` to the node at the broker's address
 //!   (the cluster's cost per request over `kc-<runtime>`).
@@ -70,10 +72,11 @@ pub(crate) enum ClientKind {
     TokioCluster,
     SmolCluster,
     AsyncStdCluster,
+    TokioMetrics,
 }
 
 impl ClientKind {
-    const ALL: [ClientKind; 16] = [
+    const ALL: [ClientKind; 17] = [
         ClientKind::Raw,
         ClientKind::RawTokio,
         ClientKind::RawSmol,
@@ -90,6 +93,7 @@ impl ClientKind {
         ClientKind::TokioCluster,
         ClientKind::SmolCluster,
         ClientKind::AsyncStdCluster,
+        ClientKind::TokioMetrics,
     ];
 
     fn name(self) -> &'static str {
@@ -110,6 +114,7 @@ impl ClientKind {
             ClientKind::TokioCluster => "kc-tokio-cluster",
             ClientKind::SmolCluster => "kc-smol-cluster",
             ClientKind::AsyncStdCluster => "kc-async-std-cluster",
+            ClientKind::TokioMetrics => "kc-tokio-metrics",
         }
     }
 
@@ -137,6 +142,9 @@ impl ClientKind {
             ClientKind::TokioCluster => "kafka-conn `Cluster::send_to`, tokio",
             ClientKind::SmolCluster => "kafka-conn `Cluster::send_to`, smol",
             ClientKind::AsyncStdCluster => "kafka-conn `Cluster::send_to`, async-std",
+            ClientKind::TokioMetrics => {
+                "kafka-conn, tokio, with a MetricsObserver and the Prometheus recorder installed"
+            }
         }
     }
 
@@ -155,6 +163,7 @@ impl ClientKind {
             ClientKind::Raw | ClientKind::CoreBlocking => ClientKind::Raw,
             ClientKind::RawTokio
             | ClientKind::Tokio
+            | ClientKind::TokioMetrics
             | ClientKind::TokioDirect
             | ClientKind::RsKafka
             | ClientKind::RsKafkaClient

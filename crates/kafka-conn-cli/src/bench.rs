@@ -1,13 +1,11 @@
 //! `kconn bench`: many requests pipelined on one connection.
 
 use crate::output::outln;
-use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressStyle};
 use kafka_conn_tokio::core::Request;
 use kafka_conn_tokio::Client;
 use serde::Serialize;
@@ -16,6 +14,7 @@ use crate::cli::{BenchArgs, BenchRequest};
 use crate::diagnose::{self, Diagnosis};
 use crate::kafka::{self, Probe};
 use crate::latency::{human, human_ms, Summary};
+use crate::observe::{self, Mode, Progress};
 use crate::settings::Settings;
 
 /// Requests when neither --requests nor --duration is given.
@@ -41,6 +40,9 @@ struct Report {
     elapsed_s: f64,
     requests_per_s: f64,
     latency_ms: Option<Summary>,
+    /// The latency histogram's lines (text output only).
+    #[serde(skip)]
+    histogram: Vec<String>,
     bytes_sent: u64,
     bytes_received: u64,
     warnings: Vec<String>,
@@ -115,12 +117,25 @@ pub(crate) async fn run(settings: &Settings, args: &BenchArgs) -> bool {
         elapsed_s: 0.0,
         requests_per_s: 0.0,
         latency_ms: None,
+        histogram: Vec::new(),
         bytes_sent: 0,
         bytes_received: 0,
         warnings: Vec::new(),
         error: None,
     };
-    let client = match crate::connect(settings, broker).await {
+    let observer = match observe::metrics_observer(args.observe.metrics_addr.as_deref()).await {
+        Ok(o) => o,
+        Err(e) => {
+            report.error = Some(Diagnosis::custom(
+                diagnose::Step::Ready,
+                "metrics_endpoint",
+                e,
+            ));
+            finish(settings, &report);
+            return false;
+        }
+    };
+    let client = match observe::connect(settings, broker, observer).await {
         Ok(c) => c,
         Err(d) => {
             report.error = Some(d);
@@ -178,8 +193,10 @@ pub(crate) async fn run(settings: &Settings, args: &BenchArgs) -> bool {
     let workers: Vec<_> = (0..args.concurrency)
         .map(|_| tokio::spawn(worker(shared.clone())))
         .collect();
-    let progress = (!settings.json && std::io::stderr().is_terminal())
-        .then(|| tokio::spawn(show_progress(shared.clone(), limit, args.duration)));
+    // A bench is a long run: its progress shows on a terminal.
+    let mode = Mode::choose(settings.json, args.observe.progress, true);
+    let progress = (mode != Mode::Off)
+        .then(|| tokio::spawn(show_progress(shared.clone(), mode, limit, args.duration)));
     let mut samples = Vec::new();
     for w in workers {
         match w.await {
@@ -198,6 +215,7 @@ pub(crate) async fn run(settings: &Settings, args: &BenchArgs) -> bool {
     report.elapsed_s = elapsed.as_secs_f64();
     report.requests_per_s = report.completed as f64 / elapsed.as_secs_f64().max(1e-9);
     report.latency_ms = Summary::of(&mut samples);
+    report.histogram = observe::histogram(&samples);
     report.bytes_sent = after.bytes_sent.saturating_sub(before.bytes_sent);
     report.bytes_received = after.bytes_received.saturating_sub(before.bytes_received);
     if report.errors > 0 {
@@ -221,33 +239,25 @@ pub(crate) async fn run(settings: &Settings, args: &BenchArgs) -> bool {
     report.ok
 }
 
-async fn show_progress(shared: Arc<Shared>, limit: Limit, duration: Option<Duration>) {
-    let bar = match limit {
-        Limit::Requests(n) => ProgressBar::new(n).with_style(
-            ProgressStyle::with_template("{bar:40} {pos}/{len} requests · {per_sec} · {elapsed}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        ),
-        Limit::Until(_) => {
-            let total = duration.unwrap_or_default().as_millis() as u64;
-            ProgressBar::new(total.max(1)).with_style(
-                ProgressStyle::with_template("{bar:40} {elapsed}/{duration} · {msg}")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
-            )
-        }
+async fn show_progress(shared: Arc<Shared>, mode: Mode, limit: Limit, duration: Option<Duration>) {
+    let total = match limit {
+        Limit::Requests(n) => Some(n),
+        Limit::Until(_) => None,
     };
-    let start = Instant::now();
+    let mut progress = Progress::new(mode, "requests", total, duration);
+    let counts = || {
+        (
+            shared.completed.load(Ordering::Relaxed),
+            shared.errors.load(Ordering::Relaxed),
+        )
+    };
     while !shared.stop.load(Ordering::Relaxed) {
-        let done = shared.completed.load(Ordering::Relaxed);
-        match limit {
-            Limit::Requests(_) => bar.set_position(done),
-            Limit::Until(_) => {
-                bar.set_position(start.elapsed().as_millis() as u64);
-                bar.set_message(format!("{done} requests"));
-            }
-        }
+        let (done, errors) = counts();
+        progress.update(done, errors);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    bar.finish_and_clear();
+    let (done, errors) = counts();
+    progress.finish(done, errors);
 }
 
 fn finish(settings: &Settings, r: &Report) {
@@ -286,6 +296,10 @@ fn finish(settings: &Settings, r: &Report) {
             r.bytes_sent,
             r.bytes_received
         );
+        outln!("  latency histogram:");
+        for line in &r.histogram {
+            outln!("{line}");
+        }
     }
     if let Some(d) = &r.error {
         outln!("✗ {}", d.line());

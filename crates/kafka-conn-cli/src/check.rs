@@ -821,6 +821,21 @@ fn unreachable_advertised(d: &mut Diagnosis, b: &AdvertisedBroker) {
         // The proxy failed, not the broker's address.
         return;
     }
+    if d.kind == "certificate_name_mismatch" {
+        // Reachable, but clients verify the advertised name: the
+        // certificate must carry it.
+        d.problem = format!(
+            "broker {} advertises {}, a name its certificate does not carry ({})",
+            b.node_id,
+            advertised_address(b),
+            d.problem
+        );
+        d.advice = Some(format!(
+            "clients verify the certificate against the advertised name: add {} to the certificate's names, or advertise a name it has (advertised.listeners of broker {})",
+            b.host, b.node_id
+        ));
+        return;
+    }
     let what = match d.step {
         Step::Dns => "which does not resolve from here",
         Step::Tcp => "which is unreachable from here",

@@ -154,6 +154,22 @@ pub(crate) struct PingArgs {
     /// Pause between round trips (e.g. `100ms`, `1s`).
     #[arg(short, long, default_value = "0s", value_parser = parse_duration)]
     pub(crate) interval: Duration,
+    #[command(flatten)]
+    pub(crate) observe: ObserveArgs,
+}
+
+/// Watching a long `ping` or `bench` (docs/kconn.md).
+#[derive(Debug, Args)]
+pub(crate) struct ObserveArgs {
+    /// Show a progress line on stderr even when it is not a terminal (then
+    /// one line a second). On a terminal it is shown for long runs anyway.
+    #[arg(long)]
+    pub(crate) progress: bool,
+    /// Serve the connection's metrics in Prometheus' text format at
+    /// http://HOST:PORT/metrics while the command runs (the names of
+    /// docs/metrics.md). Needs kconn built with the `metrics` feature.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub(crate) metrics_addr: Option<String>,
 }
 
 /// Options of `kconn bench`.
@@ -171,6 +187,8 @@ pub(crate) struct BenchArgs {
     /// The request to send.
     #[arg(long, value_enum, default_value_t = BenchRequest::ApiVersions)]
     pub(crate) request: BenchRequest,
+    #[command(flatten)]
+    pub(crate) observe: ObserveArgs,
 }
 
 /// What `kconn bench` sends.
@@ -318,7 +336,8 @@ pub(crate) struct CommonOpts {
     #[arg(long, value_name = "NAME", global = true, help_heading = "TLS")]
     pub(crate) tls_server_name: Option<String>,
 
-    /// PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER.
+    /// PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER, GSSAPI (feature
+    /// `gssapi`) or AWS_MSK_IAM (feature `aws-msk-iam`).
     #[arg(
         long,
         value_enum,
@@ -346,6 +365,49 @@ pub(crate) struct CommonOpts {
         help_heading = "SASL"
     )]
     pub(crate) password: Option<Secret>,
+    /// OAUTHBEARER from a token endpoint (OAuth 2 client credentials,
+    /// KIP-768; feature `oidc`): its https:// URL.
+    #[arg(long, value_name = "URL", global = true, help_heading = "SASL")]
+    pub(crate) oauth_token_endpoint: Option<String>,
+    /// The client id at the token endpoint.
+    #[arg(long, value_name = "ID", global = true, help_heading = "SASL")]
+    pub(crate) oauth_client_id: Option<String>,
+    /// The client secret at the token endpoint. Prefer the environment variable.
+    #[arg(
+        long,
+        env = "KCONN_OAUTH_CLIENT_SECRET",
+        hide_env_values = true,
+        global = true,
+        value_name = "SECRET",
+        help_heading = "SASL"
+    )]
+    pub(crate) oauth_client_secret: Option<Secret>,
+    /// The scope to ask the token endpoint for.
+    #[arg(long, value_name = "SCOPE", global = true, help_heading = "SASL")]
+    pub(crate) oauth_scope: Option<String>,
+    /// PEM CA certificates for the token endpoint's HTTPS (default: the system's).
+    #[arg(long, value_name = "FILE", global = true, help_heading = "SASL")]
+    pub(crate) oauth_ca: Option<PathBuf>,
+    /// GSSAPI: the client principal (e.g. app@EXAMPLE.COM).
+    #[arg(long, value_name = "PRINCIPAL", global = true, help_heading = "SASL")]
+    pub(crate) kerberos_principal: Option<String>,
+    /// GSSAPI: the client's keytab [default: the credential cache].
+    #[arg(long, value_name = "FILE", global = true, help_heading = "SASL")]
+    pub(crate) kerberos_keytab: Option<PathBuf>,
+    /// GSSAPI: the brokers' service name (sasl.kerberos.service.name) [default: kafka].
+    #[arg(long, value_name = "NAME", global = true, help_heading = "SASL")]
+    pub(crate) kerberos_service_name: Option<String>,
+    /// GSSAPI: a credential cache (e.g. FILE:/tmp/krb5cc_app) instead of the default.
+    #[arg(long, value_name = "CCACHE", global = true, help_heading = "SASL")]
+    pub(crate) kerberos_ccache: Option<String>,
+    /// AWS_MSK_IAM: the region signed for [default: AWS_REGION, or the
+    /// region in the broker's MSK host name].
+    #[arg(long, value_name = "REGION", global = true, help_heading = "SASL")]
+    pub(crate) aws_region: Option<String>,
+    /// AWS_MSK_IAM: take credentials from this profile of the shared
+    /// credentials file [default: the AWS_* variables, then AWS_PROFILE or default].
+    #[arg(long, value_name = "PROFILE", global = true, help_heading = "SASL")]
+    pub(crate) aws_profile: Option<String>,
     /// OAUTHBEARER token (e.g. a JWT). Prefer the environment variable.
     #[arg(
         long,
@@ -505,6 +567,12 @@ pub(crate) enum SaslMechanism {
     /// An OAuth 2 bearer token.
     #[value(name = "OAUTHBEARER")]
     OauthBearer,
+    /// Kerberos (needs kconn built with the `gssapi` feature).
+    #[value(name = "GSSAPI")]
+    Gssapi,
+    /// Amazon MSK's IAM access control (needs the `aws-msk-iam` feature).
+    #[value(name = "AWS_MSK_IAM")]
+    AwsMskIam,
 }
 
 impl SaslMechanism {
@@ -515,6 +583,8 @@ impl SaslMechanism {
             Self::ScramSha256 => "SCRAM-SHA-256",
             Self::ScramSha512 => "SCRAM-SHA-512",
             Self::OauthBearer => "OAUTHBEARER",
+            Self::Gssapi => "GSSAPI",
+            Self::AwsMskIam => "AWS_MSK_IAM",
         }
     }
 }

@@ -85,6 +85,8 @@ pub(crate) struct Context {
     pub(crate) client_cert: bool,
     /// The SASL mechanism, if any.
     pub(crate) mechanism: Option<SaslMechanism>,
+    /// Whether OAUTHBEARER tokens come from a token endpoint.
+    pub(crate) token_endpoint: bool,
     /// The broker's certificate, if the TLS handshake got that far.
     pub(crate) certificate: Option<CertSummary>,
 }
@@ -518,13 +520,23 @@ fn close_reason(reason: &CloseReason, api: Option<ApiKey>, ctx: &Context) -> Dia
                 problem.push_str(&format!(" [error {code} {}]", kafka_conn_tokio::core::error_code_name(code)));
             }
             let advice = match ctx.mechanism {
+                Some(SaslMechanism::OauthBearer) if ctx.token_endpoint => "check --oauth-token-endpoint, --oauth-client-id and the client secret (KCONN_OAUTH_CLIENT_SECRET), and that the broker accepts this provider's tokens".to_owned(),
                 Some(SaslMechanism::OauthBearer) => "check the token (KCONN_OAUTH_TOKEN)".to_owned(),
+                Some(SaslMechanism::Gssapi) => "check --kerberos-principal, --kerberos-keytab (or the credential cache) and --kerberos-service-name: kconn asks the KDC for a ticket to SERVICE/BROKER-HOST@REALM".to_owned(),
+                Some(SaslMechanism::AwsMskIam) => "check the AWS credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, or --aws-profile), --aws-region, and that the IAM policy allows kafka-cluster:Connect".to_owned(),
                 Some(m) => format!(
                     "check --username and the password (KCONN_SASL_PASSWORD), and that the user has {m} credentials"
                 ),
                 None => "check the credentials".to_owned(),
             };
-            Diagnosis::new(Step::Sasl, "authentication_failed", problem).advice(advice)
+            // The client's own credential source failed (a KDC, a token
+            // endpoint, AWS credentials), before the broker judged anything.
+            let kind = if a.message.contains("could not provide a credential") {
+                "credential_unavailable"
+            } else {
+                "authentication_failed"
+            };
+            Diagnosis::new(Step::Sasl, kind, problem).advice(advice)
         }
         CloseReason::Incompatible(Incompatibility::MechanismNotEnabled { mechanism, offered }) => {
             mechanism_not_enabled(mechanism, offered, ctx)
@@ -710,6 +722,7 @@ mod tests {
             ca: None,
             client_cert: false,
             mechanism: None,
+            token_endpoint: false,
             certificate: None,
         }
     }

@@ -29,6 +29,7 @@ mod envelope;
 mod errcode;
 mod kafka;
 mod latency;
+mod observe;
 mod output;
 mod ping;
 mod release;

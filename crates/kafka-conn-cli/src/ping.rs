@@ -10,6 +10,7 @@ use crate::cli::PingArgs;
 use crate::diagnose::{self, Diagnosis};
 use crate::kafka::{self, Probe};
 use crate::latency::{human, human_ms, ms, Summary};
+use crate::observe::{self, Mode, Progress};
 use crate::settings::Settings;
 
 /// The broker of `ping --json`.
@@ -23,6 +24,9 @@ struct Report {
     answered: u64,
     failed: u64,
     latency_ms: Option<Summary>,
+    /// The latency histogram's lines (text output only).
+    #[serde(skip)]
+    histogram: Vec<String>,
     samples_ms: Vec<f64>,
     warnings: Vec<String>,
     error: Option<Diagnosis>,
@@ -41,11 +45,24 @@ pub(crate) async fn run(settings: &Settings, args: &PingArgs) -> bool {
         answered: 0,
         failed: 0,
         latency_ms: None,
+        histogram: Vec::new(),
         samples_ms: Vec::new(),
         warnings: Vec::new(),
         error: None,
     };
-    let client = match crate::connect(settings, broker).await {
+    let observer = match observe::metrics_observer(args.observe.metrics_addr.as_deref()).await {
+        Ok(o) => o,
+        Err(e) => {
+            report.error = Some(Diagnosis::custom(
+                diagnose::Step::Ready,
+                "metrics_endpoint",
+                e,
+            ));
+            finish(settings, &report);
+            return false;
+        }
+    };
+    let client = match observe::connect(settings, broker, observer).await {
         Ok(c) => c,
         Err(d) => {
             report.error = Some(d);
@@ -76,10 +93,16 @@ pub(crate) async fn run(settings: &Settings, args: &PingArgs) -> bool {
         );
     }
     let mut samples: Vec<Duration> = Vec::new();
+    // A long run: more than a screen of lines, or more than ten seconds.
+    let long_run = args.count > 20
+        || args.interval.saturating_mul(args.count as u32) > Duration::from_secs(10);
+    let mode = Mode::choose(settings.json, args.observe.progress, long_run);
+    let mut progress = Progress::new(mode, "round trips", Some(args.count), None);
     for seq in 1..=args.count {
         if seq > 1 && !args.interval.is_zero() {
             tokio::time::sleep(args.interval).await;
         }
+        progress.update(report.sent, report.failed);
         report.sent += 1;
         let start = Instant::now();
         let outcome = client.send(template.clone()).await;
@@ -94,17 +117,19 @@ pub(crate) async fn run(settings: &Settings, args: &PingArgs) -> bool {
                 samples.push(took);
                 report.samples_ms.push(ms(took));
                 if !settings.json {
-                    outln!(
-                        "  seq={seq}  time={}  (on the wire {})",
-                        human(took),
-                        human(wire)
-                    );
+                    progress.println(|| {
+                        outln!(
+                            "  seq={seq}  time={}  (on the wire {})",
+                            human(took),
+                            human(wire)
+                        )
+                    });
                 }
             }
             Err(e) => {
                 report.failed += 1;
                 if !settings.json {
-                    outln!("  seq={seq}  failed: {e}");
+                    progress.println(|| outln!("  seq={seq}  failed: {e}"));
                 }
                 if let Some(reason) = client.close_reason() {
                     report.error = Some(Diagnosis::custom(
@@ -117,7 +142,9 @@ pub(crate) async fn run(settings: &Settings, args: &PingArgs) -> bool {
             }
         }
     }
+    progress.finish(report.sent, report.failed);
     report.latency_ms = Summary::of(&mut samples);
+    report.histogram = observe::histogram(&samples);
     report.ok = report.failed == 0 && report.error.is_none();
     client.close();
     let _ = tokio::time::timeout(settings.timeout, client.closed()).await;
@@ -149,6 +176,10 @@ fn finish(settings: &Settings, report: &Report) {
             human_ms(s.max_ms),
             human_ms(s.mean_ms),
         );
+        outln!("latency histogram:");
+        for line in &report.histogram {
+            outln!("{line}");
+        }
     }
     if let Some(d) = &report.error {
         outln!("✗ {}", d.line());

@@ -108,6 +108,40 @@ pub(crate) enum TokenSource {
     Fixed(Secret),
     /// An unsecured JWT built for each authentication.
     Unsecured(UnsecuredJwt),
+    /// Fetched from a token endpoint (OAuth 2 client credentials, KIP-768).
+    // Read only with the `oidc` feature (refused without it).
+    #[cfg_attr(not(feature = "oidc"), allow(dead_code))]
+    Oidc(OidcSettings),
+}
+
+/// A token endpoint and the client's credentials there.
+#[derive(Debug, Clone)]
+#[cfg_attr(not(feature = "oidc"), allow(dead_code))]
+pub(crate) struct OidcSettings {
+    /// The https:// URL.
+    pub(crate) endpoint: String,
+    /// The client id.
+    pub(crate) client_id: String,
+    /// The client secret (never printed).
+    pub(crate) client_secret: Secret,
+    /// The scope asked for.
+    pub(crate) scope: Option<String>,
+    /// CA certificates for the endpoint's HTTPS.
+    pub(crate) ca: Option<std::path::PathBuf>,
+}
+
+/// Kerberos settings (nothing secret: names and paths).
+#[derive(Debug, Clone, Default)]
+#[cfg_attr(not(feature = "gssapi"), allow(dead_code))]
+pub(crate) struct KerberosSettings {
+    /// The client principal.
+    pub(crate) principal: Option<String>,
+    /// The client keytab.
+    pub(crate) keytab: Option<std::path::PathBuf>,
+    /// The brokers' service name.
+    pub(crate) service_name: String,
+    /// A credential cache instead of the default.
+    pub(crate) ccache: Option<String>,
 }
 
 /// SASL settings.
@@ -127,6 +161,17 @@ pub(crate) enum SaslSettings {
         /// The token's source (never printed).
         token: TokenSource,
     },
+    /// GSSAPI (Kerberos).
+    #[cfg_attr(not(feature = "gssapi"), allow(dead_code))]
+    Gssapi(KerberosSettings),
+    /// AWS_MSK_IAM.
+    #[cfg_attr(not(feature = "aws-msk-iam"), allow(dead_code))]
+    AwsMskIam {
+        /// The region signed for.
+        region: String,
+        /// A shared-credentials profile, else the environment then the default profile.
+        profile: Option<String>,
+    },
 }
 
 impl SaslSettings {
@@ -135,6 +180,8 @@ impl SaslSettings {
         match self {
             Self::Password { mechanism, .. } => *mechanism,
             Self::OAuthBearer { .. } => SaslMechanism::OauthBearer,
+            Self::Gssapi(_) => SaslMechanism::Gssapi,
+            Self::AwsMskIam { .. } => SaslMechanism::AwsMskIam,
         }
     }
 }
@@ -297,16 +344,20 @@ fn mechanism_of(name: &str, files: &FileSettings) -> Result<SaslMechanism, Usage
         "SCRAM-SHA-256" => Ok(SaslMechanism::ScramSha256),
         "SCRAM-SHA-512" => Ok(SaslMechanism::ScramSha512),
         "OAUTHBEARER" => Ok(SaslMechanism::OauthBearer),
+        "GSSAPI" if GSSAPI => Ok(SaslMechanism::Gssapi),
         "GSSAPI" => Err(UsageError::Unsupported(gssapi_message(files.kerberos.as_ref()))),
+        "AWS_MSK_IAM" => Ok(SaslMechanism::AwsMskIam),
         other => Err(UsageError::Unsupported(format!(
-            "sasl.mechanism {other}: kconn cannot authenticate with {other}; it can use PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 and OAUTHBEARER"
+            "sasl.mechanism {other}: kconn cannot authenticate with {other}; it can use PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER, GSSAPI and AWS_MSK_IAM"
         ))),
     }
 }
 
 fn gssapi_message(k: Option<&KerberosReport>) -> String {
-    let mut text =
-        "sasl.mechanism GSSAPI (Kerberos): kconn cannot authenticate with GSSAPI yet".to_owned();
+    let mut text = format!(
+        "sasl.mechanism GSSAPI (Kerberos): {}",
+        not_built("GSSAPI", "gssapi")
+    );
     if let Some(k) = k {
         let mut parts = Vec::new();
         if let Some(p) = &k.principal {
@@ -335,8 +386,28 @@ fn gssapi_message(k: Option<&KerberosReport>) -> String {
             ));
         }
     }
-    text.push_str(": check the rest with --sasl-mechanism and another mechanism the listener enables, or without SASL on another listener");
+    text.push_str(": build it with the feature, or check the rest with --sasl-mechanism and another mechanism the listener enables, or without SASL on another listener");
     text
+}
+
+/// Whether the optional mechanisms were built in.
+const GSSAPI: bool = cfg!(feature = "gssapi");
+const OIDC: bool = cfg!(feature = "oidc");
+const AWS_MSK_IAM: bool = cfg!(feature = "aws-msk-iam");
+
+/// A mechanism of an optional feature this kconn was built without.
+fn not_built(what: &str, feature: &str) -> String {
+    format!(
+        "this kconn was built without {what} (cargo install kafka-conn-cli --features {feature})"
+    )
+}
+
+/// The region in an MSK broker's name (`b-1.c.abc.c2.kafka.eu-west-1.amazonaws.com`).
+fn msk_region(broker: &str) -> Option<String> {
+    let host = broker.rsplit_once(':').map_or(broker, |(h, _)| h);
+    let rest = host.strip_suffix(".amazonaws.com")?;
+    let (before, region) = rest.rsplit_once('.')?;
+    before.ends_with(".kafka").then(|| region.to_owned())
 }
 
 impl Settings {
@@ -410,7 +481,14 @@ impl Settings {
         }
         let tls = protocol.tls().then(|| Self::tls(o, &files, &mut report));
         let sasl = if protocol.sasl() {
-            Some(Self::sasl(o, &files, protocol, from_files, &mut report)?)
+            Some(Self::sasl(
+                o,
+                &files,
+                &brokers,
+                protocol,
+                from_files,
+                &mut report,
+            )?)
         } else {
             None
         };
@@ -525,6 +603,7 @@ impl Settings {
     fn sasl(
         o: &CommonOpts,
         files: &FileSettings,
+        brokers: &[String],
         protocol: SecurityProtocol,
         from_files: bool,
         report: &mut ConfigReport,
@@ -538,6 +617,18 @@ impl Settings {
             }
             (None, Some(name)) => mechanism_of(&name.0, files)?,
             // The Java client and librdkafka default to GSSAPI.
+            // The clients' default, GSSAPI, when the files set up Kerberos.
+            (None, None)
+                if from_files
+                    && GSSAPI
+                    && (files.kerberos.is_some()
+                        || files.jaas_module.as_deref() == Some("Krb5LoginModule")) =>
+            {
+                report
+                    .warnings
+                    .push("sasl.mechanism is not set: GSSAPI, the clients' default".into());
+                SaslMechanism::Gssapi
+            }
             (None, None) if from_files => {
                 let mut text = gssapi_message(files.kerberos.as_ref());
                 text = text.replacen(
@@ -565,17 +656,78 @@ impl Settings {
         }
         match mechanism {
             SaslMechanism::OauthBearer => {
+                let from_file = match &files.oauth {
+                    Some(OAuthSource::Oidc(spec)) => Some(spec.clone()),
+                    _ => None,
+                };
                 let token = match (&o.oauth_token, &files.oauth) {
                     (Some(t), _) => TokenSource::Fixed(t.clone()),
+                    _ if o.oauth_token_endpoint.is_some() || from_file.is_some() => {
+                        TokenSource::Oidc(Self::oidc(o, from_file.unwrap_or_default())?)
+                    }
                     (None, Some(OAuthSource::Unsecured(jwt))) => TokenSource::Unsecured(jwt.clone()),
                     (None, Some(OAuthSource::Unsupported(why))) => {
                         return Err(UsageError::Unsupported(format!(
-                            "{why}, which kconn does not do yet: give a token with KCONN_OAUTH_TOKEN (or --oauth-token)"
+                            "{why}, which kconn cannot call: give a token with KCONN_OAUTH_TOKEN (or --oauth-token)"
                         )))
                     }
-                    (None, None) => return Err(UsageError::MissingToken),
+                    (None, _) => return Err(UsageError::MissingToken),
                 };
                 Ok(SaslSettings::OAuthBearer { token })
+            }
+            SaslMechanism::Gssapi => {
+                if !GSSAPI {
+                    return Err(UsageError::Unsupported(gssapi_message(
+                        files.kerberos.as_ref(),
+                    )));
+                }
+                let k = files.kerberos.clone().unwrap_or_default();
+                if k.keytab.is_some() && !k.use_keytab && o.kerberos_keytab.is_none() {
+                    report.warnings.push(
+                        "sasl.jaas.config names a keyTab but useKeyTab is not true: the Java client ignores it, and so does kconn (the credential cache is used)".into(),
+                    );
+                }
+                Ok(SaslSettings::Gssapi(KerberosSettings {
+                    principal: o.kerberos_principal.clone().or(k.principal),
+                    keytab: o.kerberos_keytab.clone().or_else(|| {
+                        k.keytab
+                            .filter(|_| k.use_keytab)
+                            .map(std::path::PathBuf::from)
+                    }),
+                    service_name: o
+                        .kerberos_service_name
+                        .clone()
+                        .or(k.service_name)
+                        .unwrap_or_else(|| "kafka".to_owned()),
+                    ccache: o.kerberos_ccache.clone(),
+                }))
+            }
+            SaslMechanism::AwsMskIam => {
+                if !AWS_MSK_IAM {
+                    return Err(UsageError::Unsupported(format!(
+                        "sasl.mechanism AWS_MSK_IAM: {}",
+                        not_built("AWS_MSK_IAM", "aws-msk-iam")
+                    )));
+                }
+                let region = o
+                    .aws_region
+                    .clone()
+                    .or_else(|| std::env::var("AWS_REGION").ok().filter(|r| !r.is_empty()))
+                    .or_else(|| {
+                        std::env::var("AWS_DEFAULT_REGION")
+                            .ok()
+                            .filter(|r| !r.is_empty())
+                    })
+                    .or_else(|| brokers.iter().find_map(|b| msk_region(b)))
+                    .ok_or_else(|| {
+                        UsageError::Unsupported(
+                            "AWS_MSK_IAM needs the region: --aws-region (or AWS_REGION)".into(),
+                        )
+                    })?;
+                Ok(SaslSettings::AwsMskIam {
+                    region,
+                    profile: o.aws_profile.clone().or_else(|| files.aws_profile.clone()),
+                })
             }
             m => {
                 if files.scram_tokenauth && o.password.is_none() {
@@ -614,6 +766,38 @@ impl Settings {
         }
     }
 
+    /// The token endpoint settings: flags over the files.
+    fn oidc(o: &CommonOpts, file: config::OidcSpec) -> Result<OidcSettings, UsageError> {
+        if !OIDC {
+            return Err(UsageError::Unsupported(format!(
+                "OAUTHBEARER from a token endpoint: {}; or give a token with KCONN_OAUTH_TOKEN",
+                not_built("OIDC", "oidc")
+            )));
+        }
+        let missing = |what: &str| {
+            UsageError::Unsupported(format!("OAUTHBEARER from a token endpoint needs {what}"))
+        };
+        Ok(OidcSettings {
+            endpoint: o
+                .oauth_token_endpoint
+                .clone()
+                .or(file.endpoint)
+                .ok_or_else(|| missing("--oauth-token-endpoint (sasl.oauthbearer.token.endpoint.url)"))?,
+            client_id: o
+                .oauth_client_id
+                .clone()
+                .or(file.client_id)
+                .ok_or_else(|| missing("--oauth-client-id (clientId in sasl.jaas.config)"))?,
+            client_secret: o
+                .oauth_client_secret
+                .clone()
+                .or(file.client_secret)
+                .ok_or_else(|| missing("a client secret: KCONN_OAUTH_CLIENT_SECRET (clientSecret in sasl.jaas.config)"))?,
+            scope: o.oauth_scope.clone().or(file.scope),
+            ca: o.oauth_ca.clone(),
+        })
+    }
+
     /// What a diagnosis needs to know about these settings.
     pub(crate) fn diagnosis_context(&self, certificate: Option<CertSummary>) -> Context {
         Context {
@@ -621,6 +805,12 @@ impl Settings {
             ca: self.tls.as_ref().and_then(|t| t.ca.clone()),
             client_cert: self.tls.as_ref().is_some_and(|t| t.client_cert),
             mechanism: self.sasl.as_ref().map(SaslSettings::mechanism),
+            token_endpoint: matches!(
+                self.sasl,
+                Some(SaslSettings::OAuthBearer {
+                    token: TokenSource::Oidc(_)
+                })
+            ),
             certificate,
         }
     }
@@ -686,16 +876,29 @@ impl Settings {
                     _ => SaslConfig::plain(username, password.expose()),
                 },
                 SaslSettings::OAuthBearer { .. } => SaslConfig::oauthbearer(),
+                #[cfg(feature = "gssapi")]
+                SaslSettings::Gssapi(_) => SaslConfig::gssapi(),
+                #[cfg(feature = "aws-msk-iam")]
+                SaslSettings::AwsMskIam { .. } => kafka_conn_tokio::AwsMskIam::sasl_config(),
+                // Settings::from_opts refuses these without their feature.
+                #[allow(unreachable_patterns)]
+                other => return Err(not_built(other.mechanism().name(), "the mechanism's")),
             });
         }
         let mut config = self
             .dial
             .apply(ConnectConfig::new(core).with_connect_timeout(self.timeout));
+        config = self.credential_provider(config)?;
         if let Some(SaslSettings::OAuthBearer { token }) = &self.sasl {
+            if matches!(token, TokenSource::Oidc(_)) {
+                return self.finish_tls(config);
+            }
             let token = token.clone();
             config = config.with_oauth_token_provider(move || {
                 let token = match &token {
                     TokenSource::Fixed(t) => OAuthBearerToken::new(t.expose()),
+                    // Set up by credential_provider.
+                    TokenSource::Oidc(_) => OAuthBearerToken::new(""),
                     TokenSource::Unsecured(jwt) => {
                         let now = std::time::SystemTime::now()
                             .duration_since(std::time::UNIX_EPOCH)
@@ -710,9 +913,64 @@ impl Settings {
                 async move { Ok(token) }
             });
         }
+        self.finish_tls(config)
+    }
+
+    fn finish_tls(&self, mut config: ConnectConfig) -> Result<ConnectConfig, String> {
         if let Some(t) = &self.tls {
             let built = t.built.as_ref().map_err(Clone::clone)?;
             config = config.with_tls(built.config.clone());
+        }
+        Ok(config)
+    }
+
+    /// The credential provider of the optional mechanisms: Kerberos, a
+    /// token endpoint, MSK IAM (each behind its feature).
+    #[allow(clippy::unnecessary_wraps, unused_mut)]
+    fn credential_provider(&self, mut config: ConnectConfig) -> Result<ConnectConfig, String> {
+        match &self.sasl {
+            #[cfg(feature = "gssapi")]
+            Some(SaslSettings::Gssapi(k)) => {
+                let mut kerberos =
+                    kafka_conn_tokio::Kerberos::new().with_service_name(k.service_name.clone());
+                if let Some(p) = &k.principal {
+                    kerberos = kerberos.with_principal(p.clone());
+                }
+                if let Some(kt) = &k.keytab {
+                    kerberos = kerberos.with_keytab(kt.clone());
+                }
+                if let Some(c) = &k.ccache {
+                    kerberos = kerberos.with_credential_cache(c.clone());
+                }
+                config = config.with_credential_provider(kerberos);
+            }
+            #[cfg(feature = "oidc")]
+            Some(SaslSettings::OAuthBearer {
+                token: TokenSource::Oidc(o),
+            }) => {
+                let mut provider = kafka_conn_tokio::OidcTokenProvider::new(
+                    o.endpoint.clone(),
+                    o.client_id.clone(),
+                    o.client_secret.expose(),
+                )
+                .with_timeout(self.timeout);
+                if let Some(scope) = &o.scope {
+                    provider = provider.with_scope(scope.clone());
+                }
+                if let Some(ca) = &o.ca {
+                    provider = provider.with_ca_file(ca.clone());
+                }
+                config = config.with_credential_provider(provider);
+            }
+            #[cfg(feature = "aws-msk-iam")]
+            Some(SaslSettings::AwsMskIam { region, profile }) => {
+                let mut msk = kafka_conn_tokio::AwsMskIam::new(region.clone());
+                if let Some(p) = profile {
+                    msk = msk.with_profile(Some(p));
+                }
+                config = config.with_credential_provider(msk);
+            }
+            _ => {}
         }
         Ok(config)
     }
@@ -972,16 +1230,32 @@ mod tests {
             "gssapi",
             "bootstrap.servers=h:1\nsecurity.protocol=SASL_PLAINTEXT\nsasl.mechanism=GSSAPI\nsasl.kerberos.service.name=kafka\nsasl.jaas.config=com.sun.security.auth.module.Krb5LoginModule required useKeyTab=true keyTab=\"/k.keytab\" principal=\"c@EX.COM\";\n",
         );
-        let e = settings(&["-F", &f]).unwrap_err();
-        assert_eq!(e.kind(), "not_supported");
-        let text = e.to_string();
-        for part in [
-            "GSSAPI yet",
-            "principal c@EX.COM",
-            "keytab /k.keytab",
-            "service name kafka",
-        ] {
-            assert!(text.contains(part), "{part}: {text}");
+        // Built with the feature, kconn authenticates instead (tests/features.rs).
+        if !GSSAPI {
+            let e = settings(&["-F", &f]).unwrap_err();
+            assert_eq!(e.kind(), "not_supported");
+            let text = e.to_string();
+            for part in [
+                "built without GSSAPI",
+                "principal c@EX.COM",
+                "keytab /k.keytab",
+                "service name kafka",
+            ] {
+                assert!(text.contains(part), "{part}: {text}");
+            }
+        } else {
+            let s = settings(&["-F", &f]).unwrap();
+            let Some(SaslSettings::Gssapi(k)) = &s.sasl else {
+                panic!("{:?}", s.sasl)
+            };
+            assert_eq!(k.principal.as_deref(), Some("c@EX.COM"));
+            assert_eq!(k.keytab.as_deref(), Some(std::path::Path::new("/k.keytab")));
+            assert_eq!(k.service_name, "kafka");
+            let s = settings(&["-F", &f, "--kerberos-service-name", "kfk"]).unwrap();
+            let Some(SaslSettings::Gssapi(k)) = &s.sasl else {
+                panic!("{:?}", s.sasl)
+            };
+            assert_eq!(k.service_name, "kfk");
         }
         let f = file(
             "nomech",
@@ -997,13 +1271,91 @@ mod tests {
     }
 
     #[test]
+    fn msk_regions_come_from_msk_host_names() {
+        assert_eq!(
+            msk_region("b-1.demo.abc123.c2.kafka.eu-west-1.amazonaws.com:9098").as_deref(),
+            Some("eu-west-1")
+        );
+        assert_eq!(msk_region("broker.example.com:9092"), None);
+        assert_eq!(msk_region("s3.eu-west-1.amazonaws.com:443"), None);
+        let e = settings(&["-b", "h:1", "--sasl-mechanism", "AWS_MSK_IAM"]);
+        if AWS_MSK_IAM {
+            if std::env::var_os("AWS_REGION").is_none()
+                && std::env::var_os("AWS_DEFAULT_REGION").is_none()
+            {
+                assert!(e.unwrap_err().to_string().contains("--aws-region"));
+            }
+            let s = settings(&[
+                "-b",
+                "h:1",
+                "--sasl-mechanism",
+                "AWS_MSK_IAM",
+                "--aws-region",
+                "us-east-2",
+                "--aws-profile",
+                "p",
+            ])
+            .unwrap();
+            assert!(matches!(
+                &s.sasl,
+                Some(SaslSettings::AwsMskIam { region, profile }) if region == "us-east-2" && profile.as_deref() == Some("p")
+            ));
+        } else {
+            assert!(e
+                .unwrap_err()
+                .to_string()
+                .contains("--features aws-msk-iam"));
+        }
+    }
+
+    #[test]
+    fn a_token_endpoint_comes_from_flags_or_the_file() {
+        let f = file(
+            "oidc-flags",
+            "bootstrap.servers=h:1\nsecurity.protocol=SASL_SSL\nsasl.mechanism=OAUTHBEARER\nsasl.login.callback.handler.class=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginCallbackHandler\nsasl.oauthbearer.token.endpoint.url=https://idp/token\nsasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required clientId=\"c\" clientSecret=\"s\" scope=\"kafka\";\n",
+        );
+        let r = settings(&["-F", &f, "--oauth-client-id", "flag-client"]);
+        if OIDC {
+            let s = r.unwrap();
+            let Some(SaslSettings::OAuthBearer {
+                token: TokenSource::Oidc(o),
+            }) = &s.sasl
+            else {
+                panic!("{:?}", s.sasl)
+            };
+            assert_eq!(o.endpoint, "https://idp/token");
+            assert_eq!(o.client_id, "flag-client");
+            assert_eq!(o.client_secret.expose(), "s");
+            assert_eq!(o.scope.as_deref(), Some("kafka"));
+            let e = settings(&[
+                "-b",
+                "h:1",
+                "--sasl-mechanism",
+                "OAUTHBEARER",
+                "--oauth-token-endpoint",
+                "https://idp/t",
+                "--oauth-client-id",
+                "c",
+            ])
+            .unwrap_err();
+            assert!(e.to_string().contains("KCONN_OAUTH_CLIENT_SECRET"), "{e}");
+        } else {
+            let e = r.unwrap_err();
+            assert!(e.to_string().contains("--features oidc"), "{e}");
+        }
+    }
+
+    #[test]
     fn an_oidc_login_needs_a_token_from_the_environment() {
         let f = file(
             "oidc",
             "bootstrap.servers=h:1\nsecurity.protocol=SASL_SSL\nsasl.mechanism=OAUTHBEARER\nsasl.login.callback.handler.class=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginCallbackHandler\nsasl.oauthbearer.token.endpoint.url=https://idp/token\nsasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required clientId=\"c\" clientSecret=\"s\";\n",
         );
-        let text = settings(&["-F", &f]).unwrap_err().to_string();
-        assert!(text.contains("KCONN_OAUTH_TOKEN"), "{text}");
+        if !OIDC {
+            let text = settings(&["-F", &f]).unwrap_err().to_string();
+            assert!(text.contains("KCONN_OAUTH_TOKEN"), "{text}");
+        }
+        // A token given overrides the endpoint.
         let s = settings(&["-F", &f, "--oauth-token", "tok"]).unwrap();
         assert!(matches!(
             s.sasl,

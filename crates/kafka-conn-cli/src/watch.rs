@@ -61,12 +61,18 @@ impl BrokerState {
                 .iter()
                 .map(|&(k, min, max)| (k, (min, max)))
                 .collect(),
-            advertised: r.metadata.as_ref().map_or_else(Vec::new, |m| {
-                m.brokers
-                    .iter()
-                    .map(|b| format!("{} at {}:{}", b.node_id, b.host, b.port))
-                    .collect()
-            }),
+            // What the cluster advertises, once: from the bootstrap brokers
+            // (the advertised ones' own answers would repeat it).
+            advertised: r
+                .metadata
+                .as_ref()
+                .filter(|_| r.bootstrap)
+                .map_or_else(Vec::new, |m| {
+                    m.brokers
+                        .iter()
+                        .map(|b| format!("{} at {}:{}", b.node_id, b.host, b.port))
+                        .collect()
+                }),
             warnings: r.warnings.clone(),
         }
     }

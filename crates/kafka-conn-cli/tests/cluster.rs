@@ -8,6 +8,7 @@
 
 mod common;
 
+use common::proxy::{valid_for, TestPki, TlsProxy};
 use common::*;
 use kafka_conn_testsuite::cluster::KafkaProxy;
 use kafka_conn_testsuite::MockCluster;
@@ -412,6 +413,73 @@ fn api_versions_lists_every_advertised_broker_and_guesses_releases() {
     let out = kconn(&["api-versions", "-b", &mock.address(1), "--probe-version"]);
     assert!(
         stdout(&out).contains("  release: no Apache Kafka release matches well (the closest is "),
+        "{}",
+        stdout(&out)
+    );
+}
+
+/// TLS in front of every node (rustls forwarders with an rcgen
+/// certificate for localhost and 127.0.0.1, in front of the Kafka-aware
+/// forwarder of a private mock cluster): node 2 is advertised by a name
+/// its certificate does not carry (resolved to 127.0.0.1 with
+/// `--resolve`), the classic "advertised.listeners vs. the certificate"
+/// mismatch. Reachable, but clients refuse it.
+#[test]
+fn an_advertised_name_the_certificate_does_not_carry_is_named() {
+    let Some(mock) = MockCluster::start(3) else {
+        return;
+    };
+    let kafka = KafkaProxy::in_front_of(&mock, 3);
+    let pki = TestPki::new(valid_for(365), None, 21);
+    let tls: Vec<TlsProxy> = (1..=3)
+        .map(|id| TlsProxy::start(&pki, &kafka.address(id)))
+        .collect();
+    for (i, t) in tls.iter().enumerate() {
+        let id = i as i32 + 1;
+        let host = if id == 2 {
+            "broker-2.test"
+        } else {
+            "127.0.0.1"
+        };
+        kafka.advertise(id, host, i32::from(t.addr.port()));
+    }
+    let dir = TempDir::new("kconn-cluster-tls");
+    let ca = dir.file("ca.pem", &pki.ca_pem);
+    let resolve = format!("broker-2.test:{}=127.0.0.1", tls[1].addr.port());
+    let first = tls[0].addr.to_string();
+    let args = [
+        "check",
+        "-b",
+        &first,
+        "--tls-ca",
+        &ca,
+        "--resolve",
+        &resolve,
+    ];
+    let (report, code) = json(&args);
+    assert_eq!(code, Some(1), "{report:#}");
+    assert_eq!(row(&report, 1)["ok"], true);
+    assert_eq!(row(&report, 3)["ok"], true);
+    let bad = row(&report, 2);
+    assert_eq!(bad["failed_step"], "tls", "{bad}");
+    let b = broker(&report, &format!("broker-2.test:{}", tls[1].addr.port()));
+    assert_eq!(b["error"]["kind"], "certificate_name_mismatch");
+    let message = b["error"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(&format!(
+            "broker 2 advertises broker-2.test:{}, a name its certificate does not carry",
+            tls[1].addr.port()
+        )),
+        "{message}"
+    );
+    assert!(
+        message
+            .contains("add broker-2.test to the certificate's names, or advertise a name it has"),
+        "{message}"
+    );
+    let out = kconn(&args);
+    assert!(
+        stdout(&out).contains("✗ 1 of 3 advertised brokers failed"),
         "{}",
         stdout(&out)
     );

@@ -256,6 +256,19 @@ fn socks5_and_http_proxies_carry_plaintext_and_tls_with_the_proxy_step() {
     );
     assert!(!text.contains(&password), "{text}");
     assert!(!String::from_utf8_lossy(&out.stderr).contains(&password));
+    // Not in the logs either, at the most verbose level, given as a flag.
+    let out = kconn(&[
+        "check",
+        "-b",
+        &plain,
+        "-vvv",
+        "--proxy",
+        &format!("socks5://{user}:{password}@{socks_auth}"),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    for stream in [&out.stdout, &out.stderr] {
+        assert!(!String::from_utf8_lossy(stream).contains(&password));
+    }
 }
 
 #[test]

@@ -30,8 +30,8 @@ use arbitrary::{Arbitrary, Unstructured};
 use kafka_conn_core::{BrokenCause, CloseReason, Phase, TimeoutKind};
 
 use crate::{
-    Action, Address, ClusterConfig, ClusterPolicy, ConnId, DialFailure, DialStep, NodeId,
-    NodeState, Route, Target,
+    Action, Address, Begin, ClusterConfig, ClusterPolicy, ConnId, DialFailure, DialStep, InFlight,
+    NodeId, NodeState, Route, Target,
 };
 
 /// A target's body: runs one raw fuzzer input, panicking on a broken invariant.
@@ -95,6 +95,13 @@ pub enum Op {
     Accept(Option<u8>),
     /// Shut down.
     Close,
+    /// A driver's lock-free request path: count a request on node `n`'s
+    /// ready connection through its `InFlight` counter, without `route`.
+    FastRoute(u8),
+    /// End one request counted that way (picked by index).
+    FastDone(u8),
+    /// `try_begin` on a counter seen earlier (maybe retired since).
+    StaleBegin(u8),
 }
 
 /// A Metadata response from parts, possibly with faults.
@@ -135,6 +142,11 @@ struct Harness {
     open: Vec<ConnId>,
     /// Requests routed Ready and not done, per connection.
     outstanding: Vec<ConnId>,
+    /// Requests counted through a connection's `InFlight` and not ended
+    /// (kept after the connection closes: ending them must be harmless).
+    fast: Vec<(ConnId, InFlight)>,
+    /// Counters seen (the last 16), for stale `try_begin`s.
+    counters: Vec<(ConnId, InFlight)>,
     /// Callers parked per node.
     parked: BTreeMap<NodeId, u32>,
     /// Connections given up (for stale reports).
@@ -170,6 +182,8 @@ impl Harness {
             dialing: BTreeMap::new(),
             open: Vec::new(),
             outstanding: Vec::new(),
+            fast: Vec::new(),
+            counters: Vec::new(),
             parked: BTreeMap::new(),
             gone: Vec::new(),
         };
@@ -194,8 +208,8 @@ impl Harness {
         assert_eq!(h.policy.poll_timeout(), None, "a deadline after close");
     }
 
-    fn pick<T: Copy>(list: &[T], i: u8) -> Option<T> {
-        (!list.is_empty()).then(|| list[usize::from(i) % list.len()])
+    fn pick<T: Clone>(list: &[T], i: u8) -> Option<T> {
+        (!list.is_empty()).then(|| list[usize::from(i) % list.len()].clone())
     }
 
     fn step(&mut self, op: Op) {
@@ -292,7 +306,72 @@ impl Harness {
                 .policy
                 .accept_cluster_id(c.map(|c| format!("c{}", c % 3))),
             Op::Close => self.policy.close(now),
+            Op::FastRoute(n) => {
+                let id = if n >= 200 {
+                    NodeId(-1 - i32::from(n % 5))
+                } else {
+                    NodeId(i32::from(n % 8))
+                };
+                let ready = self.policy.node(id).and_then(|n| match n.state {
+                    NodeState::Ready { conn } => Some(conn),
+                    _ => None,
+                });
+                if let Some(conn) = ready {
+                    let counter = self
+                        .policy
+                        .in_flight_counter(conn)
+                        .expect("a ready connection has a counter")
+                        .clone();
+                    assert_eq!(
+                        counter.try_begin(),
+                        Begin::Begun,
+                        "{conn} ready but refused"
+                    );
+                    self.fast.push((conn, counter.clone()));
+                    self.counters.push((conn, counter));
+                    if self.counters.len() > 16 {
+                        self.counters.remove(0);
+                    }
+                } else if let Some(n) = self.policy.node(id) {
+                    assert!(n.state != NodeState::Disconnected || n.in_flight == 0);
+                }
+            }
+            Op::FastDone(i) => {
+                if !self.fast.is_empty() {
+                    let (conn, counter) = self.fast.remove(usize::from(i) % self.fast.len());
+                    if counter.end() {
+                        self.policy.request_drained(conn, now);
+                    }
+                }
+            }
+            Op::StaleBegin(i) => {
+                if let Some((conn, counter)) = Self::pick(&self.counters, i) {
+                    let ready = self
+                        .policy
+                        .node(conn.node())
+                        .is_some_and(|n| n.state == (NodeState::Ready { conn }));
+                    match counter.try_begin() {
+                        Begin::Begun => {
+                            assert!(ready, "{conn}: counted after it stopped being ready");
+                            self.fast.push((conn, counter));
+                        }
+                        Begin::Retired { drained } => {
+                            assert!(!ready, "{conn}: ready but its counter refused");
+                            if drained {
+                                self.policy.request_drained(conn, now);
+                            }
+                        }
+                    }
+                }
+            }
         }
+    }
+
+    /// Requests in flight on `conn` as the driver counts them (routed and
+    /// counted through its `InFlight`).
+    fn running(&self, conn: ConnId) -> usize {
+        self.outstanding.iter().filter(|&&c| c == conn).count()
+            + self.fast.iter().filter(|(c, _)| *c == conn).count()
     }
 
     fn timeout(&mut self) {
@@ -421,7 +500,7 @@ impl Harness {
                 }
                 Action::Close { conn, why } => {
                     if why != crate::CloseWhy::Shutdown {
-                        let n = self.outstanding.iter().filter(|&&c| c == conn).count();
+                        let n = self.running(conn);
                         assert_eq!(n, 0, "{conn} closed ({why}) with {n} in flight");
                     }
                     self.forget(conn);
@@ -469,8 +548,8 @@ impl Harness {
             match n.state {
                 NodeState::Ready { conn } => {
                     open += 1;
-                    let routed = self.outstanding.iter().filter(|&&c| c == conn).count();
-                    assert_eq!(n.in_flight as usize, routed, "{conn}: in flight");
+                    let running = self.running(conn);
+                    assert_eq!(n.in_flight as usize, running, "{conn}: in flight");
                 }
                 NodeState::Dialing { conn, .. } => {
                     open += 1;
@@ -478,6 +557,12 @@ impl Harness {
                     assert_eq!(self.dialing.get(&n.id), Some(&conn), "dial not announced");
                 }
                 _ => assert_eq!(n.in_flight, 0, "{}: in flight in {:?}", n.id, n.state),
+            }
+        }
+        // Draining connections count every request still running on them.
+        for &conn in &self.open {
+            if let Some(k) = self.policy.in_flight(conn) {
+                assert_eq!(k as usize, self.running(conn), "{conn}: in flight");
             }
         }
         for (node, &w) in &self.parked {

@@ -50,6 +50,9 @@
 //!    it is over; [`Route::Wait`]`(node)`: park the caller until
 //!    `Action::Wake` for `node`; `Err(`[`RouteError`]`)`: fail the caller
 //!    (backing off, circuit open, unknown node, …: never a wait).
+//!    A driver may also count a request on a ready connection without
+//!    `route` (and without a lock around the policy): see [`InFlight`]
+//!    and [`in_flight_counter`](ClusterPolicy::in_flight_counter).
 //! 5. **Connections closing by themselves** (the core's `Closed` event,
 //!    EOF, idle reaping): [`handle_closed`](ClusterPolicy::handle_closed)`(conn, reason)`.
 //!    Fail that connection's pending requests with the reason; do not call
@@ -75,9 +78,9 @@
 //!
 //! | family | methods |
 //! | --- | --- |
-//! | getters | `config`, `bootstrap`, `nodes`, `node`, `cluster_id`, `controller`, `leader`, `open_connections`, `in_flight`, `metadata_age`, `is_closed` |
+//! | getters | `config`, `bootstrap`, `nodes`, `node`, `cluster_id`, `controller`, `leader`, `open_connections`, `in_flight`, `in_flight_counter` (an [`InFlight`] a driver may count requests on without `route`), `metadata_age`, `is_closed` |
 //! | inputs | `handle_connected`, `handle_dial_failed`, `handle_closed`, `handle_metadata`, `handle_metadata_failed`, `handle_error_code`, `handle_timeout` |
-//! | commands | `route`, `request_done`, `refresh_metadata`, `rebootstrap`, `accept_cluster_id`, `close` |
+//! | commands | `route`, `request_done`, `request_drained`, `refresh_metadata`, `rebootstrap`, `accept_cluster_id`, `close` |
 //! | outputs | `poll_action`, `poll_event`, `poll_timeout` |
 //!
 //! ## Example: a driver in virtual time
@@ -207,6 +210,7 @@ mod error;
 #[doc(hidden)]
 pub mod fuzz_support;
 mod ids;
+mod in_flight;
 mod metadata;
 mod output;
 mod policy;
@@ -217,6 +221,7 @@ pub use error::{
     BootstrapError, ConfigError, DialFailure, DialStep, Failure, MetadataError, RouteError,
 };
 pub use ids::{Address, ConnId, NodeId};
+pub use in_flight::{Begin, InFlight};
 pub use metadata::{
     decode_metadata, Broker, Metadata, Partition, Topic, METADATA_MAX_VERSION, REBOOTSTRAP_REQUIRED,
 };

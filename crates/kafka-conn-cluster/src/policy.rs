@@ -10,6 +10,7 @@ use crate::bootstrap::parse_bootstrap;
 use crate::config::ClusterConfig;
 use crate::error::{BootstrapError, ConfigError, DialFailure, Failure, MetadataError, RouteError};
 use crate::ids::{Address, ConnId, NodeId};
+use crate::in_flight::InFlight;
 use crate::metadata::{decode_metadata, Metadata, Partition, REBOOTSTRAP_REQUIRED};
 use crate::output::{Action, CloseWhy, Event, RebootstrapReason};
 
@@ -100,7 +101,10 @@ struct Node {
     state: NodeState,
     failures: u32,
     last_failure: Option<Failure>,
-    in_flight: u32,
+    /// Requests in flight on its ready connection, shared with the driver's
+    /// request path (see [`InFlight`]); a fresh one per ready connection,
+    /// retired when it stops being ready.
+    in_flight: InFlight,
     waiters: u32,
     last_used: Instant,
     /// The current (or last) dial's setup timeout, jitter included.
@@ -119,7 +123,7 @@ impl Node {
             state: NodeState::Disconnected,
             failures: 0,
             last_failure: None,
-            in_flight: 0,
+            in_flight: InFlight::new(),
             waiters: 0,
             last_used: now,
             dial_timeout: Duration::ZERO,
@@ -133,6 +137,15 @@ impl Node {
             NodeState::Dialing { conn, .. } | NodeState::Ready { conn } => Some(conn),
             _ => None,
         }
+    }
+
+    /// The connection stops being ready (or a new dial starts): retire the
+    /// counter, so that no request path counts on it any more, and start a
+    /// fresh one. Returns the retired counter.
+    fn reset_in_flight(&mut self) -> InFlight {
+        let old = std::mem::take(&mut self.in_flight);
+        old.retire();
+        old
     }
 
     fn deadline(&self) -> Option<Instant> {
@@ -149,7 +162,8 @@ impl Node {
 #[derive(Debug)]
 struct Draining {
     conn: ConnId,
-    in_flight: u32,
+    /// The retired counter: requests still running on it.
+    in_flight: InFlight,
     why: CloseWhy,
 }
 
@@ -311,13 +325,27 @@ impl ClusterPolicy {
     pub fn in_flight(&self, conn: ConnId) -> Option<u32> {
         if let Some(n) = self.nodes.get(&conn.node()) {
             if n.state == (NodeState::Ready { conn }) {
-                return Some(n.in_flight);
+                return Some(n.in_flight.get());
             }
         }
         self.draining
             .iter()
             .find(|d| d.conn == conn)
-            .map(|d| d.in_flight)
+            .map(|d| d.in_flight.get())
+    }
+
+    /// The in-flight counter of `conn` while it is ready (`None`
+    /// otherwise), for a driver's lock-free request path: a request counted
+    /// with [`InFlight::try_begin`] is in flight on `conn` exactly as one
+    /// routed with [`route`](Self::route), and ends with [`InFlight::end`]
+    /// instead of [`request_done`](Self::request_done) (then
+    /// [`request_drained`](Self::request_drained) when `end` asks). Such
+    /// requests do not refresh the connection's "last used" time: with
+    /// `max_connections` set, route every request so that the least
+    /// recently used choice stays exact.
+    pub fn in_flight_counter(&self, conn: ConnId) -> Option<&InFlight> {
+        let n = self.nodes.get(&conn.node())?;
+        (n.state == (NodeState::Ready { conn })).then_some(&n.in_flight)
     }
 
     /// How old the last merged Metadata is (`None`: none yet).
@@ -363,7 +391,7 @@ impl ClusterPolicy {
         let node = self.nodes.get_mut(&id).expect("checked by the caller");
         match node.state {
             NodeState::Ready { conn } => {
-                node.in_flight = node.in_flight.saturating_add(1);
+                node.in_flight.begin();
                 node.last_used = now;
                 Ok(Route::Ready(conn))
             }
@@ -398,21 +426,36 @@ impl ClusterPolicy {
     pub fn request_done(&mut self, conn: ConnId, now: Instant) {
         if let Some(node) = self.nodes.get_mut(&conn.node()) {
             if node.state == (NodeState::Ready { conn }) {
-                node.in_flight = node.in_flight.saturating_sub(1);
+                node.in_flight.end();
                 node.last_used = now;
                 return;
             }
         }
         if let Some(i) = self.draining.iter().position(|d| d.conn == conn) {
-            let d = &mut self.draining[i];
-            d.in_flight = d.in_flight.saturating_sub(1);
-            if d.in_flight == 0 {
-                let d = self.draining.swap_remove(i);
-                self.actions.push_back(Action::Close {
-                    conn: d.conn,
-                    why: d.why,
-                });
-            }
+            self.draining[i].in_flight.end();
+            self.close_if_drained(i);
+        }
+    }
+
+    /// The last request on `conn`, counted through its [`InFlight`] counter
+    /// after the connection stopped being ready, is over
+    /// ([`InFlight::end`] or [`InFlight::try_begin`] said so): a draining
+    /// connection closes now. Nothing is counted down here; calls for a
+    /// connection that is not draining (or still has requests) are ignored.
+    pub fn request_drained(&mut self, conn: ConnId, _now: Instant) {
+        if let Some(i) = self.draining.iter().position(|d| d.conn == conn) {
+            self.close_if_drained(i);
+        }
+    }
+
+    /// Closes the `i`-th draining connection if nothing runs on it any more.
+    fn close_if_drained(&mut self, i: usize) {
+        if self.draining[i].in_flight.get() == 0 {
+            let d = self.draining.swap_remove(i);
+            self.actions.push_back(Action::Close {
+                conn: d.conn,
+                why: d.why,
+            });
         }
     }
 
@@ -458,7 +501,7 @@ impl ClusterPolicy {
             }
             let waiters = std::mem::take(&mut node.waiters);
             node.state = NodeState::Disconnected;
-            node.in_flight = 0;
+            node.reset_in_flight();
             if waiters > 0 {
                 self.actions.push_back(Action::Wake {
                     node: id,
@@ -498,7 +541,7 @@ impl ClusterPolicy {
         node.state = NodeState::Ready { conn };
         node.failures = 0;
         node.dial_failures = 0;
-        node.in_flight = 0;
+        node.reset_in_flight();
         node.last_used = now;
         let waiters = std::mem::take(&mut node.waiters);
         self.unreachable_since = None;
@@ -546,7 +589,7 @@ impl ClusterPolicy {
                 self.fail_node(id, failure, now);
             }
             NodeState::Ready { conn: c } if c == conn => {
-                node.in_flight = 0;
+                node.reset_in_flight();
                 if matches!(reason, CloseReason::Idle { .. } | CloseReason::Shutdown) {
                     node.state = NodeState::Disconnected;
                 } else {
@@ -745,7 +788,7 @@ impl ClusterPolicy {
                     .filter(|(&n, node)| {
                         n != id
                             && matches!(node.state, NodeState::Ready { .. })
-                            && node.in_flight == 0
+                            && node.in_flight.get() == 0
                     })
                     .min_by_key(|(&n, node)| (node.last_used, n))
                     .map(|(&n, _)| n);
@@ -755,6 +798,7 @@ impl ClusterPolicy {
                 let node = self.nodes.get_mut(&lru).expect("found");
                 let conn = node.conn().expect("ready");
                 node.state = NodeState::Disconnected;
+                node.reset_in_flight();
                 self.actions.push_back(Action::Close {
                     conn,
                     why: CloseWhy::LeastRecentlyUsed,
@@ -776,7 +820,7 @@ impl ClusterPolicy {
             deadline: later(now, setup_timeout),
             probe,
         };
-        node.in_flight = 0;
+        node.reset_in_flight();
         node.last_used = now;
         node.dial_timeout = setup_timeout;
         self.actions.push_back(Action::Dial {
@@ -797,7 +841,7 @@ impl ClusterPolicy {
             node.dial_failures = node.dial_failures.saturating_add(1);
         }
         node.failures = node.failures.saturating_add(1);
-        node.in_flight = 0;
+        node.reset_in_flight();
         node.last_failure = Some(failure.clone());
         let failures = node.failures;
         let waiters = std::mem::take(&mut node.waiters);
@@ -866,7 +910,7 @@ impl ClusterPolicy {
         let len = self.nodes.len();
         for (&id, node) in self.nodes.iter().cycle().skip(start).take(len) {
             let rank = match node.state {
-                NodeState::Ready { .. } => (0, node.in_flight),
+                NodeState::Ready { .. } => (0, node.in_flight.get()),
                 NodeState::Dialing { probe: false, .. } => (1, 0),
                 NodeState::Disconnected | NodeState::HalfOpen => (2, 0),
                 NodeState::BackingOff { until } if until.is_some_and(|t| t <= now) => (2, 0),
@@ -1071,12 +1115,15 @@ impl ClusterPolicy {
 
     /// Closes a connection that left its node: at once if nothing is in
     /// flight (or it was still dialing), else once the last request is done.
-    fn retire(&mut self, state: NodeState, in_flight: u32, why: CloseWhy) {
+    fn retire(&mut self, state: NodeState, in_flight: InFlight, why: CloseWhy) {
+        // Retired first, then read: a request path either sees the retire
+        // (and routes through the policy) or is counted here (see `InFlight`).
+        let running = in_flight.retire();
         match state {
             NodeState::Dialing { conn, .. } => {
                 self.actions.push_back(Action::Close { conn, why });
             }
-            NodeState::Ready { conn } if in_flight == 0 => {
+            NodeState::Ready { conn } if running == 0 => {
                 self.actions.push_back(Action::Close { conn, why });
             }
             NodeState::Ready { conn } => self.draining.push(Draining {
@@ -1117,7 +1164,7 @@ fn view(id: NodeId, n: &Node) -> NodeView<'_> {
         address: &n.address,
         rack: n.rack.as_deref(),
         state: n.state,
-        in_flight: n.in_flight,
+        in_flight: n.in_flight.get(),
         waiters: n.waiters,
         failures: n.failures,
         last_failure: n.last_failure.as_ref(),

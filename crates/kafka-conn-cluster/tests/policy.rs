@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use kafka_conn_cluster::fuzz_support::encode_metadata;
 use kafka_conn_cluster::{
-    Action, BootstrapError, CloseWhy, ClusterConfig, ClusterPolicy, ConfigError, ConnId,
+    Action, Begin, BootstrapError, CloseWhy, ClusterConfig, ClusterPolicy, ConfigError, ConnId,
     DialFailure, DialStep, Event, Failure, MetadataError, NewError, NodeId, NodeState,
     RebootstrapReason, Route, RouteError, Target,
 };
@@ -720,6 +720,57 @@ fn a_removed_node_closes_once_nothing_is_in_flight() {
     s.p.request_done(c2, s.now);
     s.p.handle_closed(c2, eof(), s.now);
     assert!(s.actions().is_empty());
+}
+
+#[test]
+fn requests_counted_without_route_are_in_flight_and_a_drained_connection_closes() {
+    // A driver's lock-free path counts on the ready connection's `InFlight`
+    // instead of calling `route`: the policy sees those requests in every
+    // decision, refuses the counter once the connection stops being ready,
+    // and closes a draining connection when the last of them ends.
+    let mut s = Sim::new(&["seed:9092"], ClusterConfig::new());
+    s.metadata(&[(1, "b1", 9092), (2, "b2", 9092)]);
+    let c1 = s.connect(1);
+    let c2 = s.connect(2);
+    let counter = s.p.in_flight_counter(c2).expect("ready").clone();
+    assert_eq!(counter.try_begin(), Begin::Begun);
+    assert_eq!(counter.try_begin(), Begin::Begun);
+    assert_eq!(s.route(Target::Node(NodeId(2))), Ok(Route::Ready(c2)));
+    assert_eq!(s.p.in_flight(c2), Some(3));
+    assert_eq!(s.p.node(NodeId(2)).unwrap().in_flight, 3);
+    // Least loaded: node 1 (none in flight) rather than node 2.
+    assert_eq!(s.route(Target::Any), Ok(Route::Ready(c1)));
+    s.p.request_done(c1, s.now);
+    // Node 2 leaves the table: it drains.
+    s.metadata(&[(1, "b1", 9092)]);
+    assert!(s.actions().is_empty());
+    assert!(s.p.in_flight_counter(c2).is_none());
+    assert!(counter.is_retired());
+    assert_eq!(counter.try_begin(), Begin::Retired { drained: false });
+    assert_eq!(s.p.in_flight(c2), Some(3));
+    s.p.request_done(c2, s.now);
+    assert!(!counter.end());
+    assert!(s.actions().is_empty());
+    // The last one, ended on the counter: the driver tells the policy.
+    assert!(counter.end());
+    s.p.request_drained(c2, s.now);
+    assert_eq!(
+        s.actions(),
+        [Action::Close {
+            conn: c2,
+            why: CloseWhy::NodeRemoved
+        }]
+    );
+    // Late reports are ignored.
+    s.p.request_drained(c2, s.now);
+    assert!(!counter.end());
+    assert!(s.actions().is_empty());
+    // A connection that closes retires its counter; the next one has a
+    // fresh counter.
+    let old = s.p.in_flight_counter(c1).unwrap().clone();
+    s.p.handle_closed(c1, eof(), s.now);
+    assert!(old.is_retired());
+    assert!(s.p.in_flight_counter(c1).is_none());
 }
 
 #[test]

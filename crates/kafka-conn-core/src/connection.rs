@@ -261,16 +261,19 @@ impl Connection {
 
     /// Requests awaiting a response on the wire (including cancelled and
     /// timed-out ones whose late responses will be dropped).
+    #[inline]
     pub fn in_flight(&self) -> usize {
         self.in_flight.len()
     }
 
     /// Requests accepted but not yet written.
+    #[inline]
     pub fn held(&self) -> usize {
         self.held.len()
     }
 
     /// Counters.
+    #[inline]
     pub fn stats(&self) -> Stats {
         self.stats
     }
@@ -293,6 +296,7 @@ impl Connection {
     /// Whether a KIP-368 re-authentication exchange is under way on this
     /// ready connection (new requests are held until it ends). A driver
     /// notes when this turns true to time the re-authentication.
+    #[inline]
     pub fn is_reauthenticating(&self) -> bool {
         self.state == State::Ready && self.auth.is_some()
     }

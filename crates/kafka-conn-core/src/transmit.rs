@@ -34,8 +34,11 @@ pub(crate) struct TransmitQueue {
 }
 
 /// The header arena's capacity, taken at the first header (and again after
-/// [`TransmitQueue::release`]): room for dozens of pipelined headers.
-const HEADER_ARENA: usize = 1024;
+/// [`TransmitQueue::release`]): room for about ten headers. A connection
+/// that pipelines more grows it once (it keeps its allocation); an idle
+/// connection that gave it back costs this much of the allocator's room at
+/// its next request (`docs/benchmarks.md`, "Memory per idle connection").
+const HEADER_ARENA: usize = 256;
 
 impl Default for TransmitQueue {
     fn default() -> Self {

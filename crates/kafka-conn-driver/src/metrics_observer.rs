@@ -6,13 +6,16 @@
 //!
 //! Cost: every handle of the per-request path (success counter, latency
 //! histogram, byte counters) is registered once per (node, API key) and
-//! kept, as are the per-node gauges; a request then costs a read lock, a
-//! hash of two integers and four handle updates, with no label or key
-//! built and no registry lookup (see docs/benchmarks.md).
+//! kept in the connection's [`Peer`] ([`Peer::cached`]), as are its node's
+//! gauges and byte counters; a response then costs a scan of a few slots
+//! and one handle update (its latency, whose count is the responses), with no label or key
+//! built, no lock and no registry lookup. Bytes, gauges and late responses
+//! come sampled from the connection's counters (see
+//! [`Observer::on_in_flight`] and docs/benchmarks.md).
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use metrics::{
     Counter, Gauge, Histogram, Key, KeyName, Label, Metadata, Recorder, SharedString, Unit,
@@ -44,16 +47,16 @@ pub mod names {
     /// Histogram, seconds: how long each re-authentication took.
     pub const REAUTHENTICATION_TIME: &str =
         "org.apache.kafka.client.connection.reauthentication.time";
-    /// Histogram, seconds: request latency, by `api_key`.
+    /// Histogram, seconds: request latency, by `api_key`. Its count is
+    /// KIP-714's `request.success` (responses received): a second counter
+    /// would cost as much again per request.
     pub const REQUEST_LATENCY: &str = "org.apache.kafka.client.request.latency";
-    /// Counter: responses received, by `api_key`. KIP-714 (`request.success`).
-    pub const REQUEST_SUCCESS: &str = "org.apache.kafka.client.request.success";
     /// Counter: requests that failed, by `api_key`, `reason` and `retriable`. KIP-714.
     pub const REQUEST_ERRORS: &str = "org.apache.kafka.client.request.errors";
-    /// Counter, bytes: requests answered, on the wire, by `api_key`.
-    pub const OUTGOING_BYTES: &str = "org.apache.kafka.client.request.outgoing.bytes";
-    /// Counter, bytes: responses, on the wire, by `api_key`.
-    pub const INCOMING_BYTES: &str = "org.apache.kafka.client.request.incoming.bytes";
+    /// Counter, bytes: everything written to the connections (handshake included).
+    pub const OUTGOING_BYTES: &str = "org.apache.kafka.client.connection.outgoing.bytes";
+    /// Counter, bytes: everything read from the connections.
+    pub const INCOMING_BYTES: &str = "org.apache.kafka.client.connection.incoming.bytes";
     /// Gauge: requests on the wire awaiting their response.
     pub const IN_FLIGHT: &str = "org.apache.kafka.client.request.in_flight";
     /// Gauge: requests held in the connection before the wire. KIP-714
@@ -81,6 +84,8 @@ pub struct MetricsObserver {
     /// The hot path's handles, registered on first use.
     per_api: RwLock<IntMap<(i32, i16), ApiHandles>>,
     per_node: RwLock<IntMap<i32, NodeHandles>>,
+    // Each connection keeps the handles it uses in its `Peer` (see
+    // `ConnHandles`); these maps share them between a node's connections.
 }
 
 impl std::fmt::Debug for MetricsObserver {
@@ -92,17 +97,48 @@ impl std::fmt::Debug for MetricsObserver {
 }
 
 /// What a response updates, for one (node, API key).
+#[derive(Clone)]
 struct ApiHandles {
-    success: Counter,
     latency: Histogram,
+}
+
+/// What an in-flight change updates, for one node.
+#[derive(Clone)]
+struct NodeHandles {
+    in_flight: Gauge,
+    queued: Gauge,
     outgoing: Counter,
     incoming: Counter,
 }
 
-/// What an in-flight change updates, for one node.
-struct NodeHandles {
-    in_flight: Gauge,
-    queued: Gauge,
+/// How many APIs a connection keeps handles for itself (most use a few;
+/// more fall back to the observer's map).
+const APIS_PER_CONNECTION: usize = 8;
+
+/// The handles one connection uses, kept in its [`Peer`] ([`Peer::cached`]):
+/// the hot path finds them without a lock or a hash.
+struct ConnHandles {
+    node: NodeHandles,
+    apis: [OnceLock<(i16, ApiHandles)>; APIS_PER_CONNECTION],
+}
+
+impl ConnHandles {
+    /// The handles of `api_key`, made by `make` in a free slot the first
+    /// time; `None` once every slot holds another API.
+    fn api(&self, api_key: i16, make: impl FnOnce() -> ApiHandles) -> Option<&ApiHandles> {
+        let mut make = Some(make);
+        for slot in &self.apis {
+            let (key, handles) = match slot.get() {
+                Some(entry) => entry,
+                // Only the connection's own task fills its slots.
+                None => slot.get_or_init(|| (api_key, (make.take().expect("called once"))())),
+            };
+            if *key == api_key {
+                return Some(handles);
+            }
+        }
+        None
+    }
 }
 
 /// The key of "no node id" in the caches: no broker has it (ids are `>= -N`).
@@ -155,7 +191,7 @@ impl MetricsObserver {
 
     fn describe(&self) {
         use names::*;
-        let counters: [(&'static str, Option<Unit>, &'static str); 11] = [
+        let counters: [(&'static str, Option<Unit>, &'static str); 10] = [
             (
                 CONNECTION_CREATIONS,
                 Some(Unit::Count),
@@ -180,11 +216,6 @@ impl MetricsObserver {
                 REAUTHENTICATIONS,
                 Some(Unit::Count),
                 "KIP-368 re-authentications, by outcome.",
-            ),
-            (
-                REQUEST_SUCCESS,
-                Some(Unit::Count),
-                "Responses received, by API.",
             ),
             (
                 REQUEST_ERRORS,
@@ -275,39 +306,59 @@ impl MetricsObserver {
         self.with_recorder_do(|r| r.register_histogram(&key, &METADATA))
     }
 
-    /// Runs `f` on the handles of (node, API key), registered on first use.
-    /// The hit path holds the read lock for `f` (no reference count moves).
-    fn with_api(
-        &self,
-        node: Option<NodeId>,
-        api_key: kafka_conn_core::ApiKey,
-        f: impl FnOnce(&ApiHandles),
-    ) {
+    /// The handles of (node, API key) from the observer's map, registered
+    /// on first use.
+    fn api_handles(&self, node: Option<NodeId>, api_key: kafka_conn_core::ApiKey) -> ApiHandles {
         let key = (node.map_or(NO_NODE, |n| n.0), api_key.0);
         if let Some(h) = read(&self.per_api).get(&key) {
-            return f(h);
+            return h.clone();
         }
-        let labels = || vec![node_label(node), api_label(api_key)];
+        let labels = vec![node_label(node), api_label(api_key)];
         let handles = ApiHandles {
-            success: self.counter(names::REQUEST_SUCCESS, labels()),
-            latency: self.histogram(names::REQUEST_LATENCY, labels()),
-            outgoing: self.counter(names::OUTGOING_BYTES, labels()),
-            incoming: self.counter(names::INCOMING_BYTES, labels()),
+            latency: self.histogram(names::REQUEST_LATENCY, labels),
         };
-        f(write(&self.per_api).entry(key).or_insert(handles));
+        write(&self.per_api).entry(key).or_insert(handles).clone()
     }
 
-    /// Runs `f` on the gauges of `node`, registered on first use.
-    fn with_node(&self, node: Option<NodeId>, f: impl FnOnce(&NodeHandles)) {
+    /// The gauges of `node` from the observer's map, registered on first use.
+    fn node_handles(&self, node: Option<NodeId>) -> NodeHandles {
         let key = node.map_or(NO_NODE, |n| n.0);
         if let Some(h) = read(&self.per_node).get(&key) {
-            return f(h);
+            return h.clone();
         }
         let handles = NodeHandles {
             in_flight: self.gauge(names::IN_FLIGHT, vec![node_label(node)]),
             queued: self.gauge(names::QUEUED, vec![node_label(node)]),
+            outgoing: self.counter(names::OUTGOING_BYTES, vec![node_label(node)]),
+            incoming: self.counter(names::INCOMING_BYTES, vec![node_label(node)]),
         };
-        f(write(&self.per_node).entry(key).or_insert(handles));
+        write(&self.per_node).entry(key).or_insert(handles).clone()
+    }
+
+    /// The connection's own handles, kept in its `Peer`.
+    fn conn<'p>(&self, peer: &'p Peer) -> Option<&'p ConnHandles> {
+        peer.cached(|| ConnHandles {
+            node: self.node_handles(peer.node_id),
+            apis: Default::default(),
+        })
+    }
+
+    /// Runs `f` on the handles of the peer's node and `api_key`: the
+    /// connection's own (no lock, no hash) or, past its slots, the map's.
+    fn with_api(&self, peer: &Peer, api_key: kafka_conn_core::ApiKey, f: impl FnOnce(&ApiHandles)) {
+        let make = || self.api_handles(peer.node_id, api_key);
+        match self.conn(peer).and_then(|c| c.api(api_key.0, make)) {
+            Some(h) => f(h),
+            None => f(&self.api_handles(peer.node_id, api_key)),
+        }
+    }
+
+    /// Runs `f` on the gauges of the peer's node.
+    fn with_node(&self, peer: &Peer, f: impl FnOnce(&NodeHandles)) {
+        match self.conn(peer) {
+            Some(c) => f(&c.node),
+            None => f(&self.node_handles(peer.node_id)),
+        }
     }
 }
 
@@ -361,11 +412,8 @@ impl Observer for MetricsObserver {
     }
 
     fn on_response(&self, event: &ResponseEvent<'_>) {
-        self.with_api(event.peer.node_id, event.api_key, |h| {
-            h.success.increment(1);
+        self.with_api(event.peer, event.api_key, |h| {
             h.latency.record(event.latency.as_secs_f64());
-            h.outgoing.increment(event.request_bytes.into());
-            h.incoming.increment(event.response_bytes.into());
         });
     }
 
@@ -377,6 +425,13 @@ impl Observer for MetricsObserver {
             retriable_label(event.retriable),
         ];
         self.counter(names::REQUEST_ERRORS, labels).increment(1);
+    }
+
+    fn on_bytes(&self, peer: &Peer, sent: u64, received: u64) {
+        self.with_node(peer, |h| {
+            h.outgoing.increment(sent);
+            h.incoming.increment(received);
+        });
     }
 
     fn on_late_responses(&self, peer: &Peer, count: u64) {
@@ -416,7 +471,7 @@ impl Observer for MetricsObserver {
     fn on_in_flight(&self, event: &InFlightEvent<'_>) {
         // Gauges summed over a node's connections: add the difference.
         let delta = |now: usize, before: usize| now as f64 - before as f64;
-        self.with_node(event.peer.node_id, |h| {
+        self.with_node(event.peer, |h| {
             if event.in_flight != event.previous.0 {
                 h.in_flight
                     .increment(delta(event.in_flight, event.previous.0));

@@ -12,9 +12,10 @@
 //! and must not block (count, record, queue; never wait on I/O). With no
 //! observer registered the cost is one branch per event.
 
+use std::any::Any;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use kafka_conn_cluster::NodeId;
@@ -60,9 +61,18 @@ pub trait Observer: Send + Sync + 'static {
     }
 
     /// `count` responses arrived for requests whose callers had given up
-    /// (timed out or cancelled); they were read and dropped.
+    /// (timed out or cancelled); they were read and dropped. Reported as
+    /// [`Observer::on_in_flight`] is.
     fn on_late_responses(&self, peer: &Peer, count: u64) {
         let _ = (peer, count);
+    }
+
+    /// The connection wrote `sent` and read `received` more bytes (all of
+    /// them: handshake, requests, responses; TLS records excluded) since
+    /// the last report. Sampled: on every 16th publish of the connection
+    /// and when it closes.
+    fn on_bytes(&self, peer: &Peer, sent: u64, received: u64) {
+        let _ = (peer, sent, received);
     }
 
     /// A response carried the broker's `throttle_time_ms` (KIP-219).
@@ -73,7 +83,8 @@ pub trait Observer: Send + Sync + 'static {
     /// The connection held new requests for `held` because of a broker
     /// throttle (KIP-219): the time actually waited, which is not the
     /// broker's figure ([`ThrottleEvent::throttle_time`]) when requests
-    /// came later or the throttles overlapped.
+    /// came later or the throttles overlapped. Sampled as
+    /// [`Observer::on_bytes`] is.
     fn on_throttle_held(&self, peer: &Peer, held: Duration) {
         let _ = (peer, held);
     }
@@ -84,11 +95,11 @@ pub trait Observer: Send + Sync + 'static {
     }
 
     /// The number of requests on the wire awaiting a response, or held in
-    /// the connection before the wire, changed. Reported before the
-    /// responses of an input are handed out (a caller holding its response
-    /// sees the count without it), when a poll ends, and back to zero when
-    /// the connection closes. The connection's own requests (ApiVersions,
-    /// SASL) count too.
+    /// the connection before the wire, changed. Sampled: looked at on every
+    /// 16th publish of the connection (a few per request) while it is busy,
+    /// and at once when it goes idle (before the responses that made it
+    /// idle are handed out: a caller holding its response sees zero) or
+    /// closes. The connection's own requests (ApiVersions, SASL) count too.
     fn on_in_flight(&self, event: &InFlightEvent<'_>) {
         let _ = event;
     }
@@ -113,6 +124,7 @@ both! {
     on_response(event: &ResponseEvent<'_>);
     on_request_failed(event: &RequestFailedEvent<'_>);
     on_late_responses(peer: &Peer, count: u64);
+    on_bytes(peer: &Peer, sent: u64, received: u64);
     on_throttle(event: &ThrottleEvent<'_>);
     on_throttle_held(peer: &Peer, held: Duration);
     on_reauthentication(event: &ReauthenticationEvent<'_>);
@@ -120,7 +132,6 @@ both! {
 }
 
 /// Which connection an event is about.
-#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Peer {
     /// The broker's node id: set by [`Cluster`](crate::Cluster) (bootstrap
@@ -135,6 +146,19 @@ pub struct Peer {
     /// A number unique among the connections of this process, to tell
     /// apart the connections to one node over time.
     pub connection_id: u64,
+    /// An observer's own state for this connection ([`Peer::cached`]).
+    cache: OnceLock<Box<dyn Any + Send + Sync>>,
+}
+
+impl std::fmt::Debug for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Peer")
+            .field("node_id", &self.node_id)
+            .field("host", &self.host)
+            .field("address", &self.address)
+            .field("connection_id", &self.connection_id)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Peer {
@@ -145,7 +169,19 @@ impl Peer {
             host: host.to_owned(),
             address,
             connection_id: NEXT.fetch_add(1, Ordering::Relaxed),
+            cache: OnceLock::new(),
         }
+    }
+
+    /// State an observer keeps per connection (metric handles, counters),
+    /// made by `init` on first use and kept as long as the connection: the
+    /// hot path then needs no lookup by node or lock. One type per
+    /// connection: the first observer to ask owns the slot, and another
+    /// type gets `None` (fall back to a lookup of your own).
+    pub fn cached<T: Any + Send + Sync>(&self, init: impl FnOnce() -> T) -> Option<&T> {
+        self.cache
+            .get_or_init(|| Box::new(init()))
+            .downcast_ref::<T>()
     }
 }
 
@@ -476,7 +512,19 @@ pub(crate) struct Observing {
     late_responses: u64,
     throttled: Duration,
     queue: (usize, usize),
+    /// Whether anything was in flight or held at the last publish.
+    busy: bool,
+    bytes: (u64, u64),
+    /// Publishes since the connection opened: the counters are compared
+    /// on every [`SAMPLE_EVERY`]th (see [`Observing::publish`]).
+    ticks: u32,
 }
+
+/// While a connection is busy, its counters and queue lengths are looked at
+/// on every this many publishes (a few per request), and at once when it
+/// goes idle or closes: a gauge updated twice per request cost more than
+/// the rest of the metrics together (docs/benchmarks.md).
+const SAMPLE_EVERY: u32 = 16;
 
 impl Observing {
     pub(crate) fn new(observer: Arc<dyn Observer>, peer: Arc<Peer>) -> Self {
@@ -488,6 +536,9 @@ impl Observing {
             late_responses: 0,
             throttled: Duration::ZERO,
             queue: (0, 0),
+            busy: false,
+            bytes: (0, 0),
+            ticks: 0,
         }
     }
 
@@ -551,7 +602,7 @@ impl Observing {
     }
 
     pub(crate) fn closed(&mut self, reason: &CloseReason, conn: &Connection, now: Instant) {
-        self.publish(conn);
+        self.report(conn, (conn.in_flight(), conn.held()), true);
         if let Some(since) = self.reauth_since.take() {
             self.observer.on_reauthentication(&ReauthenticationEvent {
                 peer: &self.peer,
@@ -570,9 +621,27 @@ impl Observing {
     }
 
     /// When the engine publishes (before the events of a drain, and when a
-    /// poll ends): what the counters say happened since the last time.
+    /// poll ends): on every [`SAMPLE_EVERY`]th call, and whenever the
+    /// connection has just gone idle (nothing in flight or held), tells
+    /// the observer what its counters and queues say happened since.
     pub(crate) fn publish(&mut self, conn: &Connection) {
+        self.ticks = self.ticks.wrapping_add(1);
         let queue = (conn.in_flight(), conn.held());
+        let busy = queue != (0, 0);
+        let went_idle = self.busy && !busy;
+        self.busy = busy;
+        if self.ticks % SAMPLE_EVERY == 0 {
+            self.report(conn, queue, true);
+        } else if went_idle {
+            // The gauges and late responses at once (an idle connection
+            // may publish nothing more for long); bytes at the next sample.
+            self.report(conn, queue, false);
+        }
+    }
+
+    /// Reports what changed: the queue and late responses, and with `all`
+    /// the bytes and throttle time too.
+    fn report(&mut self, conn: &Connection, queue: (usize, usize), all: bool) {
         if queue != self.queue {
             let previous = std::mem::replace(&mut self.queue, queue);
             self.observer.on_in_flight(&InFlightEvent {
@@ -587,6 +656,15 @@ impl Observing {
             let n = stats.late_responses - self.late_responses;
             self.late_responses = stats.late_responses;
             self.observer.on_late_responses(&self.peer, n);
+        }
+        if !all {
+            return;
+        }
+        let bytes = (stats.bytes_sent, stats.bytes_received);
+        if bytes != self.bytes {
+            let (sent, received) = (bytes.0 - self.bytes.0, bytes.1 - self.bytes.1);
+            self.bytes = bytes;
+            self.observer.on_bytes(&self.peer, sent, received);
         }
         if stats.throttled != self.throttled {
             let held = stats.throttled.saturating_sub(self.throttled);

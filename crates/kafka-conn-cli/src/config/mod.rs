@@ -294,8 +294,25 @@ pub(crate) enum OAuthSource {
     /// `OAuthBearerUnsecuredLoginCallbackHandler` and librdkafka's
     /// `enable.sasl.oauthbearer.unsecure.jwt` do.
     Unsecured(UnsecuredJwt),
-    /// A token endpoint (OIDC) or a custom callback handler: not supported yet.
+    /// OAuth 2 client credentials from a token endpoint (KIP-768): the
+    /// Java client's `OAuthBearerLoginCallbackHandler`, librdkafka's
+    /// `sasl.oauthbearer.method=oidc`.
+    Oidc(OidcSpec),
+    /// A custom callback handler: not supported.
     Unsupported(String),
+}
+
+/// Where an OIDC token comes from, as the files say.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct OidcSpec {
+    /// `sasl.oauthbearer.token.endpoint.url`.
+    pub(crate) endpoint: Option<String>,
+    /// JAAS `clientId` / `sasl.oauthbearer.client.id`.
+    pub(crate) client_id: Option<String>,
+    /// JAAS `clientSecret` / `sasl.oauthbearer.client.secret` (never printed).
+    pub(crate) client_secret: Option<Secret>,
+    /// JAAS `scope` / `sasl.oauthbearer.scope`.
+    pub(crate) scope: Option<String>,
 }
 
 /// The claims of an unsecured JWT (`alg: none`).
@@ -456,6 +473,8 @@ pub(crate) struct FileSettings {
     pub(crate) address_family: Option<crate::cli::FamilyArg>,
     /// librdkafka's `socket.keepalive.enable`.
     pub(crate) keepalive: Option<bool>,
+    /// `awsProfileName` of MSK's `IAMLoginModule`.
+    pub(crate) aws_profile: Option<String>,
     /// What the report shows.
     pub(crate) report: ConfigReport,
 }
@@ -477,6 +496,10 @@ const USED_KEYS: &[(&str, Show)] = &[
     ("sasl.oauthbearer.token.endpoint.url", Show::Value),
     ("sasl.oauthbearer.method", Show::Value),
     ("sasl.oauthbearer.config", Show::Secret),
+    ("sasl.oauthbearer.client.id", Show::Value),
+    ("sasl.oauthbearer.client.secret", Show::Secret),
+    ("sasl.oauthbearer.scope", Show::Value),
+    ("sasl.client.callback.handler.class", Show::Value),
     ("enable.sasl.oauthbearer.unsecure.jwt", Show::Value),
     ("ssl.truststore.location", Show::Value),
     ("ssl.truststore.type", Show::Value),
@@ -707,6 +730,10 @@ fn read_sasl(r: &mut Reader<'_>) -> Result<(), ConfigError> {
             "OAuthBearerLoginModule" => {
                 r.out.oauth = Some(oauth_from_jaas(r, &entry)?);
             }
+            // Amazon's aws-msk-iam-auth library.
+            "IAMLoginModule" => {
+                r.out.aws_profile = entry.option("awsProfileName").map(str::to_owned);
+            }
             "Krb5LoginModule" => {
                 r.out.kerberos = Some(KerberosReport {
                     principal: entry.option("principal").map(str::to_owned),
@@ -749,9 +776,12 @@ fn read_sasl(r: &mut Reader<'_>) -> Result<(), ConfigError> {
         if r.text("sasl.oauthbearer.method")
             .is_some_and(|m| m.eq_ignore_ascii_case("oidc"))
         {
-            r.out.oauth = Some(OAuthSource::Unsupported(
-                "sasl.oauthbearer.method=oidc fetches tokens from a token endpoint".into(),
-            ));
+            r.out.oauth = Some(OAuthSource::Oidc(OidcSpec {
+                endpoint: r.text("sasl.oauthbearer.token.endpoint.url"),
+                client_id: r.text("sasl.oauthbearer.client.id"),
+                client_secret: r.secret("sasl.oauthbearer.client.secret"),
+                scope: r.text("sasl.oauthbearer.scope"),
+            }));
         } else if let Some(config) = r.value("sasl.oauthbearer.config").map(str::to_owned) {
             r.out.oauth = Some(OAuthSource::Unsecured(oauth_from_librdkafka(r, &config)?));
         }
@@ -761,14 +791,21 @@ fn read_sasl(r: &mut Reader<'_>) -> Result<(), ConfigError> {
 
 fn oauth_from_jaas(r: &Reader<'_>, entry: &jaas::JaasEntry) -> Result<OAuthSource, ConfigError> {
     if let Some(handler) = r.text("sasl.login.callback.handler.class") {
+        // The Java client's OIDC handler (Kafka 3.1+, KIP-768; moved from
+        // the .secured package in 3.4).
+        if handler.ends_with(".OAuthBearerLoginCallbackHandler") {
+            return Ok(OAuthSource::Oidc(OidcSpec {
+                endpoint: r.text("sasl.oauthbearer.token.endpoint.url"),
+                client_id: entry.option("clientId").map(str::to_owned),
+                client_secret: entry
+                    .option("clientSecret")
+                    .map(|s| Secret::from(s.to_owned())),
+                scope: entry.option("scope").map(str::to_owned),
+            }));
+        }
         if !handler.ends_with("OAuthBearerUnsecuredLoginCallbackHandler") {
-            let how = if r.value("sasl.oauthbearer.token.endpoint.url").is_some() {
-                "fetches tokens from sasl.oauthbearer.token.endpoint.url (OIDC client credentials)"
-            } else {
-                "gets tokens from a custom callback handler"
-            };
             return Ok(OAuthSource::Unsupported(format!(
-                "sasl.login.callback.handler.class={handler} {how}"
+                "sasl.login.callback.handler.class={handler} gets tokens from a custom callback handler"
             )));
         }
     }
@@ -1205,7 +1242,26 @@ ssl.protocol=TLSv1.3
             "sasl.mechanism=OAUTHBEARER\nsasl.login.callback.handler.class=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginCallbackHandler\nsasl.oauthbearer.token.endpoint.url=https://idp.example/token\nsasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required clientId=\"c\" clientSecret=\"cs\";\n",
         )
         .unwrap();
-        assert!(matches!(&s.oauth, Some(OAuthSource::Unsupported(why)) if why.contains("OIDC")));
+        let Some(OAuthSource::Oidc(oidc)) = &s.oauth else {
+            panic!("{:?}", s.oauth)
+        };
+        assert_eq!(oidc.endpoint.as_deref(), Some("https://idp.example/token"));
+        assert_eq!(oidc.client_id.as_deref(), Some("c"));
+        assert_eq!(oidc.client_secret.as_ref().map(Secret::expose), Some("cs"));
+        let rd = config(
+            "sasl.mechanisms=OAUTHBEARER\nsasl.oauthbearer.method=oidc\nsasl.oauthbearer.token.endpoint.url=https://idp/t\nsasl.oauthbearer.client.id=c2\nsasl.oauthbearer.client.secret=sekrit-two\nsasl.oauthbearer.scope=kafka\n",
+        )
+        .unwrap();
+        let Some(OAuthSource::Oidc(oidc)) = &rd.oauth else {
+            panic!("{:?}", rd.oauth)
+        };
+        assert_eq!(
+            (oidc.client_id.as_deref(), oidc.scope.as_deref()),
+            (Some("c2"), Some("kafka"))
+        );
+        assert!(!serde_json::to_string(&rd.report)
+            .unwrap()
+            .contains("sekrit-two"));
         let json = serde_json::to_string(&s.report).unwrap();
         assert!(!json.contains("\"cs\""), "{json}");
         assert!(json.contains("\"clientSecret\":null"), "{json}");

@@ -5,44 +5,90 @@
 //! released.
 
 use std::future::Future;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use futures_channel::oneshot;
-use kafka_conn_cluster::{Address, ConnId, Event, NodeId, Route, Target};
+use kafka_conn_cluster::{Address, Begin, ConnId, Event, NodeId, Route, Target};
 use kafka_conn_core::{ApiKey, CloseReason, Request, Response};
 
 use super::config::ClusterConfig;
 use super::dial::open_connection;
 use super::error::{ClusterError, Reported};
 use super::metadata::{metadata_request, METADATA_VERSIONS};
-use super::state::{State, Work};
-use crate::client::Client;
+use super::state::{Conn, State, Work};
+use crate::error::RequestFailure;
 use crate::runtime::Runtime;
+
+/// Each node's ready connection, sorted by node.
+type ReadyTable = Vec<(NodeId, Arc<Conn>)>;
 
 /// What every handle, connection task, refresh and the timer share.
 pub(crate) struct Shared<R: Runtime> {
     pub(crate) rt: R,
     pub(crate) config: ClusterConfig,
     state: Mutex<State>,
+    /// The lock-free request path's view: each node's ready connection, as
+    /// the policy last said (kept in step under the state lock after every
+    /// call to the policy; see [`Shared::sync_ready`]). A request to a node
+    /// listed here counts itself on the connection's `InFlight` and never
+    /// takes the state lock; the policy stays the one that decides (it
+    /// retires the counter when the connection stops being ready, and the
+    /// request then routes through it). `None` with a connection cap: the
+    /// policy's least-recently-used choice needs every use routed.
+    /// Sorted by node (binary search: cheaper than a B-tree's walk for the
+    /// few nodes a cluster has, and fine for thousands).
+    ready: Option<RwLock<ReadyTable>>,
 }
 
 /// A routed request: counted in flight on `conn` until dropped.
 pub(crate) struct Lease<'a, R: Runtime> {
     shared: &'a Arc<Shared<R>>,
-    conn: ConnId,
-    pub(crate) client: Client,
-    address: Arc<Address>,
+    pub(crate) conn: Arc<Conn>,
+    /// Counted on the connection's `InFlight` without the policy (the
+    /// lock-free path), rather than routed by it.
+    counted: bool,
 }
 
 impl<R: Runtime> Shared<R> {
     pub(crate) fn new(rt: R, config: ClusterConfig, state: State) -> Arc<Self> {
+        let ready = config
+            .policy
+            .max_connections
+            .is_none()
+            .then(|| RwLock::new(Vec::new()));
         Arc::new(Self {
             rt,
             config,
             state: Mutex::new(state),
+            ready,
         })
+    }
+
+    /// Brings the ready table in step with the policy (called with the
+    /// state lock held, after every call to the policy): written only when
+    /// it differs, which is when a connection became ready or stopped being
+    /// ready, not per request.
+    fn sync_ready(&self, st: &State) {
+        let Some(ready) = &self.ready else { return };
+        let same = {
+            let table = ready.read().unwrap_or_else(|p| p.into_inner());
+            let mut want = st.ready_conns();
+            table
+                .iter()
+                .all(|(_, have)| want.next().is_some_and(|want| Arc::ptr_eq(have, want)))
+                && want.next().is_none()
+        };
+        if !same {
+            // In node order: the held connections are keyed by `ConnId`,
+            // which orders by node first.
+            let fresh: ReadyTable = st
+                .ready_conns()
+                .map(|c| (c.conn.node(), c.clone()))
+                .collect();
+            *ready.write().unwrap_or_else(|p| p.into_inner()) = fresh;
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -65,6 +111,7 @@ impl<R: Runtime> Shared<R> {
             let mut st = self.lock();
             let out = f(&mut st, now);
             st.drain(timer);
+            self.sync_ready(&st);
             (out, std::mem::take(&mut st.work))
         };
         if !work.is_empty() {
@@ -118,11 +165,16 @@ impl<R: Runtime> Shared<R> {
         self: &Arc<Self>,
         target: Target,
     ) -> Result<Lease<'_, R>, ClusterError> {
+        if let Target::Node(node) = target {
+            if let Some(lease) = self.counted_lease(node) {
+                return Ok(lease);
+            }
+        }
         let mut target = target;
         loop {
             let routed = self.with(false, |st, now| match st.policy.route(target, now) {
                 Ok(Route::Ready(conn)) => match st.conns.get(&conn) {
-                    Some(c) => Ok(Ok((conn, c.client.clone(), c.address.clone()))),
+                    Some(c) => Ok(Ok(c.clone())),
                     None => {
                         // The policy and the held connections change under
                         // the same lock: a ready connection is always held.
@@ -135,12 +187,11 @@ impl<R: Runtime> Shared<R> {
                 Err(e) => Err(st.route_error(e)),
             })?;
             match routed {
-                Ok((conn, client, address)) => {
+                Ok(conn) => {
                     return Ok(Lease {
                         shared: self,
                         conn,
-                        client,
-                        address,
+                        counted: false,
                     })
                 }
                 Err((node, latch)) => match latch.wait().await {
@@ -149,6 +200,35 @@ impl<R: Runtime> Shared<R> {
                     Ok(_) => target = Target::Node(node),
                     Err(e) => return Err(self.read(|st| st.route_error(e))),
                 },
+            }
+        }
+    }
+
+    /// The lock-free path: `node`'s ready connection from the ready table,
+    /// the request counted on its `InFlight`; `None` (route through the
+    /// policy) if the node has none or the policy retired it meanwhile.
+    #[inline]
+    pub(crate) fn counted_lease(self: &Arc<Self>, node: NodeId) -> Option<Lease<'_, R>> {
+        let conn = {
+            let table = self
+                .ready
+                .as_ref()?
+                .read()
+                .unwrap_or_else(|p| p.into_inner());
+            let i = table.binary_search_by_key(&node, |(n, _)| *n).ok()?;
+            table[i].1.clone()
+        };
+        match conn.in_flight.try_begin() {
+            Begin::Begun => Some(Lease {
+                shared: self,
+                conn,
+                counted: true,
+            }),
+            Begin::Retired { drained } => {
+                if drained {
+                    self.with(false, |st, now| st.policy.request_drained(conn.conn, now));
+                }
+                None
             }
         }
     }
@@ -179,6 +259,7 @@ impl<R: Runtime> Shared<R> {
                     st.policy.handle_timeout(now);
                     st.drain(false);
                 }
+                self.sync_ready(&st);
                 let next = st.policy.poll_timeout();
                 st.timer.armed = next;
                 (st.is_closed(), next, std::mem::take(&mut st.work))
@@ -209,23 +290,28 @@ impl<R: Runtime> Shared<R> {
 impl<R: Runtime> Lease<'_, R> {
     /// Sends `request` on the leased connection.
     pub(crate) async fn send(&self, request: Request) -> Result<Response, ClusterError> {
-        self.client.send(request).await.map_err(|failure| {
-            if let Some(reason) = failure.close_reason() {
-                self.closed(reason.clone());
-            }
-            ClusterError::Request {
-                node: self.conn.node(),
-                address: (*self.address).clone(),
-                failure,
-            }
-        })
+        let result = self.conn.client.send(request).await;
+        result.map_err(|failure| self.failed(failure))
+    }
+
+    /// The error for a request that failed on the leased connection (and,
+    /// if it found the connection closed, the policy told at once).
+    pub(crate) fn failed(&self, failure: RequestFailure) -> ClusterError {
+        if let Some(reason) = failure.close_reason() {
+            self.closed(reason.clone());
+        }
+        ClusterError::Request {
+            node: self.conn.conn.node(),
+            address: self.conn.address.clone(),
+            failure,
+        }
     }
 
     /// The request found the connection closed: tell the policy now rather
     /// than when the connection's task gets to it, so that the next call
     /// already sees the backoff instead of the closed connection.
     fn closed(&self, reason: CloseReason) {
-        let conn = self.conn;
+        let conn = self.conn.conn;
         self.shared.with(true, |st, now| {
             if st.conns.remove(&conn).is_some() {
                 st.policy.handle_closed(conn, reason, now);
@@ -236,9 +322,18 @@ impl<R: Runtime> Lease<'_, R> {
 
 impl<R: Runtime> Drop for Lease<'_, R> {
     fn drop(&mut self) {
-        let conn = self.conn;
-        self.shared
-            .with(false, |st, now| st.policy.request_done(conn, now));
+        let conn = self.conn.conn;
+        if self.counted {
+            // Told only when this was the last request on a connection the
+            // policy retired meanwhile (a draining one closes now).
+            if self.conn.in_flight.end() {
+                self.shared
+                    .with(false, |st, now| st.policy.request_drained(conn, now));
+            }
+        } else {
+            self.shared
+                .with(false, |st, now| st.policy.request_done(conn, now));
+        }
     }
 }
 
@@ -357,8 +452,12 @@ async fn refresh<R: Runtime>(shared: &Arc<Shared<R>>, via: NodeId) -> Result<(),
         Ok(lease) => lease,
         Err(e) => return failed(e),
     };
-    let Some(version) = lease.client.negotiate(ApiKey::METADATA, METADATA_VERSIONS) else {
-        let address = (*lease.address).clone();
+    let Some(version) = lease
+        .conn
+        .client
+        .negotiate(ApiKey::METADATA, METADATA_VERSIONS)
+    else {
+        let address = lease.conn.address.clone();
         drop(lease);
         return failed(ClusterError::MetadataUnsupported { node: via, address });
     };

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use futures_channel::oneshot;
 use kafka_conn_cluster::{
-    Action, Address, CloseWhy, ClusterPolicy, ConnId, Event, Failure, NodeId, NodeState, RouteError,
+    Action, Address, CloseWhy, ClusterPolicy, ConnId, Event, Failure, InFlight, NodeId, NodeState,
+    RouteError,
 };
 
 use super::error::ClusterError;
@@ -26,13 +27,20 @@ pub(crate) type DialOutcome = Result<ConnId, RouteError>;
 /// How a Metadata refresh ended, for the callers of `refresh_metadata`.
 pub(crate) type RefreshOutcome = Result<(), ClusterError>;
 
-/// A ready connection the cluster holds.
+/// A ready connection the cluster holds: shared (one `Arc`) by the held
+/// table, the ready table of the lock-free request path, and every request
+/// on it, so that a request clones one pointer.
 #[derive(Debug)]
 pub(crate) struct Conn {
+    pub(crate) conn: ConnId,
     pub(crate) client: Client,
-    /// Shared with every request's error path, so that a failure can name
-    /// the address without a lookup (or a `String` clone per request).
-    pub(crate) address: Arc<Address>,
+    /// For every request's error path: a failure names the address without
+    /// a lookup.
+    pub(crate) address: Address,
+    /// The policy's counter of requests in flight on it (fixed for the
+    /// connection's life: the policy retires it when the connection stops
+    /// being ready, and a later connection gets another).
+    pub(crate) in_flight: InFlight,
 }
 
 /// Something to do once the lock is released.
@@ -90,7 +98,7 @@ pub(crate) struct State {
     /// B-tree: looked up on every request, and its ordered compare of a
     /// 16-byte key costs a fraction of SipHash (measured: 197 instructions
     /// per request for the `HashMap`).
-    pub(crate) conns: BTreeMap<ConnId, Conn>,
+    pub(crate) conns: BTreeMap<ConnId, Arc<Conn>>,
     /// Dials under way: dropping the sender cancels one.
     dials: HashMap<ConnId, oneshot::Sender<()>>,
     /// Callers parked on a node's dial (single flight: one latch per dial).
@@ -183,7 +191,7 @@ impl State {
                 if let Some(c) = self.conns.remove(&conn) {
                     self.work.push(Work::Close {
                         conn,
-                        client: c.client,
+                        client: c.client.clone(),
                         why,
                     });
                 } else if let Some(cancel) = self.dials.remove(&conn) {
@@ -263,13 +271,28 @@ impl State {
     /// `conn` is ready and the policy wants it: hold it.
     pub(crate) fn hold(&mut self, conn: ConnId, client: Client, address: Address) {
         self.connect_errors.remove(&conn.node());
+        let Some(in_flight) = self.policy.in_flight_counter(conn).cloned() else {
+            // handle_connected just said it is ready.
+            debug_assert!(false, "{conn} held but not ready");
+            return;
+        };
         self.conns.insert(
             conn,
-            Conn {
+            Arc::new(Conn {
+                conn,
                 client,
-                address: Arc::new(address),
-            },
+                address,
+                in_flight,
+            }),
         );
+    }
+
+    /// The ready table as it should be: every held connection the policy
+    /// still counts as ready, by node (a draining one is held, not ready).
+    pub(crate) fn ready_conns(&self) -> impl Iterator<Item = &Arc<Conn>> + '_ {
+        self.conns
+            .values()
+            .filter(|c| self.policy.in_flight_counter(c.conn).is_some())
     }
 
     /// The error for a policy's refusal, with the node's last connect error.
