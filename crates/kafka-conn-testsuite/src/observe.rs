@@ -14,7 +14,7 @@ use kafka_conn_driver::{
     close_reason_label, connect, connect_direct, metric_names as names, request_error_label,
     Cluster, ClusterConfig, ConnectConfig, ConnectErrorEvent, ConnectEvent, DisconnectEvent,
     InFlightEvent, MetricsObserver, NodeId, Observer, Peer, ReauthenticationEvent,
-    RequestFailedEvent, ResponseEvent, Runtime, SetupStep,
+    RequestFailedEvent, ResponseEvent, Runtime, SetupStep, ThrottleEvent,
 };
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 
@@ -63,6 +63,10 @@ enum Seen {
     },
     /// `on_late_responses`.
     Late(u64),
+    /// `on_throttle`: API, version, the broker's time, applied.
+    Throttle(ApiKey, i16, Duration, bool),
+    /// `on_throttle_held`.
+    Held(Duration),
     /// `on_reauthentication`.
     Reauth { ok: bool, latency: Duration },
     /// `on_in_flight`.
@@ -165,6 +169,15 @@ impl Observer for Recording {
 
     fn on_late_responses(&self, peer: &Peer, count: u64) {
         self.push(Some(peer), Seen::Late(count));
+    }
+
+    fn on_throttle(&self, e: &ThrottleEvent<'_>) {
+        let seen = Seen::Throttle(e.api_key, e.api_version, e.throttle_time, e.applied);
+        self.push(Some(e.peer), seen);
+    }
+
+    fn on_throttle_held(&self, peer: &Peer, held: Duration) {
+        self.push(Some(peer), Seen::Held(held));
     }
 
     fn on_reauthentication(&self, e: &ReauthenticationEvent<'_>) {
@@ -304,9 +317,44 @@ pub async fn observer_sees_connect_responses_failures_and_close<R: Runtime>(rt: 
     assert_eq!(recording.late(), timed_out, "{:?}", recording.seen());
     assert_eq!(client.stats().late_responses, timed_out);
 
+    // Throttles (KIP-219) as a typed response reports them: Metadata v6
+    // makes the client wait (applied), v5 was already delayed by the broker.
+    // Both are told with the broker's figure; the time requests were then
+    // actually held comes apart.
+    client.handle_throttle_time(ApiKey::METADATA, 6, 150);
+    client.handle_throttle_time(ApiKey::METADATA, 5, 40);
+    let held_from = Instant::now();
+    client.send(metadata_for("kc-throttled")).await.unwrap();
+    assert!(
+        held_from.elapsed() >= Duration::from_millis(100),
+        "not held"
+    );
+
     client.close();
     let reason = client.closed().await;
     assert_eq!(close_reason_label(&reason), "shutdown");
+    let seen = recording.seen();
+    let throttles: Vec<_> = (seen.iter())
+        .filter(|s| matches!(s, Seen::Throttle(..)))
+        .collect();
+    assert_eq!(
+        throttles,
+        [
+            &Seen::Throttle(ApiKey::METADATA, 6, Duration::from_millis(150), true),
+            &Seen::Throttle(ApiKey::METADATA, 5, Duration::from_millis(40), false),
+        ]
+    );
+    let held: Duration = (seen.iter())
+        .map(|s| {
+            if let Seen::Held(d) = s {
+                *d
+            } else {
+                Duration::ZERO
+            }
+        })
+        .sum();
+    assert_eq!(held, client.stats().throttled);
+    assert!(held >= Duration::from_millis(100), "{held:?}");
     let seen = recording.seen();
     assert_eq!(
         seen.last(),
