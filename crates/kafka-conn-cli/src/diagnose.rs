@@ -6,10 +6,13 @@
 
 use std::path::PathBuf;
 
+use kafka_conn_tokio::cluster_policy::Failure;
 use kafka_conn_tokio::core::{
     ApiKey, BrokenCause, CloseReason, Incompatibility, Phase, ProtocolViolation, TimeoutKind,
 };
-use kafka_conn_tokio::{ConnectError, ProxyFailure, ProxyKind, ProxyStep, RequestFailure};
+use kafka_conn_tokio::{
+    ClusterError, ConnectError, DialStep, ProxyFailure, ProxyKind, ProxyStep, RequestFailure,
+};
 
 use crate::cli::{SaslMechanism, SecurityProtocol};
 use crate::latency::human;
@@ -381,6 +384,103 @@ pub(crate) fn request_failure(e: &RequestFailure, api: ApiKey, ctx: &Context) ->
         ),
     };
     d.detail(e).retriable(e.is_retriable())
+}
+
+/// Explains a failed call of the driver's `Cluster` for one broker (`ping`
+/// and `bench` with `--brokers`): a request whose connection closed (the
+/// core's typed close reason, as for a single connection), a dial that
+/// failed (its `ConnectError`, step by step), or a request the cluster did
+/// not send because the broker is backing off or its circuit is open (the
+/// step and kind of the failure that started it, the text saying why it
+/// was not sent).
+pub(crate) fn cluster_error(e: &ClusterError, api: ApiKey, ctx: &Context) -> Diagnosis {
+    let d = match e {
+        ClusterError::Request { failure, .. } => match failure.close_reason() {
+            Some(reason) if broke_while_ready(reason) => closed_while_ready(reason),
+            _ => return request_failure(failure, api, ctx),
+        },
+        ClusterError::Unreachable {
+            connect_error: Some(error),
+            ..
+        } => return connect_error(error, ctx),
+        ClusterError::Unreachable { failure, .. } => {
+            let d = policy_failure(failure, api, ctx);
+            Diagnosis::new(d.step, d.kind, e.to_string())
+        }
+        // Not sent: the kind is that of the failure that started the
+        // backoff or opened the circuit (the typed close reason, the dial's
+        // step), and the text says the cluster held the request back.
+        ClusterError::BackingOff { last, .. } | ClusterError::CircuitOpen { last, .. } => {
+            let d = policy_failure(last, api, ctx);
+            Diagnosis::new(d.step, d.kind, format!("not sent: {e}"))
+        }
+        ClusterError::UnknownNode(_) | ClusterError::NodeRemoved(_) => {
+            // Kafka's Metadata lists the live brokers only.
+            Diagnosis::new(Step::Metadata, "broker_not_advertised", e.to_string())
+                .advice("is the broker down, or not a member of this cluster?")
+        }
+        ClusterError::Closed => Diagnosis::new(Step::Ready, "closed", e.to_string()),
+        other => Diagnosis::new(Step::Ready, "cluster_error", other.to_string()),
+    };
+    d.detail(e).retriable(e.is_retriable())
+}
+
+/// Whether a ready connection broke (the broker closed or reset it, as a
+/// broker that stops or restarts does), rather than a handshake failing.
+fn broke_while_ready(reason: &CloseReason) -> bool {
+    matches!(
+        reason,
+        CloseReason::Broken {
+            during: Phase::Ready,
+            ..
+        }
+    )
+}
+
+/// A connection that had been in use broke: `kind` `connection_closed`, as
+/// `ping` on one connection says it. (`check`'s reading of a close right
+/// after ApiVersions, a listener wanting SASL, does not apply to a
+/// connection that has answered requests.)
+fn closed_while_ready(reason: &CloseReason) -> Diagnosis {
+    Diagnosis::new(
+        Step::Ready,
+        "connection_closed",
+        format!("the connection closed: {reason}"),
+    )
+    .advice("is the broker down or restarting? its log says why")
+}
+
+/// The step and kind of a failure the cluster policy recorded for a node.
+fn policy_failure(failure: &Failure, api: ApiKey, ctx: &Context) -> Diagnosis {
+    match failure {
+        Failure::Closed { reason, .. } if broke_while_ready(reason) => closed_while_ready(reason),
+        Failure::Closed { was_ready, reason } => {
+            close_reason(reason, was_ready.then_some(api), ctx)
+        }
+        Failure::Dial(d) => {
+            let step = match d.step {
+                DialStep::Resolve => Step::Dns,
+                DialStep::Connect => Step::Tcp,
+                DialStep::Proxy => Step::Proxy,
+                DialStep::Tls => Step::Tls,
+                _ => Step::ApiVersions,
+            };
+            let kind = match (d.step, d.kind) {
+                (DialStep::Connect, Some(std::io::ErrorKind::ConnectionRefused)) => {
+                    "connection_refused"
+                }
+                (DialStep::Resolve, _) => "dns_failed",
+                _ => "dial_failed",
+            };
+            Diagnosis::new(step, kind, d.message.clone())
+        }
+        Failure::SetupTimeout { after } => Diagnosis::new(
+            Step::Tcp,
+            "timeout",
+            format!("the connection was not ready within {}", human(*after)),
+        ),
+        other => Diagnosis::new(Step::Ready, "cluster_error", other.to_string()),
+    }
 }
 
 /// Which option to fix, from the driver's description of a TLS setting it
