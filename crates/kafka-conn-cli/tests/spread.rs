@@ -337,7 +337,7 @@ fn ping_json_types_the_failures_of_a_broker_that_goes_down() {
             "--brokers",
             "all",
             "-n",
-            "60",
+            "100",
             "-i",
             "50ms",
             "--progress",
@@ -356,7 +356,7 @@ fn ping_json_types_the_failures_of_a_broker_that_goes_down() {
         let b = broker(&report, id);
         assert_eq!(
             (b["answered"].as_u64(), b["ok"].as_bool()),
-            (Some(60), Some(true)),
+            (Some(100), Some(true)),
             "{b}"
         );
     }
@@ -366,10 +366,13 @@ fn ping_json_types_the_failures_of_a_broker_that_goes_down() {
         b["answered"].as_u64().unwrap(),
         b["failed"].as_u64().unwrap(),
     );
-    assert!(answered > 0 && failed > 0 && answered + failed == 60, "{b}");
+    assert!(
+        answered > 0 && failed > 0 && answered + failed == 100,
+        "{b}"
+    );
     assert_eq!(
         b["loss_percent"].as_f64().unwrap(),
-        (failed as f64 * 1000.0 / 60.0).round() / 10.0
+        (failed as f64 * 1000.0 / 100.0).round() / 10.0
     );
     assert_eq!(b["samples_ms"].as_array().unwrap().len() as u64, answered);
     // The first failure: the connection the broker closed (a request that
@@ -383,7 +386,7 @@ fn ping_json_types_the_failures_of_a_broker_that_goes_down() {
     );
     let total = &report["spread"]["total"];
     assert_eq!(total["failed"].as_u64(), Some(failed));
-    assert_eq!(total["sent"], 180);
+    assert_eq!(total["sent"], 300);
 }
 
 #[test]
