@@ -154,8 +154,60 @@ pub(crate) struct PingArgs {
     /// Pause between round trips (e.g. `100ms`, `1s`).
     #[arg(short, long, default_value = "0s", value_parser = parse_duration)]
     pub(crate) interval: Duration,
+    /// Ping the cluster's brokers instead of the first bootstrap broker:
+    /// `all` (every broker the cluster advertises in Metadata) or node ids
+    /// (`1,3`). Each round pings every one of them at once; a summary per
+    /// broker at the end.
+    #[arg(long, value_name = "all|ID[,ID...]", value_parser = parse_brokers)]
+    pub(crate) brokers: Option<BrokerSelection>,
     #[command(flatten)]
     pub(crate) observe: ObserveArgs,
+}
+
+/// Which of the cluster's brokers `ping --brokers` and `bench --brokers`
+/// talk to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum BrokerSelection {
+    /// Every broker the cluster advertises.
+    All,
+    /// These node ids, ascending, each once.
+    Nodes(Vec<i32>),
+}
+
+impl fmt::Display for BrokerSelection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BrokerSelection::All => f.write_str("all"),
+            BrokerSelection::Nodes(ids) => {
+                let ids: Vec<String> = ids.iter().map(i32::to_string).collect();
+                f.write_str(&ids.join(","))
+            }
+        }
+    }
+}
+
+/// `all` (any case) or comma-separated node ids (`1,3`).
+pub(crate) fn parse_brokers(text: &str) -> Result<BrokerSelection, String> {
+    let t = text.trim();
+    if t.eq_ignore_ascii_case("all") {
+        return Ok(BrokerSelection::All);
+    }
+    let mut ids = Vec::new();
+    for part in t.split(',') {
+        let part = part.trim();
+        match part.parse::<i32>() {
+            Ok(id) if id >= 0 => ids.push(id),
+            _ => {
+                // A host:port here is the likeliest mistake: say where it goes.
+                return Err(format!(
+                    "{part:?} is not a node id: --brokers takes `all` or the brokers' node ids (e.g. 1,3); their addresses go to -b"
+                ));
+            }
+        }
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    Ok(BrokerSelection::Nodes(ids))
 }
 
 /// Watching a long `ping` or `bench` (docs/kconn.md).
@@ -175,7 +227,8 @@ pub(crate) struct ObserveArgs {
 /// Options of `kconn bench`.
 #[derive(Debug, Args)]
 pub(crate) struct BenchArgs {
-    /// Requests in flight at once on the connection.
+    /// Requests in flight at once on the connection (with --brokers: in
+    /// total, over every broker).
     #[arg(short, long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub(crate) concurrency: u64,
     /// Stop after this many requests (default 10000 unless --duration is given).
@@ -187,6 +240,13 @@ pub(crate) struct BenchArgs {
     /// The request to send.
     #[arg(long, value_enum, default_value_t = BenchRequest::ApiVersions)]
     pub(crate) request: BenchRequest,
+    /// Spread the requests over the cluster's brokers, round-robin, instead
+    /// of one connection to the first bootstrap broker: `all` (every broker
+    /// the cluster advertises in Metadata) or node ids (`1,3`). The
+    /// --concurrency workers are shared by the brokers; rates per broker
+    /// and in total at the end.
+    #[arg(long, value_name = "all|ID[,ID...]", value_parser = parse_brokers)]
+    pub(crate) brokers: Option<BrokerSelection>,
     #[command(flatten)]
     pub(crate) observe: ObserveArgs,
 }
@@ -673,6 +733,24 @@ mod tests {
     #[test]
     fn the_command_line_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn broker_selections_parse() {
+        assert_eq!(parse_brokers("all"), Ok(BrokerSelection::All));
+        assert_eq!(parse_brokers(" ALL "), Ok(BrokerSelection::All));
+        assert_eq!(
+            parse_brokers("3, 1,3,0"),
+            Ok(BrokerSelection::Nodes(vec![0, 1, 3]))
+        );
+        assert_eq!(parse_brokers("3,1").unwrap().to_string(), "1,3");
+        for bad in ["", "1,", "-1", "x", "127.0.0.1:9092", "1;2"] {
+            let e = parse_brokers(bad).unwrap_err();
+            assert!(e.contains("is not a node id"), "{bad}: {e}");
+        }
+        assert!(parse_brokers("localhost:9092")
+            .unwrap_err()
+            .contains("their addresses go to -b"));
     }
 
     #[test]

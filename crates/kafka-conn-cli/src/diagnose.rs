@@ -6,10 +6,13 @@
 
 use std::path::PathBuf;
 
+use kafka_conn_tokio::cluster_policy::Failure;
 use kafka_conn_tokio::core::{
     ApiKey, BrokenCause, CloseReason, Incompatibility, Phase, ProtocolViolation, TimeoutKind,
 };
-use kafka_conn_tokio::{ConnectError, ProxyFailure, ProxyKind, ProxyStep, RequestFailure};
+use kafka_conn_tokio::{
+    ClusterError, ConnectError, DialStep, ProxyFailure, ProxyKind, ProxyStep, RequestFailure,
+};
 
 use crate::cli::{SaslMechanism, SecurityProtocol};
 use crate::latency::human;
@@ -381,6 +384,135 @@ pub(crate) fn request_failure(e: &RequestFailure, api: ApiKey, ctx: &Context) ->
         ),
     };
     d.detail(e).retriable(e.is_retriable())
+}
+
+/// Explains a failed call of the driver's `Cluster` for one broker (`ping`
+/// and `bench` with `--brokers`): a request whose connection closed (the
+/// core's typed close reason, as for a single connection), a dial that
+/// failed (its `ConnectError`, step by step), or a request the cluster did
+/// not send because the broker is backing off or its circuit is open (the
+/// step and kind of the failure that started it, the text saying why it
+/// was not sent).
+pub(crate) fn cluster_error(e: &ClusterError, api: ApiKey, ctx: &Context) -> Diagnosis {
+    let d = match e {
+        ClusterError::Request { failure, .. } => match failure.close_reason() {
+            Some(reason) if broke_while_ready(reason) => closed_while_ready(reason),
+            _ => return request_failure(failure, api, ctx),
+        },
+        ClusterError::Unreachable {
+            connect_error: Some(error),
+            ..
+        } => return connect_error(error, ctx),
+        ClusterError::Unreachable { failure, .. } => {
+            let d = policy_failure(failure, api, ctx);
+            Diagnosis::new(d.step, d.kind, e.to_string())
+        }
+        // Not sent: the kind is that of the failure that started the
+        // backoff or opened the circuit (the typed close reason, the dial's
+        // step), and the text says the cluster held the request back.
+        ClusterError::BackingOff {
+            node,
+            address,
+            retry_in,
+            last,
+        } => held_back(
+            policy_failure(last, api, ctx),
+            format!(
+                "not sent: {node} ({address}) is backing off for {} after: {last}",
+                human(*retry_in)
+            ),
+        ),
+        ClusterError::CircuitOpen {
+            node,
+            address,
+            failures,
+            retry_in,
+            last,
+        } => held_back(
+            policy_failure(last, api, ctx),
+            format!(
+                "not sent: {node} ({address}): circuit open after {failures} consecutive failures{}; last: {last}",
+                retry_in.map_or(" (a probe is under way)".to_owned(), |d| format!(
+                    ", next probe in {}",
+                    human(d)
+                ))
+            ),
+        ),
+        ClusterError::UnknownNode(_) | ClusterError::NodeRemoved(_) => {
+            // Kafka's Metadata lists the live brokers only.
+            Diagnosis::new(Step::Metadata, "broker_not_advertised", e.to_string())
+                .advice("is the broker down, or not a member of this cluster?")
+        }
+        ClusterError::Closed => Diagnosis::new(Step::Ready, "closed", e.to_string()),
+        other => Diagnosis::new(Step::Ready, "cluster_error", other.to_string()),
+    };
+    d.detail(e).retriable(e.is_retriable())
+}
+
+/// A request the cluster held back: `problem` says so, the step, kind and
+/// advice are those of the failure behind it.
+fn held_back(cause: Diagnosis, problem: String) -> Diagnosis {
+    let mut d = Diagnosis::new(cause.step, cause.kind, problem);
+    d.advice = cause.advice;
+    d
+}
+
+/// Whether a ready connection broke (the broker closed or reset it, as a
+/// broker that stops or restarts does), rather than a handshake failing.
+fn broke_while_ready(reason: &CloseReason) -> bool {
+    matches!(
+        reason,
+        CloseReason::Broken {
+            during: Phase::Ready,
+            ..
+        }
+    )
+}
+
+/// A connection that had been in use broke: `kind` `connection_closed`, as
+/// `ping` on one connection says it. (`check`'s reading of a close right
+/// after ApiVersions, a listener wanting SASL, does not apply to a
+/// connection that has answered requests.)
+fn closed_while_ready(reason: &CloseReason) -> Diagnosis {
+    Diagnosis::new(
+        Step::Ready,
+        "connection_closed",
+        format!("the connection closed: {reason}"),
+    )
+    .advice("is the broker down or restarting? its log says why")
+}
+
+/// The step and kind of a failure the cluster policy recorded for a node.
+fn policy_failure(failure: &Failure, api: ApiKey, ctx: &Context) -> Diagnosis {
+    match failure {
+        Failure::Closed { reason, .. } if broke_while_ready(reason) => closed_while_ready(reason),
+        Failure::Closed { was_ready, reason } => {
+            close_reason(reason, was_ready.then_some(api), ctx)
+        }
+        Failure::Dial(d) => {
+            let step = match d.step {
+                DialStep::Resolve => Step::Dns,
+                DialStep::Connect => Step::Tcp,
+                DialStep::Proxy => Step::Proxy,
+                DialStep::Tls => Step::Tls,
+                _ => Step::ApiVersions,
+            };
+            let kind = match (d.step, d.kind) {
+                (DialStep::Connect, Some(std::io::ErrorKind::ConnectionRefused)) => {
+                    "connection_refused"
+                }
+                (DialStep::Resolve, _) => "dns_failed",
+                _ => "dial_failed",
+            };
+            Diagnosis::new(step, kind, d.message.clone())
+        }
+        Failure::SetupTimeout { after } => Diagnosis::new(
+            Step::Tcp,
+            "timeout",
+            format!("the connection was not ready within {}", human(*after)),
+        ),
+        other => Diagnosis::new(Step::Ready, "cluster_error", other.to_string()),
+    }
 }
 
 /// Which option to fix, from the driver's description of a TLS setting it
@@ -970,6 +1102,84 @@ mod tests {
             d.line().contains("use --security-protocol SASL_PLAINTEXT"),
             "{}",
             d.line()
+        );
+    }
+
+    /// `ping` and `bench --brokers`: a broker that closes a connection in
+    /// use is a close, not check's "wants SASL"; a request the cluster held
+    /// back keeps the kind and advice of the failure behind it.
+    #[test]
+    fn cluster_failures_keep_the_typed_reason() {
+        use kafka_conn_tokio::cluster_policy::{Address, DialFailure};
+        use kafka_conn_tokio::NodeId;
+        let closed = CloseReason::Broken {
+            cause: BrokenCause::Eof,
+            during: Phase::Ready,
+        };
+        let address = Address {
+            host: "127.0.0.1".into(),
+            port: 9092,
+        };
+        let ctx = ctx(SecurityProtocol::Plaintext);
+        let request = ClusterError::Request {
+            node: NodeId(2),
+            address: address.clone(),
+            failure: RequestFailure::Failed(
+                kafka_conn_tokio::core::RequestError::ConnectionClosed(closed.clone()),
+            ),
+        };
+        let d = cluster_error(&request, ApiKey::API_VERSIONS, &ctx);
+        assert_eq!((d.step, d.kind), (Step::Ready, "connection_closed"));
+        assert!(d.retriable);
+        assert!(
+            d.line().contains("is the broker down or restarting?"),
+            "{}",
+            d.line()
+        );
+
+        let backing_off = ClusterError::BackingOff {
+            node: NodeId(2),
+            address: address.clone(),
+            retry_in: std::time::Duration::from_micros(32_602),
+            last: Failure::Closed {
+                was_ready: true,
+                reason: Box::new(closed),
+            },
+        };
+        let d = cluster_error(&backing_off, ApiKey::API_VERSIONS, &ctx);
+        assert_eq!(d.kind, "connection_closed");
+        assert_eq!(
+            d.problem,
+            "not sent: node 2 (127.0.0.1:9092) is backing off for 32.6 ms after: the connection closed: connection broken while ready: the broker closed the connection"
+        );
+        assert!(d.advice.is_some());
+
+        let mut refused =
+            DialFailure::new(DialStep::Connect, "connection refused by 127.0.0.1:9092");
+        refused.kind = Some(std::io::ErrorKind::ConnectionRefused);
+        let circuit = ClusterError::CircuitOpen {
+            node: NodeId(2),
+            address,
+            failures: 5,
+            retry_in: Some(std::time::Duration::from_millis(900)),
+            last: Failure::Dial(refused),
+        };
+        let d = cluster_error(&circuit, ApiKey::API_VERSIONS, &ctx);
+        assert_eq!((d.step, d.kind), (Step::Tcp, "connection_refused"));
+        assert!(
+            d.problem.starts_with("not sent: node 2 (127.0.0.1:9092): circuit open after 5 consecutive failures, next probe in 900.0 ms; last: "),
+            "{}",
+            d.problem
+        );
+
+        let gone = cluster_error(
+            &ClusterError::UnknownNode(NodeId(7)),
+            ApiKey::API_VERSIONS,
+            &ctx,
+        );
+        assert_eq!(
+            (gone.step, gone.kind),
+            (Step::Metadata, "broker_not_advertised")
         );
     }
 }

@@ -7,8 +7,10 @@
 //!   advertises; on failure, one line with what is wrong and what to try.
 //! - `kconn api-versions`: each broker's APIs and versions, and the version
 //!   kafka-conn would use.
-//! - `kconn ping`: ApiVersions round-trip latency.
-//! - `kconn bench`: pipelined throughput and latency on one connection.
+//! - `kconn ping`: ApiVersions round-trip latency (`--brokers`: of every
+//!   broker of the cluster, through the driver's `Cluster`).
+//! - `kconn bench`: pipelined throughput and latency on one connection
+//!   (`--brokers`: spread over the cluster's brokers).
 //! - `kconn errcode`, `kconn completions`, `kconn man`: lookups.
 //!
 //! Every connecting command reads Java client and librdkafka configuration
@@ -35,6 +37,7 @@ mod ping;
 mod release;
 mod roundtrip;
 mod settings;
+mod spread;
 mod tls;
 mod watch;
 mod x509;

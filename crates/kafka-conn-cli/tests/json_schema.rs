@@ -33,6 +33,13 @@ fn every_command_succeeding_and_failing_follows_the_schema() {
         (vec!["ping", "-b", &closed], 1),
         (vec!["bench", "-b", &bs, "-n", "20"], 0),
         (vec!["bench", "-b", &closed], 1),
+        (vec!["ping", "-b", &mock, "--brokers", "all", "-n", "2"], 0),
+        (vec!["ping", "-b", &mock, "--brokers", "99"], 1),
+        (
+            vec!["bench", "-b", &mock, "--brokers", "all", "-n", "30"],
+            0,
+        ),
+        (vec!["bench", "-b", &closed, "--brokers", "all"], 1),
         (vec!["errcode", "35"], 0),
         (vec!["errcode", "nothing-like-this"], 1),
         (vec!["completions", "zsh"], 0),

@@ -107,6 +107,8 @@ fn every_command_ends_quietly_on_a_closed_stdout() {
         vec!["api-versions", "-b", &bs],
         vec!["ping", "-b", &bs, "-n", "3"],
         vec!["bench", "-b", &bs, "-n", "100"],
+        vec!["ping", "-b", &bs, "-n", "3", "--brokers", "all"],
+        vec!["bench", "-b", &bs, "-n", "100", "--brokers", "all"],
         vec!["errcode"],
         vec!["errcode", "58"],
         vec!["completions", "bash"],

@@ -59,16 +59,22 @@ impl InFlight {
     }
 
     /// Requests counted now.
+    // Inlined across crates: a driver calls these on every request.
+    #[inline]
     pub fn get(&self) -> u32 {
         self.0.count.load(Ordering::SeqCst)
     }
 
     /// Whether the policy retired it (its connection is no longer ready).
+    // Inlined across crates: a driver calls these on every request.
+    #[inline]
     pub fn is_retired(&self) -> bool {
         self.0.retired.load(Ordering::SeqCst)
     }
 
     /// Counts a request unless the connection is no longer ready.
+    // Inlined across crates: a driver calls these on every request.
+    #[inline]
     pub fn try_begin(&self) -> Begin {
         if self.is_retired() {
             return Begin::Retired { drained: false };
@@ -88,6 +94,8 @@ impl InFlight {
     /// a retired connection: the policy must then hear of it
     /// ([`ClusterPolicy::request_drained`](crate::ClusterPolicy::request_drained)),
     /// unless the policy itself made this call.
+    // Inlined across crates: a driver calls these on every request.
+    #[inline]
     pub fn end(&self) -> bool {
         let before = self.0.count.fetch_sub(1, Ordering::SeqCst);
         if before == 0 {

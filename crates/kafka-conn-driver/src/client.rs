@@ -312,14 +312,17 @@ impl Future for ResponseOf<'_> {
     type Output = Result<Response, RequestFailure>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.get_mut().0).poll(cx).map(|outcome| {
-            outcome.and_then(|response| {
-                // The task answers a request that expects a response with
-                // one or with a failure.
-                response.ok_or(RequestFailure::Failed(RequestError::ConnectionClosed(
+        Pin::new(&mut self.get_mut().0)
+            .poll(cx)
+            .map(|outcome| match outcome {
+                Ok(Some(response)) => Ok(response),
+                Err(e) => Err(e),
+                // Not reached: the task answers a request that expects a
+                // response with one or with a failure. (A match, not
+                // `ok_or`: no error value built and dropped per response.)
+                Ok(None) => Err(RequestFailure::Failed(RequestError::ConnectionClosed(
                     CloseReason::Shutdown,
-                )))
+                ))),
             })
-        })
     }
 }

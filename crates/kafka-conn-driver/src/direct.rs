@@ -31,7 +31,8 @@ use crate::stream::Stream;
 /// The connection makes progress only while one of its async methods is
 /// being polled ([`recv`](Self::recv), [`request`](Self::request),
 /// [`closed`](Self::closed)): nothing reads the socket, fires a request
-/// deadline or re-authenticates in between. A caller with requests in
+/// deadline, re-authenticates or gives an idle connection's buffers back
+/// (`Config::with_receive_buffer_release`) in between. A caller with requests in
 /// flight should therefore keep a `recv` (or `request`) pending, e.g. in
 /// its `select!` loop.
 ///

@@ -2,9 +2,8 @@
 //! [`Engine`] (socket and core), takes the handles' commands in batches
 //! and hands its outcomes to their completion slots (see `queue.rs`).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::future::Future;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
@@ -39,10 +38,12 @@ struct Handles {
     /// closed for that.
     gone: bool,
     close_requested: bool,
-    /// The slot of each request the core holds for a caller, by
-    /// correlation id, and the correlation id by slot (a cancelled slot is
-    /// all its caller knows).
-    slots: IdMap<CorrelationId, u32>,
+    /// The requests the core holds for callers, in the order they were
+    /// sent (which is their correlation ids' order and, Kafka answering in
+    /// order, their responses'), with their slots: a response is almost
+    /// always the front one. The correlation id by slot too (a cancelled
+    /// slot is all its caller knows).
+    pending: VecDeque<(CorrelationId, u32)>,
     ids: Vec<Option<CorrelationId>>,
     /// Outcomes of this poll, handed to their slots when it ends, and the
     /// callers to wake then (scratch space, kept for its capacity).
@@ -74,7 +75,7 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Driver<R, S> {
                 max_queued,
                 gone: false,
                 close_requested: false,
-                slots: IdMap::default(),
+                pending: VecDeque::new(),
                 ids: Vec::new(),
                 done: Vec::new(),
                 wakers: Vec::new(),
@@ -186,7 +187,7 @@ impl Handles {
                 let expects_response = request.expects_response();
                 match conn.send_request(request, now) {
                     Ok(id) if expects_response => {
-                        self.slots.insert(id, slot);
+                        self.pending.push_back((id, slot));
                         let i = slot as usize;
                         if self.ids.len() <= i {
                             // A new slot (warm-up): room for an outcome and a
@@ -194,6 +195,8 @@ impl Handles {
                             self.ids.resize(i + 1, None);
                             self.done.reserve(i + 1);
                             self.wakers.reserve(i + 1);
+                            let more = (i + 1).saturating_sub(self.pending.len());
+                            self.pending.reserve(more);
                         }
                         self.ids[i] = Some(id);
                     }
@@ -204,7 +207,7 @@ impl Handles {
             Command::Cancel { slot } => {
                 // `None`: its outcome came first, and freed the slot.
                 if let Some(id) = self.ids.get_mut(slot as usize).and_then(Option::take) {
-                    self.slots.remove(&id);
+                    self.forget(id);
                     // The core keeps a request on the wire so that its
                     // response is read and dropped; it counts towards
                     // `core_full` until then.
@@ -226,10 +229,26 @@ impl Handles {
         }
     }
 
+    /// Stops tracking request `id`; returns its slot if it had one.
+    fn forget(&mut self, id: CorrelationId) -> Option<u32> {
+        match self.pending.front() {
+            Some(&(front, slot)) if front == id => {
+                self.pending.pop_front();
+                Some(slot)
+            }
+            // Out of order: a cancelled request (its entry went first), a
+            // late response to one, or the core's own requests.
+            _ => {
+                let pos = self.pending.iter().position(|&(p, _)| p == id)?;
+                self.pending.remove(pos).map(|(_, slot)| slot)
+            }
+        }
+    }
+
     /// The outcome of the request `id`, for its slot (if its caller still
     /// has one).
     fn outcome(&mut self, id: CorrelationId, outcome: Outcome) {
-        if let Some(slot) = self.slots.remove(&id) {
+        if let Some(slot) = self.forget(id) {
             if let Some(entry) = self.ids.get_mut(slot as usize) {
                 *entry = None;
             }
@@ -311,7 +330,7 @@ impl Outcomes for Handles {
         // The core failed every request it accepted before Closed: hand
         // those failures out first, then fail what it never saw.
         self.flush(conn);
-        self.slots.clear();
+        self.pending.clear();
         self.ids.iter_mut().for_each(|id| *id = None);
         self.closed = Some(reason.clone());
         self.shared.close(
@@ -354,34 +373,5 @@ impl<R: Runtime, S> Drop for Driver<R, S> {
         if self.handles.closed.is_none() {
             self.handles.shared.task_gone();
         }
-    }
-}
-
-/// The driver's maps are keyed by ids it chose itself (correlation ids and
-/// handle keys, both sequential): SipHash's flooding resistance buys
-/// nothing there and costs a few percent of the CPU per request.
-type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
-
-/// Fibonacci hashing: one multiply spreads sequential ids over all bits.
-#[derive(Debug, Default)]
-struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.write_u64(u64::from(b));
-        }
-    }
-
-    fn write_i32(&mut self, n: i32) {
-        self.write_u64(u64::from(n as u32));
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     }
 }

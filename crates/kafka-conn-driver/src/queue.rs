@@ -508,3 +508,167 @@ pub(crate) fn task_gone_reason() -> CloseReason {
         during: Phase::Ready,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The queue's bookkeeping without a connection: slots, the bound, the
+    //! line for room and its hand-over when a waiter leaves.
+
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::task::Wake;
+
+    use kafka_conn_core::ApiKey;
+
+    use super::*;
+
+    /// A waker that counts its wake-ups.
+    #[derive(Default)]
+    struct Count(AtomicUsize);
+
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn waker() -> (Arc<Count>, Waker) {
+        let count = Arc::new(Count::default());
+        (count.clone(), Waker::from(count))
+    }
+
+    fn request() -> Option<Request> {
+        Some(Request::new(ApiKey::API_VERSIONS, 0, bytes::Bytes::new()))
+    }
+
+    /// Takes a slot (must succeed) with `w`'s waker.
+    fn take(q: &Shared, w: &Waker) -> u32 {
+        let cx = Context::from_waker(w);
+        match q.submit(Some(&cx), &mut request(), &mut None) {
+            Poll::Ready(Ok(slot)) => slot,
+            other => panic!("no slot: {other:?}"),
+        }
+    }
+
+    /// The task's side: takes the commands and answers every request.
+    fn answer_all(q: &Shared) {
+        let (_, tw) = waker();
+        let mut intake = VecDeque::new();
+        q.take_commands(&Context::from_waker(&tw), &mut intake);
+        let mut done: Vec<(u32, Outcome)> = intake
+            .drain(..)
+            .filter_map(|c| match c {
+                Command::Send { slot, .. } => Some((slot, Ok(None))),
+                _ => None,
+            })
+            .collect();
+        q.complete(&mut done, None, &mut Vec::new());
+    }
+
+    #[test]
+    fn the_bound_refuses_or_queues_and_room_goes_to_the_oldest_waiter() {
+        let q = Shared::new(2);
+        let (_, w) = waker();
+        let (a, b) = (take(&q, &w), take(&q, &w));
+        assert_eq!(q.lock().queued(), 2);
+        // Full: the non-waiting variant is refused with the bound.
+        let refused = q.submit(None, &mut request(), &mut None);
+        assert!(matches!(
+            refused,
+            Poll::Ready(Err(RequestFailure::Overloaded { max_queued: 2 }))
+        ));
+        // Two waiters line up.
+        let ((c1, w1), (c2, w2)) = (waker(), waker());
+        let (mut t1, mut t2) = (None, None);
+        let (mut r1, mut r2) = (request(), request());
+        assert!(q
+            .submit(Some(&Context::from_waker(&w1)), &mut r1, &mut t1)
+            .is_pending());
+        assert!(q
+            .submit(Some(&Context::from_waker(&w2)), &mut r2, &mut t2)
+            .is_pending());
+        // Answers come; taking one frees a slot and wakes the oldest waiter.
+        answer_all(&q);
+        let cx = Context::from_waker(&w);
+        assert!(matches!(q.poll_slot(&cx, a), Poll::Ready(Ok(None))));
+        assert_eq!(
+            (c1.0.load(Ordering::SeqCst), c2.0.load(Ordering::SeqCst)),
+            (1, 0)
+        );
+        // The woken one leaves without using the room: the next is woken.
+        q.leave_room_queue(t1.take().unwrap());
+        assert_eq!(c2.0.load(Ordering::SeqCst), 1);
+        assert!(matches!(
+            q.submit(Some(&Context::from_waker(&w2)), &mut r2, &mut t2),
+            Poll::Ready(Ok(_))
+        ));
+        assert!(r2.is_none() && t2.is_none());
+        assert!(matches!(q.poll_slot(&cx, b), Poll::Ready(Ok(None))));
+        assert_eq!(q.lock().queued(), 1);
+    }
+
+    #[test]
+    fn abandoned_slots_come_back_once_the_task_saw_them() {
+        let q = Shared::new(4);
+        let (_, w) = waker();
+        let (a, b) = (take(&q, &w), take(&q, &w));
+        answer_all(&q);
+        // Answered but not taken: freed at once.
+        q.abandon(a);
+        assert_eq!(q.lock().queued(), 1);
+        // Waiting: abandoned, and a cancel goes to the task.
+        let c = take(&q, &w);
+        q.abandon(c);
+        assert_eq!(q.lock().queued(), 2);
+        let (_, tw) = waker();
+        let mut intake = VecDeque::new();
+        q.take_commands(&Context::from_waker(&tw), &mut intake);
+        assert!(matches!(
+            intake.back(),
+            Some(Command::Cancel { slot }) if *slot == c
+        ));
+        // The task frees it with its (unread) outcome.
+        let mut done = vec![(c, Ok(None))];
+        q.complete(&mut done, None, &mut Vec::new());
+        assert_eq!(q.lock().queued(), 1);
+        let cx = Context::from_waker(&w);
+        assert!(q.poll_slot(&cx, b).is_ready());
+        assert_eq!(q.lock().queued(), 0);
+    }
+
+    #[test]
+    fn close_fails_what_waits_and_refuses_what_comes() {
+        let q = Shared::new(1);
+        let (count, w) = waker();
+        let a = take(&q, &w);
+        let (waiter_count, ww) = waker();
+        let mut t = None;
+        let mut r = request();
+        assert!(q
+            .submit(Some(&Context::from_waker(&ww)), &mut r, &mut t)
+            .is_pending());
+        let mut intake = VecDeque::new();
+        q.close(
+            &CloseReason::Shutdown,
+            Stats::default(),
+            &mut intake,
+            &mut Vec::new(),
+        );
+        // The queued request is refused, its caller woken; the waiter for
+        // room is woken and refused on its next poll.
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert_eq!(waiter_count.0.load(Ordering::SeqCst), 1);
+        let cx = Context::from_waker(&w);
+        assert!(matches!(
+            q.poll_slot(&cx, a),
+            Poll::Ready(Err(RequestFailure::Refused(SendError::Closed(
+                CloseReason::Shutdown
+            ))))
+        ));
+        assert!(matches!(
+            q.submit(Some(&Context::from_waker(&ww)), &mut r, &mut t),
+            Poll::Ready(Err(RequestFailure::Refused(SendError::Closed(_))))
+        ));
+        assert_eq!(q.lock().queued(), 0);
+    }
+}

@@ -10,7 +10,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kafka_conn_driver::core::{CloseReason, Config};
-use kafka_conn_driver::{connect, Client, ConnectConfig, RequestFailure, Runtime};
+use kafka_conn_driver::{
+    connect, Client, Cluster, ClusterConfig, ConnectConfig, NodeId, RequestFailure, Runtime,
+};
 
 use crate::kafka::{api_versions_error, api_versions_v0};
 use crate::tests::LIMIT;
@@ -295,4 +297,59 @@ pub async fn dropped_sends_give_back_their_places<R: Runtime>(rt: R) {
         let r = client.send(api_versions_v0()).await.unwrap();
         assert_eq!(api_versions_error(&r), 0);
     }
+}
+
+/// The same bound through a `Cluster`: its per-node `Client`s are made
+/// with the cluster's `ConnectConfig`, so requests sent with `send_to` to a
+/// stopped broker hold at the node's bound too (the other callers wait for
+/// room), and all complete once it resumes.
+pub async fn cluster_node_connections_are_bounded_too<R: Runtime>(rt: R) {
+    const NODE_BOUND: usize = 32;
+    const CALLERS: u64 = 200;
+    const EACH: u64 = 10;
+    let Some(mock) = MockCluster::start(1) else {
+        return;
+    };
+    let connect = ConnectConfig::new(Config::new().with_request_timeout(Duration::from_secs(600)))
+        .with_max_queued_requests(NODE_BOUND);
+    let cluster = timeout(
+        &rt,
+        LIMIT,
+        Cluster::connect_with(rt.clone(), [mock.address(1)], ClusterConfig::new(connect)),
+    )
+    .await
+    .expect("the cluster connects in time")
+    .expect("the cluster connects");
+    let node = NodeId(1);
+    let client = cluster.client(node).await.unwrap();
+    assert_eq!(client.max_queued(), NODE_BOUND);
+    mock.pause();
+    let ok = Arc::new(AtomicU64::new(0));
+    let tasks: Vec<_> = (0..CALLERS)
+        .map(|_| {
+            let (cluster, ok) = (cluster.clone(), ok.clone());
+            spawn(&rt, async move {
+                for _ in 0..EACH {
+                    let r = cluster.send_to(node, api_versions_v0()).await.unwrap();
+                    assert_eq!(api_versions_error(&r), 0);
+                    ok.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    let start = Instant::now();
+    while client.queued() < NODE_BOUND {
+        assert!(start.elapsed() < LIMIT, "{} queued", client.queued());
+        sleep(&rt, Duration::from_millis(10)).await;
+    }
+    for _ in 0..25 {
+        assert_eq!(client.queued(), NODE_BOUND);
+        assert!(client.in_flight() <= NODE_BOUND);
+        sleep(&rt, Duration::from_millis(20)).await;
+    }
+    assert_eq!(ok.load(Ordering::Relaxed), 0, "a stopped broker answered");
+    mock.resume();
+    join_all_within(&rt, tasks, LIMIT, "cluster after resume").await;
+    assert_eq!(ok.load(Ordering::Relaxed), CALLERS * EACH);
+    assert_eq!(client.queued(), 0);
 }

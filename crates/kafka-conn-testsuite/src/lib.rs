@@ -158,6 +158,7 @@ macro_rules! suite {
             flood_of_a_stopped_broker_holds_at_the_bound_then_completes,
             flood_of_a_killed_broker_fails_every_request_cleanly,
             dropped_sends_give_back_their_places,
+            cluster_node_connections_are_bounded_too,
         );
         $crate::suite!(@in custom, $block_on, $runtime;
             user_defined_plain_authenticates_against_the_sasl_broker,
