@@ -40,6 +40,11 @@ pub trait Observer: Send + Sync + 'static {
     }
 
     /// A connection attempt failed (at `event.step`).
+    ///
+    /// A [`Cluster`](crate::Cluster)'s setup timeout running out is reported
+    /// as [`ConnectError::Dial`] with an I/O source of kind `TimedOut`, step
+    /// [`SetupStep::Tcp`] and no step timings, whichever step was in
+    /// progress (the dropped attempt cannot tell; docs/metrics.md).
     fn on_connect_error(&self, event: &ConnectErrorEvent<'_>) {
         let _ = event;
     }
