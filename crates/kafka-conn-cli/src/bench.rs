@@ -146,12 +146,8 @@ pub(crate) async fn run(settings: &Settings, args: &BenchArgs) -> bool {
     let mut report = Report::new(broker.clone(), args.concurrency);
     let observer = match observe::metrics_observer(args.observe.metrics_addr.as_deref()).await {
         Ok(o) => o,
-        Err(e) => {
-            report.error = Some(Diagnosis::custom(
-                diagnose::Step::Ready,
-                "metrics_endpoint",
-                e,
-            ));
+        Err(d) => {
+            report.error = Some(d);
             finish(settings, &report);
             return false;
         }
@@ -619,14 +615,8 @@ async fn run_spread(settings: &Settings, args: &BenchArgs, selection: &BrokerSel
         finish_spread(settings, &[report], &extra, &[], false);
         false
     };
-    let observer = match observe::metrics_observer(args.observe.metrics_addr.as_deref()).await {
-        Ok(o) => o,
-        Err(e) => {
-            let d = Diagnosis::custom(diagnose::Step::Ready, "metrics_endpoint", e);
-            return fail_early(d, extra);
-        }
-    };
-    let sp = match spread::connect(settings, selection, observer).await {
+    let sp = match spread::connect(settings, selection, args.observe.metrics_addr.as_deref()).await
+    {
         Ok(sp) => sp,
         Err(d) => return fail_early(d, extra),
     };

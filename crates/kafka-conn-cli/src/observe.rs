@@ -191,14 +191,18 @@ pub(crate) fn histogram(samples: &[Duration]) -> Vec<String> {
 }
 
 /// The observer `--metrics-addr` asks for, with its endpoint serving:
-/// `None` without the flag.
+/// `None` without the flag. An endpoint that cannot be served is the
+/// run's diagnosis (kind `metrics_endpoint`), the same for every command.
 pub(crate) async fn metrics_observer(
     addr: Option<&str>,
-) -> Result<Option<std::sync::Arc<dyn kafka_conn_tokio::Observer>>, String> {
+) -> Result<Option<std::sync::Arc<dyn kafka_conn_tokio::Observer>>, Diagnosis> {
     let Some(addr) = addr else {
         return Ok(None);
     };
-    serve(addr).await.map(Some)
+    serve(addr)
+        .await
+        .map(Some)
+        .map_err(|e| Diagnosis::custom(crate::diagnose::Step::Ready, "metrics_endpoint", e))
 }
 
 #[cfg(feature = "metrics")]

@@ -5,10 +5,9 @@
 //! the version that broker supports.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use kafka_conn_tokio::core::Request;
-use kafka_conn_tokio::{Cluster, ClusterConfig, ClusterError, NodeId, Observer, PolicyConfig};
+use kafka_conn_tokio::{Cluster, ClusterConfig, ClusterError, NodeId, PolicyConfig};
 use serde::Serialize;
 
 use crate::cli::BrokerSelection;
@@ -44,13 +43,15 @@ pub(crate) struct Extra<T: Serialize> {
 }
 
 /// Connects to the cluster through the bootstrap brokers and picks the
-/// brokers `selection` names. `observer` (from `--metrics-addr`) watches
-/// every connection the cluster opens, labelled with its node id.
+/// brokers `selection` names. With `metrics_addr` (`--metrics-addr`), a
+/// metrics observer watches every connection the cluster opens, labelled
+/// with its node id, and its endpoint serves them.
 pub(crate) async fn connect(
     settings: &Settings,
     selection: &BrokerSelection,
-    observer: Option<Arc<dyn Observer>>,
+    metrics_addr: Option<&str>,
 ) -> Result<Spread, Diagnosis> {
+    let observer = crate::observe::metrics_observer(metrics_addr).await?;
     let ctx = settings.diagnosis_context(None);
     let connect = match settings.connect_config() {
         Ok(c) => match observer {

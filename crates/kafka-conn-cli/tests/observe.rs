@@ -171,3 +171,30 @@ fn metrics_addr_without_the_feature_says_so() {
         stdout(&out)
     );
 }
+
+/// A `--metrics-addr` that cannot be served ends every command that takes
+/// it with the same diagnosis (kind `metrics_endpoint`, exit 1) before any
+/// broker is dialed: here the address is not one at all, and without the
+/// `metrics` feature the flag itself is refused the same way. No broker is
+/// needed (the bootstrap address is never used).
+#[test]
+fn an_unusable_metrics_endpoint_is_diagnosed_alike_by_ping_and_bench() {
+    let broker = closed_port();
+    for command in [
+        &["ping", "-n", "1"][..],
+        &["ping", "-n", "1", "--brokers", "all"][..],
+        &["bench", "--requests", "1"][..],
+        &["bench", "--requests", "1", "--brokers", "all"][..],
+    ] {
+        let mut args = command.to_vec();
+        args.extend(["-b", &broker, "--metrics-addr", "not-an-address"]);
+        let (report, code) = json(&args);
+        assert_eq!(code, Some(1), "{args:?}: {report}");
+        let error = &report["brokers"][0]["error"];
+        assert_eq!(error["kind"], "metrics_endpoint", "{args:?}: {report}");
+        assert!(
+            error.to_string().contains("not-an-address"),
+            "{args:?}: {report}"
+        );
+    }
+}
