@@ -319,15 +319,7 @@ fn finish(settings: &Settings, r: &Report) {
         );
     }
     if let Some(s) = &r.latency_ms {
-        outln!(
-            "  latency: min {} · p50 {} · p90 {} · p99 {} · p99.9 {} · max {}",
-            human_ms(s.min_ms),
-            human_ms(s.p50_ms),
-            human_ms(s.p90_ms),
-            human_ms(s.p99_ms),
-            human_ms(s.p999_ms),
-            human_ms(s.max_ms),
-        );
+        outln!("  latency: {}", s.percentiles());
         outln!(
             "  bytes: {} sent, {} received",
             r.bytes_sent,
@@ -855,15 +847,7 @@ fn finish_spread(
         t.refused
     );
     if let Some(s) = &t.latency_ms {
-        outln!(
-            "  latency: min {} · p50 {} · p90 {} · p99 {} · p99.9 {} · max {}",
-            human_ms(s.min_ms),
-            human_ms(s.p50_ms),
-            human_ms(s.p90_ms),
-            human_ms(s.p99_ms),
-            human_ms(s.p999_ms),
-            human_ms(s.max_ms),
-        );
+        outln!("  latency: {}", s.percentiles());
         outln!(
             "  bytes: {} sent, {} received",
             t.bytes_sent,

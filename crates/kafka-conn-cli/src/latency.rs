@@ -25,6 +25,20 @@ pub(crate) struct Summary {
 }
 
 impl Summary {
+    /// `min … · p50 … · p90 … · p99 … · p99.9 … · max …`, each human-sized:
+    /// the one way kconn prints a distribution on a line.
+    pub(crate) fn percentiles(&self) -> String {
+        format!(
+            "min {} · p50 {} · p90 {} · p99 {} · p99.9 {} · max {}",
+            human_ms(self.min_ms),
+            human_ms(self.p50_ms),
+            human_ms(self.p90_ms),
+            human_ms(self.p99_ms),
+            human_ms(self.p999_ms),
+            human_ms(self.max_ms),
+        )
+    }
+
     /// Summarises `samples` (sorted in place); `None` when there are none.
     pub(crate) fn of(samples: &mut [Duration]) -> Option<Self> {
         if samples.is_empty() {
