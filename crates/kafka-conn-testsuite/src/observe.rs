@@ -496,9 +496,10 @@ const FLOOD: usize = 40;
 /// The `MetricsObserver` after a known workload on the librdkafka mock
 /// cluster through a `Cluster` (node ids known): 10 ApiVersions and 5
 /// Metadata requests to one broker, timed per node and API (the
-/// histogram's count is the responses), the connection's bytes per node; the connections and their setup steps
-/// per node; then a flood of [`FLOOD`] concurrent ApiVersions over a bound
-/// of [`MAX_QUEUED`] queued requests: callers waiting for room are
+/// histogram's count is the responses), the connection's bytes per node;
+/// the connections and their setup steps per node; then a flood of 40
+/// (`FLOOD`) concurrent ApiVersions over a bound of 4 (`MAX_QUEUED`)
+/// queued requests: callers waiting for room are
 /// reported while it lasts, and the Client's queue gauges are back at zero
 /// once it is answered; gauges back to zero and the closes typed once the
 /// cluster closes.
