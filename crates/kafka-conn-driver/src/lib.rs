@@ -118,9 +118,9 @@ pub use kafka_conn_cluster::{DialStep, NodeId, NodeState};
 #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
 pub use metrics_observer::{names as metric_names, MetricsObserver};
 pub use observe::{
-    close_reason_label, request_error_label, ConnectErrorEvent, ConnectEvent, DisconnectEvent,
-    InFlightEvent, Observer, Peer, ReauthenticationEvent, RequestFailedEvent, ResponseEvent,
-    SetupStep, ThrottleEvent,
+    close_reason_label, request_error_label, ClusterPolicyEvent, ClusterTableEvent,
+    ConnectErrorEvent, ConnectEvent, DisconnectEvent, InFlightEvent, Observer, Peer,
+    ReauthenticationEvent, RequestFailedEvent, ResponseEvent, SetupStep, ThrottleEvent,
 };
 pub use proxy::{socks5_reply_meaning, InvalidProxyUrl, Proxy, ProxyFailure, ProxyKind, ProxyStep};
 pub use runtime::{timeout, AsOsSocket, BorrowedSocket, BoxFuture, Runtime};

@@ -26,7 +26,8 @@ use crate::observe::{
     InFlightEvent, Observer, Peer, ReauthenticationEvent, RequestFailedEvent, ResponseEvent,
     SetupStep, ThrottleEvent,
 };
-use crate::NodeId;
+use crate::{ClusterPolicyEvent, ClusterTableEvent, NodeId};
+use kafka_conn_cluster::{Event as ClusterEvent, RebootstrapReason};
 
 /// The metric names (KIP-714's where it has one; see `docs/metrics.md`).
 pub mod names {
@@ -75,6 +76,34 @@ pub mod names {
     pub const THROTTLE_TIME: &str = "org.apache.kafka.client.request.throttle.time";
     /// Counter, milliseconds: time new requests were actually held for throttles.
     pub const THROTTLE_HELD: &str = "org.apache.kafka.client.request.throttle.held";
+
+    // A `Cluster`'s policy events (`Observer::on_cluster_event`,
+    // `Observer::on_cluster_table`).
+
+    /// Gauge: the nodes the clusters know (brokers from Metadata, or the
+    /// bootstrap entries before it and after a rebootstrap).
+    pub const CLUSTER_NODES: &str = "org.apache.kafka.client.cluster.nodes";
+    /// Counter: nodes added, removed or moved by Metadata, by `change`
+    /// (`added`, `removed`, `moved`).
+    pub const CLUSTER_NODE_CHANGES: &str = "org.apache.kafka.client.cluster.node.changes";
+    /// Counter: Metadata responses merged into the node table.
+    pub const CLUSTER_METADATA_UPDATES: &str = "org.apache.kafka.client.cluster.metadata.updates";
+    /// Counter: Metadata responses from another cluster id (not merged).
+    pub const CLUSTER_ID_CHANGES: &str = "org.apache.kafka.client.cluster.id.changes";
+    /// Counter: rebootstraps (KIP-899, KIP-1102), by `reason`
+    /// (`no_node_reachable`, `rebootstrap_required`, `requested`).
+    pub const CLUSTER_REBOOTSTRAPS: &str = "org.apache.kafka.client.cluster.rebootstraps";
+    /// Counter: failures that put a node into its reconnect backoff.
+    pub const CLUSTER_RECONNECT_BACKOFFS: &str =
+        "org.apache.kafka.client.cluster.reconnect.backoffs";
+    /// Histogram, seconds: the length of each reconnect backoff.
+    pub const CLUSTER_RECONNECT_BACKOFF_TIME: &str =
+        "org.apache.kafka.client.cluster.reconnect.backoff.time";
+    /// Counter: times a node's circuit opened (a failed probe opens it again).
+    pub const CLUSTER_CIRCUIT_OPENS: &str = "org.apache.kafka.client.cluster.circuit.opens";
+    /// Gauge: 1 while a node's circuit is not closed (open, half-open, or
+    /// its probe under way), by `node_id`.
+    pub const CLUSTER_CIRCUIT_OPEN: &str = "org.apache.kafka.client.cluster.circuit.open";
 }
 
 /// An [`Observer`] that records every event as metrics through the
@@ -175,6 +204,7 @@ impl MetricsObserver {
             per_node: RwLock::default(),
         };
         observer.describe();
+        observer.describe_cluster();
         observer
     }
 
@@ -187,6 +217,7 @@ impl MetricsObserver {
             per_node: RwLock::default(),
         };
         observer.describe();
+        observer.describe_cluster();
         observer
     }
 
@@ -506,6 +537,144 @@ impl Observer for MetricsObserver {
                     .increment(delta(event.waiting_for_room, event.previous_client.1));
             }
         });
+    }
+
+    fn on_cluster_event(&self, event: &ClusterPolicyEvent<'_>) {
+        self.cluster_event(event);
+    }
+
+    fn on_cluster_table(&self, event: &ClusterTableEvent<'_>) {
+        self.cluster_table(event);
+    }
+}
+
+// ----- A Cluster's policy events ---------------------------------------
+//
+// Rare (a node's failure, a Metadata refresh, a circuit): registered per
+// event, no cache.
+
+impl MetricsObserver {
+    fn describe_cluster(&self) {
+        use names::*;
+        let counters: [(&'static str, &'static str); 6] = [
+            (
+                CLUSTER_NODE_CHANGES,
+                "Nodes added, removed or moved by Metadata, by change.",
+            ),
+            (
+                CLUSTER_METADATA_UPDATES,
+                "Metadata responses merged into the node table.",
+            ),
+            (
+                CLUSTER_ID_CHANGES,
+                "Metadata responses from another cluster id (not merged).",
+            ),
+            (
+                CLUSTER_REBOOTSTRAPS,
+                "Rebootstraps to the bootstrap addresses, by reason (KIP-899).",
+            ),
+            (
+                CLUSTER_RECONNECT_BACKOFFS,
+                "Failures that put a node into its reconnect backoff.",
+            ),
+            (CLUSTER_CIRCUIT_OPENS, "Times a node's circuit opened."),
+        ];
+        let gauges: [(&'static str, &'static str); 2] = [
+            (CLUSTER_NODES, "Nodes in the clusters' tables."),
+            (
+                CLUSTER_CIRCUIT_OPEN,
+                "1 while a node's circuit is open, half-open or probing.",
+            ),
+        ];
+        self.with_recorder_do(|r| {
+            for (name, text) in counters {
+                r.describe_counter(
+                    KeyName::from_const_str(name),
+                    Some(Unit::Count),
+                    SharedString::const_str(text),
+                );
+            }
+            for (name, text) in gauges {
+                r.describe_gauge(
+                    KeyName::from_const_str(name),
+                    Some(Unit::Count),
+                    SharedString::const_str(text),
+                );
+            }
+            r.describe_histogram(
+                KeyName::from_const_str(CLUSTER_RECONNECT_BACKOFF_TIME),
+                Some(Unit::Seconds),
+                SharedString::const_str("The length of each reconnect backoff."),
+            );
+        });
+    }
+
+    fn cluster_event(&self, event: &ClusterPolicyEvent<'_>) {
+        let change = |change: &'static str| {
+            self.counter(
+                names::CLUSTER_NODE_CHANGES,
+                vec![Label::from_static_parts("change", change)],
+            )
+            .increment(1);
+        };
+        match event.event {
+            ClusterEvent::NodeAdded { .. } => change("added"),
+            ClusterEvent::NodeRemoved { .. } => change("removed"),
+            ClusterEvent::NodeAddressChanged { .. } => change("moved"),
+            ClusterEvent::MetadataUpdated { .. } => {
+                self.counter(names::CLUSTER_METADATA_UPDATES, vec![])
+                    .increment(1);
+            }
+            ClusterEvent::ClusterIdChanged { .. } => {
+                self.counter(names::CLUSTER_ID_CHANGES, vec![]).increment(1);
+            }
+            ClusterEvent::Rebootstrapped { reason } => {
+                let reason = match reason {
+                    RebootstrapReason::NoNodeReachable { .. } => "no_node_reachable",
+                    RebootstrapReason::RebootstrapRequired => "rebootstrap_required",
+                    RebootstrapReason::Requested => "requested",
+                    _ => "other",
+                };
+                let labels = vec![Label::from_static_parts("reason", reason)];
+                self.counter(names::CLUSTER_REBOOTSTRAPS, labels)
+                    .increment(1);
+            }
+            ClusterEvent::CircuitOpened { node, .. } => {
+                self.counter(names::CLUSTER_CIRCUIT_OPENS, vec![node_label(Some(*node))])
+                    .increment(1);
+            }
+            ClusterEvent::ConnectionFailed { node, .. } if event.is_backoff() => {
+                let node = node_label(Some(*node));
+                self.counter(names::CLUSTER_RECONNECT_BACKOFFS, vec![node.clone()])
+                    .increment(1);
+                if let Some(wait) = event.retry_in {
+                    self.histogram(names::CLUSTER_RECONNECT_BACKOFF_TIME, vec![node])
+                        .record(wait.as_secs_f64());
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn cluster_table(&self, event: &ClusterTableEvent<'_>) {
+        // Gauges summed over clusters: add the difference.
+        if event.known_nodes != event.previous_known_nodes {
+            self.gauge(names::CLUSTER_NODES, vec![])
+                .increment(event.known_nodes as f64 - event.previous_known_nodes as f64);
+        }
+        // Both sorted: a node in one list only changed.
+        for node in event.open_circuits {
+            if event.previous_open_circuits.binary_search(node).is_err() {
+                self.gauge(names::CLUSTER_CIRCUIT_OPEN, vec![node_label(Some(*node))])
+                    .increment(1.0);
+            }
+        }
+        for node in event.previous_open_circuits {
+            if event.open_circuits.binary_search(node).is_err() {
+                self.gauge(names::CLUSTER_CIRCUIT_OPEN, vec![node_label(Some(*node))])
+                    .decrement(1.0);
+            }
+        }
     }
 }
 

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use kafka_conn_cluster::NodeId;
+use kafka_conn_cluster::{Event as ClusterEvent, NodeId, NodeState};
 use kafka_conn_core::{
     ApiKey, CloseReason, Connection, CorrelationId, Phase, RequestError, Response, TimeoutKind,
 };
@@ -112,6 +112,27 @@ pub trait Observer: Send + Sync + 'static {
     fn on_in_flight(&self, event: &InFlightEvent<'_>) {
         let _ = event;
     }
+
+    /// A [`Cluster`](crate::Cluster)'s policy reported an event: a node
+    /// added, removed or moved, a Metadata response merged, a cluster id
+    /// change, a connection ready or failed (with the backoff it caused), a
+    /// circuit opening, half-open or closing, a rebootstrap. Every event
+    /// [`Cluster::events`](crate::Cluster::events) yields, with the node's
+    /// state after it. Called after the cluster's lock is released, from
+    /// the task whose call or input caused it (a request's caller, a
+    /// connection's task, the timer): see [`ClusterPolicyEvent`].
+    fn on_cluster_event(&self, event: &ClusterPolicyEvent<'_>) {
+        let _ = event;
+    }
+
+    /// A [`Cluster`](crate::Cluster)'s table changed in what gauges count:
+    /// the nodes it knows, the nodes whose circuit is not closed. Reported
+    /// after the events that changed it (the first time with the first
+    /// events: the bootstrap entries are known from the start), and once
+    /// more when the cluster closes, with nothing known.
+    fn on_cluster_table(&self, event: &ClusterTableEvent<'_>) {
+        let _ = event;
+    }
 }
 
 macro_rules! both {
@@ -138,6 +159,8 @@ both! {
     on_throttle_held(peer: &Peer, held: Duration);
     on_reauthentication(event: &ReauthenticationEvent<'_>);
     on_in_flight(event: &InFlightEvent<'_>);
+    on_cluster_event(event: &ClusterPolicyEvent<'_>);
+    on_cluster_table(event: &ClusterTableEvent<'_>);
 }
 
 /// Which connection an event is about.
@@ -431,6 +454,91 @@ pub struct InFlightEvent<'a> {
     pub waiting_for_room: usize,
     /// `(client_queued, waiting_for_room)` as last reported.
     pub previous_client: (usize, usize),
+}
+
+/// An event of a [`Cluster`](crate::Cluster)'s policy
+/// ([`Observer::on_cluster_event`]).
+///
+/// When: right after the input that caused it (a dial's outcome, a
+/// connection closing, a Metadata response, the cluster's timer, a
+/// command), once the cluster's lock is released, in the order the policy
+/// reported them for that input, and before the callers that input wakes
+/// (those parked on a dial, a refresh) are woken: a caller parked on a
+/// dial that failed finds the failure, and the circuit it opened, already
+/// told. (Another thread may route meanwhile and see the open circuit a
+/// moment before the observer is told.) Events of inputs handled on two
+/// threads at once may reach the observer in either order.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct ClusterPolicyEvent<'a> {
+    /// Which cluster: a number unique among the [`Cluster`](crate::Cluster)s
+    /// of this process (not Kafka's cluster id), to tell apart clusters
+    /// that share an observer.
+    pub cluster: u64,
+    /// What happened: the policy's event, as
+    /// [`Cluster::events`](crate::Cluster::events) yields it.
+    pub event: &'a ClusterEvent,
+    /// The node the event is about ([`ClusterPolicyEvent::node`]) and its
+    /// state right after the input that caused the event; `None` for an
+    /// event about no node, or a node that left the table.
+    pub node_state: Option<NodeState>,
+    /// How long until the node may be dialed again when the event left it
+    /// backing off ([`NodeState::BackingOff`]: the reconnect backoff) or
+    /// with its circuit open ([`NodeState::CircuitOpen`]: the time to the
+    /// probe), as of the report.
+    pub retry_in: Option<Duration>,
+}
+
+impl ClusterPolicyEvent<'_> {
+    /// The node the event is about, if it is about one.
+    pub fn node(&self) -> Option<NodeId> {
+        event_node(self.event)
+    }
+
+    /// Whether the event is a failure that put the node into its
+    /// reconnect backoff (rather than opening its circuit, or leaving it
+    /// free to dial at once with a zero backoff).
+    pub fn is_backoff(&self) -> bool {
+        matches!(self.event, ClusterEvent::ConnectionFailed { .. })
+            && matches!(self.node_state, Some(NodeState::BackingOff { .. }))
+    }
+}
+
+/// The node a policy event is about.
+pub(crate) fn event_node(event: &ClusterEvent) -> Option<NodeId> {
+    match event {
+        ClusterEvent::NodeAdded { node, .. }
+        | ClusterEvent::NodeRemoved { node }
+        | ClusterEvent::NodeAddressChanged { node, .. }
+        | ClusterEvent::ConnectionFailed { node, .. }
+        | ClusterEvent::CircuitOpened { node, .. }
+        | ClusterEvent::CircuitHalfOpen { node }
+        | ClusterEvent::CircuitClosed { node } => Some(*node),
+        ClusterEvent::Connected { conn } => Some(conn.node()),
+        _ => None,
+    }
+}
+
+/// What a [`Cluster`](crate::Cluster)'s table counts for gauges changed
+/// ([`Observer::on_cluster_table`]). With the values last reported, so that
+/// gauges summed over clusters add the difference (reports of two threads
+/// may arrive in either order; their differences add up all the same).
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct ClusterTableEvent<'a> {
+    /// Which cluster (see [`ClusterPolicyEvent::cluster`]).
+    pub cluster: u64,
+    /// The nodes in the table: brokers from Metadata, or the bootstrap
+    /// entries before the first Metadata and after a rebootstrap. Zero
+    /// once the cluster is closed.
+    pub known_nodes: usize,
+    /// `known_nodes` as last reported (zero at first).
+    pub previous_known_nodes: usize,
+    /// The nodes whose circuit is not closed (open, half-open, or its probe
+    /// under way), sorted. Empty once the cluster is closed.
+    pub open_circuits: &'a [NodeId],
+    /// `open_circuits` as last reported (empty at first).
+    pub previous_open_circuits: &'a [NodeId],
 }
 
 /// A short, stable label of a close reason's kind, for metrics and traces:

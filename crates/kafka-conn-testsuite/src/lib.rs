@@ -15,6 +15,7 @@
 pub mod auth;
 pub mod backpressure;
 pub mod cluster;
+pub mod cluster_observe;
 pub mod custom;
 pub mod dialing;
 pub mod direct;
@@ -204,6 +205,9 @@ macro_rules! suite {
             observer_times_reauthentications,
             metrics_after_a_known_workload_on_the_mock_cluster,
             traces_carry_stable_span_names_and_fields,
+        );
+        $crate::suite!(@in cluster_observe, $block_on, $runtime;
+            cluster_events_reach_the_observer_and_metrics,
         );
         $crate::suite!(@in typed, $block_on, $runtime;
             typed_metadata_and_create_topics,

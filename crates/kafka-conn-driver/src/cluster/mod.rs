@@ -34,6 +34,7 @@ mod error;
 mod events;
 mod latch;
 mod metadata;
+mod observing;
 mod shared;
 mod state;
 

@@ -17,6 +17,7 @@ use super::config::ClusterConfig;
 use super::dial::open_connection;
 use super::error::{ClusterError, Reported};
 use super::metadata::{metadata_request, METADATA_VERSIONS};
+use super::observing::{self, ClusterObserving};
 use super::state::{Conn, State, Work};
 use crate::error::RequestFailure;
 use crate::runtime::Runtime;
@@ -52,7 +53,10 @@ pub(crate) struct Lease<'a, R: Runtime> {
 }
 
 impl<R: Runtime> Shared<R> {
-    pub(crate) fn new(rt: R, config: ClusterConfig, state: State) -> Arc<Self> {
+    pub(crate) fn new(rt: R, config: ClusterConfig, mut state: State) -> Arc<Self> {
+        if config.connect.observe.observer.is_some() {
+            state.observing = Some(ClusterObserving::new());
+        }
         let ready = config
             .policy
             .max_connections
@@ -128,6 +132,9 @@ impl<R: Runtime> Shared<R> {
     /// Does work queued under the lock: spawns tasks, closes connections,
     /// wakes callers. Never called with the lock held.
     fn run(self: &Arc<Self>, work: Vec<Work>) {
+        // The events first: the observer knows what happened before any
+        // caller the same input wakes does (and logs read in that order).
+        self.report(&work);
         for w in work {
             match w {
                 Work::Dial {
@@ -151,9 +158,33 @@ impl<R: Runtime> Shared<R> {
                 }
                 Work::Wake(latch, outcome) => latch.set(outcome),
                 Work::Refreshed(latch, outcome) => latch.set(outcome),
-                Work::Event(event) => log(&event),
+                Work::Event(..) | Work::Table(_) => {}
                 Work::Waker(w) => w.wake(),
                 Work::Finished(latch) => latch.set(()),
+            }
+        }
+    }
+
+    /// Logs the policy's events in `work` and tells the observer about
+    /// them and the table ([`Observer::on_cluster_event`],
+    /// [`Observer::on_cluster_table`]).
+    ///
+    /// [`Observer::on_cluster_event`]: crate::Observer::on_cluster_event
+    /// [`Observer::on_cluster_table`]: crate::Observer::on_cluster_table
+    fn report(&self, work: &[Work]) {
+        let observer = self.config.connect.observe.observer.as_ref();
+        for w in work {
+            match (w, observer) {
+                (Work::Event(event, context), observer) => {
+                    log(event);
+                    if let (Some(observer), Some(context)) = (observer, context) {
+                        observing::report_event(observer, event, *context, self.rt.now());
+                    }
+                }
+                (Work::Table(report), Some(observer)) => {
+                    observing::report_table(observer, report);
+                }
+                _ => {}
             }
         }
     }

@@ -19,6 +19,7 @@ use kafka_conn_cluster::{
 use super::error::ClusterError;
 use super::events::Subscribers;
 use super::latch::Latch;
+use super::observing::{ClusterObserving, EventContext, TableReport};
 use crate::client::Client;
 use crate::error::ConnectError;
 
@@ -66,8 +67,11 @@ pub(crate) enum Work {
     Wake(Arc<Latch<DialOutcome>>, DialOutcome),
     /// Tell the callers of `refresh_metadata` how their refresh ended.
     Refreshed(Arc<Latch<RefreshOutcome>>, RefreshOutcome),
-    /// Log an event.
-    Event(Event),
+    /// Log an event, and tell the observer (with the context read under
+    /// the lock) when one is set.
+    Event(Event, Option<EventContext>),
+    /// Tell the observer the table's gauges changed.
+    Table(TableReport),
     /// Wake a task (the timer, an event subscriber, the callers of `closed`).
     Waker(Waker),
     /// The cluster is closed and its last connection task ended.
@@ -108,6 +112,8 @@ pub(crate) struct State {
     refresh: Refreshes,
     pub(crate) subscribers: Subscribers,
     pub(crate) timer: TimerSlot,
+    /// Set when the configuration has an observer: what it was told.
+    pub(crate) observing: Option<ClusterObserving>,
     /// Connection tasks alive (dialing or watching a connection).
     tasks: usize,
     closed: bool,
@@ -127,6 +133,7 @@ impl State {
             refresh: Refreshes::default(),
             subscribers: Subscribers::default(),
             timer: TimerSlot::default(),
+            observing: None,
             tasks: 0,
             closed: false,
             finished: Latch::new(),
@@ -154,10 +161,12 @@ impl State {
             let mut next = Some(first);
             while let Some(event) = next {
                 self.subscribers.publish(&event, &mut wakers);
-                self.work.push(Work::Event(event));
+                let context = (self.observing.as_ref()).map(|o| o.context(&self.policy, &event));
+                self.work.push(Work::Event(event, context));
                 next = self.policy.poll_event();
             }
             self.work.extend(wakers.into_iter().map(Work::Waker));
+            self.observe_table();
         }
         if any || timer {
             let next = self.policy.poll_timeout();
@@ -167,6 +176,16 @@ impl State {
                     self.work.push(Work::Waker(w));
                 }
             }
+        }
+    }
+
+    /// Queues the table's gauges for the observer if they changed (after
+    /// events; the table changes only with them, or at the close).
+    fn observe_table(&mut self) {
+        let closed = self.closed;
+        if let Some(report) = (self.observing.as_mut()).and_then(|o| o.table(&self.policy, closed))
+        {
+            self.work.push(Work::Table(report));
         }
     }
 
@@ -322,6 +341,8 @@ impl State {
         self.closed = true;
         self.policy.close(now);
         self.drain(false);
+        // Nothing known any more: gauges summed over clusters drop this one's.
+        self.observe_table();
         for (_, latch) in self.refresh.waiters.drain(..) {
             self.work
                 .push(Work::Refreshed(latch, Err(ClusterError::Closed)));
