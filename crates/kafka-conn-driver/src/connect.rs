@@ -20,7 +20,7 @@ use crate::dial::{open, Opened, UNSPECIFIED};
 use crate::direct::{Completions, DirectClient};
 use crate::driver::Driver;
 use crate::engine::{Engine, ReadyReport};
-use crate::error::ConnectError;
+use crate::error::{ConnectError, SetupStep};
 use crate::info::{ConnectInfo, Progress, TlsInfo};
 use crate::observe::Observing;
 use crate::queue::Shared;
@@ -157,6 +157,7 @@ async fn secure<R: Runtime>(
         (Some(tls), Some(rustls_config)) => {
             let name = tls.server_name_for(host)?;
             let name_text = name.to_str().into_owned();
+            config.dial.mark(SetupStep::Tls);
             let t = rt.now();
             let handshake = futures_rustls::TlsConnector::from(rustls_config).connect(name, tcp);
             let probe = direct.then_some(addr);
@@ -241,7 +242,10 @@ async fn client_over<R: Runtime>(
     let handshake_start = rt.now();
     let conn = Connection::new(config.core.clone(), handshake_start)?;
     let peer = CredentialContext::for_runtime(&rt, &so_far.host, so_far.addr);
+    config.dial.mark(SetupStep::ApiVersions);
     let (observed, observing) = config.observe.start(&so_far.host, so_far.addr);
+    // The connection's task marks SASL when it gets there.
+    let observing = observing.map(|o| o.with_setup(config.dial.setup_mark.clone()));
     let (handle, ready_rx) = spawn_driver(
         &rt,
         so_far.addr,

@@ -13,7 +13,7 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use crate::addresses::{order, AddressFamily, DnsCache};
-use crate::error::ConnectError;
+use crate::error::{ConnectError, SetupMark, SetupStep};
 use crate::info::{AttemptOutcome, Progress, ProxyInfo, TcpAttempt};
 use crate::proxy::{
     split_host_port, Proxy, ProxyFailure, ProxyKind, ProxyStep, Target, TargetHost,
@@ -42,6 +42,18 @@ pub(crate) struct DialConfig {
     pub(crate) socket: SocketOptions,
     pub(crate) proxy: Option<Proxy>,
     pub(crate) dialer: Option<DialFn>,
+    /// Where a cluster's attempt is, for its setup timeout's error (set
+    /// per attempt by the cluster; see `SetupMark`).
+    pub(crate) setup_mark: Option<Arc<SetupMark>>,
+}
+
+impl DialConfig {
+    /// Notes that the attempt is at `step` (when someone asked to know).
+    pub(crate) fn mark(&self, step: SetupStep) {
+        if let Some(mark) = &self.setup_mark {
+            mark.set(step);
+        }
+    }
 }
 
 impl Default for DialConfig {
@@ -54,6 +66,7 @@ impl Default for DialConfig {
             socket: SocketOptions::default(),
             proxy: None,
             dialer: None,
+            setup_mark: None,
         }
     }
 }
@@ -99,6 +112,15 @@ pub(crate) async fn open<R: Runtime>(
     start: Instant,
 ) -> Result<Opened<R::Tcp>, ConnectError> {
     let (host, port, setup_timeout) = (request.host.as_str(), request.port, request.setup_timeout);
+    // The steps as `SetupStep::of_error` names their failures: a dialer's
+    // is `tcp`, everything through a proxy is `proxy`.
+    config.mark(if config.dialer.is_some() {
+        SetupStep::Tcp
+    } else if config.proxy.is_some() {
+        SetupStep::Proxy
+    } else {
+        SetupStep::Resolve
+    });
     if let Some(dialer) = &config.dialer {
         let failed = |source, progress: &Progress| ConnectError::Dial {
             target: request.to_string(),
@@ -238,6 +260,9 @@ pub(crate) async fn dial_tcp<R: Runtime>(
     start: Instant,
 ) -> Result<Reached<R::Tcp>, ConnectError> {
     let resolved = resolve(rt, host, port, setup_timeout, config, progress, start).await?;
+    if config.proxy.is_none() {
+        config.mark(SetupStep::Tcp);
+    }
     progress.resolved.clone_from(&resolved);
     let candidates = order(&resolved, config.family);
     if candidates.is_empty() {

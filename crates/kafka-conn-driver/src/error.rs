@@ -4,11 +4,15 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use kafka_conn_core::{CloseReason, ConfigError, RequestError, SendError};
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use kafka_conn_core::{
+    ApiKey, CloseReason, ConfigError, Phase, RequestError, SendError, TimeoutKind,
+};
 use rustls_pki_types::CertificateDer;
 
 use crate::addresses::AddressFamily;
-use crate::info::{Progress, Timings};
+use crate::info::{ConnectInfo, Progress, Timings};
 use crate::proxy::{ProxyFailure, ProxyKind, ProxyStep};
 
 /// The peer of a TLS or Kafka failure: its address, or what it is when
@@ -224,6 +228,27 @@ pub enum ConnectError {
         /// What was done.
         progress: Box<Progress>,
     },
+    /// A [`Cluster`](crate::Cluster)'s setup timeout for the node ran out
+    /// before the connection was ready: the attempt was dropped during
+    /// `step` (the policy's growing per-node timeout bounds DNS, TCP,
+    /// proxy, TLS and the Kafka handshake together; KIP-601's
+    /// `socket.connection.setup.timeout.ms`). Told to the observer
+    /// ([`Observer::on_connect_error`](crate::Observer::on_connect_error));
+    /// the cluster's own error for it is
+    /// [`ClusterError::Unreachable`](crate::ClusterError::Unreachable) with
+    /// the policy's `Failure::SetupTimeout`.
+    #[error("connection setup to {target} timed out after {after:?} during {step}")]
+    SetupTimeout {
+        /// `host:port` asked for.
+        target: String,
+        /// The setup timeout that ran out.
+        after: Duration,
+        /// The step in progress when it ran out.
+        step: SetupStep,
+        /// What is known: `timings.total` (the time until it ran out);
+        /// the attempt's own record of its steps was dropped with it.
+        progress: Box<Progress>,
+    },
     /// The Kafka handshake (ApiVersions, SASL) failed: the core's close reason.
     #[error("{peer}: the connection closed before it was ready: {reason}", peer = at(addr))]
     Handshake {
@@ -247,6 +272,7 @@ impl ConnectError {
             | ConnectError::ConnectTimeout { .. }
             | ConnectError::Tcp { .. }
             | ConnectError::Dial { .. }
+            | ConnectError::SetupTimeout { .. }
             | ConnectError::TlsTimeout { .. } => true,
             ConnectError::Handshake { reason, .. } => reason.is_retriable(),
             ConnectError::Proxy { failure, .. } => failure.is_retriable(),
@@ -279,6 +305,7 @@ impl ConnectError {
             | ConnectError::Tcp { progress, .. }
             | ConnectError::Proxy { progress, .. }
             | ConnectError::Dial { progress, .. }
+            | ConnectError::SetupTimeout { progress, .. }
             | ConnectError::CertificateNotTrusted { progress, .. }
             | ConnectError::NameMismatch { progress, .. }
             | ConnectError::InvalidCertificate { progress, .. }
@@ -358,5 +385,143 @@ impl RequestFailure {
             | RequestFailure::Failed(RequestError::ConnectionClosed(r)) => Some(r),
             _ => None,
         }
+    }
+}
+
+/// The setup step of a connection, as metrics label it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SetupStep {
+    /// Resolving the host name (and checking the address).
+    Resolve,
+    /// The TCP connection (every address raced).
+    Tcp,
+    /// A SOCKS5 or HTTP CONNECT proxy in front of the broker.
+    Proxy,
+    /// The TLS handshake (and the TLS configuration).
+    Tls,
+    /// Version negotiation (KIP-511), including a broker that hung up or
+    /// failed to answer before it.
+    ApiVersions,
+    /// SASL authentication.
+    Sasl,
+}
+
+impl SetupStep {
+    /// Every step, in the order a connection goes through them.
+    pub const ALL: [SetupStep; 6] = [
+        SetupStep::Resolve,
+        SetupStep::Tcp,
+        SetupStep::Proxy,
+        SetupStep::Tls,
+        SetupStep::ApiVersions,
+        SetupStep::Sasl,
+    ];
+
+    /// The label: `resolve`, `tcp`, `proxy`, `tls`, `api_versions`, `sasl`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SetupStep::Resolve => "resolve",
+            SetupStep::Tcp => "tcp",
+            SetupStep::Proxy => "proxy",
+            SetupStep::Tls => "tls",
+            SetupStep::ApiVersions => "api_versions",
+            SetupStep::Sasl => "sasl",
+        }
+    }
+
+    /// How long `step` took according to `info`'s timings, if it ran.
+    pub fn took(self, info: &ConnectInfo) -> Option<Duration> {
+        let t = &info.timings;
+        match self {
+            SetupStep::Resolve => t.resolve,
+            SetupStep::Tcp => t.tcp,
+            SetupStep::Proxy => t.proxy,
+            SetupStep::Tls => t.tls,
+            SetupStep::ApiVersions => t.api_versions,
+            SetupStep::Sasl => t.sasl,
+        }
+    }
+
+    /// The step at which `error` failed.
+    pub fn of_error(error: &ConnectError) -> SetupStep {
+        match error {
+            ConnectError::InvalidAddress { .. }
+            | ConnectError::Resolve { .. }
+            | ConnectError::NoAddresses { .. }
+            | ConnectError::NoAddressOfFamily { .. } => SetupStep::Resolve,
+            ConnectError::Proxy { .. } => SetupStep::Proxy,
+            ConnectError::CertificateNotTrusted { .. }
+            | ConnectError::NameMismatch { .. }
+            | ConnectError::InvalidCertificate { .. }
+            | ConnectError::NotTls { .. }
+            | ConnectError::TlsTimeout { .. }
+            | ConnectError::Tls { .. }
+            | ConnectError::TlsConfig(_)
+            | ConnectError::BrokerSpeaksTls { .. } => SetupStep::Tls,
+            ConnectError::Handshake { reason, .. } => Self::of_close(reason),
+            ConnectError::SetupTimeout { step, .. } => *step,
+            _ => SetupStep::Tcp,
+        }
+    }
+
+    /// The handshake step a connection was in when it closed for `reason`.
+    fn of_close(reason: &CloseReason) -> SetupStep {
+        let phase = match reason {
+            CloseReason::AuthFailed(_) | CloseReason::SessionExpired(_) => return SetupStep::Sasl,
+            CloseReason::Broken { during, .. } => *during,
+            CloseReason::Timeout(TimeoutKind::Handshake { phase, .. }) => *phase,
+            CloseReason::Timeout(TimeoutKind::InternalRequest { api_key, .. }) => {
+                return if *api_key == ApiKey::API_VERSIONS {
+                    SetupStep::ApiVersions
+                } else {
+                    SetupStep::Sasl
+                };
+            }
+            _ => Phase::Negotiating,
+        };
+        match phase {
+            Phase::SaslHandshake | Phase::Authenticating | Phase::Reauthenticating => {
+                SetupStep::Sasl
+            }
+            _ => SetupStep::ApiVersions,
+        }
+    }
+}
+
+impl std::fmt::Display for SetupStep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SetupStep::Resolve => "DNS resolution",
+            SetupStep::Tcp => "the TCP connect",
+            SetupStep::Proxy => "the proxy tunnel",
+            SetupStep::Tls => "the TLS handshake",
+            SetupStep::ApiVersions => "version negotiation (ApiVersions)",
+            SetupStep::Sasl => "SASL authentication",
+        })
+    }
+}
+
+/// The step a connection attempt is at, shared with whoever may drop it
+/// before it ends (a [`Cluster`](crate::Cluster)'s setup timeout), so that
+/// [`ConnectError::SetupTimeout`] can say where it was. Set by the dial
+/// (resolve, TCP, proxy), the TLS handshake, and the connection's task
+/// (ApiVersions, then SASL).
+#[derive(Debug, Default)]
+pub(crate) struct SetupMark(AtomicU8);
+
+impl SetupMark {
+    /// The attempt is at `step` now.
+    pub(crate) fn set(&self, step: SetupStep) {
+        let i = SetupStep::ALL.iter().position(|s| *s == step).unwrap_or(0);
+        self.0.store(i as u8, Ordering::Relaxed);
+    }
+
+    /// The step last set (`Resolve` before any).
+    pub(crate) fn get(&self) -> SetupStep {
+        SetupStep::ALL
+            .get(usize::from(self.0.load(Ordering::Relaxed)))
+            .copied()
+            .unwrap_or(SetupStep::Resolve)
     }
 }

@@ -20,10 +20,12 @@ use std::time::{Duration, Instant};
 
 use kafka_conn_cluster::{Event as ClusterEvent, NodeId, NodeState};
 use kafka_conn_core::{
-    ApiKey, CloseReason, Connection, CorrelationId, Phase, RequestError, Response, TimeoutKind,
+    ApiKey, CloseReason, Connection, CorrelationId, RequestError, Response, State as ConnState,
 };
 
 use crate::error::ConnectError;
+use crate::error::SetupMark;
+pub use crate::error::SetupStep;
 use crate::info::ConnectInfo;
 
 /// Told what connections do. Every method has an empty default: implement
@@ -42,9 +44,8 @@ pub trait Observer: Send + Sync + 'static {
     /// A connection attempt failed (at `event.step`).
     ///
     /// A [`Cluster`](crate::Cluster)'s setup timeout running out is reported
-    /// as [`ConnectError::Dial`] with an I/O source of kind `TimedOut`, step
-    /// [`SetupStep::Tcp`] and no step timings, whichever step was in
-    /// progress (the dropped attempt cannot tell; docs/metrics.md).
+    /// as [`ConnectError::SetupTimeout`], at the step the attempt was in
+    /// (docs/metrics.md).
     fn on_connect_error(&self, event: &ConnectErrorEvent<'_>) {
         let _ = event;
     }
@@ -227,106 +228,6 @@ pub struct ConnectEvent<'a> {
     /// ([`ConnectInfo::timings`]: DNS, TCP, proxy, TLS, ApiVersions, SASL,
     /// total), TLS session, versions, SASL session.
     pub info: &'a ConnectInfo,
-}
-
-/// The setup step of a connection, as metrics label it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum SetupStep {
-    /// Resolving the host name (and checking the address).
-    Resolve,
-    /// The TCP connection (every address raced).
-    Tcp,
-    /// A SOCKS5 or HTTP CONNECT proxy in front of the broker.
-    Proxy,
-    /// The TLS handshake (and the TLS configuration).
-    Tls,
-    /// Version negotiation (KIP-511), including a broker that hung up or
-    /// failed to answer before it.
-    ApiVersions,
-    /// SASL authentication.
-    Sasl,
-}
-
-impl SetupStep {
-    /// Every step, in the order a connection goes through them.
-    pub const ALL: [SetupStep; 6] = [
-        SetupStep::Resolve,
-        SetupStep::Tcp,
-        SetupStep::Proxy,
-        SetupStep::Tls,
-        SetupStep::ApiVersions,
-        SetupStep::Sasl,
-    ];
-
-    /// The label: `resolve`, `tcp`, `proxy`, `tls`, `api_versions`, `sasl`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SetupStep::Resolve => "resolve",
-            SetupStep::Tcp => "tcp",
-            SetupStep::Proxy => "proxy",
-            SetupStep::Tls => "tls",
-            SetupStep::ApiVersions => "api_versions",
-            SetupStep::Sasl => "sasl",
-        }
-    }
-
-    /// How long `step` took according to `info`'s timings, if it ran.
-    pub fn took(self, info: &ConnectInfo) -> Option<Duration> {
-        let t = &info.timings;
-        match self {
-            SetupStep::Resolve => t.resolve,
-            SetupStep::Tcp => t.tcp,
-            SetupStep::Proxy => t.proxy,
-            SetupStep::Tls => t.tls,
-            SetupStep::ApiVersions => t.api_versions,
-            SetupStep::Sasl => t.sasl,
-        }
-    }
-
-    /// The step at which `error` failed.
-    pub fn of_error(error: &ConnectError) -> SetupStep {
-        match error {
-            ConnectError::InvalidAddress { .. }
-            | ConnectError::Resolve { .. }
-            | ConnectError::NoAddresses { .. }
-            | ConnectError::NoAddressOfFamily { .. } => SetupStep::Resolve,
-            ConnectError::Proxy { .. } => SetupStep::Proxy,
-            ConnectError::CertificateNotTrusted { .. }
-            | ConnectError::NameMismatch { .. }
-            | ConnectError::InvalidCertificate { .. }
-            | ConnectError::NotTls { .. }
-            | ConnectError::TlsTimeout { .. }
-            | ConnectError::Tls { .. }
-            | ConnectError::TlsConfig(_)
-            | ConnectError::BrokerSpeaksTls { .. } => SetupStep::Tls,
-            ConnectError::Handshake { reason, .. } => Self::of_close(reason),
-            _ => SetupStep::Tcp,
-        }
-    }
-
-    /// The handshake step a connection was in when it closed for `reason`.
-    fn of_close(reason: &CloseReason) -> SetupStep {
-        let phase = match reason {
-            CloseReason::AuthFailed(_) | CloseReason::SessionExpired(_) => return SetupStep::Sasl,
-            CloseReason::Broken { during, .. } => *during,
-            CloseReason::Timeout(TimeoutKind::Handshake { phase, .. }) => *phase,
-            CloseReason::Timeout(TimeoutKind::InternalRequest { api_key, .. }) => {
-                return if *api_key == ApiKey::API_VERSIONS {
-                    SetupStep::ApiVersions
-                } else {
-                    SetupStep::Sasl
-                };
-            }
-            _ => Phase::Negotiating,
-        };
-        match phase {
-            Phase::SaslHandshake | Phase::Authenticating | Phase::Reauthenticating => {
-                SetupStep::Sasl
-            }
-            _ => SetupStep::ApiVersions,
-        }
-    }
 }
 
 /// A connection attempt failed ([`Observer::on_connect_error`]).
@@ -646,6 +547,9 @@ pub(crate) struct Observing {
     /// Whether anything was in flight or held at the last publish.
     busy: bool,
     bytes: (u64, u64),
+    /// Where a cluster's attempt is, until the connection is ready (see
+    /// `SetupMark`).
+    setup: Option<Arc<SetupMark>>,
     /// Publishes since the connection opened: the counters are compared
     /// on every [`SAMPLE_EVERY`]th (see [`Observing::publish`]).
     ticks: u32,
@@ -671,11 +575,20 @@ impl Observing {
             busy: false,
             bytes: (0, 0),
             ticks: 0,
+            setup: None,
         }
+    }
+
+    /// Marks SASL on `setup` when the connection gets there (a cluster's
+    /// setup timeout names the step in progress).
+    pub(crate) fn with_setup(mut self, setup: Option<Arc<SetupMark>>) -> Self {
+        self.setup = setup;
+        self
     }
 
     pub(crate) fn ready(&mut self, now: Instant) {
         self.ready_at = Some(now);
+        self.setup = None;
     }
 
     pub(crate) fn response(&self, r: &Response) {
@@ -718,6 +631,12 @@ impl Observing {
 
     /// After every drain: notes when a re-authentication starts.
     pub(crate) fn after_drain(&mut self, conn: &Connection, now: impl FnOnce() -> Instant) {
+        // Only until ready (then `None`: one branch).
+        if let Some(setup) = &self.setup {
+            if conn.state() == ConnState::Authenticating {
+                setup.set(SetupStep::Sasl);
+            }
+        }
         if self.reauth_since.is_none() && conn.is_reauthenticating() {
             self.reauth_since = Some(now());
         }

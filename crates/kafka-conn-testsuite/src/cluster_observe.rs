@@ -11,11 +11,12 @@ use std::time::{Duration, Instant};
 use kafka_conn_driver::cluster_policy::RebootstrapReason;
 use kafka_conn_driver::{
     metric_names as names, Cluster, ClusterConfig, ClusterError, ClusterEvent, ClusterPolicyEvent,
-    ClusterTableEvent, ConnectConfig, MetricsObserver, NodeId, NodeState, Observer, PolicyConfig,
-    Runtime,
+    ClusterTableEvent, ConnectConfig, ConnectError, ConnectErrorEvent, MetricsObserver, NodeId,
+    NodeState, Observer, PolicyConfig, Runtime, SetupStep, TlsConfig,
 };
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 
+use crate::fake::FullBacklog;
 use crate::kafka::{api_versions_error, api_versions_v0};
 use crate::tests::LIMIT;
 use crate::{sleep, timeout, MockCluster};
@@ -417,4 +418,199 @@ pub async fn cluster_events_reach_the_observer_and_metrics<R: Runtime>(rt: R) {
     let times = metrics.samples(names::CLUSTER_RECONNECT_BACKOFF_TIME, &node_2);
     assert_eq!(times.len() as f64, backoffs);
     assert!(times.iter().all(|t| *t <= 0.12), "{times:?}");
+}
+
+/// One `on_connect_error` of a setup timeout: node, address, the event's
+/// step, the error's own step and timeout, retriable, the message.
+type TimedOut = (
+    Option<NodeId>,
+    String,
+    SetupStep,
+    SetupStep,
+    Duration,
+    bool,
+    String,
+);
+
+/// Keeps the setup timeouts `on_connect_error` is told about, and passes
+/// every connect error on to a `MetricsObserver`.
+struct SetupTimeouts(Mutex<Vec<TimedOut>>, MetricsObserver);
+
+impl Observer for SetupTimeouts {
+    fn on_connect_error(&self, e: &ConnectErrorEvent<'_>) {
+        if let ConnectError::SetupTimeout {
+            after,
+            step,
+            progress,
+            ..
+        } = e.error
+        {
+            // Its own timer or the policy's, at the same deadline.
+            assert!(
+                progress.timings.total > *after / 2 && progress.timings.total < LIMIT,
+                "{:?}",
+                progress.timings
+            );
+            self.0.lock().unwrap().push((
+                e.node_id,
+                e.address.to_owned(),
+                e.step,
+                *step,
+                *after,
+                e.retriable,
+                e.error.to_string(),
+            ));
+        } else if let ConnectError::ConnectTimeout { after, .. } = e.error {
+            // The TCP attempt's own bound is the same setup timeout: when
+            // both run out in one timer tick, the attempt's error wins.
+            self.0.lock().unwrap().push((
+                e.node_id,
+                e.address.to_owned(),
+                e.step,
+                SetupStep::Tcp,
+                *after,
+                e.retriable,
+                e.error.to_string(),
+            ));
+        }
+        self.1.on_connect_error(e);
+    }
+}
+
+/// Waits until `n` setup timeouts (or, for a hanging TCP connect, the
+/// attempt's own time-out at the same deadline) were told.
+async fn told<R: Runtime>(rt: &R, observer: &SetupTimeouts, n: usize) {
+    let deadline = Instant::now() + LIMIT;
+    while observer.0.lock().unwrap().len() != n {
+        assert!(
+            Instant::now() < deadline,
+            "not {n} setup timeouts told: {:#?}",
+            observer.0.lock().unwrap()
+        );
+        sleep(rt, Duration::from_millis(10)).await;
+    }
+}
+
+/// A `Cluster`'s setup timeout (300 ms) running out reaches the observer
+/// as the typed `ConnectError::SetupTimeout` with the step the attempt was
+/// at: bootstrap entry -1 is a listener whose backlog is full (the TCP
+/// connect hangs: `tcp`), -2 a listener that never accepts (the kernel
+/// completes the handshake, the ApiVersions request gets no answer:
+/// `api_versions`); a second cluster with TLS over the silent listener
+/// hangs in the TLS handshake (`tls`). (The TCP attempts are bounded by
+/// the same setup timeout: when both run out in one timer tick, node -1's
+/// is the attempt's own `ConnectTimeout`, also at step `tcp`; seen in about
+/// one run in five.) `connect` fails with both
+/// addresses' failures; `connection.errors` counts each by its step.
+/// (No broker needed: silence is the point. SASL is not shown: it needs a
+/// peer that answers ApiVersions and then falls silent.)
+pub async fn setup_timeout_is_typed_with_its_step<R: Runtime>(rt: R) {
+    let Some(full) = FullBacklog::start() else {
+        eprintln!("SKIPPED: a connect to a full backlog does not hang on this system");
+        return;
+    };
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let (hangs, unanswered) = (
+        full.addr().to_string(),
+        silent.local_addr().unwrap().to_string(),
+    );
+    let recorder = DebuggingRecorder::new();
+    let metrics = Metrics {
+        snapshots: recorder.snapshotter(),
+        samples: Mutex::default(),
+    };
+    let observer = Arc::new(SetupTimeouts(
+        Mutex::default(),
+        MetricsObserver::with_recorder(Arc::new(recorder)),
+    ));
+    let setup = Duration::from_millis(300);
+    // One attempt per address: no redial before `connect` gives up.
+    let policy = PolicyConfig::new()
+        .with_setup_timeout(setup, setup)
+        .with_reconnect_backoff(LIMIT, LIMIT);
+    let connect = ConnectConfig::default().with_observer(observer.clone());
+    let config = ClusterConfig::new(connect.clone()).with_policy(policy.clone());
+    let bootstrap = [hangs.as_str(), unanswered.as_str()];
+    let failed = match timeout(
+        &rt,
+        LIMIT,
+        Cluster::connect_with(rt.clone(), bootstrap, config),
+    )
+    .await
+    {
+        Some(Err(e)) => e,
+        other => panic!("silent bootstrap addresses: {other:?}"),
+    };
+    eprintln!("{failed}");
+    assert!(
+        matches!(&failed, ClusterError::BootstrapFailed { failures } if failures.len() == 2),
+        "{failed:?}"
+    );
+    told(&rt, &observer, 2).await;
+    let mut seen = observer.0.lock().unwrap().clone();
+    seen.sort_by_key(|t| std::cmp::Reverse(t.0));
+    for t in &seen {
+        eprintln!("{}", t.6);
+    }
+    let want = [
+        (NodeId(-1), &hangs, SetupStep::Tcp, "the TCP connect"),
+        (
+            NodeId(-2),
+            &unanswered,
+            SetupStep::ApiVersions,
+            "version negotiation (ApiVersions)",
+        ),
+    ];
+    for (got, (node, address, step, during)) in seen.iter().zip(want) {
+        assert_eq!(
+            (got.0, &got.1, got.2, got.3, got.5),
+            (Some(node), address, step, step, true),
+            "{got:?}"
+        );
+        // The node's setup timeout: 300 ms ±20 % jitter.
+        assert!(got.4 >= setup * 4 / 5 && got.4 <= setup * 6 / 5, "{got:?}");
+        let typed = format!(
+            "connection setup to {address} timed out after {:?} during {during}",
+            got.4
+        );
+        let tcp_own = format!("TCP connect to {address} timed out after {:?}", got.4);
+        assert!(
+            got.6 == typed || (step == SetupStep::Tcp && got.6 == tcp_own),
+            "{got:?}"
+        );
+        let id = node.0.to_string();
+        let labels = [
+            ("node_id", id.as_str()),
+            ("step", step.as_str()),
+            ("retriable", "true"),
+        ];
+        assert_eq!(
+            metrics.value(names::CONNECTION_ERRORS, &labels),
+            Some(1.0),
+            "{labels:?}"
+        );
+    }
+
+    // TLS over the listener that never answers: the handshake hangs.
+    observer.0.lock().unwrap().clear();
+    let config =
+        ClusterConfig::new(connect.with_tls(TlsConfig::system_roots())).with_policy(policy);
+    let r = timeout(
+        &rt,
+        LIMIT,
+        Cluster::connect_with(rt.clone(), [unanswered.as_str()], config),
+    )
+    .await;
+    assert!(
+        matches!(r, Some(Err(ClusterError::BootstrapFailed { .. }))),
+        "{r:?}"
+    );
+    told(&rt, &observer, 1).await;
+    let got = observer.0.lock().unwrap()[0].clone();
+    assert_eq!(
+        (got.0, got.2, got.3),
+        (Some(NodeId(-1)), SetupStep::Tls, SetupStep::Tls),
+        "{got:?}"
+    );
+    drop(silent);
 }

@@ -1,11 +1,18 @@
 //! Opening one node's connection: the single place where the cluster dials.
 
+use std::future::Future;
+use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
+
+use futures_channel::oneshot;
+use kafka_conn_cluster::CloseWhy;
 
 use crate::client::Client;
 use crate::config::ConnectConfig;
 use crate::connect::{connect_span, connect_to};
-use crate::error::ConnectError;
+use crate::error::{ConnectError, SetupMark};
+use crate::info::Progress;
 use crate::runtime::{timeout, Runtime};
 use crate::transport::DialRequest;
 use crate::NodeId;
@@ -16,12 +23,16 @@ use crate::NodeId;
 /// (Happy Eyeballs), through its proxy if it has one), then TLS and the
 /// Kafka handshake (ApiVersions, SASL), all within `setup_timeout` (the
 /// node's growing setup timeout, which also bounds the dial itself). The
-/// [`Client`] carries its [`ConnectInfo`](crate::ConnectInfo); `None` means
-/// the setup timeout ran out.
+/// [`Client`] carries its [`ConnectInfo`](crate::ConnectInfo). `None`: the
+/// policy abandoned the dial (`cancel`: its setup timeout, the node's
+/// removal, shutdown) or the setup timeout ran out here first.
 ///
 /// Every connection the cluster opens goes through this function and
 /// nowhere else. `node` is the policy's node id: the connection's observer
-/// events and `tracing` span carry it.
+/// events and `tracing` span carry it. A setup timeout (the policy's or
+/// this one's, whichever fires first at the same deadline) is told to the
+/// observer as [`ConnectError::SetupTimeout`] with the step the attempt was
+/// at, which the attempt itself never sees.
 pub(crate) async fn open_connection<R: Runtime>(
     rt: &R,
     node: NodeId,
@@ -29,29 +40,56 @@ pub(crate) async fn open_connection<R: Runtime>(
     port: u16,
     setup_timeout: Duration,
     config: &ConnectConfig,
+    cancel: oneshot::Receiver<CloseWhy>,
 ) -> Option<Result<Client, ConnectError>> {
     let request = DialRequest::new(host, port, setup_timeout);
-    let config = config.clone().with_node_id(node);
+    let mut config = config.clone().with_node_id(node);
+    // Where the attempt is when the timeout drops it.
+    let mark = Arc::new(SetupMark::default());
+    config.dial.setup_mark = Some(mark.clone());
+    let start = rt.now();
     let span = connect_span(&request.to_string(), &config);
-    let outcome = timeout(
-        rt,
-        setup_timeout,
-        tracing::Instrument::instrument(connect_to(rt.clone(), &request, config.clone()), span),
+    let outcome = until_cancelled(
+        timeout(
+            rt,
+            setup_timeout,
+            tracing::Instrument::instrument(connect_to(rt.clone(), &request, config.clone()), span),
+        ),
+        cancel,
     )
     .await;
-    if outcome.is_none() {
-        // The setup timeout ran out, which connect_to never sees: the
-        // observer is told so as a dial that did not finish in time.
+    let timed_out = match outcome {
+        Ok(Some(result)) => return Some(result),
+        Ok(None) | Err(Some(CloseWhy::SetupTimeout)) => true,
+        Err(_) => false,
+    };
+    if timed_out {
         let target = request.to_string();
-        let error = ConnectError::Dial {
-            source: std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                format!("the node's setup timeout of {setup_timeout:?} ran out"),
-            ),
+        let mut progress = Box::<Progress>::default();
+        progress.timings.total = rt.now().saturating_duration_since(start);
+        let error = ConnectError::SetupTimeout {
             target: target.clone(),
-            progress: Box::default(),
+            after: setup_timeout,
+            step: mark.get(),
+            progress,
         };
         config.observe.connect_failed(&target, &error);
     }
-    outcome
+    None
+}
+
+/// Runs `fut` unless `cancel` fires first: `Err` with why (`None`: its
+/// sender was dropped).
+async fn until_cancelled<F: Future>(
+    fut: F,
+    mut cancel: oneshot::Receiver<CloseWhy>,
+) -> Result<F::Output, Option<CloseWhy>> {
+    let mut fut = std::pin::pin!(fut);
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(why) = std::pin::Pin::new(&mut cancel).poll(cx) {
+            return Poll::Ready(Err(why.ok()));
+        }
+        fut.as_mut().poll(cx).map(Ok)
+    })
+    .await
 }

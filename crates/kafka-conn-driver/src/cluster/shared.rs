@@ -10,7 +10,7 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use futures_channel::oneshot;
-use kafka_conn_cluster::{Address, Begin, ConnId, Event, NodeId, Route, Target};
+use kafka_conn_cluster::{Address, Begin, CloseWhy, ConnId, Event, NodeId, Route, Target};
 use kafka_conn_core::{ApiKey, CloseReason, Request, Response};
 
 use super::config::ClusterConfig;
@@ -151,7 +151,8 @@ impl<R: Runtime> Shared<R> {
                     tracing::debug!(%conn, %why, "closing");
                     client.close();
                 }
-                Work::Cancel(cancel) => drop(cancel),
+                // The dial's task may have ended: nobody to tell.
+                Work::Cancel(cancel, why) => drop(cancel.send(why)),
                 Work::Refresh { via, seq } => {
                     self.rt
                         .spawn(Box::pin(refresh_task(self.clone(), via, seq)));
@@ -386,31 +387,31 @@ async fn connection_task<R: Runtime>(
     conn: ConnId,
     address: Address,
     setup_timeout: Duration,
-    cancel: oneshot::Receiver<()>,
+    cancel: oneshot::Receiver<CloseWhy>,
 ) {
     let guard = TaskGuard(shared);
     let shared = &guard.0;
     // Boxed: the dial's state (the connect future with its configuration,
     // about 2 KB) is freed once the dial is over, instead of sizing this
     // task, which lives as long as the connection.
-    let dial = Box::pin(until_cancelled(
-        open_connection(
-            &shared.rt,
-            conn.node(),
-            &address.host,
-            address.port,
-            setup_timeout,
-            &shared.config.connect,
-        ),
+    let dial = Box::pin(open_connection(
+        &shared.rt,
+        conn.node(),
+        &address.host,
+        address.port,
+        setup_timeout,
+        &shared.config.connect,
         cancel,
     ));
+    // `None`: abandoned by the policy, or its setup timeout ran out (the
+    // policy's own timer ends the dial at the same deadline).
     let Some(outcome) = dial.await else {
         tracing::debug!(%conn, "dial abandoned");
         return;
     };
     let client = match outcome {
-        Some(Ok(client)) => client,
-        Some(Err(error)) => {
+        Ok(client) => client,
+        Err(error) => {
             tracing::debug!(%conn, %address, %error, "dial failed");
             shared.with(true, |st, now| {
                 st.dial_ended(conn);
@@ -423,9 +424,6 @@ async fn connection_task<R: Runtime>(
             });
             return;
         }
-        // The setup timeout ran out: the policy's own timer ends the dial
-        // at the same deadline (and cancels what is left of it).
-        None => return,
     };
     let held = shared.with(true, |st, now| {
         st.dial_ended(conn);
@@ -448,21 +446,6 @@ async fn connection_task<R: Runtime>(
             st.policy.handle_closed(conn, reason, now);
         }
     });
-}
-
-/// Runs `fut` unless `cancel` fires (or its sender is dropped) first.
-async fn until_cancelled<F: Future>(
-    fut: F,
-    mut cancel: oneshot::Receiver<()>,
-) -> Option<F::Output> {
-    let mut fut = std::pin::pin!(fut);
-    std::future::poll_fn(|cx| {
-        if std::pin::Pin::new(&mut cancel).poll(cx).is_ready() {
-            return Poll::Ready(None);
-        }
-        fut.as_mut().poll(cx).map(Some)
-    })
-    .await
 }
 
 /// The `seq`-th Metadata refresh, through `via` (the policy's choice).

@@ -51,7 +51,7 @@ pub(crate) enum Work {
         conn: ConnId,
         address: Address,
         setup_timeout: Duration,
-        cancel: oneshot::Receiver<()>,
+        cancel: oneshot::Receiver<CloseWhy>,
     },
     /// Close a connection the policy gave up.
     Close {
@@ -59,8 +59,8 @@ pub(crate) enum Work {
         client: Client,
         why: CloseWhy,
     },
-    /// Abandon a dial (dropping the sender cancels it).
-    Cancel(oneshot::Sender<()>),
+    /// Abandon a dial, saying why (dropping the sender cancels it too).
+    Cancel(oneshot::Sender<CloseWhy>, CloseWhy),
     /// Spawn a Metadata refresh through `via`, the `seq`-th refresh.
     Refresh { via: NodeId, seq: u64 },
     /// Wake the callers parked on a dial.
@@ -104,7 +104,7 @@ pub(crate) struct State {
     /// per request for the `HashMap`).
     pub(crate) conns: BTreeMap<ConnId, Arc<Conn>>,
     /// Dials under way: dropping the sender cancels one.
-    dials: HashMap<ConnId, oneshot::Sender<()>>,
+    dials: HashMap<ConnId, oneshot::Sender<CloseWhy>>,
     /// Callers parked on a node's dial (single flight: one latch per dial).
     parked: HashMap<NodeId, Arc<Latch<DialOutcome>>>,
     /// Each node's last failed connect, with its progress, for errors.
@@ -214,7 +214,7 @@ impl State {
                         why,
                     });
                 } else if let Some(cancel) = self.dials.remove(&conn) {
-                    self.work.push(Work::Cancel(cancel));
+                    self.work.push(Work::Cancel(cancel, why));
                 }
             }
             Action::RefreshMetadata { via } => {
