@@ -12,7 +12,7 @@
 //! forwarder that advertises each node at its own listener), in front of
 //! the real mock brokers.
 
-mod proxy;
+pub(crate) mod proxy;
 
 use std::time::{Duration, Instant};
 

@@ -16,6 +16,7 @@ use kafka_conn_driver::{
 };
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 
+use crate::cluster::proxy::KafkaProxy;
 use crate::fake::FullBacklog;
 use crate::kafka::{api_versions_error, api_versions_v0};
 use crate::tests::LIMIT;
@@ -78,6 +79,21 @@ impl Observer for Recording {
                 e.previous_open_circuits.to_vec(),
             ),
         ));
+    }
+}
+
+/// The recording observer and a `MetricsObserver` side by side.
+struct Both(Arc<Recording>, MetricsObserver);
+
+impl Observer for Both {
+    fn on_cluster_event(&self, e: &ClusterPolicyEvent<'_>) {
+        self.0.on_cluster_event(e);
+        self.1.on_cluster_event(e);
+    }
+
+    fn on_cluster_table(&self, e: &ClusterTableEvent<'_>) {
+        self.0.on_cluster_table(e);
+        self.1.on_cluster_table(e);
     }
 }
 
@@ -169,17 +185,6 @@ pub async fn cluster_events_reach_the_observer_and_metrics<R: Runtime>(rt: R) {
         samples: Mutex::default(),
     };
     let recording = Arc::new(Recording::default());
-    struct Both(Arc<Recording>, MetricsObserver);
-    impl Observer for Both {
-        fn on_cluster_event(&self, e: &ClusterPolicyEvent<'_>) {
-            self.0.on_cluster_event(e);
-            self.1.on_cluster_event(e);
-        }
-        fn on_cluster_table(&self, e: &ClusterTableEvent<'_>) {
-            self.0.on_cluster_table(e);
-            self.1.on_cluster_table(e);
-        }
-    }
     let observer = Arc::new(Both(
         recording.clone(),
         MetricsObserver::with_recorder(Arc::new(recorder)),
@@ -613,4 +618,79 @@ pub async fn setup_timeout_is_typed_with_its_step<R: Runtime>(rt: R) {
         "{got:?}"
     );
     drop(silent);
+}
+
+/// A Metadata response from another cluster id (a forwarder switched from
+/// one mock cluster to another) reaches the observer as `ClusterIdChanged`
+/// (about no node), is counted in `cluster.id.changes`, and is not merged:
+/// `cluster.metadata.updates` stays at the first response's one and the
+/// table's gauge at its one node.
+pub async fn cluster_id_change_reaches_the_observer_and_metrics<R: Runtime>(rt: R) {
+    let (Some(a), Some(b)) = (MockCluster::start(1), MockCluster::start(1)) else {
+        return;
+    };
+    let proxy = KafkaProxy::start(&[(1, a.address(1))]);
+    let recorder = DebuggingRecorder::new();
+    let metrics = Metrics {
+        snapshots: recorder.snapshotter(),
+        samples: Mutex::default(),
+    };
+    let recording = Arc::new(Recording::default());
+    let observer = Arc::new(Both(
+        recording.clone(),
+        MetricsObserver::with_recorder(Arc::new(recorder)),
+    ));
+    let config = ClusterConfig::new(ConnectConfig::default().with_observer(observer));
+    let bootstrap = proxy.address(1);
+    let cluster = match timeout(
+        &rt,
+        LIMIT,
+        Cluster::connect_with(rt.clone(), [bootstrap.as_str()], config),
+    )
+    .await
+    {
+        Some(Ok(c)) => c,
+        other => panic!("{bootstrap}: {other:?}"),
+    };
+    let first = cluster.cluster_id().expect("a cluster id");
+    let r = cluster.send_to(NodeId(1), api_versions_v0()).await.unwrap();
+    assert_eq!(api_versions_error(&r), 0);
+    proxy.retarget(1, &b.address(1));
+    proxy.cut(1);
+    let e = loop {
+        match cluster.refresh_metadata().await {
+            Err(e @ ClusterError::Metadata { .. }) => break e,
+            // The cut connection: the policy backs off, then redials.
+            Err(e) if e.is_retriable() => sleep(&rt, Duration::from_millis(50)).await,
+            other => panic!("{other:?}"),
+        }
+    };
+    assert!(e.to_string().contains("not merged"), "{e}");
+    // Told before the refresh's caller was woken with the error.
+    let changes: Vec<Seen> = (recording.events().into_iter())
+        .filter(|s| matches!(s.event, ClusterEvent::ClusterIdChanged { .. }))
+        .collect();
+    let [change] = changes.as_slice() else {
+        panic!("one cluster id change: {changes:#?}")
+    };
+    let ClusterEvent::ClusterIdChanged { expected, got } = &change.event else {
+        unreachable!()
+    };
+    assert_eq!(expected.as_deref(), Some(first.as_str()));
+    assert_ne!(got, expected);
+    assert_eq!(
+        (change.node, change.node_state, change.retry_in),
+        (None, None, None)
+    );
+    assert_eq!(metrics.value(names::CLUSTER_ID_CHANGES, &[]), Some(1.0));
+    let updates = recording.count(|s| matches!(s.event, ClusterEvent::MetadataUpdated { .. }));
+    assert_eq!(updates, 1);
+    assert_eq!(
+        metrics.value(names::CLUSTER_METADATA_UPDATES, &[]),
+        Some(1.0)
+    );
+    assert_eq!(metrics.value(names::CLUSTER_NODES, &[]), Some(1.0));
+    cluster.close();
+    cluster.closed().await;
+    assert_eq!(metrics.value(names::CLUSTER_NODES, &[]), Some(0.0));
 }

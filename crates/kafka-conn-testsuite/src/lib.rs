@@ -209,6 +209,7 @@ macro_rules! suite {
         $crate::suite!(@in cluster_observe, $block_on, $runtime;
             cluster_events_reach_the_observer_and_metrics,
             setup_timeout_is_typed_with_its_step,
+            cluster_id_change_reaches_the_observer_and_metrics,
         );
         $crate::suite!(@in typed, $block_on, $runtime;
             typed_metadata_and_create_topics,
