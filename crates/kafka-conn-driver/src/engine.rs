@@ -443,6 +443,9 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Engine<R, S> {
             if self.conn.api_versions().is_some() {
                 self.versions_known_at = Some(self.rt.now());
             }
+            if let Some(o) = &self.observing {
+                o.negotiated(&self.conn);
+            }
         }
     }
 

@@ -586,6 +586,16 @@ impl Observing {
         self
     }
 
+    /// Version negotiation ended (once per connection, not per request):
+    /// a cluster's attempt is at SASL now if the connection authenticates.
+    pub(crate) fn negotiated(&self, conn: &Connection) {
+        if let Some(setup) = &self.setup {
+            if conn.state() == ConnState::Authenticating {
+                setup.set(SetupStep::Sasl);
+            }
+        }
+    }
+
     pub(crate) fn ready(&mut self, now: Instant) {
         self.ready_at = Some(now);
         self.setup = None;
@@ -631,12 +641,6 @@ impl Observing {
 
     /// After every drain: notes when a re-authentication starts.
     pub(crate) fn after_drain(&mut self, conn: &Connection, now: impl FnOnce() -> Instant) {
-        // Only until ready (then `None`: one branch).
-        if let Some(setup) = &self.setup {
-            if conn.state() == ConnState::Authenticating {
-                setup.set(SetupStep::Sasl);
-            }
-        }
         if self.reauth_since.is_none() && conn.is_reauthenticating() {
             self.reauth_since = Some(now());
         }

@@ -9,14 +9,18 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kafka_conn_driver::cluster_policy::RebootstrapReason;
+use kafka_conn_driver::core::sasl::{Credential, CredentialRequest, SaslConfig};
+use kafka_conn_driver::core::Config;
 use kafka_conn_driver::{
     metric_names as names, Cluster, ClusterConfig, ClusterError, ClusterEvent, ClusterPolicyEvent,
     ClusterTableEvent, ConnectConfig, ConnectError, ConnectErrorEvent, MetricsObserver, NodeId,
     NodeState, Observer, PolicyConfig, Runtime, SetupStep, TlsConfig,
 };
+use kafka_conn_driver::{CallbackError, CredentialContext};
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 
 use crate::cluster::proxy::KafkaProxy;
+use crate::env;
 use crate::fake::FullBacklog;
 use crate::kafka::{api_versions_error, api_versions_v0};
 use crate::tests::LIMIT;
@@ -507,8 +511,8 @@ async fn told<R: Runtime>(rt: &R, observer: &SetupTimeouts, n: usize) {
 /// is the attempt's own `ConnectTimeout`, also at step `tcp`; seen in about
 /// one run in five.) `connect` fails with both
 /// addresses' failures; `connection.errors` counts each by its step.
-/// (No broker needed: silence is the point. SASL is not shown: it needs a
-/// peer that answers ApiVersions and then falls silent.)
+/// Then SASL: the OAUTHBEARER broker with a token provider that never
+/// answers (`sasl`).
 pub async fn setup_timeout_is_typed_with_its_step<R: Runtime>(rt: R) {
     let Some(full) = FullBacklog::start() else {
         eprintln!("SKIPPED: a connect to a full backlog does not hang on this system");
@@ -599,7 +603,7 @@ pub async fn setup_timeout_is_typed_with_its_step<R: Runtime>(rt: R) {
     // TLS over the listener that never answers: the handshake hangs.
     observer.0.lock().unwrap().clear();
     let config =
-        ClusterConfig::new(connect.with_tls(TlsConfig::system_roots())).with_policy(policy);
+        ClusterConfig::new(connect.with_tls(TlsConfig::system_roots())).with_policy(policy.clone());
     let r = timeout(
         &rt,
         LIMIT,
@@ -618,6 +622,38 @@ pub async fn setup_timeout_is_typed_with_its_step<R: Runtime>(rt: R) {
         "{got:?}"
     );
     drop(silent);
+
+    // SASL: the OAUTHBEARER broker answers ApiVersions; the token provider
+    // never answers, so the connection waits in SASL authentication.
+    let Some(oauth) = env::sasl_var("KAFKA_SASL_OAUTHBEARER_BOOTSTRAP") else {
+        return;
+    };
+    observer.0.lock().unwrap().clear();
+    let never = |_: CredentialRequest, _: CredentialContext| {
+        std::future::pending::<Result<Credential, CallbackError>>()
+    };
+    let connect = ConnectConfig::new(Config::new().with_sasl(SaslConfig::oauthbearer()))
+        .with_credential_provider(never)
+        .with_observer(observer.clone());
+    let config = ClusterConfig::new(connect).with_policy(policy);
+    let r = timeout(
+        &rt,
+        LIMIT,
+        Cluster::connect_with(rt.clone(), [oauth.as_str()], config),
+    )
+    .await;
+    assert!(
+        matches!(r, Some(Err(ClusterError::BootstrapFailed { .. }))),
+        "{r:?}"
+    );
+    told(&rt, &observer, 1).await;
+    let got = observer.0.lock().unwrap()[0].clone();
+    eprintln!("{}", got.6);
+    assert_eq!(
+        (got.0, got.2, got.3),
+        (Some(NodeId(-1)), SetupStep::Sasl, SetupStep::Sasl),
+        "{got:?}"
+    );
 }
 
 /// A Metadata response from another cluster id (a forwarder switched from
