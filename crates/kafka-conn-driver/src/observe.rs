@@ -598,7 +598,6 @@ impl Observing {
 
     pub(crate) fn ready(&mut self, now: Instant) {
         self.ready_at = Some(now);
-        self.setup = None;
     }
 
     pub(crate) fn response(&self, r: &Response) {
