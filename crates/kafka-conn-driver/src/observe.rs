@@ -3,7 +3,10 @@
 //! told what each connection does (connects with the time of each setup
 //! step, disconnects with the typed close reason, each response's API,
 //! version, sizes and latency, failures, throttles, re-authentications),
-//! the way franz-go's hooks serve its kprom and kotel plugins. Metrics are
+//! and what a [`Cluster`](crate::Cluster)'s policy decides (nodes,
+//! backoffs, circuits, rebootstraps: [`Observer::on_cluster_event`],
+//! [`Observer::on_cluster_table`]), the way franz-go's hooks serve its
+//! kprom and kotel plugins. Metrics are
 //! one observer among others (`MetricsObserver`, feature `metrics`); see
 //! `docs/metrics.md`.
 //!
@@ -28,10 +31,11 @@ use crate::error::SetupMark;
 pub use crate::error::SetupStep;
 use crate::info::ConnectInfo;
 
-/// Told what connections do. Every method has an empty default: implement
-/// the ones you need. Called from the connection's task (or a
-/// [`DirectClient`](crate::DirectClient)'s caller): keep them short and
-/// never block.
+/// Told what connections do, and what a [`Cluster`](crate::Cluster)'s
+/// policy decides. Every method has an empty default: implement the ones
+/// you need. Called from the connection's task (or a
+/// [`DirectClient`](crate::DirectClient)'s caller; a cluster's events from
+/// the task that handled their cause): keep them short and never block.
 ///
 /// Two observers observe together as a tuple: `Arc::new((a, b))`.
 pub trait Observer: Send + Sync + 'static {
