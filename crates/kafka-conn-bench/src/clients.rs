@@ -49,19 +49,22 @@ pub(crate) fn run(job: &Job) -> Result<Sample, String> {
         }),
         // As kc-tokio, with the cost of observing: the Prometheus exporter's
         // recorder installed globally and a MetricsObserver on the connection.
-        ClientKind::TokioMetrics => current_thread_tokio()?.block_on(async {
-            let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
-            metrics::set_global_recorder(recorder).map_err(|e| e.to_string())?;
-            let observer = Arc::new(kafka_conn_tokio::MetricsObserver::new());
-            let config = ConnectConfig::default().with_observer(observer);
-            let client = kafka_conn_tokio::connect(&job.broker, config)
-                .await
+        ClientKind::TokioMetrics => {
+            tokio_metrics(job, metrics_exporter_prometheus::PrometheusBuilder::new())
+        }
+        // The same with the histograms as buckets (the example's setup):
+        // the exporter aggregates the samples into buckets at upkeep
+        // instead of a summary; recording is the same.
+        ClientKind::TokioMetricsBuckets => {
+            const BUCKETS: &[f64] = &[
+                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                1.0, 2.5, 5.0, 10.0,
+            ];
+            let builder = metrics_exporter_prometheus::PrometheusBuilder::new()
+                .set_buckets(BUCKETS)
                 .map_err(|e| e.to_string())?;
-            kafka_conn(job, &client, |client, request, stop| {
-                spawn_tokio(send_loop(client, request, stop))
-            })
-            .await
-        }),
+            tokio_metrics(job, builder)
+        }
         ClientKind::Smol => main_thread_wait(async {
             let client = kafka_conn_smol::connect(&job.broker, ConnectConfig::default())
                 .await
@@ -115,6 +118,33 @@ pub(crate) fn run(job: &Job) -> Result<Sample, String> {
         ClientKind::SmolCluster => cluster::smol(job),
         ClientKind::AsyncStdCluster => cluster::async_std(job),
     }
+}
+
+/// kc-tokio with a `MetricsObserver` recording into `builder`'s recorder,
+/// installed globally. At the end the recorder is drained once
+/// (`run_upkeep`, what a scrape or the exporter's upkeep task does): the
+/// samples it kept are aggregated then, a cost deferred from the
+/// connection's task that `scripts/bench-observe-cost` counts apart.
+fn tokio_metrics(
+    job: &Job,
+    builder: metrics_exporter_prometheus::PrometheusBuilder,
+) -> Result<Sample, String> {
+    current_thread_tokio()?.block_on(async {
+        let recorder = builder.build_recorder();
+        let handle = recorder.handle();
+        metrics::set_global_recorder(recorder).map_err(|e| e.to_string())?;
+        let observer = Arc::new(kafka_conn_tokio::MetricsObserver::new());
+        let config = ConnectConfig::default().with_observer(observer);
+        let client = kafka_conn_tokio::connect(&job.broker, config)
+            .await
+            .map_err(|e| e.to_string())?;
+        let sample = kafka_conn(job, &client, |client, request, stop| {
+            spawn_tokio(send_loop(client, request, stop))
+        })
+        .await;
+        handle.run_upkeep();
+        sample
+    })
 }
 
 /// Waits on the main thread for work spawned on smol's or async-std's

@@ -22,7 +22,11 @@
 //!   which is part of its API and cannot be skipped);
 //! - `rskafka-client`: rskafka's `Client::list_topics` (Metadata only);
 //! - `kc-tokio-metrics`: `kc-tokio` with a `MetricsObserver` and the
-//!   Prometheus exporter's recorder installed (the cost of observing).
+//!   Prometheus exporter's recorder installed (the cost of observing);
+//!   `kc-tokio-metrics-buckets` (opt-in: `--clients`) the same with the
+//!   histograms configured as buckets, as `examples/prometheus.rs` does.
+//!   Both drain the recorder once at the end, as one scrape would
+//!   (`scripts/bench-observe-cost` counts that deferred cost apart).
 //! - `kc-tokio-cluster`, `kc-smol-cluster`, `kc-async-std-cluster`:
 //!   kafka-conn's `Cluster::send_to` to the node at the broker's address
 //!   (the cluster's cost per request over `kc-<runtime>`).
@@ -73,6 +77,7 @@ pub(crate) enum ClientKind {
     SmolCluster,
     AsyncStdCluster,
     TokioMetrics,
+    TokioMetricsBuckets,
 }
 
 impl ClientKind {
@@ -96,6 +101,9 @@ impl ClientKind {
         ClientKind::TokioMetrics,
     ];
 
+    /// Clients run only when `--clients` names them.
+    const OPT_IN: [ClientKind; 1] = [ClientKind::TokioMetricsBuckets];
+
     fn name(self) -> &'static str {
         match self {
             ClientKind::Raw => "raw",
@@ -115,6 +123,7 @@ impl ClientKind {
             ClientKind::SmolCluster => "kc-smol-cluster",
             ClientKind::AsyncStdCluster => "kc-async-std-cluster",
             ClientKind::TokioMetrics => "kc-tokio-metrics",
+            ClientKind::TokioMetricsBuckets => "kc-tokio-metrics-buckets",
         }
     }
 
@@ -145,11 +154,14 @@ impl ClientKind {
             ClientKind::TokioMetrics => {
                 "kafka-conn, tokio, with a MetricsObserver and the Prometheus recorder installed"
             }
+            ClientKind::TokioMetricsBuckets => {
+                "kafka-conn, tokio, with a MetricsObserver and the Prometheus recorder with histogram buckets"
+            }
         }
     }
 
     fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|c| c.name() == s)
+        (Self::ALL.into_iter().chain(Self::OPT_IN)).find(|c| c.name() == s)
     }
 
     fn supports(self, workload: Workload) -> bool {
@@ -164,6 +176,7 @@ impl ClientKind {
             ClientKind::RawTokio
             | ClientKind::Tokio
             | ClientKind::TokioMetrics
+            | ClientKind::TokioMetricsBuckets
             | ClientKind::TokioDirect
             | ClientKind::RsKafka
             | ClientKind::RsKafkaClient

@@ -532,7 +532,7 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Engine<R, S> {
                         "connection ready"
                     );
                     if let Some(o) = &mut self.observing {
-                        o.ready(self.rt.now());
+                        o.ready(self.rt.now(), sasl.is_some());
                     }
                     self.report_ready(out, Ok((api_versions, sasl)));
                 }

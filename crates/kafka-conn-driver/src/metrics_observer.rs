@@ -160,8 +160,27 @@ struct ConnHandles {
 }
 
 impl ConnHandles {
+    /// The handles `peer` keeps, if it has made them already (no
+    /// initialisation code on the hot path).
+    #[inline]
+    fn of(peer: &Peer) -> Option<&ConnHandles> {
+        peer.cached_if_made::<ConnHandles>()
+    }
+
     /// The handles of `api_key`, made by `make` in a free slot the first
     /// time; `None` once every slot holds another API.
+    /// The handles of `api_key` if a slot has them already: a response
+    /// of the API this connection answered last is found in the first
+    /// slot or so.
+    #[inline]
+    fn known_api(&self, api_key: i16) -> Option<&ApiHandles> {
+        self.apis
+            .iter()
+            .map_while(OnceLock::get)
+            .find(|(key, _)| *key == api_key)
+            .map(|(_, handles)| handles)
+    }
+
     fn api(&self, api_key: i16, make: impl FnOnce() -> ApiHandles) -> Option<&ApiHandles> {
         let mut make = Some(make);
         for slot in &self.apis {
@@ -402,6 +421,14 @@ impl MetricsObserver {
         }
     }
 
+    /// [`Observer::on_response`] the first time the connection sees
+    /// `api_key` (or for the APIs past its slots): registers the handles.
+    #[cold]
+    #[inline(never)]
+    fn first_response(&self, peer: &Peer, api_key: kafka_conn_core::ApiKey, latency: f64) {
+        self.with_api(peer, api_key, |h| h.latency.record(latency));
+    }
+
     /// Runs `f` on the gauges of the peer's node.
     fn with_node(&self, peer: &Peer, f: impl FnOnce(&NodeHandles)) {
         match self.conn(peer) {
@@ -461,9 +488,14 @@ impl Observer for MetricsObserver {
     }
 
     fn on_response(&self, event: &ResponseEvent<'_>) {
-        self.with_api(event.peer, event.api_key, |h| {
-            h.latency.record(event.latency.as_secs_f64());
-        });
+        let latency = event.latency.as_secs_f64();
+        // The hot path: the handle the connection already keeps, found
+        // without a lock, a hash or a closure; and nothing after the
+        // record, so that it is a tail call into the recorder.
+        match ConnHandles::of(event.peer).and_then(|c| c.known_api(event.api_key.0)) {
+            Some(h) => h.latency.record(latency),
+            None => self.first_response(event.peer, event.api_key, latency),
+        }
     }
 
     fn on_request_failed(&self, event: &RequestFailedEvent<'_>) {

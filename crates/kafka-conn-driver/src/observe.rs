@@ -220,6 +220,14 @@ impl Peer {
             .get_or_init(|| Box::new(init()))
             .downcast_ref::<T>()
     }
+
+    /// What [`Peer::cached`] made, if it has been made already and is a
+    /// `T`: for a hot path that keeps the making out of line.
+    #[cfg(feature = "metrics")]
+    #[inline]
+    pub(crate) fn cached_if_made<T: Any + Send + Sync>(&self) -> Option<&T> {
+        self.cache.get()?.downcast_ref::<T>()
+    }
 }
 
 /// A connection is ready ([`Observer::on_connect`]).
@@ -543,6 +551,9 @@ pub(crate) struct Observing {
     pub(crate) peer: Arc<Peer>,
     ready_at: Option<Instant>,
     reauth_since: Option<Instant>,
+    /// Whether the connection authenticated (SASL): only then can it
+    /// re-authenticate.
+    authenticated: bool,
     late_responses: u64,
     throttled: Duration,
     queue: (usize, usize),
@@ -572,6 +583,7 @@ impl Observing {
             peer,
             ready_at: None,
             reauth_since: None,
+            authenticated: false,
             late_responses: 0,
             throttled: Duration::ZERO,
             queue: (0, 0),
@@ -600,10 +612,15 @@ impl Observing {
         }
     }
 
-    pub(crate) fn ready(&mut self, now: Instant) {
+    /// The connection is ready, `authenticated` with SASL or not.
+    pub(crate) fn ready(&mut self, now: Instant, authenticated: bool) {
         self.ready_at = Some(now);
+        self.authenticated = authenticated;
     }
 
+    // Inlined into the engine's drain: a response's whole cost here is
+    // building the event and the one call (docs/benchmarks.md, issue 18).
+    #[inline]
     pub(crate) fn response(&self, r: &Response) {
         self.observer.on_response(&ResponseEvent {
             peer: &self.peer,
@@ -642,9 +659,12 @@ impl Observing {
         });
     }
 
-    /// After every drain: notes when a re-authentication starts.
+    /// After every drain: notes when a re-authentication starts (only a
+    /// connection that authenticated can re-authenticate, KIP-368: the
+    /// others pay one flag per drain, a few drains per request).
+    #[inline]
     pub(crate) fn after_drain(&mut self, conn: &Connection, now: impl FnOnce() -> Instant) {
-        if self.reauth_since.is_none() && conn.is_reauthenticating() {
+        if self.authenticated && self.reauth_since.is_none() && conn.is_reauthenticating() {
             self.reauth_since = Some(now());
         }
     }
@@ -662,7 +682,7 @@ impl Observing {
     pub(crate) fn closed(&mut self, reason: &CloseReason, conn: &Connection, now: Instant) {
         // Closing fails every request queued in front of the connection
         // and every caller waiting for room: both queues are empty now.
-        self.report(conn, (conn.in_flight(), conn.held()), (0, 0), true);
+        self.report(conn, (0, 0), true);
         if let Some(since) = self.reauth_since.take() {
             self.observer.on_reauthentication(&ReauthenticationEvent {
                 peer: &self.peer,
@@ -687,30 +707,37 @@ impl Observing {
     /// `client` tells the lengths of the queue in front of the connection
     /// (asked only when reporting: a busy Client's queue is only non-empty
     /// while the connection is busy too).
+    ///
+    /// Inlined into the engine, and the common cases cost a few
+    /// instructions: a busy connection between samples, and one that went
+    /// idle with nothing to report (the gauges already at zero, no late
+    /// response), which is every request at concurrency 1.
+    #[inline]
     pub(crate) fn publish(&mut self, conn: &Connection, client: impl FnOnce() -> (usize, usize)) {
         self.ticks = self.ticks.wrapping_add(1);
-        let queue = (conn.in_flight(), conn.held());
-        let busy = queue != (0, 0);
+        let busy = conn.in_flight() != 0 || conn.held() != 0;
         let went_idle = self.busy && !busy;
         self.busy = busy;
         if self.ticks % SAMPLE_EVERY == 0 {
-            self.report(conn, queue, client(), true);
+            self.report(conn, client(), true);
         } else if went_idle {
             // The gauges and late responses at once (an idle connection
             // may publish nothing more for long); bytes at the next sample.
-            self.report(conn, queue, client(), false);
+            let client = client();
+            if self.queue != (0, 0)
+                || client != self.client
+                || conn.stats().late_responses != self.late_responses
+            {
+                self.report(conn, client, false);
+            }
         }
     }
 
     /// Reports what changed: the queue and late responses, and with `all`
     /// the bytes and throttle time too.
-    fn report(
-        &mut self,
-        conn: &Connection,
-        queue: (usize, usize),
-        client: (usize, usize),
-        all: bool,
-    ) {
+    #[inline(never)]
+    fn report(&mut self, conn: &Connection, client: (usize, usize), all: bool) {
+        let queue = (conn.in_flight(), conn.held());
         if queue != self.queue || client != self.client {
             let previous = std::mem::replace(&mut self.queue, queue);
             let previous_client = std::mem::replace(&mut self.client, client);

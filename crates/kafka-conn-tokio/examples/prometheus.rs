@@ -1,8 +1,8 @@
 //! Exports kafka-conn's metrics to Prometheus: installs the
 //! `metrics-exporter-prometheus` recorder (latency and setup-time
-//! histograms with buckets from 100 µs to 10 s), registers a
-//! `MetricsObserver` on a `Cluster`, sends Metadata to every broker once a
-//! second, and serves the text format at `http://ADDR/metrics` (a few lines
+//! histograms with buckets from 100 µs to 10 s, drained every 5 s even
+//! when nobody scrapes), registers a `MetricsObserver` on a `Cluster`,
+//! sends Metadata to every broker once a second, and serves the text format at `http://ADDR/metrics` (a few lines
 //! of tokio here; the exporter's own `http-listener` feature does the same
 //! with hyper). See `docs/metrics.md` for every metric.
 //!
@@ -40,6 +40,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .set_buckets_for_metric(Matcher::Suffix("latency".into()), BUCKETS)?
         .set_buckets_for_metric(Matcher::Suffix("time".into()), BUCKETS)?
         .install_recorder()?;
+    // The exporter keeps every histogram sample until it is drained
+    // (a scrape's `render`, or `run_upkeep`): `install_recorder` runs no
+    // upkeep of its own, so without scrapes memory would grow with every
+    // response. Drain every 5 s, as the exporter's own `install` does.
+    let upkeep = handle.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            upkeep.run_upkeep();
+        }
+    });
     let listener = TcpListener::bind(&listen).await?;
     println!("serving http://{}/metrics", listener.local_addr()?);
     tokio::spawn(serve(listener, handle));
