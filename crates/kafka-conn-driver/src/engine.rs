@@ -25,7 +25,7 @@ use kafka_conn_core::{
 
 use crate::credentials::{CallbackError, CredentialContext, Credentials, Unanswered};
 use crate::observe::{close_reason_label, Observing};
-use crate::runtime::{BoxFuture, Runtime};
+use crate::runtime::{BoxFuture, BoxTimer, Runtime};
 
 /// How many slices one vectored write gathers.
 const MAX_SLICES: usize = 64;
@@ -85,7 +85,12 @@ pub(crate) struct Engine<R: Runtime, S> {
     pub(crate) conn: Connection,
     /// The transport; `None` once released after the close.
     io: Option<S>,
-    timer: Option<(Instant, BoxFuture<'static, ()>)>,
+    /// The connection's one timer, kept for its lifetime and moved
+    /// whenever the core's earliest deadline moves (no allocation per
+    /// re-arm, see [`Runtime::timer`]), and the deadline it is armed for
+    /// (`None`: fired or not needed; it is then not polled).
+    timer: Option<BoxTimer>,
+    armed: Option<Instant>,
     credentials: Credentials,
     /// Who the connection is to, for the credential provider.
     peer: CredentialContext,
@@ -126,6 +131,7 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Engine<R, S> {
             conn,
             io: Some(io),
             timer: None,
+            armed: None,
             credentials,
             peer,
             credential: None,
@@ -359,24 +365,30 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Engine<R, S> {
     /// timer may wake early, late or for a deadline that has since moved.
     fn poll_timer(&mut self, cx: &mut Context<'_>, out: &mut impl Outcomes) -> bool {
         let Some(deadline) = self.conn.poll_timeout() else {
-            self.timer = None;
+            // Kept for the next deadline, not polled meanwhile (a wake-up
+            // from it would only make us look at the clock).
+            self.armed = None;
             return false;
         };
         let now = self.rt.now();
         if now >= deadline {
-            self.timer = None;
+            self.armed = None;
             self.conn.handle_timeout(now);
             self.drain_events(out);
             return true;
         }
         // Re-arm only when the armed timer would fire too late; one that
         // fires too early just makes us look at the clock again.
-        if !matches!(&self.timer, Some((at, _)) if *at <= deadline) {
-            self.timer = Some((deadline, self.rt.sleep_until(deadline)));
+        if self.armed.is_none_or(|at| at > deadline) {
+            match &mut self.timer {
+                Some(timer) => timer.as_mut().reset(deadline),
+                None => self.timer = Some(self.rt.timer(deadline)),
+            }
+            self.armed = Some(deadline);
         }
-        if let Some((_, sleep)) = &mut self.timer {
-            if sleep.as_mut().poll(cx).is_ready() {
-                self.timer = None;
+        if let Some(timer) = &mut self.timer {
+            if timer.as_mut().poll(cx).is_ready() {
+                self.armed = None;
                 return true;
             }
         }
@@ -580,6 +592,7 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Engine<R, S> {
         }
         self.credential = None;
         self.timer = None;
+        self.armed = None;
         out.closed(&reason, &self.conn);
         self.report_ready(out, Err(reason.clone()));
         self.closed = Some(reason);

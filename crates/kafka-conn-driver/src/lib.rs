@@ -123,7 +123,7 @@ pub use observe::{
     ReauthenticationEvent, RequestFailedEvent, ResponseEvent, SetupStep, ThrottleEvent,
 };
 pub use proxy::{socks5_reply_meaning, InvalidProxyUrl, Proxy, ProxyFailure, ProxyKind, ProxyStep};
-pub use runtime::{timeout, AsOsSocket, BorrowedSocket, BoxFuture, Runtime};
+pub use runtime::{timeout, AsOsSocket, BorrowedSocket, BoxFuture, BoxTimer, Runtime, Timer};
 /// A DER certificate, as in [`TlsInfo::peer_certificates`] and [`ConnectError::presented_certificates`].
 pub use rustls_pki_types::CertificateDer;
 pub use socket::Keepalive;

@@ -45,6 +45,44 @@ impl<T: std::os::windows::io::AsSocket> AsOsSocket for T {
 /// needs no `async fn` in traits and no macro crate.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// A sleep that can be moved to another deadline in place: the timer a
+/// connection keeps for its deadlines (request timeouts, the idle
+/// receive-buffer release, re-authentication), re-armed whenever the
+/// earliest of them moves. Made by [`Runtime::timer`].
+pub trait Timer: Future<Output = ()> + Send {
+    /// Moves the timer to `deadline` (earlier or later, also after it
+    /// fired): it then completes at (or after) `deadline`, as a new
+    /// [`Runtime::sleep_until`] would, once polled again. The runtime
+    /// crates do it without allocating.
+    fn reset(self: Pin<&mut Self>, deadline: Instant);
+}
+
+/// A boxed [`Timer`], as [`Runtime::timer`] returns it.
+pub type BoxTimer = Pin<Box<dyn Timer>>;
+
+/// The default [`Runtime::timer`]: a new [`Runtime::sleep_until`] at each
+/// reset (a runtime whose sleep cannot move allocates per reset, as
+/// before this trait had the method).
+struct Rearming<R> {
+    rt: R,
+    sleep: BoxFuture<'static, ()>,
+}
+
+impl<R: Runtime> Future for Rearming<R> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<()> {
+        self.get_mut().sleep.as_mut().poll(cx)
+    }
+}
+
+impl<R: Runtime> Timer for Rearming<R> {
+    fn reset(self: Pin<&mut Self>, deadline: Instant) {
+        let this = self.get_mut();
+        this.sleep = this.rt.sleep_until(deadline);
+    }
+}
+
 /// The pieces of an async runtime the driver uses: DNS, TCP, a clock and a
 /// timer, spawning one task per connection, and a pool for blocking work.
 ///
@@ -96,6 +134,23 @@ pub trait Runtime: Clone + Send + Sync + Unpin + 'static {
     /// [`now`](Runtime::now). The driver checks the clock itself when it
     /// fires, so an early or late wake-up is harmless.
     fn sleep_until(&self, deadline: Instant) -> BoxFuture<'static, ()>;
+
+    /// A [`Timer`] that completes at (or after) `deadline` like
+    /// [`sleep_until`](Runtime::sleep_until), and can be moved to another
+    /// deadline in place: a connection keeps one for its lifetime and
+    /// resets it whenever its earliest deadline moves (about once a second
+    /// under load with the idle receive-buffer release on), so a runtime
+    /// whose sleeps can move needs no allocation per re-arm.
+    ///
+    /// The default boxes a new `sleep_until` at each reset; the adapter
+    /// crates move their runtime's own timer instead (tokio's
+    /// `Sleep::reset`, async-io's `Timer::set_at`).
+    fn timer(&self, deadline: Instant) -> BoxTimer {
+        Box::pin(Rearming {
+            rt: self.clone(),
+            sleep: self.sleep_until(deadline),
+        })
+    }
 
     /// Runs `task` in the background until it completes (detached).
     fn spawn(&self, task: BoxFuture<'static, ()>);

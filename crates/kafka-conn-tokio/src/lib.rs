@@ -60,6 +60,26 @@ impl TokioRuntime {
     }
 }
 
+/// tokio's `Sleep` as a [`Timer`]. `Sleep` is not `Unpin`, and moving it
+/// in place needs it pinned: boxed once per connection (two allocations
+/// when the connection first arms its timer, none after), which keeps this
+/// crate free of `unsafe` and of a pin-projection dependency.
+struct TokioTimer(Pin<Box<tokio::time::Sleep>>);
+
+impl std::future::Future for TokioTimer {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.get_mut().0.as_mut().poll(cx)
+    }
+}
+
+impl Timer for TokioTimer {
+    fn reset(self: Pin<&mut Self>, deadline: Instant) {
+        self.get_mut().0.as_mut().reset(deadline.into());
+    }
+}
+
 impl Runtime for TokioRuntime {
     type Tcp = TcpStream;
 
@@ -87,6 +107,15 @@ impl Runtime for TokioRuntime {
 
     fn sleep_until(&self, deadline: Instant) -> BoxFuture<'static, ()> {
         Box::pin(tokio::time::sleep_until(deadline.into()))
+    }
+
+    // tokio's `Sleep::reset` moves the timer entry in place: the
+    // connection's re-arms (about once a second with the idle
+    // receive-buffer release on) allocate nothing.
+    fn timer(&self, deadline: Instant) -> BoxTimer {
+        Box::pin(TokioTimer(Box::pin(tokio::time::sleep_until(
+            deadline.into(),
+        ))))
     }
 
     fn spawn(&self, task: BoxFuture<'static, ()>) {
