@@ -777,3 +777,64 @@ pub async fn cluster_idle_reaping_is_not_a_failure_and_close_fails_pending<R: Ru
     let ended = timeout(&rt, LIMIT, async { while events.next().await.is_some() {} }).await;
     assert!(ended.is_some(), "the event stream ends with the cluster");
 }
+
+/// Polls `f` once (with the caller's waker) and says whether it finished.
+async fn poll_once<F: std::future::Future + ?Sized>(mut f: std::pin::Pin<&mut F>) -> bool {
+    std::future::poll_fn(|cx| std::task::Poll::Ready(f.as_mut().poll(cx).is_ready())).await
+}
+
+/// Cancellation safety of the cluster's in-flight accounting: `send_to`
+/// futures dropped at each point of their life (never polled; polled once
+/// while the node was still being dialed; polled once while the broker
+/// delays its answer, i.e. counted in flight and queued on the connection;
+/// completed) leave the node with nothing in flight, and the connection
+/// keeps answering. A count left behind would skew the least-loaded choice
+/// and keep a draining connection open forever.
+pub async fn cluster_dropped_send_to_futures_leave_nothing_in_flight<R: Runtime>(rt: R) {
+    let Some(mock) = MockCluster::start(3) else {
+        return;
+    };
+    let cluster = must_connect(&rt, mock.bootstrap(), ClusterConfig::default()).await;
+    let node = NodeId(1);
+    // Node 1 has no connection yet: the first poll starts the dial and
+    // waits for it; dropped while it waits.
+    {
+        let mut waiting = Box::pin(cluster.send_to(node, api_versions_v0()));
+        assert!(
+            !poll_once(waiting.as_mut()).await,
+            "answered before its dial"
+        );
+    }
+    ping(&cluster, node).await;
+    in_flight(&rt, &cluster, node, 0).await;
+    // Never polled.
+    let unpolled: Vec<_> = (0..10)
+        .map(|_| cluster.send_to(node, api_versions_v0()))
+        .collect();
+    drop(unpolled);
+    in_flight(&rt, &cluster, node, 0).await;
+    // Polled once: sent, the broker holds the answers back.
+    mock.set_rtt(1, Duration::from_secs(2));
+    let mut polled: Vec<_> = (0..10)
+        .map(|_| Box::pin(cluster.send_to(node, api_versions_v0())))
+        .collect();
+    for f in &mut polled {
+        assert!(!poll_once(f.as_mut()).await, "answered despite the delay");
+    }
+    in_flight(&rt, &cluster, node, 10).await;
+    drop(polled);
+    in_flight(&rt, &cluster, node, 0).await;
+    mock.set_rtt(1, Duration::ZERO);
+    // Completed, and the connection (never closed by the drops) answers.
+    for _ in 0..3 {
+        ping(&cluster, node).await;
+    }
+    in_flight(&rt, &cluster, node, 0).await;
+    let info = cluster.node(node).unwrap();
+    assert!(matches!(info.state, NodeState::Ready { .. }), "{info:?}");
+    assert_eq!(info.failures, 0, "{info:?}");
+    cluster.close();
+    timeout(&rt, LIMIT, cluster.closed())
+        .await
+        .expect("closed in time");
+}

@@ -199,6 +199,7 @@ macro_rules! suite {
             cluster_connection_cap_closes_the_least_recently_used,
             cluster_reports_a_cluster_id_change_and_does_not_merge,
             cluster_idle_reaping_is_not_a_failure_and_close_fails_pending,
+            cluster_dropped_send_to_futures_leave_nothing_in_flight,
         );
         $crate::suite!(@in observe, $block_on, $runtime;
             observer_sees_connect_responses_failures_and_close,
