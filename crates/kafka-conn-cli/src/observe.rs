@@ -228,6 +228,17 @@ async fn serve(addr: &str) -> Result<std::sync::Arc<dyn kafka_conn_tokio::Observ
         .map_err(|e| format!("--metrics-addr {addr}: {e}"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     errln!("serving metrics at http://{local}/metrics");
+    // The exporter keeps every histogram sample until it is drained (a
+    // scrape's `render`, or `run_upkeep`); nothing else drains it, so a long
+    // `bench` nobody scrapes would grow by each response (docs/metrics.md).
+    let upkeep = handle.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
+        loop {
+            every.tick().await;
+            upkeep.run_upkeep();
+        }
+    });
     tokio::spawn(async move {
         loop {
             let Ok((mut socket, _)) = listener.accept().await else {
