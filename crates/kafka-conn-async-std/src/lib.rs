@@ -37,28 +37,11 @@ kafka_conn_driver::adapter_api!(AsyncStdRuntime = AsyncStdRuntime);
 #[derive(Debug, Clone, Copy, Default)]
 pub struct AsyncStdRuntime;
 
-/// async-io's `Timer` (the one under async-std's sleeps) as a [`Timer`]:
-/// it is `Unpin`, and `set_at` re-arms it in place.
-struct AsyncIoTimer(async_io::Timer);
-
-impl std::future::Future for AsyncIoTimer {
-    type Output = ();
-
-    fn poll(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<()> {
-        // A `Timer` yields the instant it fired at; the driver reads the
-        // clock itself.
-        std::pin::Pin::new(&mut self.get_mut().0).poll(cx).map(drop)
-    }
-}
-
-impl Timer for AsyncIoTimer {
-    fn reset(self: std::pin::Pin<&mut Self>, deadline: Instant) {
-        self.get_mut().0.set_at(deadline);
-    }
-}
+kafka_conn_driver::async_io_timer!(
+    /// async-io's `Timer` (the one under async-std's sleeps) as a [`Timer`]:
+    /// it is `Unpin`, and `set_at` re-arms it in place.
+    AsyncIoTimer = async_io::Timer
+);
 
 impl Runtime for AsyncStdRuntime {
     type Tcp = async_std::net::TcpStream;

@@ -108,3 +108,44 @@ macro_rules! adapter_api {
         }
     };
 }
+
+/// Defines `$name`, a [`Timer`] around async-io's `Timer` (the timer under
+/// both smol and async-std), for an adapter's [`Runtime::timer`]: async-io's
+/// `Timer` is `Unpin` and `set_at` re-arms it in place, so a reset never
+/// allocates. Written once here so that the two adapters on async-io do not
+/// each keep a copy; the adapter names the type through its own dependency.
+///
+/// ```text
+/// kafka_conn_driver::async_io_timer!(SmolTimer = smol::Timer);
+/// // in `Runtime::timer`: Box::pin(SmolTimer(smol::Timer::at(deadline)))
+/// ```
+///
+/// [`Timer`]: crate::Timer
+/// [`Runtime`]: crate::Runtime
+/// [`Runtime::timer`]: crate::Runtime::timer
+#[macro_export]
+macro_rules! async_io_timer {
+    ($(#[$meta:meta])* $name:ident = $timer:ty $(,)?) => {
+        $(#[$meta])*
+        struct $name($timer);
+
+        impl ::std::future::Future for $name {
+            type Output = ();
+
+            fn poll(
+                self: ::std::pin::Pin<&mut Self>,
+                cx: &mut ::std::task::Context<'_>,
+            ) -> ::std::task::Poll<()> {
+                // async-io's `Timer` yields the instant it fired at; the
+                // driver reads the clock itself.
+                ::std::pin::Pin::new(&mut self.get_mut().0).poll(cx).map(drop)
+            }
+        }
+
+        impl $crate::Timer for $name {
+            fn reset(self: ::std::pin::Pin<&mut Self>, deadline: ::std::time::Instant) {
+                self.get_mut().0.set_at(deadline);
+            }
+        }
+    };
+}

@@ -35,28 +35,11 @@ kafka_conn_driver::adapter_api!(SmolRuntime = SmolRuntime);
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SmolRuntime;
 
-/// smol's (async-io's) `Timer` as a [`Timer`]: it is `Unpin`, and
-/// `set_at` re-arms it in place.
-struct SmolTimer(smol::Timer);
-
-impl std::future::Future for SmolTimer {
-    type Output = ();
-
-    fn poll(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<()> {
-        // A `Timer` yields the instant it fired at; the driver reads the
-        // clock itself.
-        std::pin::Pin::new(&mut self.get_mut().0).poll(cx).map(drop)
-    }
-}
-
-impl Timer for SmolTimer {
-    fn reset(self: std::pin::Pin<&mut Self>, deadline: Instant) {
-        self.get_mut().0.set_at(deadline);
-    }
-}
+kafka_conn_driver::async_io_timer!(
+    /// smol's (async-io's) `Timer` as a [`Timer`]: it is `Unpin`, and
+    /// `set_at` re-arms it in place.
+    SmolTimer = smol::Timer
+);
 
 impl Runtime for SmolRuntime {
     type Tcp = smol::net::TcpStream;
