@@ -31,7 +31,12 @@ use crate::kafka::{api_versions_error, api_versions_v0};
 use crate::tests::LIMIT;
 use crate::{env, sleep, spawn, timeout, MockCluster};
 
-async fn must_connect<R: Runtime>(rt: &R, bootstrap: &str, config: ClusterConfig) -> Cluster<R> {
+/// Connects a `Cluster` through `bootstrap`, or panics saying why.
+pub(crate) async fn must_connect<R: Runtime>(
+    rt: &R,
+    bootstrap: &str,
+    config: ClusterConfig,
+) -> Cluster<R> {
     match timeout(
         rt,
         LIMIT,
@@ -95,11 +100,30 @@ async fn wait_for<R: Runtime>(
 }
 
 /// Polls `check` every 10 ms until it holds (at most [`LIMIT`]).
-async fn eventually<R: Runtime>(rt: &R, what: &str, mut check: impl FnMut() -> bool) {
+pub(crate) async fn eventually<R: Runtime>(rt: &R, what: &str, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + LIMIT;
     while !check() {
         assert!(Instant::now() < deadline, "{what}: not within {LIMIT:?}");
         sleep(rt, Duration::from_millis(10)).await;
+    }
+}
+
+/// Sends ApiVersions to `node` (a down broker) again and again, waiting
+/// out each backoff, until its circuit opens; returns that error.
+pub(crate) async fn until_circuit_opens<R: Runtime>(
+    rt: &R,
+    cluster: &Cluster<R>,
+    node: NodeId,
+) -> ClusterError {
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        assert!(Instant::now() < deadline, "no circuit opened");
+        match cluster.send_to(node, api_versions_v0()).await {
+            Err(e @ ClusterError::CircuitOpen { .. }) => return e,
+            Err(ClusterError::BackingOff { retry_in, .. }) => sleep(rt, retry_in).await,
+            Err(_) => {}
+            Ok(_) => panic!("a down broker answered"),
+        }
     }
 }
 
@@ -494,16 +518,7 @@ pub async fn cluster_all_brokers_down_circuits_rebootstrap_and_recovery<R: Runti
     }
     mock.broker_down(-1);
     // Each connection breaks; asking again until the circuit opens.
-    let deadline = Instant::now() + LIMIT;
-    let open = loop {
-        assert!(Instant::now() < deadline, "no circuit opened");
-        match cluster.send_to(NodeId(1), api_versions_v0()).await {
-            Err(e @ ClusterError::CircuitOpen { .. }) => break e,
-            Err(ClusterError::BackingOff { retry_in, .. }) => sleep(&rt, retry_in).await,
-            Err(_) => {}
-            Ok(_) => panic!("a down broker answered"),
-        }
-    };
+    let open = until_circuit_opens(&rt, &cluster, NodeId(1)).await;
     eprintln!("{open}");
     let ClusterError::CircuitOpen { failures, last, .. } = &open else {
         unreachable!()

@@ -20,6 +20,7 @@ use kafka_conn_driver::{CallbackError, CredentialContext};
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 
 use crate::cluster::proxy::KafkaProxy;
+use crate::cluster::{eventually, must_connect, until_circuit_opens};
 use crate::env;
 use crate::fake::FullBacklog;
 use crate::kafka::{api_versions_error, api_versions_v0};
@@ -159,15 +160,6 @@ fn key(name: &str, labels: &[(&str, &str)]) -> MetricKey {
 /// A metric's expected value: name, labels, value.
 type Expected<'a> = (&'a str, Vec<(&'a str, &'a str)>, f64);
 
-/// Polls `check` every 10 ms until it holds (at most [`LIMIT`]).
-async fn eventually<R: Runtime>(rt: &R, what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + LIMIT;
-    while !check() {
-        assert!(Instant::now() < deadline, "{what}: not within {LIMIT:?}");
-        sleep(rt, Duration::from_millis(10)).await;
-    }
-}
-
 /// The hooks and the metrics of a `Cluster`'s policy events on a
 /// three-broker mock cluster, bootstrapped through one address: the node
 /// events of the first Metadata (the bootstrap entry removed, brokers 1-3
@@ -199,16 +191,7 @@ pub async fn cluster_events_reach_the_observer_and_metrics<R: Runtime>(rt: R) {
     let config =
         ClusterConfig::new(ConnectConfig::default().with_observer(observer)).with_policy(policy);
     let bootstrap = mock.address(1);
-    let cluster = match timeout(
-        &rt,
-        LIMIT,
-        Cluster::connect_with(rt.clone(), [bootstrap.as_str()], config),
-    )
-    .await
-    {
-        Some(Ok(c)) => c,
-        other => panic!("{bootstrap}: {other:?}"),
-    };
+    let cluster = must_connect(&rt, &bootstrap, config).await;
 
     // The first Metadata: the bootstrap entry leaves, the brokers come.
     eventually(&rt, "the first Metadata's events", || {
@@ -261,16 +244,7 @@ pub async fn cluster_events_reach_the_observer_and_metrics<R: Runtime>(rt: R) {
     let r = cluster.send_to(NodeId(2), api_versions_v0()).await.unwrap();
     assert_eq!(api_versions_error(&r), 0);
     mock.broker_down(2);
-    let deadline = Instant::now() + LIMIT;
-    let open = loop {
-        assert!(Instant::now() < deadline, "no circuit opened");
-        match cluster.send_to(NodeId(2), api_versions_v0()).await {
-            Err(e @ ClusterError::CircuitOpen { .. }) => break e,
-            Err(ClusterError::BackingOff { retry_in, .. }) => sleep(&rt, retry_in).await,
-            Err(_) => {}
-            Ok(_) => panic!("a down broker answered"),
-        }
-    };
+    let open = until_circuit_opens(&rt, &cluster, NodeId(2)).await;
     eprintln!("{open}");
     eventually(&rt, "the circuit opened, seen by the observer", || {
         recording.count(|s| matches!(s.event, ClusterEvent::CircuitOpened { .. })) >= 1
@@ -500,6 +474,31 @@ async fn told<R: Runtime>(rt: &R, observer: &SetupTimeouts, n: usize) {
     }
 }
 
+/// Connects a `Cluster` whose one bootstrap address hangs in its setup,
+/// checks that `connect` fails, and returns the one setup timeout the
+/// observer was told (after forgetting those of earlier connects).
+async fn one_setup_timeout<R: Runtime>(
+    rt: &R,
+    observer: &SetupTimeouts,
+    address: &str,
+    config: ClusterConfig,
+) -> TimedOut {
+    observer.0.lock().unwrap().clear();
+    let r = timeout(
+        rt,
+        LIMIT,
+        Cluster::connect_with(rt.clone(), [address], config),
+    )
+    .await;
+    assert!(
+        matches!(r, Some(Err(ClusterError::BootstrapFailed { .. }))),
+        "{address}: {r:?}"
+    );
+    told(rt, observer, 1).await;
+    let got = observer.0.lock().unwrap()[0].clone();
+    got
+}
+
 /// A `Cluster`'s setup timeout (300 ms) running out reaches the observer
 /// as the typed `ConnectError::SetupTimeout` with the step the attempt was
 /// at: bootstrap entry -1 is a listener whose backlog is full (the TCP
@@ -601,21 +600,9 @@ pub async fn setup_timeout_is_typed_with_its_step<R: Runtime>(rt: R) {
     }
 
     // TLS over the listener that never answers: the handshake hangs.
-    observer.0.lock().unwrap().clear();
     let config =
         ClusterConfig::new(connect.with_tls(TlsConfig::system_roots())).with_policy(policy.clone());
-    let r = timeout(
-        &rt,
-        LIMIT,
-        Cluster::connect_with(rt.clone(), [unanswered.as_str()], config),
-    )
-    .await;
-    assert!(
-        matches!(r, Some(Err(ClusterError::BootstrapFailed { .. }))),
-        "{r:?}"
-    );
-    told(&rt, &observer, 1).await;
-    let got = observer.0.lock().unwrap()[0].clone();
+    let got = one_setup_timeout(&rt, &observer, &unanswered, config).await;
     assert_eq!(
         (got.0, got.2, got.3),
         (Some(NodeId(-1)), SetupStep::Tls, SetupStep::Tls),
@@ -628,7 +615,6 @@ pub async fn setup_timeout_is_typed_with_its_step<R: Runtime>(rt: R) {
     let Some(oauth) = env::sasl_var("KAFKA_SASL_OAUTHBEARER_BOOTSTRAP") else {
         return;
     };
-    observer.0.lock().unwrap().clear();
     let never = |_: CredentialRequest, _: CredentialContext| {
         std::future::pending::<Result<Credential, CallbackError>>()
     };
@@ -636,18 +622,7 @@ pub async fn setup_timeout_is_typed_with_its_step<R: Runtime>(rt: R) {
         .with_credential_provider(never)
         .with_observer(observer.clone());
     let config = ClusterConfig::new(connect).with_policy(policy);
-    let r = timeout(
-        &rt,
-        LIMIT,
-        Cluster::connect_with(rt.clone(), [oauth.as_str()], config),
-    )
-    .await;
-    assert!(
-        matches!(r, Some(Err(ClusterError::BootstrapFailed { .. }))),
-        "{r:?}"
-    );
-    told(&rt, &observer, 1).await;
-    let got = observer.0.lock().unwrap()[0].clone();
+    let got = one_setup_timeout(&rt, &observer, &oauth, config).await;
     eprintln!("{}", got.6);
     assert_eq!(
         (got.0, got.2, got.3),
@@ -678,16 +653,7 @@ pub async fn cluster_id_change_reaches_the_observer_and_metrics<R: Runtime>(rt: 
     ));
     let config = ClusterConfig::new(ConnectConfig::default().with_observer(observer));
     let bootstrap = proxy.address(1);
-    let cluster = match timeout(
-        &rt,
-        LIMIT,
-        Cluster::connect_with(rt.clone(), [bootstrap.as_str()], config),
-    )
-    .await
-    {
-        Some(Ok(c)) => c,
-        other => panic!("{bootstrap}: {other:?}"),
-    };
+    let cluster = must_connect(&rt, &bootstrap, config).await;
     let first = cluster.cluster_id().expect("a cluster id");
     let r = cluster.send_to(NodeId(1), api_versions_v0()).await.unwrap();
     assert_eq!(api_versions_error(&r), 0);

@@ -93,6 +93,22 @@ impl VirtualRuntime {
     fn timers_made(&self) -> usize {
         lock(&self.clock).timers_made
     }
+
+    /// A sleeper of the virtual clock for `deadline`, the deadline noted
+    /// among those armed.
+    fn arm(&self, deadline: Instant) -> Sleep {
+        let id = {
+            let mut c = lock(&self.clock);
+            c.armed.push(deadline);
+            c.next_id += 1;
+            c.next_id
+        };
+        Sleep {
+            clock: self.clock.clone(),
+            id,
+            deadline,
+        }
+    }
 }
 
 /// A timer of the virtual clock.
@@ -158,32 +174,12 @@ impl Runtime for VirtualRuntime {
     }
 
     fn sleep_until(&self, deadline: Instant) -> BoxFuture<'static, ()> {
-        let id = {
-            let mut c = lock(&self.clock);
-            c.armed.push(deadline);
-            c.next_id += 1;
-            c.next_id
-        };
-        Box::pin(Sleep {
-            clock: self.clock.clone(),
-            id,
-            deadline,
-        })
+        Box::pin(self.arm(deadline))
     }
 
     fn timer(&self, deadline: Instant) -> BoxTimer {
-        let id = {
-            let mut c = lock(&self.clock);
-            c.armed.push(deadline);
-            c.timers_made += 1;
-            c.next_id += 1;
-            c.next_id
-        };
-        Box::pin(Sleep {
-            clock: self.clock.clone(),
-            id,
-            deadline,
-        })
+        lock(&self.clock).timers_made += 1;
+        Box::pin(self.arm(deadline))
     }
 
     fn spawn(&self, _: BoxFuture<'static, ()>) {
