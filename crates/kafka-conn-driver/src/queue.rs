@@ -202,6 +202,7 @@ impl Shared {
                 // grows (warm-up), so that freeing never allocates later.
                 let slots = s.slots.len();
                 s.free.reserve(slots);
+                s.keep_room_for_slots();
                 i
             }
         };
@@ -309,6 +310,8 @@ impl Shared {
         s.notified = false;
         if intake.is_empty() {
             std::mem::swap(intake, &mut s.commands);
+            // The intake's old deque is the shared one now.
+            s.keep_room_for_slots();
         } else {
             intake.append(&mut s.commands);
         }
@@ -426,6 +429,19 @@ impl State {
 
     pub(crate) fn max_queued(&self) -> usize {
         self.max_queued
+    }
+
+    /// Gives the shared command queue room for one command per slot.
+    /// The task swaps this deque with its own intake, so each of the two
+    /// must reach that size, whichever is shared when the callers burst;
+    /// tying the growth to the slab's (warm-up) instead of to how many
+    /// callers happened to submit between two task turns means that, once
+    /// the slab stops growing, pushing a `Send` never allocates.
+    fn keep_room_for_slots(&mut self) {
+        let want = self.slots.len().saturating_sub(self.commands.len());
+        if self.commands.capacity() < self.commands.len() + want {
+            self.commands.reserve(want);
+        }
     }
 
     fn notify_task(&mut self) {
