@@ -13,7 +13,7 @@ use crate::config::ConnectConfig;
 use crate::connect::{connect_span, connect_to};
 use crate::error::{ConnectError, SetupMark};
 use crate::info::Progress;
-use crate::runtime::{timeout, Runtime};
+use crate::runtime::Runtime;
 use crate::transport::DialRequest;
 use crate::NodeId;
 
@@ -21,16 +21,20 @@ use crate::NodeId;
 /// (its dialer hook if it has one; otherwise the name resolved on every
 /// call, so DNS changes are seen at the next dial, every address raced
 /// (Happy Eyeballs), through its proxy if it has one), then TLS and the
-/// Kafka handshake (ApiVersions, SASL), all within `setup_timeout` (the
-/// node's growing setup timeout, which also bounds the dial itself). The
-/// [`Client`] carries its [`ConnectInfo`](crate::ConnectInfo). `None`: the
-/// policy abandoned the dial (`cancel`: its setup timeout, the node's
-/// removal, shutdown) or the setup timeout ran out here first.
+/// Kafka handshake (ApiVersions, SASL). The [`Client`] carries its
+/// [`ConnectInfo`](crate::ConnectInfo). `None`: the policy abandoned the
+/// dial (`cancel`: its setup timeout ran out, the node was removed, the
+/// cluster shut down).
+///
+/// The deadline is the policy's alone: its timer table holds the node's
+/// growing setup timeout (`setup_timeout`, passed here for the error's
+/// text and for the application's dialer) and ends the attempt through
+/// `cancel`, so that there is one source of deadlines, not a second timer
+/// racing it to the same instant.
 ///
 /// Every connection the cluster opens goes through this function and
 /// nowhere else. `node` is the policy's node id: the connection's observer
-/// events and `tracing` span carry it. A setup timeout (the policy's or
-/// this one's, whichever fires first at the same deadline) is told to the
+/// events and `tracing` span carry it. A setup timeout is told to the
 /// observer as [`ConnectError::SetupTimeout`] with the step the attempt was
 /// at, which the attempt itself never sees.
 pub(crate) async fn open_connection<R: Runtime>(
@@ -50,18 +54,13 @@ pub(crate) async fn open_connection<R: Runtime>(
     let start = rt.now();
     let span = connect_span(&request.to_string(), &config);
     let outcome = until_cancelled(
-        timeout(
-            rt,
-            setup_timeout,
-            tracing::Instrument::instrument(connect_to(rt.clone(), &request, config.clone()), span),
-        ),
+        tracing::Instrument::instrument(connect_to(rt.clone(), &request, config.clone()), span),
         cancel,
     )
     .await;
     let timed_out = match outcome {
-        Ok(Some(result)) => return Some(result),
-        Ok(None) | Err(Some(CloseWhy::SetupTimeout)) => true,
-        Err(_) => false,
+        Ok(result) => return Some(result),
+        Err(why) => why == Some(CloseWhy::SetupTimeout),
     };
     if timed_out {
         let target = request.to_string();

@@ -10,7 +10,7 @@ use kafka_conn_cluster::{
 };
 use kafka_conn_core::CloseReason;
 
-use crate::error::{ConnectError, RequestFailure};
+use crate::error::{ConnectError, RequestFailure, SetupStep};
 
 /// Why a [`Cluster`](super::Cluster) call failed. Every failure about a
 /// node names it and the address it was tried at; a failed dial also says
@@ -307,27 +307,28 @@ pub(crate) enum Reported {
 
 impl Reported {
     pub(crate) fn of(error: &ConnectError) -> Self {
-        let step = match error {
-            ConnectError::Handshake { reason, .. } => return Reported::Handshake(reason.clone()),
-            ConnectError::InvalidAddress { .. }
-            | ConnectError::Resolve { .. }
-            | ConnectError::NoAddresses { .. } => DialStep::Resolve,
-            ConnectError::CertificateNotTrusted { .. }
-            | ConnectError::NameMismatch { .. }
-            | ConnectError::InvalidCertificate { .. }
-            | ConnectError::NotTls { .. }
-            | ConnectError::TlsTimeout { .. }
-            | ConnectError::Tls { .. }
-            | ConnectError::TlsConfig(_)
-            | ConnectError::BrokerSpeaksTls { .. } => DialStep::Tls,
-            _ => DialStep::Connect,
+        if let ConnectError::Handshake { reason, .. } = error {
+            return Reported::Handshake(reason.clone());
+        }
+        // One classification of the steps serves the observers
+        // (`SetupStep::of_error`) and the policy: a proxy that refused, an
+        // address family with no address or a setup timeout during TLS are
+        // told as what they are, not as a TCP failure.
+        let step = match SetupStep::of_error(error) {
+            SetupStep::Resolve => DialStep::Resolve,
+            SetupStep::Tcp => DialStep::Connect,
+            SetupStep::Proxy => DialStep::Proxy,
+            SetupStep::Tls => DialStep::Tls,
+            SetupStep::ApiVersions | SetupStep::Sasl => DialStep::Handshake,
         };
         let kind = match error {
             ConnectError::Resolve { source, .. } | ConnectError::Tcp { source, .. } => {
                 Some(source.kind())
             }
             ConnectError::Refused { .. } => Some(std::io::ErrorKind::ConnectionRefused),
-            ConnectError::ConnectTimeout { .. } => Some(std::io::ErrorKind::TimedOut),
+            ConnectError::ConnectTimeout { .. } | ConnectError::SetupTimeout { .. } => {
+                Some(std::io::ErrorKind::TimedOut)
+            }
             _ => None,
         };
         Reported::Dial(DialFailure {
@@ -446,6 +447,59 @@ mod tests {
             host: "127.0.0.1".to_owned(),
             port,
         }
+    }
+
+    /// The step the policy is told: the same classification as the
+    /// observers' (`SetupStep::of_error`), so that a proxy's refusal, a
+    /// family with no address and a setup timeout in TLS are not reported
+    /// as failures of the TCP connection.
+    #[test]
+    fn failed_connects_are_reported_at_the_step_they_failed() {
+        let step = |error: ConnectError| match Reported::of(&error) {
+            Reported::Dial(failure) => (failure.step, failure.kind),
+            Reported::Handshake(reason) => panic!("{error}: handshake {reason}"),
+        };
+        let proxy = ConnectError::Proxy {
+            kind: crate::ProxyKind::Socks5,
+            proxy: "socks5://127.0.0.1:1080".to_owned(),
+            step: crate::ProxyStep::Connect,
+            failure: crate::ProxyFailure::Io("connection refused".to_owned()),
+            progress: Box::default(),
+        };
+        assert_eq!(step(proxy), (DialStep::Proxy, None));
+        let family = ConnectError::NoAddressOfFamily {
+            host: "broker".to_owned(),
+            family: crate::AddressFamily::V6Only,
+            progress: Box::default(),
+        };
+        assert_eq!(step(family), (DialStep::Resolve, None));
+        for (during, expected) in [
+            (SetupStep::Tcp, DialStep::Connect),
+            (SetupStep::Tls, DialStep::Tls),
+            (SetupStep::Sasl, DialStep::Handshake),
+        ] {
+            let timeout = ConnectError::SetupTimeout {
+                target: "broker:9092".to_owned(),
+                after: Duration::from_secs(10),
+                step: during,
+                progress: Box::default(),
+            };
+            assert_eq!(
+                step(timeout),
+                (expected, Some(std::io::ErrorKind::TimedOut)),
+                "{during:?}"
+            );
+        }
+        let eof = CloseReason::Broken {
+            cause: BrokenCause::Eof,
+            during: Phase::Negotiating,
+        };
+        let handshake = ConnectError::Handshake {
+            addr: "127.0.0.1:9092".parse().unwrap(),
+            reason: eof.clone(),
+            progress: Box::default(),
+        };
+        assert!(matches!(Reported::of(&handshake), Reported::Handshake(r) if r == eof));
     }
 
     #[test]

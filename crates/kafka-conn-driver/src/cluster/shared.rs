@@ -403,8 +403,8 @@ async fn connection_task<R: Runtime>(
         &shared.config.connect,
         cancel,
     ));
-    // `None`: abandoned by the policy, or its setup timeout ran out (the
-    // policy's own timer ends the dial at the same deadline).
+    // `None`: abandoned by the policy (its setup timeout ran out, the node
+    // was removed, the cluster closed).
     let Some(outcome) = dial.await else {
         tracing::debug!(%conn, "dial abandoned");
         return;
