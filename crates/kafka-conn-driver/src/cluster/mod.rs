@@ -247,7 +247,8 @@ impl<R: Runtime> Cluster<R> {
     /// Cancellation safe, as [`Client::send`]: the returned [`SendTo`]
     /// may be dropped at any point. When the node's connection is ready,
     /// the request is counted in flight on it from this call (before the
-    /// first poll) until the future completes or is dropped.
+    /// first poll) until the future is dropped.
+    #[inline]
     pub fn send_to(&self, node: NodeId, request: Request) -> SendTo<'_, R> {
         // The ready node's path is taken here, not in an `async fn`: no
         // lock, no policy call, one pointer leased, and the connection's
