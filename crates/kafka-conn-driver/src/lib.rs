@@ -99,6 +99,7 @@ pub use auth::{Kerberos, KerberosError, KerberosExchange};
 pub use client::Client;
 pub use cluster::{
     Cluster, ClusterConfig, ClusterError, ClusterEvents, CurrentRuntime, MetadataTopics, NodeInfo,
+    SendTo,
 };
 pub use config::ConnectConfig;
 pub use connect::{connect, connect_direct, connect_direct_over, connect_over};

@@ -799,12 +799,13 @@ async fn poll_once<F: std::future::Future + ?Sized>(mut f: std::pin::Pin<&mut F>
 }
 
 /// Cancellation safety of the cluster's in-flight accounting: `send_to`
-/// futures dropped at each point of their life (never polled; polled once
-/// while the node was still being dialed; polled once while the broker
-/// delays its answer, i.e. counted in flight and queued on the connection;
-/// completed) leave the node with nothing in flight, and the connection
-/// keeps answering. A count left behind would skew the least-loaded choice
-/// and keep a draining connection open forever.
+/// futures dropped at each point of their life (never polled, counted from
+/// the call on a ready node; polled once while the node was still being
+/// dialed; polled once while the broker delays its answer, i.e. counted in
+/// flight and queued on the connection; completed) leave the node with
+/// nothing in flight, and the connection keeps answering. A count left
+/// behind would skew the least-loaded choice and keep a draining
+/// connection open forever.
 pub async fn cluster_dropped_send_to_futures_leave_nothing_in_flight<R: Runtime>(rt: R) {
     let Some(mock) = MockCluster::start(3) else {
         return;
@@ -822,10 +823,12 @@ pub async fn cluster_dropped_send_to_futures_leave_nothing_in_flight<R: Runtime>
     }
     ping(&cluster, node).await;
     in_flight(&rt, &cluster, node, 0).await;
-    // Never polled.
+    // Never polled: counted from the call (the node is ready), ended by
+    // the drop.
     let unpolled: Vec<_> = (0..10)
         .map(|_| cluster.send_to(node, api_versions_v0()))
         .collect();
+    in_flight(&rt, &cluster, node, 10).await;
     drop(unpolled);
     in_flight(&rt, &cluster, node, 0).await;
     // Polled once: sent, the broker holds the answers back.

@@ -35,6 +35,7 @@ mod events;
 mod latch;
 mod metadata;
 mod observing;
+mod send_to;
 mod shared;
 mod state;
 
@@ -46,6 +47,7 @@ use kafka_conn_core::{Request, Response};
 pub use config::{ClusterConfig, MetadataTopics};
 pub use error::ClusterError;
 pub use events::ClusterEvents;
+pub use send_to::SendTo;
 pub use state::NodeInfo;
 
 use crate::client::Client;
@@ -242,20 +244,17 @@ impl<R: Runtime> Cluster<R> {
     /// retried: Kafka requests are not all idempotent, the caller decides
     /// ([`ClusterError::is_retriable`]).
     ///
-    /// Cancellation safe, as [`Client::send`].
-    pub async fn send_to(&self, node: NodeId, request: Request) -> Result<Response, ClusterError> {
-        // The ready node's path first, outside the routing future: no lock,
-        // no policy call, one pointer leased (measured in instructions per
+    /// Cancellation safe, as [`Client::send`]: the returned [`SendTo`]
+    /// may be dropped at any point. When the node's connection is ready,
+    /// the request is counted in flight on it from this call (before the
+    /// first poll) until the future is dropped.
+    #[inline]
+    pub fn send_to(&self, node: NodeId, request: Request) -> SendTo<'_, R> {
+        // The ready node's path is taken here, not in an `async fn`: no
+        // lock, no policy call, one pointer leased, and the connection's
+        // own send future holding the lease (measured in instructions per
         // request against a `Client`: `docs/benchmarks.md`).
-        let lease = match self.shared().counted_lease(node) {
-            Some(lease) => lease,
-            // Boxed: the routing future (dial waits, latches) would
-            // otherwise size every request's future, which is moved and
-            // dropped on the ready path too.
-            None => Box::pin(self.shared().lease(Target::Node(node))).await?,
-        };
-        let result = lease.conn.client.send(request).await;
-        result.map_err(|failure| lease.failed(failure))
+        SendTo::new(self.shared(), node, request)
     }
 
     /// Sends `request` to the least loaded usable node (Java's
@@ -278,7 +277,7 @@ impl<R: Runtime> Cluster<R> {
     /// they run.
     pub async fn client(&self, node: NodeId) -> Result<Client, ClusterError> {
         let lease = self.shared().lease(Target::Node(node)).await?;
-        Ok(lease.conn.client.clone())
+        Ok(lease.conn().client.clone())
     }
 
     /// Refreshes the Metadata now (one that starts after this call; one

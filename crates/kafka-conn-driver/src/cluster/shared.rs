@@ -19,6 +19,7 @@ use super::error::{ClusterError, Reported};
 use super::metadata::{metadata_request, METADATA_VERSIONS};
 use super::observing::{self, ClusterObserving};
 use super::state::{Conn, State, Work};
+use crate::client::Client;
 use crate::error::RequestFailure;
 use crate::runtime::Runtime;
 
@@ -43,13 +44,31 @@ pub(crate) struct Shared<R: Runtime> {
     ready: Option<RwLock<ReadyTable>>,
 }
 
-/// A routed request: counted in flight on `conn` until dropped.
-pub(crate) struct Lease<'a, R: Runtime> {
-    shared: &'a Arc<Shared<R>>,
-    pub(crate) conn: Arc<Conn>,
+/// A request's hold on a ready connection: counted in flight on it until
+/// dropped, either way.
+pub(crate) enum Lease<'a, R: Runtime> {
     /// Counted on the connection's `InFlight` without the policy (the
-    /// lock-free path), rather than routed by it.
-    counted: bool,
+    /// lock-free path).
+    Counted(Counted<'a, R>),
+    /// Routed by the policy (`route`, then `request_done` when dropped).
+    Routed(Routed<'a, R>),
+}
+
+/// A request counted on a ready connection's `InFlight` without the policy
+/// (the lock-free path of [`Shared::counted`]); the count ends when this
+/// is dropped. Two pointers (16 bytes): `send_to`'s ready path keeps it in
+/// the connection's own send future, which moves it with every poll's
+/// future.
+pub(crate) struct Counted<'a, R: Runtime> {
+    shared: &'a Arc<Shared<R>>,
+    conn: Arc<Conn>,
+}
+
+/// A request the policy routed to a ready connection; `request_done` is
+/// told when this is dropped.
+pub(crate) struct Routed<'a, R: Runtime> {
+    shared: &'a Arc<Shared<R>>,
+    conn: Arc<Conn>,
 }
 
 impl<R: Runtime> Shared<R> {
@@ -198,8 +217,8 @@ impl<R: Runtime> Shared<R> {
         target: Target,
     ) -> Result<Lease<'_, R>, ClusterError> {
         if let Target::Node(node) = target {
-            if let Some(lease) = self.counted_lease(node) {
-                return Ok(lease);
+            if let Some(counted) = self.counted(node) {
+                return Ok(Lease::Counted(counted));
             }
         }
         let mut target = target;
@@ -219,13 +238,7 @@ impl<R: Runtime> Shared<R> {
                 Err(e) => Err(st.route_error(e)),
             })?;
             match routed {
-                Ok(conn) => {
-                    return Ok(Lease {
-                        shared: self,
-                        conn,
-                        counted: false,
-                    })
-                }
+                Ok(conn) => return Ok(Lease::Routed(Routed { shared: self, conn })),
                 Err((node, latch)) => match latch.wait().await {
                     // Route again: the node is ready now (or, if it broke
                     // meanwhile, the policy says why).
@@ -240,7 +253,7 @@ impl<R: Runtime> Shared<R> {
     /// the request counted on its `InFlight`; `None` (route through the
     /// policy) if the node has none or the policy retired it meanwhile.
     #[inline]
-    pub(crate) fn counted_lease(self: &Arc<Self>, node: NodeId) -> Option<Lease<'_, R>> {
+    pub(crate) fn counted(self: &Arc<Self>, node: NodeId) -> Option<Counted<'_, R>> {
         let conn = {
             let table = self
                 .ready
@@ -251,14 +264,10 @@ impl<R: Runtime> Shared<R> {
             table[i].1.clone()
         };
         match conn.in_flight.try_begin() {
-            Begin::Begun => Some(Lease {
-                shared: self,
-                conn,
-                counted: true,
-            }),
+            Begin::Begun => Some(Counted { shared: self, conn }),
             Begin::Retired { drained } => {
                 if drained {
-                    self.with(false, |st, now| st.policy.request_drained(conn.conn, now));
+                    self.request_drained(conn.conn);
                 }
                 None
             }
@@ -319,53 +328,103 @@ impl<R: Runtime> Shared<R> {
     }
 }
 
+impl<R: Runtime> Shared<R> {
+    /// The error for a request that failed on `conn` (and, if it found the
+    /// connection closed, the policy told at once). Out of line: the
+    /// request path only calls it on a failure.
+    #[cold]
+    #[inline(never)]
+    fn request_failed(self: &Arc<Self>, conn: &Conn, failure: RequestFailure) -> ClusterError {
+        if let Some(reason) = failure.close_reason() {
+            self.conn_closed(conn.conn, reason.clone());
+        }
+        ClusterError::Request {
+            node: conn.conn.node(),
+            address: conn.address.clone(),
+            failure,
+        }
+    }
+
+    /// A request found `conn` closed: tell the policy now rather than when
+    /// the connection's task gets to it, so that the next call already sees
+    /// the backoff instead of the closed connection.
+    fn conn_closed(self: &Arc<Self>, conn: ConnId, reason: CloseReason) {
+        self.with(true, |st, now| {
+            if st.conns.remove(&conn).is_some() {
+                st.policy.handle_closed(conn, reason, now);
+            }
+        });
+    }
+
+    /// The last request on `conn`, whose counter the policy retired
+    /// meanwhile, has ended: a draining connection closes now. Out of line:
+    /// rare, and it takes the lock.
+    #[cold]
+    #[inline(never)]
+    fn request_drained(self: &Arc<Self>, conn: ConnId) {
+        self.with(false, |st, now| st.policy.request_drained(conn, now));
+    }
+}
+
 impl<R: Runtime> Lease<'_, R> {
+    /// The leased connection.
+    pub(crate) fn conn(&self) -> &Arc<Conn> {
+        match self {
+            Lease::Counted(c) => &c.conn,
+            Lease::Routed(r) => &r.conn,
+        }
+    }
+
     /// Sends `request` on the leased connection.
     pub(crate) async fn send(&self, request: Request) -> Result<Response, ClusterError> {
-        let result = self.conn.client.send(request).await;
+        let result = self.conn().client.send(request).await;
         result.map_err(|failure| self.failed(failure))
     }
 
     /// The error for a request that failed on the leased connection (and,
     /// if it found the connection closed, the policy told at once).
     pub(crate) fn failed(&self, failure: RequestFailure) -> ClusterError {
-        if let Some(reason) = failure.close_reason() {
-            self.closed(reason.clone());
-        }
-        ClusterError::Request {
-            node: self.conn.conn.node(),
-            address: self.conn.address.clone(),
-            failure,
-        }
-    }
-
-    /// The request found the connection closed: tell the policy now rather
-    /// than when the connection's task gets to it, so that the next call
-    /// already sees the backoff instead of the closed connection.
-    fn closed(&self, reason: CloseReason) {
-        let conn = self.conn.conn;
-        self.shared.with(true, |st, now| {
-            if st.conns.remove(&conn).is_some() {
-                st.policy.handle_closed(conn, reason, now);
-            }
-        });
+        let shared = match self {
+            Lease::Counted(c) => c.shared,
+            Lease::Routed(r) => r.shared,
+        };
+        shared.request_failed(self.conn(), failure)
     }
 }
 
-impl<R: Runtime> Drop for Lease<'_, R> {
+impl<R: Runtime> Counted<'_, R> {
+    /// The error for a request that failed on the counted connection, as
+    /// [`Lease::failed`].
+    pub(crate) fn failed(&self, failure: RequestFailure) -> ClusterError {
+        self.shared.request_failed(&self.conn, failure)
+    }
+}
+
+/// The request future holds the lease, and reaches the connection's queue
+/// through it.
+impl<R: Runtime> AsRef<Client> for Counted<'_, R> {
+    #[inline]
+    fn as_ref(&self) -> &Client {
+        &self.conn.client
+    }
+}
+
+impl<R: Runtime> Drop for Counted<'_, R> {
+    #[inline]
+    fn drop(&mut self) {
+        // Told only when this was the last request on a connection the
+        // policy retired meanwhile (a draining one closes now).
+        if self.conn.in_flight.end() {
+            self.shared.request_drained(self.conn.conn);
+        }
+    }
+}
+
+impl<R: Runtime> Drop for Routed<'_, R> {
     fn drop(&mut self) {
         let conn = self.conn.conn;
-        if self.counted {
-            // Told only when this was the last request on a connection the
-            // policy retired meanwhile (a draining one closes now).
-            if self.conn.in_flight.end() {
-                self.shared
-                    .with(false, |st, now| st.policy.request_drained(conn, now));
-            }
-        } else {
-            self.shared
-                .with(false, |st, now| st.policy.request_done(conn, now));
-        }
+        self.shared
+            .with(false, |st, now| st.policy.request_done(conn, now));
     }
 }
 
@@ -467,11 +526,11 @@ async fn refresh<R: Runtime>(shared: &Arc<Shared<R>>, via: NodeId) -> Result<(),
         Err(e) => return failed(e),
     };
     let Some(version) = lease
-        .conn
+        .conn()
         .client
         .negotiate(ApiKey::METADATA, METADATA_VERSIONS)
     else {
-        let address = lease.conn.address.clone();
+        let address = lease.conn().address.clone();
         drop(lease);
         return failed(ClusterError::MetadataUnsupported { node: via, address });
     };
