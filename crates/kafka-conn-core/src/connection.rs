@@ -25,7 +25,7 @@ use crate::error::{
 };
 use crate::event::{Event, Response, SaslSession};
 use crate::frame::FrameReader;
-use crate::header;
+use crate::header::{self, RequestHeaders};
 use crate::request::Request;
 use crate::sasl::Credential;
 use crate::stats::Stats;
@@ -158,6 +158,8 @@ struct Held {
 #[derive(Debug)]
 pub struct Connection {
     config: Config,
+    /// The request header encoder (the client id encoded once).
+    headers: RequestHeaders,
     state: State,
     reader: FrameReader,
     transmit: TransmitQueue,
@@ -222,6 +224,7 @@ impl Connection {
             throttle_started: None,
             stats: Stats::default(),
             jitter: Jitter::from_os(),
+            headers: RequestHeaders::new(config.client_id.as_deref()),
             config,
         };
         match conn.config.version_hint.clone() {
@@ -413,8 +416,7 @@ impl Connection {
                 response: hv.response,
             });
         }
-        let size = header::request_header_len(hv.request, self.config.client_id.as_deref())
-            + request.body.len();
+        let size = self.headers.len(hv.request) + request.body.len();
         if size > i32::MAX as usize {
             return Err(SendError::TooLarge { size });
         }
@@ -722,24 +724,21 @@ impl Connection {
         now: Instant,
     ) {
         let hv = request.header_versions();
-        let client_id = self.config.client_id.as_deref();
+        let headers = &self.headers;
         let ok = self.transmit.push_header(|buf| {
-            header::encode_request_header(
+            headers.encode(
                 buf,
                 hv.request,
                 request.api_key.0,
                 request.api_version,
                 id,
-                client_id,
                 request.body.len(),
             )
         });
         debug_assert!(ok.is_ok(), "size checked in send_request");
         // The size prefix, the header and the body (checked to fit an i32).
-        let request_bytes = u32::try_from(
-            4 + header::request_header_len(hv.request, client_id) + request.body.len(),
-        )
-        .unwrap_or(u32::MAX);
+        let request_bytes = u32::try_from(4 + self.headers.len(hv.request) + request.body.len())
+            .unwrap_or(u32::MAX);
         self.transmit.push(request.body.clone());
         self.stats.requests_sent += 1;
         self.last_activity = now;
