@@ -725,7 +725,7 @@ impl Connection {
     ) {
         let hv = request.header_versions();
         let headers = &self.headers;
-        let ok = self.transmit.push_header(|buf| {
+        let written = self.transmit.push_header(|buf| {
             headers.encode(
                 buf,
                 hv.request,
@@ -735,9 +735,11 @@ impl Connection {
                 request.body.len(),
             )
         });
-        debug_assert!(ok.is_ok(), "size checked in send_request");
+        debug_assert!(written.is_ok(), "size checked in send_request");
         // The size prefix, the header and the body (checked to fit an i32).
-        let request_bytes = u32::try_from(4 + self.headers.len(hv.request) + request.body.len())
+        let request_bytes = written
+            .ok()
+            .and_then(|n| u32::try_from(n + request.body.len()).ok())
             .unwrap_or(u32::MAX);
         self.transmit.push(request.body.clone());
         self.stats.requests_sent += 1;

@@ -4,6 +4,10 @@ use bytes::BytesMut;
 
 use crate::wire::{DecodeError, Reader, WriteExt};
 
+/// A request header's api key, api version and correlation id: the part
+/// every header version has.
+const IDS_LEN: usize = 8;
+
 /// The request header encoder of one connection.
 ///
 /// Request header v1 is `api_key, api_version, correlation_id, client_id`
@@ -16,7 +20,7 @@ use crate::wire::{DecodeError, Reader, WriteExt};
 /// header is then two copies (the 12 bytes of size prefix and ids, then
 /// that tail or the part of it the version has), rather than a string
 /// encoded again per request (issue 20: about 90 instructions per request).
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct RequestHeaders {
     /// The client id as a nullable string, then one 0 byte (v2's tagged
     /// fields).
@@ -27,11 +31,11 @@ impl RequestHeaders {
     /// The encoder for `client_id` (its length already checked to fit an
     /// i16, by `Config::validate`).
     pub(crate) fn new(client_id: Option<&str>) -> Self {
-        let mut tail = BytesMut::new();
+        let mut tail = Vec::new();
         tail.put_nullable_string(client_id);
         tail.put_empty_tagged_fields();
         Self {
-            tail: tail.to_vec().into_boxed_slice(),
+            tail: tail.into_boxed_slice(),
         }
     }
 
@@ -48,11 +52,12 @@ impl RequestHeaders {
     /// The encoded size of a header (without the size prefix).
     #[inline]
     pub(crate) fn len(&self, header_version: u8) -> usize {
-        8 + self.tail(header_version).len()
+        IDS_LEN + self.tail(header_version).len()
     }
 
     /// Writes the size prefix and the header for a body of `body_len`
-    /// bytes; fails with the frame's size when it does not fit an i32.
+    /// bytes and returns how many bytes it wrote; fails with the frame's
+    /// size when it does not fit an i32.
     #[inline]
     pub(crate) fn encode(
         &self,
@@ -62,21 +67,21 @@ impl RequestHeaders {
         api_version: i16,
         correlation_id: i32,
         body_len: usize,
-    ) -> Result<(), usize> {
+    ) -> Result<usize, usize> {
         let tail = self.tail(header_version);
-        let size = 8 + tail.len() + body_len;
+        let size = IDS_LEN + tail.len() + body_len;
         let size_i32 = i32::try_from(size).map_err(|_| size)?;
         // The fixed part in one copy: each `BufMut::put_*` checks and moves
         // the buffer's cursor on its own, for every request sent.
-        let mut fixed = [0u8; 12];
+        let mut fixed = [0u8; 4 + IDS_LEN];
         fixed[..4].copy_from_slice(&size_i32.to_be_bytes());
         fixed[4..6].copy_from_slice(&api_key.to_be_bytes());
         fixed[6..8].copy_from_slice(&api_version.to_be_bytes());
         fixed[8..].copy_from_slice(&correlation_id.to_be_bytes());
-        out.reserve(12 + tail.len());
+        out.reserve(fixed.len() + tail.len());
         out.extend_from_slice(&fixed);
         out.extend_from_slice(tail);
-        Ok(())
+        Ok(fixed.len() + tail.len())
     }
 }
 
