@@ -57,7 +57,13 @@ pub(crate) struct FrameReader {
     window: Option<usize>,
     /// The window's lower bound, adapted to the reads: doubled (up to
     /// [`BIG_READ`]) when a read returns at least this much, halved (down to
-    /// [`SMALL_READ`]) when a read returns under a quarter of it.
+    /// [`SMALL_READ`]) when a read that starts a frame returns under a
+    /// quarter of it. A read that ends a frame begun by an earlier read is
+    /// short because the frame ended, which says nothing of the window:
+    /// halving there made responses a little over half the largest window
+    /// take two reads each, forever (issue 20: a 8.6 KiB Metadata response
+    /// at concurrency 1 cost two `recvfrom` per response, the floor
+    /// swinging between 8 and 16 KiB).
     floor: usize,
     /// The most room the buffer has had (its allocation, roughly): what
     /// `recv_buf` tries to gather back, without allocating, when the
@@ -280,7 +286,7 @@ impl FrameReader {
             Some(window) if n <= window => {
                 if n >= self.floor {
                     self.floor = (self.floor * 2).min(BIG_READ);
-                } else if n < self.floor / 4 {
+                } else if n < self.floor / 4 && self.filled == 0 {
                     self.floor = (self.floor / 2).max(SMALL_READ);
                 }
                 self.filled += n;
@@ -519,6 +525,40 @@ mod tests {
             "{windows:?}"
         );
         assert_eq!(r.next_frame().unwrap().map(|f| f.len()), Some(1_000_000));
+    }
+
+    #[test]
+    fn a_response_that_arrived_whole_takes_one_read() {
+        // One response at a time (concurrency 1), each wholly arrived
+        // before the read: a socket read returns what its window takes of
+        // it. Once the window has adapted, one read per response, for every
+        // size up to BIG_READ (sizes just over half a window took two reads
+        // each when the remainder's short read halved the window).
+        for body in [
+            100, 700, 3_000, 5_000, 8_573, 12_712, 20_000, 40_000, 60_000,
+        ] {
+            let mut r = FrameReader::new(64 << 20);
+            let f = frame(&vec![7u8; body]);
+            let mut reads_per_response = vec![];
+            for _ in 0..50 {
+                let mut fed = 0;
+                let mut reads = 0;
+                while fed < f.len() {
+                    let win = r.recv_buf();
+                    let n = win.len().min(f.len() - fed);
+                    win[..n].copy_from_slice(&f[fed..fed + n]);
+                    fed += n;
+                    reads += 1;
+                    assert!(r.commit(n));
+                }
+                reads_per_response.push(reads);
+                assert_eq!(r.next_frame().unwrap().map(|b| b.len()), Some(body));
+            }
+            assert!(
+                reads_per_response[10..].iter().all(|&n| n == 1),
+                "body {body}: reads per response {reads_per_response:?}"
+            );
+        }
     }
 
     #[test]
