@@ -15,6 +15,7 @@ use kafka_conn_tokio::{Client, ConnectConfig, Runtime};
 use crate::{stop_after, ClientKind, Job, Meter, Sample, Workload};
 
 mod cluster;
+mod raw_shared;
 
 pub(crate) fn run(job: &Job) -> Result<Sample, String> {
     match job.client {
@@ -37,6 +38,22 @@ pub(crate) fn run(job: &Job) -> Result<Sample, String> {
                 raw_async(&job, kafka_conn_async_std::AsyncStdRuntime).await
             }))
         }
+        // The workers and the socket's task spawned as `kc-<runtime>`'s are.
+        ClientKind::RawTokioShared => {
+            let rt = current_thread_tokio()?;
+            let handle = kafka_conn_tokio::TokioRuntime::with_handle(rt.handle().clone());
+            rt.block_on(raw_shared::raw_shared(job, handle, spawn_tokio))
+        }
+        ClientKind::RawSmolShared => main_thread_wait(raw_shared::raw_shared(
+            job,
+            kafka_conn_smol::SmolRuntime,
+            smol::spawn,
+        )),
+        ClientKind::RawAsyncStdShared => main_thread_wait(raw_shared::raw_shared(
+            job,
+            kafka_conn_async_std::AsyncStdRuntime,
+            async_std::task::spawn,
+        )),
         ClientKind::CoreBlocking => core_blocking(job),
         ClientKind::Tokio => current_thread_tokio()?.block_on(async {
             let client = kafka_conn_tokio::connect(&job.broker, ConnectConfig::default())

@@ -7,6 +7,13 @@
 //!   pre-encoded frames and reads responses by their size prefix (the limit
 //!   of the workload: no correlation, no decoding, one `write` per batch of
 //!   completed responses);
+//! - `raw-tokio`, `raw-smol`, `raw-async-std`: the same loop in one task
+//!   on each runtime (the limit for a client on that runtime);
+//! - `raw-tokio-shared`, `raw-smol-shared`, `raw-async-std-shared`: that
+//!   loop in a task of its own, shared by spawned worker tasks through the
+//!   least a hand-over can be (one mutex, a flag and a waker per worker;
+//!   `src/clients/raw_shared.rs`): the limit for a handle that many tasks
+//!   share, as `Client` is;
 //! - `kc-core-blocking`: `kafka_conn_core::Connection` driven by the same
 //!   kind of blocking socket loop, no runtime (what an embedder writes; the
 //!   core's own cost over the raw loop);
@@ -64,6 +71,9 @@ pub(crate) enum ClientKind {
     RawTokio,
     RawSmol,
     RawAsyncStd,
+    RawTokioShared,
+    RawSmolShared,
+    RawAsyncStdShared,
     CoreBlocking,
     Tokio,
     Smol,
@@ -81,11 +91,14 @@ pub(crate) enum ClientKind {
 }
 
 impl ClientKind {
-    const ALL: [ClientKind; 17] = [
+    const ALL: [ClientKind; 20] = [
         ClientKind::Raw,
         ClientKind::RawTokio,
         ClientKind::RawSmol,
         ClientKind::RawAsyncStd,
+        ClientKind::RawTokioShared,
+        ClientKind::RawSmolShared,
+        ClientKind::RawAsyncStdShared,
         ClientKind::CoreBlocking,
         ClientKind::Tokio,
         ClientKind::Smol,
@@ -110,6 +123,9 @@ impl ClientKind {
             ClientKind::RawTokio => "raw-tokio",
             ClientKind::RawSmol => "raw-smol",
             ClientKind::RawAsyncStd => "raw-async-std",
+            ClientKind::RawTokioShared => "raw-tokio-shared",
+            ClientKind::RawSmolShared => "raw-smol-shared",
+            ClientKind::RawAsyncStdShared => "raw-async-std-shared",
             ClientKind::CoreBlocking => "kc-core-blocking",
             ClientKind::Tokio => "kc-tokio",
             ClientKind::Smol => "kc-smol",
@@ -133,6 +149,15 @@ impl ClientKind {
             ClientKind::RawTokio => "raw loop on tokio (limit for a tokio client)",
             ClientKind::RawSmol => "raw loop on smol (limit for a smol client)",
             ClientKind::RawAsyncStd => "raw loop on async-std (limit for an async-std client)",
+            ClientKind::RawTokioShared => {
+                "raw loop on tokio shared by the worker tasks (limit for a shared handle)"
+            }
+            ClientKind::RawSmolShared => {
+                "raw loop on smol shared by the worker tasks (limit for a shared handle)"
+            }
+            ClientKind::RawAsyncStdShared => {
+                "raw loop on async-std shared by the worker tasks (limit for a shared handle)"
+            }
             ClientKind::CoreBlocking => "kafka-conn core, blocking loop (no runtime)",
             ClientKind::Tokio => "kafka-conn, tokio",
             ClientKind::Smol => "kafka-conn, smol",
@@ -174,6 +199,7 @@ impl ClientKind {
         match self {
             ClientKind::Raw | ClientKind::CoreBlocking => ClientKind::Raw,
             ClientKind::RawTokio
+            | ClientKind::RawTokioShared
             | ClientKind::Tokio
             | ClientKind::TokioMetrics
             | ClientKind::TokioMetricsBuckets
@@ -182,10 +208,12 @@ impl ClientKind {
             | ClientKind::RsKafkaClient
             | ClientKind::TokioCluster => ClientKind::RawTokio,
             ClientKind::RawSmol
+            | ClientKind::RawSmolShared
             | ClientKind::Smol
             | ClientKind::SmolDirect
             | ClientKind::SmolCluster => ClientKind::RawSmol,
             ClientKind::RawAsyncStd
+            | ClientKind::RawAsyncStdShared
             | ClientKind::AsyncStd
             | ClientKind::AsyncStdDirect
             | ClientKind::AsyncStdCluster => ClientKind::RawAsyncStd,

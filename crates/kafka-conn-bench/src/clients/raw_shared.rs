@@ -1,0 +1,265 @@
+//! The raw loop shared by many tasks (`raw-tokio-shared`, `raw-smol-shared`,
+//! `raw-async-std-shared`): the floor under any handle that several tasks
+//! share, written by hand for the benchmark.
+//!
+//! The workers are spawned tasks, as `kc-<runtime>`'s are, each sending one
+//! request at a time; one more task owns the socket and runs the raw loop
+//! (pre-encoded frames, vectored writes, responses counted by their size
+//! prefix, no decoding, no correlation, no deadlines). Between them is the
+//! least a hand-over can be: one mutex, a queue of worker numbers in
+//! request order (Kafka answers in order), a flag and a waker per worker,
+//! no allocation per request. What it costs over `raw-<runtime>` is what
+//! handing requests and responses between tasks costs on that runtime:
+//! waking the socket's task when a request comes, waking each worker when
+//! its response comes, and the runtime scheduling both. `kc-<runtime>`
+//! (the `Client`) pays that too, so the difference between it and this loop
+//! is kafka-conn's own (issue 20).
+
+use std::collections::VecDeque;
+use std::future::{poll_fn, Future};
+use std::io::IoSlice;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+
+use kafka_conn_driver::Runtime;
+use smol::io::{AsyncRead, AsyncWrite};
+
+use super::{check_first, count_until, make_room, measure, raw_frame, take_frames};
+use crate::{Job, Sample};
+
+/// A spawned task's outcome: the requests it completed.
+pub(super) type Task = Pin<Box<dyn Future<Output = Result<u64, String>> + Send>>;
+
+/// The most frames in one vectored write (as the core's drivers use).
+const WRITE_SLICES: usize = 64;
+
+/// What the workers and the socket's task share.
+struct Shared {
+    state: Mutex<State>,
+    /// The next worker number (workers of one round are numbered
+    /// `0..concurrency`; rounds do not overlap).
+    next_worker: AtomicUsize,
+}
+
+struct State {
+    /// Requests submitted and not yet taken by the socket's task.
+    submitted: usize,
+    /// The worker of each request taken or submitted and not yet answered,
+    /// in request order.
+    order: VecDeque<usize>,
+    /// Per worker: whether its request was answered.
+    answered: Vec<bool>,
+    /// Per worker: its waker while it waits.
+    workers: Vec<Option<Waker>>,
+    /// The socket task's waker while it waits for a request.
+    socket_task: Option<Waker>,
+    /// Set once the socket's task failed: every worker gets it.
+    failed: Option<String>,
+    /// Set when the measurement is over: the socket's task ends once
+    /// nothing is in flight.
+    shutdown: bool,
+}
+
+impl Shared {
+    fn new(concurrency: usize) -> Self {
+        Self {
+            state: Mutex::new(State {
+                submitted: 0,
+                order: VecDeque::with_capacity(concurrency),
+                answered: vec![false; concurrency],
+                workers: vec![None; concurrency],
+                socket_task: None,
+                failed: None,
+                shutdown: false,
+            }),
+            next_worker: AtomicUsize::new(0),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Runs the workload through `concurrency` workers sharing one raw loop;
+/// `spawn` starts a task on the runtime (the workers and the socket's).
+pub(super) async fn raw_shared<R, F, Fut>(job: &Job, rt: R, spawn: F) -> Result<Sample, String>
+where
+    R: Runtime,
+    F: Fn(Task) -> Fut,
+    Fut: Future<Output = Result<u64, String>>,
+{
+    use smol::io::{AsyncReadExt, AsyncWriteExt};
+    let e = |e: std::io::Error| e.to_string();
+    let addr = std::net::ToSocketAddrs::to_socket_addrs(&job.broker)
+        .map_err(e)?
+        .next()
+        .ok_or_else(|| format!("{}: no address", job.broker))?;
+    let mut s = rt.connect_tcp(addr).await.map_err(e)?;
+    rt.set_nodelay(&s).map_err(e)?;
+    let frame: Arc<[u8]> = raw_frame(job.workload).into();
+
+    // One request first, to check it is answered as expected (as `raw`).
+    s.write_all(&frame).await.map_err(e)?;
+    let mut size = [0u8; 4];
+    s.read_exact(&mut size).await.map_err(e)?;
+    let mut first = vec![0u8; i32::from_be_bytes(size) as usize];
+    s.read_exact(&mut first).await.map_err(e)?;
+    let response_bytes = check_first(job.workload, &first)?;
+
+    let concurrency = job.concurrency;
+    let shared = Arc::new(Shared::new(concurrency));
+    let socket_task = spawn(Box::pin(socket_loop(s, frame, shared.clone())));
+    let sample = measure(job, response_bytes, |stop| {
+        let shared = shared.clone();
+        let me = shared.next_worker.fetch_add(1, Ordering::Relaxed) % concurrency;
+        spawn(Box::pin(async move {
+            count_until(&stop, || Ask {
+                shared: &shared,
+                me,
+                submitted: false,
+            })
+            .await
+        }))
+    })
+    .await;
+    let waker = {
+        let mut state = shared.lock();
+        state.shutdown = true;
+        state.socket_task.take()
+    };
+    if let Some(w) = waker {
+        w.wake();
+    }
+    socket_task.await?;
+    sample
+}
+
+/// One worker's request: submitted at the first poll, ready when answered.
+struct Ask<'a> {
+    shared: &'a Shared,
+    me: usize,
+    submitted: bool,
+}
+
+impl Future for Ask<'_> {
+    type Output = Result<(), String>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let me = self.me;
+        let mut state = self.shared.lock();
+        if let Some(e) = &state.failed {
+            return Poll::Ready(Err(e.clone()));
+        }
+        if !self.submitted {
+            state.submitted += 1;
+            state.order.push_back(me);
+            state.answered[me] = false;
+            set_waker(&mut state.workers[me], cx);
+            let socket_task = state.socket_task.take();
+            drop(state);
+            self.submitted = true;
+            if let Some(w) = socket_task {
+                w.wake();
+            }
+            return Poll::Pending;
+        }
+        if state.answered[me] {
+            return Poll::Ready(Ok(()));
+        }
+        set_waker(&mut state.workers[me], cx);
+        Poll::Pending
+    }
+}
+
+/// Keeps `cx`'s waker in `slot`, cloning only when it changed.
+fn set_waker(slot: &mut Option<Waker>, cx: &Context<'_>) {
+    match slot {
+        Some(w) if w.will_wake(cx.waker()) => {}
+        _ => *slot = Some(cx.waker().clone()),
+    }
+}
+
+/// The socket's task: writes a frame per submitted request, reads and
+/// counts the responses, and wakes their workers in order, until the
+/// shutdown with nothing in flight. Returns the responses read.
+async fn socket_loop<S>(mut s: S, frame: Arc<[u8]>, shared: Arc<Shared>) -> Result<u64, String>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut buf = vec![0u8; 256 << 10];
+    let (mut start, mut end) = (0, 0);
+    // Frames to write, and how much of the first one is written already.
+    let (mut unwritten, mut partial) = (0usize, 0usize);
+    let mut in_flight = 0usize;
+    let mut done = 0u64;
+    let mut wake = Vec::with_capacity(shared.lock().workers.len());
+    let outcome = poll_fn(|cx| loop {
+        let (submitted, shutdown) = {
+            let mut state = shared.lock();
+            let n = std::mem::take(&mut state.submitted);
+            if n == 0 {
+                set_waker(&mut state.socket_task, cx);
+            }
+            (n, state.shutdown)
+        };
+        if shutdown && submitted == 0 && unwritten == 0 && in_flight == 0 {
+            return Poll::Ready(Ok(done));
+        }
+        unwritten += submitted;
+        let mut wrote = false;
+        while unwritten > 0 {
+            let mut slices = [IoSlice::new(&frame); WRITE_SLICES];
+            slices[0] = IoSlice::new(&frame[partial..]);
+            let n = unwritten.min(WRITE_SLICES);
+            match Pin::new(&mut s).poll_write_vectored(cx, &slices[..n]) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err("the socket took no bytes".into())),
+                Poll::Ready(Ok(w)) => {
+                    let bytes = partial + w;
+                    let frames = bytes / frame.len();
+                    partial = bytes % frame.len();
+                    unwritten -= frames;
+                    in_flight += frames;
+                    wrote = true;
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e.to_string())),
+                Poll::Pending => break,
+            }
+        }
+        make_room(&mut buf, &mut start, &mut end);
+        match Pin::new(&mut s).poll_read(cx, &mut buf[end..]) {
+            Poll::Ready(Ok(n)) => {
+                let completed = match take_frames(&buf, n, &mut start, &mut end) {
+                    Ok(c) => c,
+                    Err(e) => return Poll::Ready(Err(e.to_string())),
+                };
+                in_flight -= completed;
+                done += completed as u64;
+                let mut state = shared.lock();
+                for _ in 0..completed {
+                    let Some(worker) = state.order.pop_front() else {
+                        return Poll::Ready(Err("a response nobody asked for".into()));
+                    };
+                    state.answered[worker] = true;
+                    wake.extend(state.workers[worker].take());
+                }
+                drop(state);
+                wake.drain(..).for_each(Waker::wake);
+            }
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e.to_string())),
+            Poll::Pending if submitted == 0 && !wrote => return Poll::Pending,
+            Poll::Pending => {}
+        }
+    })
+    .await;
+    if let Err(e) = &outcome {
+        let mut state = shared.lock();
+        state.failed = Some(e.clone());
+        let wake: Vec<Waker> = state.workers.iter_mut().filter_map(Option::take).collect();
+        drop(state);
+        wake.into_iter().for_each(Waker::wake);
+    }
+    outcome
+}
