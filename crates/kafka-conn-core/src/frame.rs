@@ -365,8 +365,12 @@ impl FrameReader {
         }
         self.seen_frame = true;
         let capacity_before = self.buf.capacity();
-        self.buf.advance(4);
-        let frame = self.buf.split_to(size).freeze();
+        // One split with the size prefix, stepped over in the frozen view:
+        // advancing a `BytesMut` (its start, capacity and kind bookkeeping)
+        // costs several times what moving a `Bytes` view does, and
+        // `split_to` advances the buffer once already.
+        let mut frame = self.buf.split_to(4 + size).freeze();
+        frame.advance(4);
         self.filled -= 4 + size;
         if capacity_before > SHRINK_ABOVE && self.filled <= MIN_READ {
             // After a large frame, stop sharing its allocation: move the few
