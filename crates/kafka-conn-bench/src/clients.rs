@@ -692,13 +692,13 @@ async fn write_frames_async(
     Ok(())
 }
 
-/// The raw loop on an async runtime, in one task: the same pre-encoded
-/// frames, vectored writes and frame counting as [`raw`], over the socket
-/// type kafka-conn uses on that runtime (`R::Tcp`, `TCP_NODELAY`). No
-/// correlation, no decoding, no deadlines: what a client on this runtime
-/// cannot go below (its reactor, its wake-ups, a non-blocking read that
-/// must end `Pending` before the task sleeps).
-async fn raw_async<R: kafka_conn_driver::Runtime>(job: &Job, rt: R) -> Result<Sample, String> {
+/// The raw async loops' start: connects over `R::Tcp` with
+/// `TCP_NODELAY`, sends one pre-encoded frame and checks its response.
+/// Returns the socket, the frame and the response body's size.
+async fn raw_async_connect<R: kafka_conn_driver::Runtime>(
+    job: &Job,
+    rt: &R,
+) -> Result<(R::Tcp, Vec<u8>, usize), String> {
     use smol::io::{AsyncReadExt, AsyncWriteExt};
     let e = |e: std::io::Error| e.to_string();
     let addr = std::net::ToSocketAddrs::to_socket_addrs(&job.broker)
@@ -708,15 +708,26 @@ async fn raw_async<R: kafka_conn_driver::Runtime>(job: &Job, rt: R) -> Result<Sa
     let mut s = rt.connect_tcp(addr).await.map_err(e)?;
     rt.set_nodelay(&s).map_err(e)?;
     let frame = raw_frame(job.workload);
-    let buf = vec![0u8; 256 << 10];
-
     s.write_all(&frame).await.map_err(e)?;
     let mut size = [0u8; 4];
     s.read_exact(&mut size).await.map_err(e)?;
-    let len = i32::from_be_bytes(size) as usize;
-    let mut first = vec![0u8; len];
+    let mut first = vec![0u8; i32::from_be_bytes(size) as usize];
     s.read_exact(&mut first).await.map_err(e)?;
     let response_bytes = check_first(job.workload, &first)?;
+    Ok((s, frame, response_bytes))
+}
+
+/// The raw loop on an async runtime, in one task: the same pre-encoded
+/// frames, vectored writes and frame counting as [`raw`], over the socket
+/// type kafka-conn uses on that runtime (`R::Tcp`, `TCP_NODELAY`). No
+/// correlation, no decoding, no deadlines: what a client on this runtime
+/// cannot go below (its reactor, its wake-ups, a non-blocking read that
+/// must end `Pending` before the task sleeps).
+async fn raw_async<R: kafka_conn_driver::Runtime>(job: &Job, rt: R) -> Result<Sample, String> {
+    use smol::io::AsyncReadExt;
+    let e = |e: std::io::Error| e.to_string();
+    let (s, frame, response_bytes) = raw_async_connect(job, &rt).await?;
+    let buf = vec![0u8; 256 << 10];
 
     measure_with(
         job,

@@ -26,7 +26,7 @@ use std::task::{Context, Poll, Waker};
 use kafka_conn_driver::Runtime;
 use smol::io::{AsyncRead, AsyncWrite};
 
-use super::{check_first, count_until, make_room, measure, raw_frame, take_frames};
+use super::{count_until, make_room, measure, raw_async_connect, take_frames};
 use crate::{Job, Sample};
 
 /// A spawned task's outcome: the requests it completed.
@@ -91,23 +91,9 @@ where
     F: Fn(Task) -> Fut,
     Fut: Future<Output = Result<u64, String>>,
 {
-    use smol::io::{AsyncReadExt, AsyncWriteExt};
-    let e = |e: std::io::Error| e.to_string();
-    let addr = std::net::ToSocketAddrs::to_socket_addrs(&job.broker)
-        .map_err(e)?
-        .next()
-        .ok_or_else(|| format!("{}: no address", job.broker))?;
-    let mut s = rt.connect_tcp(addr).await.map_err(e)?;
-    rt.set_nodelay(&s).map_err(e)?;
-    let frame: Arc<[u8]> = raw_frame(job.workload).into();
-
-    // One request first, to check it is answered as expected (as `raw`).
-    s.write_all(&frame).await.map_err(e)?;
-    let mut size = [0u8; 4];
-    s.read_exact(&mut size).await.map_err(e)?;
-    let mut first = vec![0u8; i32::from_be_bytes(size) as usize];
-    s.read_exact(&mut first).await.map_err(e)?;
-    let response_bytes = check_first(job.workload, &first)?;
+    // Connected and one request checked, as the one-task raw loop starts.
+    let (s, frame, response_bytes) = raw_async_connect(job, &rt).await?;
+    let frame: Arc<[u8]> = frame.into();
 
     let concurrency = job.concurrency;
     let shared = Arc::new(Shared::new(concurrency));
