@@ -11,9 +11,9 @@
 
 use std::io::IoSlice;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Wake, Waker};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use futures_io::{AsyncRead, AsyncWrite};
@@ -26,6 +26,9 @@ use kafka_conn_core::{
 use crate::credentials::{CallbackError, CredentialContext, Credentials, Unanswered};
 use crate::observe::{close_reason_label, Observing};
 use crate::runtime::{BoxFuture, BoxTimer, Runtime};
+use wakers::{ClonedWaker, NotingWaker};
+
+mod wakers;
 
 /// How many slices one vectored write gathers.
 const MAX_SLICES: usize = 64;
@@ -119,7 +122,7 @@ pub(crate) struct Engine<R: Runtime, S> {
     /// `read_waker` as a `Waker`, and the task waker it (and
     /// `timer_waker`) last forwarded to.
     read_waker_handle: Waker,
-    forwarding_to: Option<Waker>,
+    forwarding_to: Option<ClonedWaker>,
     pub(crate) closed: Option<CloseReason>,
     /// The application's observer, if any (`None`: one branch per event).
     observing: Option<Observing>,
@@ -236,9 +239,9 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Engine<R, S> {
         if !self
             .forwarding_to
             .as_ref()
-            .is_some_and(|w| w.will_wake(cx.waker()))
+            .is_some_and(|w| w.is_clone_of(cx.waker()))
         {
-            self.forwarding_to = Some(cx.waker().clone());
+            self.forwarding_to = Some(ClonedWaker::of(cx.waker()));
             self.read_waker.forward_to(cx.waker().clone());
             self.timer_waker.forward_to(cx.waker().clone());
         }
@@ -619,33 +622,6 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Engine<R, S> {
         out.closed(&reason, &self.conn);
         self.report_ready(out, Err(reason.clone()));
         self.closed = Some(reason);
-    }
-}
-
-/// The waker the transport's read side and the timer get: it notes that
-/// it fired, then wakes the connection's task.
-#[derive(Debug, Default)]
-struct NotingWaker {
-    woken: AtomicBool,
-    task: Mutex<Option<Waker>>,
-}
-
-impl NotingWaker {
-    fn forward_to(&self, task: Waker) {
-        *self.task.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
-    }
-}
-
-impl Wake for NotingWaker {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.woken.store(true, Ordering::Release);
-        if let Some(task) = &*self.task.lock().unwrap_or_else(|p| p.into_inner()) {
-            task.wake_by_ref();
-        }
     }
 }
 
