@@ -2,11 +2,13 @@
 //! warm up, then the measured phase between two `getrusage` calls.
 
 use std::collections::HashMap;
-use std::future::Future;
+use std::future::{poll_fn, Future};
 use std::io::{IoSlice, Read, Write};
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::task::Poll;
+use std::time::Duration;
 
 use kafka_conn_core::{ApiKey, Request};
 use kafka_conn_driver::{Completion, DirectClient};
@@ -723,11 +725,17 @@ async fn raw_async_connect<R: kafka_conn_driver::Runtime>(
 /// correlation, no decoding, no deadlines: what a client on this runtime
 /// cannot go below (its reactor, its wake-ups, a non-blocking read that
 /// must end `Pending` before the task sleeps).
+///
+/// With `E2E_RAW_ARMED_TIMER=1` in the environment the loop keeps one timer
+/// of the runtime armed, 30 s out, for the whole run: as a client with a
+/// request timeout always has one (kafka-conn's deadline timer), so every
+/// sleep of the task has a timeout. The floor with a deadline armed.
 async fn raw_async<R: kafka_conn_driver::Runtime>(job: &Job, rt: R) -> Result<Sample, String> {
     use smol::io::AsyncReadExt;
     let e = |e: std::io::Error| e.to_string();
     let (s, frame, response_bytes) = raw_async_connect(job, &rt).await?;
     let buf = vec![0u8; 256 << 10];
+    let _armed = armed_timer_if_asked(&rt).await;
 
     measure_with(
         job,
@@ -763,6 +771,23 @@ async fn raw_async<R: kafka_conn_driver::Runtime>(job: &Job, rt: R) -> Result<Sa
         },
     )
     .await
+}
+
+/// A timer of `rt` armed 30 s out and registered with the current task,
+/// when `E2E_RAW_ARMED_TIMER` is set (see [`raw_async`]); kept armed for as
+/// long as the caller holds it.
+async fn armed_timer_if_asked<R: kafka_conn_driver::Runtime>(
+    rt: &R,
+) -> Option<kafka_conn_driver::BoxTimer> {
+    std::env::var_os("E2E_RAW_ARMED_TIMER")?;
+    let mut timer = rt.timer(rt.now() + Duration::from_secs(30));
+    // One poll registers the deadline with the runtime's timer.
+    poll_fn(|cx| {
+        let _ = timer.as_mut().poll(cx);
+        Poll::Ready(())
+    })
+    .await;
+    Some(timer)
 }
 
 /// The core without a runtime, as an embedder drives it: a blocking socket,
