@@ -121,12 +121,17 @@ impl Client {
     /// processed it; that is what `acks=0` means. It waits for room as
     /// [`Client::send`] does.
     pub async fn send_without_response(&self, request: Request) -> Result<(), RequestFailure> {
-        SendFuture {
+        match (SendFuture {
             shared: self.shared(),
             state: State::Submit(Some(request.without_response()), None),
-        }
+        })
         .await
-        .map(drop)
+        {
+            Outcome::Failed(e) => Err(*e),
+            // A request without a response ends accepted (never with a
+            // response, never cancelled while its caller waits).
+            Outcome::Accepted | Outcome::Response(_) | Outcome::Cancelled => Ok(()),
+        }
     }
 
     /// Tells the connection that a response to `version` of `api_key`
@@ -273,7 +278,7 @@ impl<S: Deref<Target = Shared> + Unpin> Future for SendFuture<S> {
                     }
                     Poll::Ready(Err(e)) => {
                         this.state = State::Done;
-                        Poll::Ready(Err(e))
+                        Poll::Ready(Outcome::failed(e))
                     }
                     Poll::Pending => Poll::Pending,
                 }
@@ -287,7 +292,7 @@ impl<S: Deref<Target = Shared> + Unpin> Future for SendFuture<S> {
             }
             State::NoResponse => {
                 this.state = State::Done;
-                Poll::Ready(Err(RequestFailure::NoResponseExpected))
+                Poll::Ready(Outcome::failed(RequestFailure::NoResponseExpected))
             }
             State::Done => panic!("a send future polled after it completed"),
         }
@@ -327,14 +332,14 @@ impl<S: Deref<Target = Shared> + Unpin> Future for ResponseOf<S> {
         Pin::new(&mut self.get_mut().0)
             .poll(cx)
             .map(|outcome| match outcome {
-                Ok(Some(response)) => Ok(response),
-                Err(e) => Err(e),
+                Outcome::Response(response) => Ok(response),
+                Outcome::Failed(e) => Err(*e),
                 // Not reached: the task answers a request that expects a
-                // response with one or with a failure. (A match, not
-                // `ok_or`: no error value built and dropped per response.)
-                Ok(None) => Err(RequestFailure::Failed(RequestError::ConnectionClosed(
-                    CloseReason::Shutdown,
-                ))),
+                // response with one or with a failure, and only a dropped
+                // future's slot is cancelled.
+                Outcome::Accepted | Outcome::Cancelled => Err(RequestFailure::Failed(
+                    RequestError::ConnectionClosed(CloseReason::Shutdown),
+                )),
             })
     }
 }

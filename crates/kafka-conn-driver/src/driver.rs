@@ -41,10 +41,11 @@ struct Handles {
     /// The requests the core holds for callers, in the order they were
     /// sent (which is their correlation ids' order and, Kafka answering in
     /// order, their responses'), with their slots: a response is almost
-    /// always the front one. The correlation id by slot too (a cancelled
-    /// slot is all its caller knows).
+    /// always the front one. A cancel, which knows only the slot, searches
+    /// it (cancels are rare; a table by slot cost every request two writes).
     pending: VecDeque<(CorrelationId, u32)>,
-    ids: Vec<Option<CorrelationId>>,
+    /// How many slots `pending`, `done` and `wakers` have room for.
+    room_for_slots: usize,
     /// Outcomes of this poll, handed to their slots when it ends, and the
     /// callers to wake then (scratch space, kept for its capacity).
     done: Vec<(u32, Outcome)>,
@@ -76,7 +77,7 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Driver<R, S> {
                 gone: false,
                 close_requested: false,
                 pending: VecDeque::new(),
-                ids: Vec::new(),
+                room_for_slots: 0,
                 done: Vec::new(),
                 wakers: Vec::new(),
                 ready: Some(ready),
@@ -168,7 +169,7 @@ impl Handles {
                     // The later index first, so that `j` stays valid.
                     self.intake.remove(i);
                     self.intake.remove(j);
-                    self.done.push((slot, Err(cancelled())));
+                    self.done.push((slot, Outcome::Cancelled));
                     i -= 1;
                 }
                 None => {
@@ -187,32 +188,35 @@ impl Handles {
                 let expects_response = request.expects_response();
                 match conn.send_request(request, now) {
                     Ok(id) if expects_response => {
-                        self.pending.push_back((id, slot));
-                        let i = slot as usize;
-                        if self.ids.len() <= i {
-                            // A new slot (warm-up): room for an outcome and a
-                            // wake-up per slot, so a burst never allocates.
-                            self.ids.resize(i + 1, None);
-                            self.done.reserve(i + 1);
-                            self.wakers.reserve(i + 1);
-                            let more = (i + 1).saturating_sub(self.pending.len());
-                            self.pending.reserve(more);
+                        let need = slot as usize + 1;
+                        if need > self.room_for_slots {
+                            // A new slot (warm-up): room for an entry, an
+                            // outcome and a wake-up per slot, so that a
+                            // burst never allocates.
+                            self.pending.reserve(need - self.pending.len());
+                            self.done.reserve(need.saturating_sub(self.done.len()));
+                            self.wakers.reserve(need.saturating_sub(self.wakers.len()));
+                            self.room_for_slots = need;
                         }
-                        self.ids[i] = Some(id);
+                        self.pending.push_back((id, slot));
                     }
-                    Ok(_) => self.done.push((slot, Ok(None))),
-                    Err(e) => self.done.push((slot, Err(RequestFailure::Refused(e)))),
+                    Ok(_) => self.done.push((slot, Outcome::Accepted)),
+                    Err(e) => self
+                        .done
+                        .push((slot, Outcome::failed(RequestFailure::Refused(e)))),
                 }
             }
             Command::Cancel { slot } => {
-                // `None`: its outcome came first, and freed the slot.
-                if let Some(id) = self.ids.get_mut(slot as usize).and_then(Option::take) {
-                    self.forget(id);
+                // Not pending: its outcome came first, and freed the slot
+                // (which no later request can hold yet: its `Send` is
+                // queued behind this cancel).
+                if let Some(pos) = self.pending.iter().position(|&(_, s)| s == slot) {
+                    let (id, _) = self.pending.remove(pos).expect("found above");
                     // The core keeps a request on the wire so that its
                     // response is read and dropped; it counts towards
                     // `core_full` until then.
                     conn.cancel(id, now);
-                    self.done.push((slot, Err(cancelled())));
+                    self.done.push((slot, Outcome::Cancelled));
                 }
             }
             Command::Throttle {
@@ -249,18 +253,9 @@ impl Handles {
     /// has one).
     fn outcome(&mut self, id: CorrelationId, outcome: Outcome) {
         if let Some(slot) = self.forget(id) {
-            if let Some(entry) = self.ids.get_mut(slot as usize) {
-                *entry = None;
-            }
             self.done.push((slot, outcome));
         }
     }
-}
-
-/// The outcome recorded for a cancelled slot: nobody reads it (the slot is
-/// abandoned, so it is only freed), and it allocates nothing.
-fn cancelled() -> RequestFailure {
-    RequestFailure::Failed(RequestError::ConnectionClosed(CloseReason::Shutdown))
 }
 
 impl Outcomes for Handles {
@@ -305,11 +300,11 @@ impl Outcomes for Handles {
     }
 
     fn response(&mut self, response: Response) {
-        self.outcome(response.correlation_id, Ok(Some(response)));
+        self.outcome(response.correlation_id, Outcome::Response(response));
     }
 
     fn request_failed(&mut self, id: CorrelationId, error: RequestError) {
-        self.outcome(id, Err(RequestFailure::Failed(error)));
+        self.outcome(id, Outcome::failed(RequestFailure::Failed(error)));
     }
 
     fn ready(&mut self, report: ReadyReport) {
@@ -337,7 +332,6 @@ impl Outcomes for Handles {
         // those failures out first, then fail what it never saw.
         self.flush(conn);
         self.pending.clear();
-        self.ids.iter_mut().for_each(|id| *id = None);
         self.closed = Some(reason.clone());
         self.shared.close(
             reason,

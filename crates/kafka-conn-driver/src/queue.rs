@@ -37,9 +37,30 @@ use crate::error::RequestFailure;
 /// The default of [`ConnectConfig::with_max_queued_requests`](crate::ConnectConfig::with_max_queued_requests).
 pub(crate) const DEFAULT_MAX_QUEUED: usize = 1024;
 
-/// What a request's slot ends with: the response (`None` for a request
-/// that gets none, once the connection accepted it), or why not.
-pub(crate) type Outcome = Result<Option<Response>, RequestFailure>;
+/// What a request's slot ends with. Not the public `Result`: a response
+/// is what almost every request ends with, and it moves four times on its
+/// way from the core to the caller (event, scratch list, slot, future), so
+/// the rare failure is boxed and the outcome is a response's size, not a
+/// failure's (issue 20).
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    /// The response.
+    Response(Response),
+    /// The connection accepted a request that gets no response.
+    Accepted,
+    /// Why there is no response.
+    Failed(Box<RequestFailure>),
+    /// The caller dropped its future before the outcome came: nobody reads
+    /// this, the slot is only freed.
+    Cancelled,
+}
+
+impl Outcome {
+    /// The outcome of a failure.
+    pub(crate) fn failed(failure: RequestFailure) -> Self {
+        Outcome::Failed(Box::new(failure))
+    }
+}
 
 /// What a handle asks the connection's task to do. Closing and the last
 /// handle's drop are flags, not commands, so that they overtake requests
@@ -381,7 +402,8 @@ impl Shared {
             s.stats = stats;
             s.in_flight = 0;
             let queued = std::mem::take(&mut s.commands);
-            let refused = || Err(RequestFailure::Refused(SendError::Closed(reason.clone())));
+            let refused =
+                || Outcome::failed(RequestFailure::Refused(SendError::Closed(reason.clone())));
             for command in intake.drain(..).chain(queued) {
                 match command {
                     Command::Send { slot, .. } => s.finish_slot(slot, refused(), &mut wakers),
@@ -394,7 +416,7 @@ impl Shared {
             // it accepted before it reported the close).
             for slot in 0..s.slots.len() {
                 let slot = u32::try_from(slot).expect("at most max_queued slots");
-                let closed = Err(RequestFailure::Failed(
+                let closed = Outcome::failed(RequestFailure::Failed(
                     kafka_conn_core::RequestError::ConnectionClosed(reason.clone()),
                 ));
                 s.finish_slot(slot, closed, &mut wakers);
@@ -574,11 +596,25 @@ mod tests {
         let mut done: Vec<(u32, Outcome)> = intake
             .drain(..)
             .filter_map(|c| match c {
-                Command::Send { slot, .. } => Some((slot, Ok(None))),
+                Command::Send { slot, .. } => Some((slot, Outcome::Accepted)),
                 _ => None,
             })
             .collect();
         q.complete(&mut done, None, &mut Vec::new());
+    }
+
+    /// A response moves through the queue in a response's size: the
+    /// boxed failure keeps the outcome (and the slot holding it) from
+    /// growing to a failure's (see [`Outcome`]).
+    #[test]
+    fn outcomes_are_the_size_of_a_response() {
+        let response = std::mem::size_of::<Response>();
+        let outcome = std::mem::size_of::<Outcome>();
+        let slot = std::mem::size_of::<Slot>();
+        let failure = std::mem::size_of::<RequestFailure>();
+        eprintln!("response {response}, outcome {outcome}, slot {slot}, failure {failure} bytes");
+        assert!(outcome <= response, "outcome {outcome} bytes");
+        assert!(slot <= response, "slot {slot} bytes");
     }
 
     #[test]
@@ -606,7 +642,10 @@ mod tests {
         // Answers come; taking one frees a slot and wakes the oldest waiter.
         answer_all(&q);
         let cx = Context::from_waker(&w);
-        assert!(matches!(q.poll_slot(&cx, a), Poll::Ready(Ok(None))));
+        assert!(matches!(
+            q.poll_slot(&cx, a),
+            Poll::Ready(Outcome::Accepted)
+        ));
         assert_eq!(
             (c1.0.load(Ordering::SeqCst), c2.0.load(Ordering::SeqCst)),
             (1, 0)
@@ -619,7 +658,10 @@ mod tests {
             Poll::Ready(Ok(_))
         ));
         assert!(r2.is_none() && t2.is_none());
-        assert!(matches!(q.poll_slot(&cx, b), Poll::Ready(Ok(None))));
+        assert!(matches!(
+            q.poll_slot(&cx, b),
+            Poll::Ready(Outcome::Accepted)
+        ));
         assert_eq!(q.lock().queued(), 1);
     }
 
@@ -644,7 +686,7 @@ mod tests {
             Some(Command::Cancel { slot }) if *slot == c
         ));
         // The task frees it with its (unread) outcome.
-        let mut done = vec![(c, Ok(None))];
+        let mut done = vec![(c, Outcome::Cancelled)];
         q.complete(&mut done, None, &mut Vec::new());
         assert_eq!(q.lock().queued(), 1);
         let cx = Context::from_waker(&w);
@@ -677,9 +719,8 @@ mod tests {
         let cx = Context::from_waker(&w);
         assert!(matches!(
             q.poll_slot(&cx, a),
-            Poll::Ready(Err(RequestFailure::Refused(SendError::Closed(
-                CloseReason::Shutdown
-            ))))
+            Poll::Ready(Outcome::Failed(failure))
+                if *failure == RequestFailure::Refused(SendError::Closed(CloseReason::Shutdown))
         ));
         assert!(matches!(
             q.submit(Some(&Context::from_waker(&ww)), &mut r, &mut t),
