@@ -406,7 +406,7 @@ impl Shared {
                 || Outcome::failed(RequestFailure::Refused(SendError::Closed(reason.clone())));
             for command in intake.drain(..).chain(queued) {
                 match command {
-                    Command::Send { slot, .. } => s.finish_slot(slot, refused(), &mut wakers),
+                    Command::Send { slot, .. } => s.finish_slot(slot, refused, &mut wakers),
                     Command::WatchClose(tx) => watchers.push(tx),
                     // Abandoned slots are freed below.
                     Command::Cancel { .. } | Command::Throttle { .. } => {}
@@ -416,9 +416,11 @@ impl Shared {
             // it accepted before it reported the close).
             for slot in 0..s.slots.len() {
                 let slot = u32::try_from(slot).expect("at most max_queued slots");
-                let closed = Outcome::failed(RequestFailure::Failed(
-                    kafka_conn_core::RequestError::ConnectionClosed(reason.clone()),
-                ));
+                let closed = || {
+                    Outcome::failed(RequestFailure::Failed(
+                        kafka_conn_core::RequestError::ConnectionClosed(reason.clone()),
+                    ))
+                };
                 s.finish_slot(slot, closed, &mut wakers);
             }
             wakers.extend(s.room.drain(..).map(|(_, w)| w));
@@ -516,14 +518,22 @@ impl State {
         None
     }
 
-    fn finish_slot(&mut self, slot: u32, outcome: Outcome, wakers: &mut Vec<Waker>) {
+    /// Ends `slot` with `outcome()` if its caller waits (built only then:
+    /// a closing connection walks every slot, most of them free), or frees
+    /// it if abandoned.
+    fn finish_slot(
+        &mut self,
+        slot: u32,
+        outcome: impl FnOnce() -> Outcome,
+        wakers: &mut Vec<Waker>,
+    ) {
         let entry = &mut self.slots[slot as usize];
         match entry {
             Slot::Waiting(waker) => {
                 if let Some(w) = waker.take() {
                     wakers.push(w);
                 }
-                *entry = Slot::Done(outcome);
+                *entry = Slot::Done(outcome());
             }
             Slot::Abandoned => {
                 *entry = Slot::Free;
