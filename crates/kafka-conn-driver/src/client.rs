@@ -9,9 +9,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures_channel::oneshot;
-use kafka_conn_core::{
-    ApiKey, ApiVersions, CloseReason, Request, RequestError, Response, SaslSession, Stats,
-};
+use kafka_conn_core::{ApiKey, ApiVersions, CloseReason, Request, Response, SaslSession, Stats};
 
 use crate::error::RequestFailure;
 use crate::info::ConnectInfo;
@@ -121,17 +119,12 @@ impl Client {
     /// processed it; that is what `acks=0` means. It waits for room as
     /// [`Client::send`] does.
     pub async fn send_without_response(&self, request: Request) -> Result<(), RequestFailure> {
-        match (SendFuture {
+        SendFuture {
             shared: self.shared(),
             state: State::Submit(Some(request.without_response()), None),
-        })
-        .await
-        {
-            Outcome::Failed(e) => Err(*e),
-            // A request without a response ends accepted (never with a
-            // response, never cancelled while its caller waits).
-            Outcome::Accepted | Outcome::Response(_) | Outcome::Cancelled => Ok(()),
         }
+        .await
+        .into_accepted()
     }
 
     /// Tells the connection that a response to `version` of `api_key`
@@ -331,16 +324,7 @@ impl<S: Deref<Target = Shared> + Unpin> Future for ResponseOf<S> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         Pin::new(&mut self.get_mut().0)
             .poll(cx)
-            .map(|outcome| match outcome {
-                Outcome::Response(response) => Ok(response),
-                Outcome::Failed(e) => Err(*e),
-                // Not reached: the task answers a request that expects a
-                // response with one or with a failure, and only a dropped
-                // future's slot is cancelled.
-                Outcome::Accepted | Outcome::Cancelled => Err(RequestFailure::Failed(
-                    RequestError::ConnectionClosed(CloseReason::Shutdown),
-                )),
-            })
+            .map(Outcome::into_response)
     }
 }
 

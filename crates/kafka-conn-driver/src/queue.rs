@@ -29,7 +29,8 @@ use std::task::{Context, Poll, Waker};
 
 use futures_channel::oneshot;
 use kafka_conn_core::{
-    ApiKey, BrokenCause, CloseReason, Phase, Request, Response, SaslSession, SendError, Stats,
+    ApiKey, BrokenCause, CloseReason, Phase, Request, RequestError, Response, SaslSession,
+    SendError, Stats,
 };
 
 use crate::error::RequestFailure;
@@ -59,6 +60,30 @@ impl Outcome {
     /// The outcome of a failure.
     pub(crate) fn failed(failure: RequestFailure) -> Self {
         Outcome::Failed(Box::new(failure))
+    }
+
+    /// What [`Client::send`](crate::Client::send) returns for it.
+    pub(crate) fn into_response(self) -> Result<Response, RequestFailure> {
+        match self {
+            Outcome::Response(response) => Ok(response),
+            Outcome::Failed(e) => Err(*e),
+            // Not reached: the task answers a request that expects a
+            // response with one or with a failure, and only a dropped
+            // future's slot is cancelled.
+            Outcome::Accepted | Outcome::Cancelled => Err(RequestFailure::Failed(
+                RequestError::ConnectionClosed(CloseReason::Shutdown),
+            )),
+        }
+    }
+
+    /// What [`Client::send_without_response`](crate::Client::send_without_response)
+    /// returns for it: a request without a response ends accepted (never
+    /// with a response, never cancelled while its caller waits).
+    pub(crate) fn into_accepted(self) -> Result<(), RequestFailure> {
+        match self {
+            Outcome::Failed(e) => Err(*e),
+            Outcome::Accepted | Outcome::Response(_) | Outcome::Cancelled => Ok(()),
+        }
     }
 }
 
@@ -359,25 +384,9 @@ impl Shared {
                 s.in_flight = in_flight;
             }
             for (slot, outcome) in done.drain(..) {
-                let entry = &mut s.slots[slot as usize];
-                match entry {
-                    Slot::Waiting(waker) => {
-                        if let Some(w) = waker.take() {
-                            wakers.push(w);
-                        }
-                        *entry = Slot::Done(outcome);
-                    }
-                    Slot::Abandoned => {
-                        *entry = Slot::Free;
-                        if let Some(w) = s.release(slot) {
-                            wakers.push(w);
-                        }
-                    }
-                    // A slot is completed once.
-                    Slot::Free | Slot::Done(_) => {
-                        debug_assert!(false, "slot {slot} completed twice")
-                    }
-                }
+                let finished = s.finish_slot(slot, || outcome, wakers);
+                // A slot is completed once.
+                debug_assert!(finished, "slot {slot} completed twice");
             }
         }
         for w in wakers.drain(..) {
@@ -406,7 +415,9 @@ impl Shared {
                 || Outcome::failed(RequestFailure::Refused(SendError::Closed(reason.clone())));
             for command in intake.drain(..).chain(queued) {
                 match command {
-                    Command::Send { slot, .. } => s.finish_slot(slot, refused, &mut wakers),
+                    Command::Send { slot, .. } => {
+                        s.finish_slot(slot, refused, &mut wakers);
+                    }
                     Command::WatchClose(tx) => watchers.push(tx),
                     // Abandoned slots are freed below.
                     Command::Cancel { .. } | Command::Throttle { .. } => {}
@@ -414,13 +425,13 @@ impl Shared {
             }
             // Nothing holds the rest any more (the core failed each request
             // it accepted before it reported the close).
+            let closed = || {
+                Outcome::failed(RequestFailure::Failed(RequestError::ConnectionClosed(
+                    reason.clone(),
+                )))
+            };
             for slot in 0..s.slots.len() {
                 let slot = u32::try_from(slot).expect("at most max_queued slots");
-                let closed = || {
-                    Outcome::failed(RequestFailure::Failed(
-                        kafka_conn_core::RequestError::ConnectionClosed(reason.clone()),
-                    ))
-                };
                 s.finish_slot(slot, closed, &mut wakers);
             }
             wakers.extend(s.room.drain(..).map(|(_, w)| w));
@@ -520,13 +531,14 @@ impl State {
 
     /// Ends `slot` with `outcome()` if its caller waits (built only then:
     /// a closing connection walks every slot, most of them free), or frees
-    /// it if abandoned.
+    /// it if abandoned. Returns false, doing nothing, for a slot that is
+    /// free or already done.
     fn finish_slot(
         &mut self,
         slot: u32,
         outcome: impl FnOnce() -> Outcome,
         wakers: &mut Vec<Waker>,
-    ) {
+    ) -> bool {
         let entry = &mut self.slots[slot as usize];
         match entry {
             Slot::Waiting(waker) => {
@@ -541,8 +553,9 @@ impl State {
                     wakers.push(w);
                 }
             }
-            Slot::Free | Slot::Done(_) => {}
+            Slot::Free | Slot::Done(_) => return false,
         }
+        true
     }
 }
 
