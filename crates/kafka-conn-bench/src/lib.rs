@@ -45,7 +45,9 @@
 //! Each client runs in its own child process (this binary re-executed with
 //! `--child`), so that CPU time (`getrusage(RUSAGE_SELF)` user+sys, read
 //! around the measured phase) and peak RSS (`ru_maxrss`) belong to that
-//! client alone. See `docs/benchmarks.md` for the method and results.
+//! client alone. A child prints one line, `E2E-RESULT` then requests,
+//! elapsed ns, CPU ns, peak RSS KiB, response bytes, voluntary context
+//! switches, anonymous RSS KiB and user-space CPU ns. See `docs/benchmarks.md` for the method and results.
 //!
 //! Run: `. .broker-state/env && cargo run --release -p kafka-conn-bench --bin e2e`
 //! (or `just bench`). Options: `--runs N` (3), `--seconds S` (2),
@@ -318,6 +320,11 @@ pub(crate) struct Sample {
     requests: u64,
     elapsed: Duration,
     cpu: Duration,
+    /// The user-space part of `cpu`: the client's own code, without the
+    /// kernel's socket work and wake-ups. Linux splits a process's CPU time
+    /// into user and system by sampling at the scheduler tick, so one run's
+    /// split is rough; the medians of many runs are what to read.
+    user: Duration,
     max_rss_kib: u64,
     /// Resident anonymous memory (heap, stacks, buffers: `RssAnon`) at the
     /// end of the measured phase: what the client holds, without the code
@@ -363,48 +370,57 @@ fn rss_anon_kib() -> u64 {
         .unwrap_or(0)
 }
 
-/// Reads this process's CPU time (user + sys, every thread), peak RSS and
-/// voluntary context switches.
-fn rusage() -> (Duration, u64, u64) {
+/// This process's resource use so far (every thread).
+struct Usage {
+    /// CPU time, user + system.
+    cpu: Duration,
+    /// CPU time in user space.
+    user: Duration,
+    max_rss_kib: u64,
+    /// Voluntary context switches.
+    switches: u64,
+}
+
+fn rusage() -> Usage {
     use nix::sys::resource::{getrusage, UsageWho};
     use nix::sys::time::TimeValLike;
     let u = getrusage(UsageWho::RUSAGE_SELF).expect("getrusage(RUSAGE_SELF)");
-    let us = u.user_time().num_microseconds() + u.system_time().num_microseconds();
-    (
-        Duration::from_micros(us.max(0) as u64),
-        u.max_rss().max(0) as u64,
-        u.voluntary_context_switches().max(0) as u64,
-    )
+    let user = u.user_time().num_microseconds().max(0) as u64;
+    let system = u.system_time().num_microseconds().max(0) as u64;
+    Usage {
+        cpu: Duration::from_micros(user + system),
+        user: Duration::from_micros(user),
+        max_rss_kib: u.max_rss().max(0) as u64,
+        switches: u.voluntary_context_switches().max(0) as u64,
+    }
 }
 
 /// Brackets the measured phase of a child.
 pub(crate) struct Meter {
-    cpu: Duration,
-    switches: u64,
+    usage: Usage,
     start: Instant,
 }
 
 impl Meter {
     pub(crate) fn start() -> Self {
-        let (cpu, _, switches) = rusage();
         Self {
-            cpu,
-            switches,
+            usage: rusage(),
             start: Instant::now(),
         }
     }
 
     pub(crate) fn finish(self, requests: u64, response_bytes: usize) -> Sample {
         let elapsed = self.start.elapsed();
-        let (cpu, max_rss_kib, switches) = rusage();
+        let now = rusage();
         Sample {
             requests,
             elapsed,
-            cpu: cpu.saturating_sub(self.cpu),
-            max_rss_kib,
+            cpu: now.cpu.saturating_sub(self.usage.cpu),
+            user: now.user.saturating_sub(self.usage.user),
+            max_rss_kib: now.max_rss_kib,
             anon_kib: rss_anon_kib(),
             response_bytes,
-            switches: switches.saturating_sub(self.switches),
+            switches: now.switches.saturating_sub(self.usage.switches),
         }
     }
 }
@@ -485,17 +501,28 @@ pub fn main(args: Vec<String>) -> i32 {
         };
     }
     if let Some(job) = opts.child {
+        // The scripts start children directly (bench-placement,
+        // bench-instructions): without this a fresh mock cluster answers
+        // Metadata with no topics (104 bytes instead of 12,712), and the
+        // workload measured depends on whether the tests ran first.
+        if job.workload == Workload::Metadata {
+            if let Err(e) = produce::ensure_metadata_topics(&job.broker) {
+                eprintln!("e2e child {}: {e}", job.client.name());
+                return 1;
+            }
+        }
         return match clients::run(&job) {
             Ok(s) => {
                 println!(
-                    "{RESULT_TAG} {} {} {} {} {} {} {}",
+                    "{RESULT_TAG} {} {} {} {} {} {} {} {}",
                     s.requests,
                     s.elapsed.as_nanos(),
                     s.cpu.as_nanos(),
                     s.max_rss_kib,
                     s.response_bytes,
                     s.switches,
-                    s.anon_kib
+                    s.anon_kib,
+                    s.user.as_nanos()
                 );
                 0
             }
@@ -686,13 +713,14 @@ fn run_child(exe: &std::path::Path, job: &Job) -> Result<Sample, String> {
         .split_whitespace()
         .filter_map(|x| x.parse().ok())
         .collect();
-    let [requests, elapsed, cpu, rss, bytes, switches, anon] = f[..] else {
+    let [requests, elapsed, cpu, rss, bytes, switches, anon, user] = f[..] else {
         return Err(format!("unparsable child output: {line}"));
     };
     Ok(Sample {
         requests: requests as u64,
         elapsed: Duration::from_nanos(elapsed as u64),
         cpu: Duration::from_nanos(cpu as u64),
+        user: Duration::from_nanos(user as u64),
         max_rss_kib: rss as u64,
         anon_kib: anon as u64,
         response_bytes: bytes as usize,
