@@ -372,13 +372,20 @@ fn rss_anon_kib() -> u64 {
 
 /// This process's resource use so far (every thread).
 struct Usage {
-    /// CPU time, user + system.
-    cpu: Duration,
     /// CPU time in user space.
     user: Duration,
+    /// CPU time in the kernel on the process's behalf.
+    system: Duration,
     max_rss_kib: u64,
     /// Voluntary context switches.
     switches: u64,
+}
+
+impl Usage {
+    /// CPU time, user + system.
+    fn cpu(&self) -> Duration {
+        self.user + self.system
+    }
 }
 
 fn rusage() -> Usage {
@@ -388,8 +395,8 @@ fn rusage() -> Usage {
     let user = u.user_time().num_microseconds().max(0) as u64;
     let system = u.system_time().num_microseconds().max(0) as u64;
     Usage {
-        cpu: Duration::from_micros(user + system),
         user: Duration::from_micros(user),
+        system: Duration::from_micros(system),
         max_rss_kib: u.max_rss().max(0) as u64,
         switches: u.voluntary_context_switches().max(0) as u64,
     }
@@ -415,7 +422,7 @@ impl Meter {
         Sample {
             requests,
             elapsed,
-            cpu: now.cpu.saturating_sub(self.usage.cpu),
+            cpu: now.cpu().saturating_sub(self.usage.cpu()),
             user: now.user.saturating_sub(self.usage.user),
             max_rss_kib: now.max_rss_kib,
             anon_kib: rss_anon_kib(),
