@@ -296,6 +296,13 @@ impl Connection {
         self.transmit.len()
     }
 
+    /// How many slices [`Connection::poll_transmit`] can fill: the pieces
+    /// waiting to be written (a header and a body per request). A driver
+    /// sizes its `IoSlice` array by it.
+    pub fn transmit_slices(&self) -> usize {
+        self.transmit.chunks()
+    }
+
     /// Whether a KIP-368 re-authentication exchange is under way on this
     /// ready connection (new requests are held until it ends). A driver
     /// notes when this turns true to time the re-authentication.

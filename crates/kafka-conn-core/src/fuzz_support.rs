@@ -1898,6 +1898,12 @@ impl OpsHarness {
         }
         let total: usize = slices[..n].iter().map(|s| s.len()).sum();
         assert!(total <= self.conn.transmit_len());
+        // transmit_slices says how many slices poll_transmit can fill: a
+        // driver sizes its array by it and must not leave bytes behind.
+        assert_eq!(n, self.conn.transmit_slices().min(slices.len()));
+        if self.conn.transmit_slices() <= slices.len() {
+            assert_eq!(total, self.conn.transmit_len());
+        }
         self.conn.transmit_complete(data.len(), self.now);
         self.broker.receive(&data);
         self.pull_received();

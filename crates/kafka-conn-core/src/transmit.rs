@@ -92,6 +92,11 @@ impl TransmitQueue {
         self.len
     }
 
+    /// Chunks queued: how many slices `slices` can fill.
+    pub(crate) fn chunks(&self) -> usize {
+        self.chunks.len()
+    }
+
     /// Whether nothing is queued but memory is held.
     pub(crate) fn releasable(&self) -> bool {
         self.len == 0 && (self.headers.capacity() > 0 || self.chunks.capacity() > 0)

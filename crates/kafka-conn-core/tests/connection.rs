@@ -80,6 +80,45 @@ fn pipelined_requests_are_answered_in_order() {
 }
 
 #[test]
+fn transmit_slices_counts_what_poll_transmit_fills_through_a_partial_write() {
+    use std::io::IoSlice;
+    let mut p = ready_pair(Config::new(), SimBroker::echo());
+    assert_eq!(p.conn.transmit_slices(), 0);
+    for i in 0..3u8 {
+        let body = Bytes::from(vec![b'a' + i; 5]);
+        let _ = p
+            .conn
+            .send_request(Request::new(ApiKey::METADATA, 1, body), p.now)
+            .unwrap();
+    }
+    // A header and a body per request.
+    assert_eq!(p.conn.transmit_slices(), 6);
+    let first_header = {
+        let mut slices = [IoSlice::new(&[]); 8];
+        assert_eq!(p.conn.poll_transmit(&mut slices), 6);
+        slices[0].len()
+    };
+    // Into the first body: the rest of it is still a slice of its own.
+    p.conn.transmit_complete(first_header + 2, p.now);
+    assert_eq!(p.conn.transmit_slices(), 5);
+    {
+        let mut slices = [IoSlice::new(&[]); 8];
+        let n = p.conn.poll_transmit(&mut slices);
+        assert_eq!(n, 5);
+        assert_eq!(&*slices[0], &[b'a'; 3]);
+        let total: usize = slices[..n].iter().map(|s| s.len()).sum();
+        assert_eq!(total, p.conn.transmit_len());
+        // A smaller array takes the first pieces only.
+        let mut two = [IoSlice::new(&[]); 2];
+        assert_eq!(p.conn.poll_transmit(&mut two), 2);
+    }
+    // (Written outside the simulated broker: the test ends here.)
+    let rest = p.conn.transmit_len();
+    p.conn.transmit_complete(rest, p.now);
+    assert_eq!(p.conn.transmit_slices(), 0);
+}
+
+#[test]
 fn responses_split_at_every_byte_boundary_give_identical_results() {
     // Record the broker's bytes once, then feed them split at every boundary.
     let mut reference = ready_pair(Config::new(), SimBroker::echo());
