@@ -133,7 +133,8 @@ struct Held {
 ///   [`in_flight`](Self::in_flight), [`held`](Self::held),
 ///   [`stats`](Self::stats), [`sasl_session`](Self::sasl_session),
 ///   [`receive_buffer_capacity`](Self::receive_buffer_capacity),
-///   [`transmit_len`](Self::transmit_len).
+///   [`transmit_len`](Self::transmit_len),
+///   [`transmit_slices`](Self::transmit_slices).
 /// - **Inputs**, what happened to the transport and the clock:
 ///   [`recv_buf`](Self::recv_buf) + [`recv_commit`](Self::recv_commit)
 ///   (zero copy) or [`handle_input`](Self::handle_input),
