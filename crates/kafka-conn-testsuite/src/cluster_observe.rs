@@ -87,18 +87,20 @@ impl Observer for Recording {
     }
 }
 
-/// The recording observer and a `MetricsObserver` side by side.
+/// The recording observer and a `MetricsObserver` side by side. The
+/// metrics are told first: a test that has seen an event recorded may
+/// read its counters at once, from another thread.
 struct Both(Arc<Recording>, MetricsObserver);
 
 impl Observer for Both {
     fn on_cluster_event(&self, e: &ClusterPolicyEvent<'_>) {
-        self.0.on_cluster_event(e);
         self.1.on_cluster_event(e);
+        self.0.on_cluster_event(e);
     }
 
     fn on_cluster_table(&self, e: &ClusterTableEvent<'_>) {
-        self.0.on_cluster_table(e);
         self.1.on_cluster_table(e);
+        self.0.on_cluster_table(e);
     }
 }
 
@@ -421,6 +423,10 @@ struct SetupTimeouts(Mutex<Vec<TimedOut>>, MetricsObserver);
 
 impl Observer for SetupTimeouts {
     fn on_connect_error(&self, e: &ConnectErrorEvent<'_>) {
+        // The metrics first: the test reads the counters once it sees the
+        // timeout in the list, maybe from another thread (recording after
+        // the push failed one CI run: counter not there yet).
+        self.1.on_connect_error(e);
         if let ConnectError::SetupTimeout {
             after,
             step,
@@ -456,7 +462,6 @@ impl Observer for SetupTimeouts {
                 e.error.to_string(),
             ));
         }
-        self.1.on_connect_error(e);
     }
 }
 
