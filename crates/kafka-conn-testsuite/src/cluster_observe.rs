@@ -427,41 +427,35 @@ impl Observer for SetupTimeouts {
         // timeout in the list, maybe from another thread (recording after
         // the push failed one CI run: counter not there yet).
         self.1.on_connect_error(e);
-        if let ConnectError::SetupTimeout {
-            after,
-            step,
-            progress,
-            ..
-        } = e.error
-        {
-            // Its own timer or the policy's, at the same deadline.
-            assert!(
-                progress.timings.total > *after / 2 && progress.timings.total < LIMIT,
-                "{:?}",
-                progress.timings
-            );
-            self.0.lock().unwrap().push((
-                e.node_id,
-                e.address.to_owned(),
-                e.step,
-                *step,
-                *after,
-                e.retriable,
-                e.error.to_string(),
-            ));
-        } else if let ConnectError::ConnectTimeout { after, .. } = e.error {
+        let (after, step) = match e.error {
+            ConnectError::SetupTimeout {
+                after,
+                step,
+                progress,
+                ..
+            } => {
+                // Its own timer or the policy's, at the same deadline.
+                assert!(
+                    progress.timings.total > *after / 2 && progress.timings.total < LIMIT,
+                    "{:?}",
+                    progress.timings
+                );
+                (*after, *step)
+            }
             // The TCP attempt's own bound is the same setup timeout: when
             // both run out in one timer tick, the attempt's error wins.
-            self.0.lock().unwrap().push((
-                e.node_id,
-                e.address.to_owned(),
-                e.step,
-                SetupStep::Tcp,
-                *after,
-                e.retriable,
-                e.error.to_string(),
-            ));
-        }
+            ConnectError::ConnectTimeout { after, .. } => (*after, SetupStep::Tcp),
+            _ => return,
+        };
+        self.0.lock().unwrap().push((
+            e.node_id,
+            e.address.to_owned(),
+            e.step,
+            step,
+            after,
+            e.retriable,
+            e.error.to_string(),
+        ));
     }
 }
 
