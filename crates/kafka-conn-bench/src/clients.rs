@@ -17,6 +17,7 @@ use kafka_conn_tokio::{Client, ConnectConfig, Runtime};
 use crate::{stop_after, ClientKind, Job, Meter, Sample, Workload};
 
 mod cluster;
+mod raw_owned;
 mod raw_shared;
 
 pub(crate) fn run(job: &Job) -> Result<Sample, String> {
@@ -32,6 +33,17 @@ pub(crate) fn run(job: &Job) -> Result<Sample, String> {
             let job = job.clone();
             main_thread_wait(smol::spawn(async move {
                 raw_async(&job, kafka_conn_smol::SmolRuntime).await
+            }))
+        }
+        ClientKind::RawTokioOwned => {
+            let rt = current_thread_tokio()?;
+            let handle = kafka_conn_tokio::TokioRuntime::with_handle(rt.handle().clone());
+            rt.block_on(raw_owned::raw_owned(job, handle))
+        }
+        ClientKind::RawSmolOwned => {
+            let job = job.clone();
+            main_thread_wait(smol::spawn(async move {
+                raw_owned::raw_owned(&job, kafka_conn_smol::SmolRuntime).await
             }))
         }
         ClientKind::RawAsyncStd => {
@@ -780,14 +792,23 @@ async fn armed_timer_if_asked<R: kafka_conn_driver::Runtime>(
     rt: &R,
 ) -> Option<kafka_conn_driver::BoxTimer> {
     std::env::var_os("E2E_RAW_ARMED_TIMER")?;
-    let mut timer = rt.timer(rt.now() + Duration::from_secs(30));
+    Some(armed_timer_now(rt, Duration::from_secs(30)).await)
+}
+
+/// A timer of `rt` armed `after` from now and registered with the current
+/// task; armed for as long as the caller holds it.
+async fn armed_timer_now<R: kafka_conn_driver::Runtime>(
+    rt: &R,
+    after: Duration,
+) -> kafka_conn_driver::BoxTimer {
+    let mut timer = rt.timer(rt.now() + after);
     // One poll registers the deadline with the runtime's timer.
     poll_fn(|cx| {
         let _ = timer.as_mut().poll(cx);
         Poll::Ready(())
     })
     .await;
-    Some(timer)
+    timer
 }
 
 /// The core without a runtime, as an embedder drives it: a blocking socket,

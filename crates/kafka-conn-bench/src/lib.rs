@@ -14,6 +14,11 @@
 //!   least a hand-over can be (one mutex, a flag and a waker per worker;
 //!   `src/clients/raw_shared.rs`): the limit for a handle that many tasks
 //!   share, as `Client` is;
+//! - `raw-tokio-owned`, `raw-smol-owned` (opt-in: `--clients`): the raw
+//!   loop plus what any client that hands out owned responses and times
+//!   its requests out must do (zero-filled receive buffer, `Bytes` per
+//!   response, clock readings, deadlines, in-order correlation;
+//!   `src/clients/raw_owned.rs`): the floor for those promises;
 //! - `kc-core-blocking`: `kafka_conn_core::Connection` driven by the same
 //!   kind of blocking socket loop, no runtime (what an embedder writes; the
 //!   core's own cost over the raw loop);
@@ -76,6 +81,8 @@ pub(crate) enum ClientKind {
     RawTokioShared,
     RawSmolShared,
     RawAsyncStdShared,
+    RawTokioOwned,
+    RawSmolOwned,
     CoreBlocking,
     Tokio,
     Smol,
@@ -117,7 +124,11 @@ impl ClientKind {
     ];
 
     /// Clients run only when `--clients` names them.
-    const OPT_IN: [ClientKind; 1] = [ClientKind::TokioMetricsBuckets];
+    const OPT_IN: [ClientKind; 3] = [
+        ClientKind::TokioMetricsBuckets,
+        ClientKind::RawTokioOwned,
+        ClientKind::RawSmolOwned,
+    ];
 
     fn name(self) -> &'static str {
         match self {
@@ -128,6 +139,8 @@ impl ClientKind {
             ClientKind::RawTokioShared => "raw-tokio-shared",
             ClientKind::RawSmolShared => "raw-smol-shared",
             ClientKind::RawAsyncStdShared => "raw-async-std-shared",
+            ClientKind::RawTokioOwned => "raw-tokio-owned",
+            ClientKind::RawSmolOwned => "raw-smol-owned",
             ClientKind::CoreBlocking => "kc-core-blocking",
             ClientKind::Tokio => "kc-tokio",
             ClientKind::Smol => "kc-smol",
@@ -159,6 +172,12 @@ impl ClientKind {
             }
             ClientKind::RawAsyncStdShared => {
                 "raw loop on async-std shared by the worker tasks (limit for a shared handle)"
+            }
+            ClientKind::RawTokioOwned => {
+                "raw loop on tokio with owned responses, deadlines and round-trip times"
+            }
+            ClientKind::RawSmolOwned => {
+                "raw loop on smol with owned responses, deadlines and round-trip times"
             }
             ClientKind::CoreBlocking => "kafka-conn core, blocking loop (no runtime)",
             ClientKind::Tokio => "kafka-conn, tokio",
@@ -202,6 +221,7 @@ impl ClientKind {
             ClientKind::Raw | ClientKind::CoreBlocking => ClientKind::Raw,
             ClientKind::RawTokio
             | ClientKind::RawTokioShared
+            | ClientKind::RawTokioOwned
             | ClientKind::Tokio
             | ClientKind::TokioMetrics
             | ClientKind::TokioMetricsBuckets
@@ -211,6 +231,7 @@ impl ClientKind {
             | ClientKind::TokioCluster => ClientKind::RawTokio,
             ClientKind::RawSmol
             | ClientKind::RawSmolShared
+            | ClientKind::RawSmolOwned
             | ClientKind::Smol
             | ClientKind::SmolDirect
             | ClientKind::SmolCluster => ClientKind::RawSmol,

@@ -1,0 +1,183 @@
+//! `raw-tokio-owned`, `raw-smol-owned` (opt-in): the raw loop plus the
+//! least that a client keeps for what it promises its callers, and nothing
+//! of kafka-conn. It answers: of `DirectClient`'s cost over the raw loop,
+//! how much does any client with these promises pay, whoever writes it?
+//!
+//! On top of [`raw_async`](super::raw_async) it
+//!
+//! - hands every response out as owned `Bytes` split off the receive
+//!   buffer (zero-copy, as kafka-conn's `Response::body`): safe Rust reads
+//!   only into initialised memory, so the buffer's spare room is
+//!   zero-filled before a read, and once the responses handed out are gone
+//!   their memory counts as uninitialised again. Zero-filled scratch is
+//!   kept across reads, so each byte received is zeroed about once;
+//! - times every request out: a send time per request (one clock reading
+//!   per batch written), one clock reading per read, the oldest request's
+//!   deadline checked against it, a round-trip time per response; one
+//!   runtime timer stays armed for the run (a client with a request timeout
+//!   always has one);
+//! - matches every response to its request by correlation id, in order
+//!   (the pre-encoded frames all carry id 0, so the check is against the
+//!   queue's expected id; its cost, not its variety, is what counts).
+//!
+//! It does not decode, negotiate, authenticate, count statistics, handle
+//! throttling, or queue events for a caller.
+
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use kafka_conn_driver::Runtime;
+
+use super::{armed_timer_now, measure_with, raw_async_connect, write_frames_async};
+use crate::{stop_after, Job, Sample};
+
+/// The request timeout of every request (kafka-conn's default is 30 s).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Spare room below which the buffer gathers or grows before a read.
+const MIN_WINDOW: usize = 64 << 10;
+/// What the buffer asks for when it gathers or grows (the raw loop's
+/// buffer size).
+const BLOCK: usize = 256 << 10;
+
+/// The receive buffer: responses leave it as `Bytes`; `buf[filled..]` is
+/// zero-filled scratch for the next read.
+struct OwnedReader {
+    buf: BytesMut,
+    filled: usize,
+}
+
+impl OwnedReader {
+    fn new() -> Self {
+        Self {
+            buf: BytesMut::with_capacity(BLOCK),
+            filled: 0,
+        }
+    }
+
+    /// The room to read into: the scratch, made at least `MIN_WINDOW` long.
+    fn window(&mut self) -> &mut [u8] {
+        if self.buf.len() - self.filled < MIN_WINDOW {
+            self.buf.truncate(self.filled);
+            // Takes the allocation back (moving the partial response to its
+            // front) once every response split off it was dropped;
+            // otherwise allocates. Asking for no more than the allocation
+            // holds is what lets `reserve` take it back instead of growing
+            // it.
+            self.buf
+                .reserve(MIN_WINDOW.max(BLOCK.saturating_sub(self.filled)));
+            let capacity = self.buf.capacity();
+            self.buf.resize(capacity, 0);
+        }
+        &mut self.buf[self.filled..]
+    }
+
+    /// After a read of `n` bytes into [`OwnedReader::window`]: every whole
+    /// response now buffered goes to `on_response` as owned `Bytes` (its
+    /// size prefix stripped).
+    fn commit(
+        &mut self,
+        n: usize,
+        mut on_response: impl FnMut(bytes::Bytes) -> std::io::Result<()>,
+    ) -> std::io::Result<usize> {
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        self.filled += n;
+        let mut completed = 0;
+        while self.filled >= 4 {
+            let size = i32::from_be_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]]);
+            let size = usize::try_from(size)
+                .map_err(|_| std::io::Error::other("negative response size"))?;
+            if self.filled < 4 + size {
+                break;
+            }
+            let mut frame = self.buf.split_to(4 + size).freeze();
+            self.filled -= 4 + size;
+            bytes::Buf::advance(&mut frame, 4);
+            on_response(frame)?;
+            completed += 1;
+        }
+        Ok(completed)
+    }
+}
+
+/// One request on the wire: what its response is matched and timed by.
+struct InFlight {
+    correlation_id: i32,
+    sent_at: Instant,
+    deadline: Instant,
+}
+
+/// The loop: see the module docs.
+pub(super) async fn raw_owned<R: Runtime>(job: &Job, rt: R) -> Result<Sample, String> {
+    use smol::io::AsyncReadExt;
+    let e = |e: std::io::Error| e.to_string();
+    let (s, frame, response_bytes) = raw_async_connect(job, &rt).await?;
+    let _armed = armed_timer_now(&rt, REQUEST_TIMEOUT).await;
+    let state = (s, OwnedReader::new(), VecDeque::<InFlight>::new());
+
+    measure_with(
+        job,
+        response_bytes,
+        state,
+        |(mut s, mut reader, mut in_flight), seconds| {
+            let (frame, rt) = (&frame, &rt);
+            async move {
+                let stop = stop_after(seconds);
+                let n = async {
+                    let send = |in_flight: &mut VecDeque<InFlight>, n: usize| {
+                        let now = rt.now();
+                        for _ in 0..n {
+                            in_flight.push_back(InFlight {
+                                correlation_id: 0,
+                                sent_at: now,
+                                deadline: now + REQUEST_TIMEOUT,
+                            });
+                        }
+                    };
+                    write_frames_async(&mut s, frame, job.concurrency).await?;
+                    send(&mut in_flight, job.concurrency);
+                    let mut done = 0u64;
+                    let mut rtt_sum = Duration::ZERO;
+                    while !in_flight.is_empty() {
+                        let read = s.read(reader.window()).await?;
+                        let now = rt.now();
+                        if in_flight.front().is_some_and(|f| f.deadline <= now) {
+                            return Err(std::io::ErrorKind::TimedOut.into());
+                        }
+                        let completed = reader.commit(read, |response| {
+                            let request = in_flight
+                                .pop_front()
+                                .ok_or_else(|| std::io::Error::other("unsolicited response"))?;
+                            let id = response
+                                .get(..4)
+                                .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+                            if id != Some(request.correlation_id) {
+                                return Err(std::io::Error::other("correlation id mismatch"));
+                            }
+                            rtt_sum += now.saturating_duration_since(request.sent_at);
+                            // The caller's: dropped here, as the benchmark's
+                            // kafka-conn clients drop theirs.
+                            drop(std::hint::black_box(response));
+                            Ok(())
+                        })?;
+                        done += completed as u64;
+                        crate::note_done(completed as u64, &stop);
+                        if completed > 0 && !stop.load(Ordering::Relaxed) {
+                            write_frames_async(&mut s, frame, completed).await?;
+                            send(&mut in_flight, completed);
+                        }
+                    }
+                    std::hint::black_box(rtt_sum);
+                    Ok::<u64, std::io::Error>(done)
+                }
+                .await
+                .map_err(e);
+                ((s, reader, in_flight), n)
+            }
+        },
+    )
+    .await
+}
