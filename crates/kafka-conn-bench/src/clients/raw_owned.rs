@@ -181,3 +181,88 @@ pub(super) async fn raw_owned<R: Runtime>(job: &Job, rt: R) -> Result<Sample, St
     )
     .await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `count` frames with bodies of varied sizes (up to 40 KB), body `i`
+    /// filled with byte `i as u8`.
+    fn stream(count: usize) -> (Vec<u8>, Vec<usize>) {
+        let mut wire = Vec::new();
+        let mut sizes = Vec::new();
+        for i in 0..count {
+            let size = (i * 7_919) % 40_000 + 4;
+            wire.extend_from_slice(&(size as i32).to_be_bytes());
+            wire.extend(std::iter::repeat_n(i as u8, size));
+            sizes.push(size);
+        }
+        (wire, sizes)
+    }
+
+    /// Feeds `wire` in reads of up to `chunk` bytes; returns the bodies
+    /// handed out and the largest capacity the buffer reached.
+    fn feed(wire: &[u8], chunk: usize, keep: bool) -> (Vec<bytes::Bytes>, usize) {
+        let mut reader = OwnedReader::new();
+        let mut out = Vec::new();
+        let mut max_capacity = 0;
+        let mut at = 0;
+        while at < wire.len() {
+            let window = reader.window();
+            let n = window.len().min(chunk).min(wire.len() - at);
+            window[..n].copy_from_slice(&wire[at..at + n]);
+            at += n;
+            reader
+                .commit(n, |frame| {
+                    if keep {
+                        out.push(frame);
+                    }
+                    Ok(())
+                })
+                .unwrap();
+            max_capacity = max_capacity.max(reader.buf.capacity());
+        }
+        assert_eq!(reader.filled, 0, "a partial frame was left over");
+        (out, max_capacity)
+    }
+
+    #[test]
+    fn every_frame_comes_out_whole_and_in_order_across_reads() {
+        let (wire, sizes) = stream(500);
+        for chunk in [1_000, 27_600, 300_000] {
+            let (frames, _) = feed(&wire, chunk, true);
+            assert_eq!(frames.len(), sizes.len(), "reads of {chunk}");
+            for (i, (frame, size)) in frames.iter().zip(&sizes).enumerate() {
+                assert_eq!(frame.len(), *size, "frame {i}, reads of {chunk}");
+                assert!(
+                    frame.iter().all(|&b| b == i as u8),
+                    "frame {i}, reads of {chunk}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_buffer_takes_its_allocation_back_once_the_frames_are_dropped() {
+        // 500 frames are about 10 MB: a buffer that grew instead of taking
+        // its allocation back (as `reserve(BLOCK)` on a full block does)
+        // would reach megabytes.
+        let (wire, _) = stream(500);
+        let (_, max_capacity) = feed(&wire, 27_600, false);
+        assert!(
+            max_capacity <= BLOCK + MIN_WINDOW,
+            "the buffer grew to {max_capacity} bytes"
+        );
+    }
+
+    #[test]
+    fn a_negative_size_is_an_error_and_end_of_stream_too() {
+        let mut reader = OwnedReader::new();
+        reader.window()[..4].copy_from_slice(&(-1i32).to_be_bytes());
+        assert!(reader.commit(4, |_| Ok(())).is_err());
+        let mut reader = OwnedReader::new();
+        let _ = reader.window();
+        let eof = reader.commit(0, |_| Ok(())).unwrap_err();
+        assert_eq!(eof.kind(), std::io::ErrorKind::UnexpectedEof);
+    }
+}
