@@ -210,6 +210,17 @@ impl ClientKind {
         (Self::ALL.into_iter().chain(Self::OPT_IN)).find(|c| c.name() == s)
     }
 
+    /// [`ClientKind::parse`], or an error that names every client there is
+    /// (the opt-in ones too: nothing else lists them).
+    fn parse_or_list(s: &str) -> Result<Self, String> {
+        Self::parse(s).ok_or_else(|| {
+            let known: Vec<&str> = (Self::ALL.into_iter().chain(Self::OPT_IN))
+                .map(Self::name)
+                .collect();
+            format!("unknown client {s} (known: {})", known.join(", "))
+        })
+    }
+
     fn supports(self, workload: Workload) -> bool {
         self != ClientKind::RsKafkaClient || workload == Workload::Metadata
     }
@@ -606,9 +617,7 @@ impl Options {
             match a.as_str() {
                 "--child" => {
                     let name = it.next().ok_or("--child needs a client")?;
-                    child_client = Some(
-                        ClientKind::parse(name).ok_or_else(|| format!("unknown client {name}"))?,
-                    );
+                    child_client = Some(ClientKind::parse_or_list(name)?);
                 }
                 "--broker" => broker = it.next().cloned(),
                 "--produce-leader" => o.produce_leader = it.next().cloned(),
@@ -618,7 +627,7 @@ impl Options {
                 "--clients" => {
                     o.clients = list(it.next())
                         .iter()
-                        .map(|c| ClientKind::parse(c).ok_or_else(|| format!("unknown client {c}")))
+                        .map(|c| ClientKind::parse_or_list(c))
                         .collect::<Result<_, _>>()?
                 }
                 "--workloads" | "--workload" => {
@@ -957,4 +966,42 @@ fn parent(opts: &Options) -> i32 {
         return 1;
     }
     0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ClientKind;
+
+    #[test]
+    fn every_client_name_is_unique_and_parses_back() {
+        let all: Vec<ClientKind> = ClientKind::ALL
+            .into_iter()
+            .chain(ClientKind::OPT_IN)
+            .collect();
+        for (i, c) in all.iter().enumerate() {
+            assert_eq!(ClientKind::parse(c.name()), Some(*c), "{}", c.name());
+            assert!(
+                all[i + 1..].iter().all(|d| d.name() != c.name()),
+                "{} twice",
+                c.name()
+            );
+        }
+    }
+
+    #[test]
+    fn an_unknown_client_is_refused_with_every_name_there_is() {
+        let e = ClientKind::parse_or_list("kc-tokyo").unwrap_err();
+        assert!(
+            e.starts_with("unknown client kc-tokyo (known: raw, "),
+            "{e}"
+        );
+        for name in [
+            "kc-tokio",
+            "raw-tokio-owned",
+            "raw-smol-owned",
+            "kc-tokio-metrics-buckets",
+        ] {
+            assert!(e.contains(name), "{name} missing from: {e}");
+        }
+    }
 }
