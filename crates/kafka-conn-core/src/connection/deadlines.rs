@@ -108,7 +108,7 @@ impl Connection {
     pub(crate) fn deadline(&self, kind: Deadline) -> Option<Instant> {
         match kind {
             Deadline::Handshake => self.handshake_deadline,
-            Deadline::Held => self.held.iter().map(|h| h.deadline).min(),
+            Deadline::Held => self.earliest_held(),
             Deadline::Request => self.earliest_waiting_slot(),
             Deadline::Unanswered => self.in_flight.front().and_then(|s| s.abandon_at),
             Deadline::Idle => self.idle_deadline(),
@@ -318,13 +318,30 @@ impl Connection {
         let earliest = if self.in_flight_ordered {
             // Deadlines never decrease towards the back: the first slot not
             // given up on has the earliest (one step, not one per slot, in
-            // the common case of 64 pipelined requests).
-            waiting().next()
+            // the common case of 64 pipelined requests). The oldest slot,
+            // still waited for, is that slot without setting up an iterator
+            // over the ring buffer's two halves.
+            match self.in_flight.front() {
+                None => None,
+                Some(s) if s.abandon_at.is_none() => Some(s.deadline),
+                Some(_) => waiting().next(),
+            }
         } else {
             waiting().min()
         };
         debug_assert_eq!(earliest, waiting().min(), "in_flight_ordered is stale");
         earliest
+    }
+
+    /// The earliest deadline among the held requests. Nothing is held
+    /// but while a throttle, a handshake or a re-authentication lasts: the
+    /// empty case is checked before an iterator is set up.
+    #[inline(always)]
+    fn earliest_held(&self) -> Option<Instant> {
+        if self.held.is_empty() {
+            return None;
+        }
+        self.held.iter().map(|h| h.deadline).min()
     }
 
     /// When the empty buffers are given back: `receive_buffer_release`
