@@ -134,7 +134,8 @@ struct Held {
 ///   [`stats`](Self::stats), [`sasl_session`](Self::sasl_session),
 ///   [`receive_buffer_capacity`](Self::receive_buffer_capacity),
 ///   [`transmit_len`](Self::transmit_len),
-///   [`transmit_slices`](Self::transmit_slices).
+///   [`transmit_slices`](Self::transmit_slices),
+///   [`has_events`](Self::has_events).
 /// - **Inputs**, what happened to the transport and the clock:
 ///   [`recv_buf`](Self::recv_buf) + [`recv_commit`](Self::recv_commit)
 ///   (zero copy) or [`handle_input`](Self::handle_input),
@@ -302,6 +303,15 @@ impl Connection {
     /// sizes its `IoSlice` array by it.
     pub fn transmit_slices(&self) -> usize {
         self.transmit.chunks()
+    }
+
+    /// Whether [`Connection::poll_event`] has an event to return. A driver
+    /// that drains the events after every input skips the drain when there
+    /// are none: most inputs (a write, a read of part of a frame, an empty
+    /// read) queue none.
+    #[inline]
+    pub fn has_events(&self) -> bool {
+        !self.events.is_empty()
     }
 
     /// Whether a KIP-368 re-authentication exchange is under way on this

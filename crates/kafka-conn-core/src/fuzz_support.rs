@@ -1244,7 +1244,15 @@ impl Tracker {
 
     /// Drains and checks every event.
     fn drain(&mut self, conn: &mut Connection) {
-        while let Some(event) = conn.poll_event() {
+        loop {
+            // The getter a driver skips empty drains by must agree with
+            // poll_event, or an event would wait for the next input.
+            let pending = conn.has_events();
+            let Some(event) = conn.poll_event() else {
+                assert!(!pending, "has_events true with no event");
+                break;
+            };
+            assert!(pending, "has_events false with {event:?} queued");
             assert!(self.closed.is_none(), "event after Closed: {event:?}");
             match event {
                 Event::Response(r) => {

@@ -520,7 +520,19 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Engine<R, S> {
 
     /// Hands every event the core has queued to `out`. Call after every
     /// input to the core.
+    // Most inputs queue no event (a write, a read of part of a frame, an
+    // empty read): with no negotiation to note and no observer, the check
+    // is inlined at each call and the drain not entered (120 of the 5,410
+    // instructions a request cost at concurrency 1, issue 20).
+    #[inline]
     pub(crate) fn drain_events(&mut self, out: &mut impl Outcomes) {
+        if self.negotiating || self.observing.is_some() || self.conn.has_events() {
+            self.drain_queued(out);
+        }
+    }
+
+    /// [`Self::drain_events`] when there may be something to do.
+    fn drain_queued(&mut self, out: &mut impl Outcomes) {
         self.note_negotiated();
         while let Some(event) = self.conn.poll_event() {
             match event {
