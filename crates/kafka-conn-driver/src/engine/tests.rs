@@ -199,6 +199,9 @@ struct Wire {
     read_bytes: usize,
     /// The waker of the last read that returned `Pending`.
     read_waker: Option<Waker>,
+    /// Run (once) by the next flush: time that passes inside a poll, after
+    /// the write the engine last read the clock for.
+    on_flush: Option<Box<dyn FnOnce() + Send>>,
 }
 
 impl Wire {
@@ -222,6 +225,7 @@ impl SimSocket {
             reads: 0,
             read_bytes: 0,
             read_waker: None,
+            on_flush: None,
         })))
     }
 
@@ -300,6 +304,11 @@ impl AsyncWrite for SimSocket {
     }
 
     fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // Taken out first: the hook may wake the engine's wakers.
+        let hook = self.wire().on_flush.take();
+        if let Some(hook) = hook {
+            hook();
+        }
         Poll::Ready(Ok(()))
     }
 
@@ -490,6 +499,33 @@ fn a_request_deadline_fires_at_exactly_its_virtual_deadline() {
         h.out.failures,
         [(deadline, id, RequestError::TimedOut(Duration::from_secs(5)))]
     );
+    assert!(h.out.closed.is_none());
+}
+
+#[test]
+fn a_deadline_that_passes_after_the_polls_last_clock_reading_is_met_in_that_poll() {
+    // The deadline check at the end of a poll reuses the clock reading of
+    // the poll's last write or read. Here time passes after that reading,
+    // inside the same poll (the flush after the write takes 6 s), beyond
+    // the request's deadline: the check, with the write's reading, sees
+    // nothing due and arms the timer, which is due already; the engine then
+    // reads the clock again and fails the request in the same poll, rather
+    // than spin through its turn budget on the old reading and wake itself.
+    let config = Config::new().with_receive_buffer_release(None);
+    let mut h = Harness::with_config(silent_broker(), config);
+    let id = h.submit(metadata(Some(Duration::from_secs(5))));
+    let late = h.at(Duration::from_secs(6));
+    let rt = h.rt.clone();
+    h.socket.wire().on_flush = Some(Box::new(move || rt.advance_to(late)));
+    let wakes = h.wakes();
+
+    assert!(h.poll().is_pending());
+    assert_eq!(h.socket.wire().broker.received.len(), 1, "written");
+    assert_eq!(
+        h.out.failures,
+        [(late, id, RequestError::TimedOut(Duration::from_secs(5)))]
+    );
+    assert_eq!(h.wakes(), wakes, "the engine woke itself to go on");
     assert!(h.out.closed.is_none());
 }
 
