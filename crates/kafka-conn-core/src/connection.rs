@@ -14,7 +14,8 @@ use std::io::IoSlice;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, Bytes};
+use bytes::buf::Limit;
+use bytes::{Buf, Bytes, BytesMut};
 
 use crate::api::ApiKey;
 use crate::auth::{AuthOutput, Exchange, Jitter, Session};
@@ -137,8 +138,9 @@ struct Held {
 ///   [`transmit_slices`](Self::transmit_slices),
 ///   [`has_events`](Self::has_events).
 /// - **Inputs**, what happened to the transport and the clock:
-///   [`recv_buf`](Self::recv_buf) + [`recv_commit`](Self::recv_commit)
-///   (zero copy) or [`handle_input`](Self::handle_input),
+///   [`recv_buf`](Self::recv_buf) or [`recv_spare`](Self::recv_spare),
+///   then [`recv_commit`](Self::recv_commit) (zero copy), or
+///   [`handle_input`](Self::handle_input),
 ///   [`handle_eof`](Self::handle_eof),
 ///   [`handle_io_error`](Self::handle_io_error),
 ///   [`handle_timeout`](Self::handle_timeout).
@@ -338,7 +340,23 @@ impl Connection {
         self.reader.recv_buf()
     }
 
-    /// Takes `n` bytes read into the last [`Connection::recv_buf`]. `n == 0`
+    /// The same read window as [`Connection::recv_buf`], for a driver whose
+    /// transport reads into memory that is not initialised yet (a
+    /// [`BufMut`](bytes::BufMut) reader, such as tokio's `poll_read_buf`):
+    /// the window is the receive buffer's spare capacity, limited to the
+    /// window's length, and nothing is zero-filled. Safe Rust must
+    /// zero-fill memory before it lends it out as `&mut [u8]`, which on a
+    /// connection with large responses is one to four bytes written per
+    /// byte received (issue 20).
+    ///
+    /// Only append to it (`BufMut`'s methods; a read does). Follow with
+    /// [`Connection::recv_commit`] saying how many bytes were appended.
+    pub fn recv_spare(&mut self) -> Limit<&mut BytesMut> {
+        self.reader.recv_spare()
+    }
+
+    /// Takes `n` bytes read into the last [`Connection::recv_buf`] or
+    /// [`Connection::recv_spare`] window. `n == 0`
     /// is not end of stream (call [`Connection::handle_eof`] for that) but a
     /// read that found nothing (would block): it closes the window, so that
     /// an idle connection's empty buffer can be given back (see

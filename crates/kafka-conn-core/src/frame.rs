@@ -4,9 +4,13 @@
 //! bytes. The buffer grows only as bytes actually arrive (in bounded steps),
 //! never on the size a peer claims, so a 2 GiB prefix costs nothing until
 //! 2 GiB arrive. A frame is handed out as `Bytes` split off the buffer, so
-//! the body is never copied again.
+//! the body is never copied again. A driver whose transport reads into
+//! memory that is not initialised yet reads into the buffer's spare
+//! capacity (`recv_spare`); otherwise the window it reads into is
+//! zero-filled first (`recv_buf`), as safe Rust requires.
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::buf::Limit;
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use crate::error::ProtocolViolation;
 
@@ -217,6 +221,44 @@ impl FrameReader {
     /// [`MAX_READ`] per call) or to recent reads. Its bytes are initialised
     /// (zeros, or what an earlier read left unused), never data.
     pub(crate) fn recv_buf(&mut self) -> &mut [u8] {
+        let (len, want) = self.open_window();
+        if self.buf.capacity() < len + want {
+            // Growing moves the bytes: the data only.
+            self.drop_scratch();
+        }
+        // resize reuses spare capacity and zero-fills only what lies beyond
+        // the scratch; it allocates only when the frame under way has
+        // outgrown the buffer, and then by at most MAX_READ at a time.
+        if self.buf.len() < len + want {
+            #[cfg(test)]
+            {
+                self.zero_filled += len + want - self.buf.len();
+            }
+            self.buf.resize(len + want, 0);
+        }
+        self.room = self.room.max(self.buf.capacity());
+        &mut self.buf[len..len + want]
+    }
+
+    /// The same window as [`FrameReader::recv_buf`], as the buffer's spare
+    /// capacity for a reader that writes into memory that is not
+    /// initialised yet (`BufMut`): nothing is zero-filled. The buffer ends
+    /// at the data (the scratch is given up: its zeros are of no use to
+    /// such a reader), and the read appends at most the window.
+    pub(crate) fn recv_spare(&mut self) -> Limit<&mut BytesMut> {
+        let (len, want) = self.open_window();
+        self.drop_scratch();
+        // Allocates only where `recv_buf`'s resize would: when the frame
+        // under way has outgrown the buffer.
+        self.buf.reserve(want);
+        self.room = self.room.max(self.buf.capacity());
+        debug_assert_eq!(self.buf.len(), len);
+        (&mut self.buf).limit(want)
+    }
+
+    /// Sizes the next read window and makes room for it (see the two
+    /// callers): returns where it starts (the data's end) and its length.
+    fn open_window(&mut self) -> (usize, usize) {
         self.close_window();
         // The window follows the frame under way, but never by more than
         // what has actually arrived (doubling as bytes come), so a peer's
@@ -257,33 +299,21 @@ impl FrameReader {
             let _ = self.buf.try_reclaim(gather);
         }
         self.make_room(len + want);
-        if self.buf.capacity() < len + want {
-            // Growing moves the bytes: the data only.
-            self.drop_scratch();
-        }
-        // resize reuses spare capacity and zero-fills only what lies beyond
-        // the scratch; it allocates only when the frame under way has
-        // outgrown the buffer, and then by at most MAX_READ at a time.
-        if self.buf.len() < len + want {
-            #[cfg(test)]
-            {
-                self.zero_filled += len + want - self.buf.len();
-            }
-            self.buf.resize(len + want, 0);
-        }
-        self.room = self.room.max(self.buf.capacity());
         self.window = Some(want);
-        &mut self.buf[len..len + want]
+        (len, want)
     }
 
-    /// Keeps the first `n` bytes of the last [`FrameReader::recv_buf`]
-    /// window. Returns false (keeping nothing) if no window is open or `n`
-    /// is larger than the window. `n == 0` (a read that would block) closes
+    /// Keeps the first `n` bytes of the last [`FrameReader::recv_buf`] or
+    /// [`FrameReader::recv_spare`] window. Returns false (keeping nothing)
+    /// if no window is open, `n` is larger than the window, or fewer than
+    /// `n` bytes were appended to a spare window. `n == 0` (a read that would block) closes
     /// the window and leaves the window sizing alone: nothing was read.
     pub(crate) fn commit(&mut self, n: usize) -> bool {
         match self.window.take() {
             Some(_) if n == 0 => true,
-            Some(window) if n <= window => {
+            // The bytes must be in the buffer: a `recv_spare` reader that
+            // appended fewer than it reports keeps nothing.
+            Some(window) if n <= window && self.filled + n <= self.buf.len() => {
                 if n >= self.floor {
                     self.floor = (self.floor * 2).min(BIG_READ);
                 } else if n < self.floor / 4 && self.filled == 0 {
@@ -710,6 +740,129 @@ mod tests {
             assert_eq!(f.len(), 1 << 20);
             if round > 0 {
                 assert_eq!(arrived, handed_out, "round {round}: the frame was moved");
+            }
+        }
+    }
+
+    /// Feeds `stream` in reads of at most `step` bytes, through
+    /// `recv_spare` or `recv_buf`, draining frames after each read: the
+    /// frames, and every window's length.
+    fn read_all(
+        r: &mut FrameReader,
+        stream: &[u8],
+        step: usize,
+        spare: bool,
+    ) -> (Vec<Bytes>, Vec<usize>) {
+        let (mut frames, mut windows, mut fed) = (vec![], vec![], 0);
+        while fed < stream.len() {
+            let n;
+            if spare {
+                let mut win = r.recv_spare();
+                windows.push(win.remaining_mut());
+                n = win.remaining_mut().min(step).min(stream.len() - fed);
+                win.put_slice(&stream[fed..fed + n]);
+            } else {
+                let win = r.recv_buf();
+                windows.push(win.len());
+                n = win.len().min(step).min(stream.len() - fed);
+                win[..n].copy_from_slice(&stream[fed..fed + n]);
+            }
+            assert!(r.commit(n));
+            fed += n;
+            while let Some(f) = r.next_frame().unwrap() {
+                frames.push(f);
+            }
+        }
+        (frames, windows)
+    }
+
+    #[test]
+    fn spare_windows_are_the_zero_filled_windows_without_the_zeros() {
+        // Small and large frames, pipelined, in reads that fill the window,
+        // split frames, or take a few bytes at a time.
+        let mut stream = vec![];
+        for (i, size) in [100usize, 12_000, 3, 70_000, 600, 1 << 20, 8_577]
+            .iter()
+            .enumerate()
+        {
+            stream.extend(frame(&vec![i as u8; *size]));
+        }
+        for step in [7, 1000, 8_581, 64 << 10, usize::MAX] {
+            let mut zeroed = FrameReader::new(64 << 20);
+            let mut spare = FrameReader::new(64 << 20);
+            let (frames_a, windows_a) = read_all(&mut zeroed, &stream, step, false);
+            let (frames_b, windows_b) = read_all(&mut spare, &stream, step, true);
+            assert_eq!(frames_a, frames_b, "step {step}");
+            assert_eq!(frames_b.len(), 7);
+            // The same window sizing, so the same number of reads.
+            assert_eq!(windows_a, windows_b, "step {step}");
+            assert!(zeroed.zero_filled > 0);
+            assert_eq!(spare.zero_filled, 0, "step {step}: nothing zero-filled");
+            // And about the same memory.
+            assert!(spare.capacity() <= zeroed.capacity().max(MIN_READ + BIG_READ) * 2);
+        }
+    }
+
+    #[test]
+    fn a_spare_commit_of_bytes_not_appended_keeps_nothing() {
+        let mut r = FrameReader::new(1024);
+        let mut win = r.recv_spare();
+        win.put_slice(&frame(b"hi")[..3]);
+        assert!(!r.commit(4), "one byte more than appended");
+        // The window is gone; the three bytes were not taken as data.
+        assert!(!r.commit(3));
+        assert_eq!(r.filled, 0);
+        let (frames, _) = read_all(&mut r, &frame(b"hello"), 2, true);
+        assert_eq!(frames, vec![&b"hello"[..]]);
+    }
+
+    #[test]
+    fn zero_filled_and_spare_reads_mix() {
+        // A driver may switch (a probe copied in, then spare reads): the
+        // scratch a zero-filled window left is dropped, never taken as data.
+        let mut r = FrameReader::new(1 << 20);
+        let f = frame(&[9u8; 3000]);
+        let win = r.recv_buf();
+        win.fill(0xa5);
+        win[..10].copy_from_slice(&f[..10]);
+        assert!(r.commit(10));
+        let mut spare = r.recv_spare();
+        let n = spare.remaining_mut().min(1990);
+        spare.put_slice(&f[10..10 + n]);
+        assert!(r.commit(n));
+        r.extend(&f[10 + n..2500]);
+        let win = r.recv_buf();
+        win[..504].copy_from_slice(&f[2500..]);
+        assert!(r.commit(504));
+        assert_eq!(r.next_frame().unwrap().as_deref(), Some(&[9u8; 3000][..]));
+        assert_eq!(r.next_frame().unwrap(), None);
+    }
+
+    #[test]
+    fn a_large_frame_read_into_spare_capacity_is_received_in_place() {
+        let mut r = FrameReader::new(64 << 20);
+        let big = frame(&vec![7u8; 1 << 20]);
+        for round in 0..4 {
+            let mut fed = 0;
+            let mut first_at = None;
+            while fed < big.len() {
+                let mut win = r.recv_spare();
+                let n = win.remaining_mut().min(big.len() - fed);
+                if fed == 0 {
+                    first_at = Some(win.chunk_mut().as_mut_ptr() as usize);
+                }
+                win.put_slice(&big[fed..fed + n]);
+                assert!(r.commit(n));
+                fed += n;
+            }
+            let f = r.next_frame().unwrap().expect("the frame");
+            assert_eq!(f.len(), 1 << 20);
+            if round > 0 {
+                assert_eq!(
+                    first_at.unwrap() + 4,
+                    f.as_ptr() as usize,
+                    "round {round}: moved"
+                );
             }
         }
     }

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use arbitrary::{Arbitrary, Unstructured};
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256, Sha512};
 
@@ -105,6 +105,10 @@ impl FrameDecoder {
     /// A zero-copy read window.
     pub fn recv_buf(&mut self) -> &mut [u8] {
         self.0.recv_buf()
+    }
+    /// The same window as spare capacity (no zero-fill).
+    pub fn recv_spare(&mut self) -> bytes::buf::Limit<&mut bytes::BytesMut> {
+        self.0.recv_spare()
     }
     /// Commits `n` bytes of the window.
     pub fn commit(&mut self, n: usize) -> bool {
@@ -229,6 +233,12 @@ enum Chunk {
     /// Drain complete frames (decoder target; a no-op for connections,
     /// which drain on every input).
     Drain,
+    /// Append up to this many bytes to the spare window (`recv_spare`, as
+    /// a reader into memory not yet initialised does) and commit them.
+    Spare(u16),
+    /// Append up to this many bytes to a spare window and commit one more
+    /// than appended (must be refused: nothing kept).
+    SpareOverCommit(u16),
 }
 
 #[derive(Arbitrary, Debug)]
@@ -319,6 +329,26 @@ pub fn run_frame_decoder(data: &[u8]) {
             }
             Chunk::Abandon => {
                 dec.recv_buf()[0] = 0xff;
+            }
+            Chunk::Spare(n) => {
+                let mut spare = dec.recv_spare();
+                let room = spare.remaining_mut();
+                assert!(room > 0 && room <= 1 << 20, "spare window {room}");
+                let n = usize::from(n).min(stream.len() - pos).min(room);
+                spare.put_slice(&stream[pos..pos + n]);
+                assert!(dec.commit(n));
+                model.extend_from_slice(&stream[pos..pos + n]);
+                pos += n;
+                fed += n;
+            }
+            Chunk::SpareOverCommit(n) => {
+                let mut spare = dec.recv_spare();
+                let n = usize::from(n).min(spare.remaining_mut() - 1);
+                spare.put_bytes(0x5a, n);
+                assert!(
+                    !dec.commit(n + 1),
+                    "a commit of more than was appended is refused"
+                );
             }
             Chunk::Drain => {
                 if !drain(&mut dec, &mut model) {
@@ -1467,6 +1497,21 @@ pub fn run_connection_bytes(data: &[u8]) {
             }
             Chunk::Abandon => {
                 conn.recv_buf()[0] = 0xee;
+            }
+            Chunk::Spare(n) => {
+                let mut spare = conn.recv_spare();
+                let n = usize::from(n)
+                    .min(stream.len() - pos)
+                    .min(spare.remaining_mut());
+                spare.put_slice(&stream[pos..pos + n]);
+                conn.recv_commit(n, now);
+                pos += n;
+            }
+            Chunk::SpareOverCommit(n) => {
+                let mut spare = conn.recv_spare();
+                let n = usize::from(n).min(spare.remaining_mut() - 1);
+                spare.put_bytes(0xee, n);
+                conn.recv_commit(n + 1, now);
             }
             Chunk::Drain => {}
         }

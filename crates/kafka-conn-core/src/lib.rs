@@ -115,8 +115,10 @@
 //!
 //! ## Contract
 //!
-//! - Inputs: [`Connection::recv_buf`] + [`Connection::recv_commit`] (zero
-//!   copy) or [`Connection::handle_input`] (copy); [`Connection::handle_eof`];
+//! - Inputs: [`Connection::recv_buf`] (a zero-filled window) or
+//!   [`Connection::recv_spare`] (spare capacity, for a reader into memory
+//!   not yet initialised), then [`Connection::recv_commit`] (zero copy); or
+//!   [`Connection::handle_input`] (copy); [`Connection::handle_eof`];
 //!   [`Connection::handle_io_error`]; [`Connection::handle_timeout`]
 //!   (spurious calls are no-ops).
 //! - Commands: [`Connection::send_request`], [`Connection::cancel`],
