@@ -9,7 +9,7 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use futures_channel::oneshot;
-use futures_io::{AsyncRead, AsyncWrite};
+use futures_io::AsyncWrite;
 use kafka_conn_core::{CloseReason, Connection, Phase, ProtocolViolation};
 use tracing::Instrument;
 
@@ -25,6 +25,7 @@ use crate::info::{ConnectInfo, Progress, TlsInfo};
 use crate::observe::Observing;
 use crate::queue::Shared;
 use crate::runtime::{timeout, Runtime};
+use crate::spare_read::SpareRead;
 use crate::stream::{Conduit, Stream, Transport as AnyTransport};
 use crate::tls::{capture_presented, classify_handshake_error, peer_speaks_tls};
 use crate::transport::DialRequest;
@@ -599,7 +600,7 @@ async fn tls_handshake<R: Runtime, T>(
 
 /// Starts the task that owns `conn` and `stream`; dropping the returned
 /// handle (or the `Client` made of it) closes the connection.
-fn spawn_driver<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
+fn spawn_driver<R: Runtime, S: SpareRead<R> + AsyncWrite + Send + 'static>(
     rt: &R,
     addr: SocketAddr,
     conn: Connection,
@@ -646,7 +647,7 @@ async fn peer_speaks_kafka<R: Runtime>(rt: &R, addr: SocketAddr, within: Duratio
         rt,
         addr,
         conn,
-        tcp,
+        Stream::Plain(Conduit::tcp(tcp, None)),
         Credentials::default(),
         peer,
         (crate::queue::DEFAULT_MAX_QUEUED, None, None),

@@ -10,7 +10,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use futures_channel::oneshot;
-use futures_io::{AsyncRead, AsyncWrite};
+use futures_io::AsyncWrite;
 use kafka_conn_core::{
     CloseReason, Connection, CorrelationId, RequestError, Response, SaslSession, Stats,
 };
@@ -19,6 +19,7 @@ use crate::engine::{apply_throttle, Engine, Outcomes, ReadyReport};
 use crate::error::RequestFailure;
 use crate::queue::{Command, Outcome, Shared};
 use crate::runtime::Runtime;
+use crate::spare_read::SpareRead;
 
 /// The connection's task: the engine, and the handles' side of it.
 pub(crate) struct Driver<R: Runtime, S> {
@@ -60,7 +61,7 @@ struct Handles {
     waiting_for_room: usize,
 }
 
-impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Driver<R, S> {
+impl<R: Runtime, S: SpareRead<R> + AsyncWrite + Send> Driver<R, S> {
     /// The task for `engine`, serving the handles through `shared`.
     pub(crate) fn new(
         engine: Engine<R, S>,
@@ -93,7 +94,7 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Driver<R, S> {
 impl Handles {
     /// Takes the handles' commands (one lock for all of them) and the
     /// close flags. Returns whether anything new came.
-    fn take_commands<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send>(
+    fn take_commands<R: Runtime, S: SpareRead<R> + AsyncWrite + Send>(
         &mut self,
         engine: &mut Engine<R, S>,
         cx: &Context<'_>,
@@ -124,7 +125,7 @@ impl Handles {
 
     /// Does the commands taken, in order, until a request finds the core
     /// full. Returns whether any was done.
-    fn run_intake<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send>(
+    fn run_intake<R: Runtime, S: SpareRead<R> + AsyncWrite + Send>(
         &mut self,
         engine: &mut Engine<R, S>,
     ) -> bool {
@@ -342,7 +343,7 @@ impl Outcomes for Handles {
     }
 }
 
-impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Future for Driver<R, S> {
+impl<R: Runtime, S: SpareRead<R> + AsyncWrite + Send> Future for Driver<R, S> {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
-use futures_io::{AsyncRead, AsyncWrite};
+use futures_io::AsyncWrite;
 use kafka_conn_core::sasl::{Credential, CredentialRequest};
 use kafka_conn_core::{
     ApiKey, ApiVersions, CloseReason, Connection, CorrelationId, CredentialError, Event,
@@ -26,6 +26,7 @@ use kafka_conn_core::{
 use crate::credentials::{CallbackError, CredentialContext, Credentials, Unanswered};
 use crate::observe::{close_reason_label, Observing};
 use crate::runtime::{BoxFuture, BoxTimer, Runtime};
+use crate::spare_read::SpareRead;
 use wakers::{ClonedWaker, NotingWaker};
 
 mod wakers;
@@ -123,6 +124,9 @@ pub(crate) struct Engine<R: Runtime, S> {
     /// only cost a readiness check (tokio) or a failing `recv` syscall and an
     /// `epoll_ctl` (smol, async-std), e.g. on every wake-up for a new request.
     read_blocked: bool,
+    /// Reads go into the core's spare capacity, not zero-filled
+    /// ([`SpareRead`]): fixed with the transport.
+    reads_spare: bool,
     read_waker: Arc<NotingWaker>,
     /// `read_waker` as a `Waker`, and the task waker it (and
     /// `timer_waker`) last forwarded to.
@@ -142,7 +146,7 @@ pub(crate) struct Engine<R: Runtime, S> {
     observing: Option<Observing>,
 }
 
-impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Engine<R, S> {
+impl<R: Runtime, S: SpareRead<R> + AsyncWrite + Send> Engine<R, S> {
     pub(crate) fn new(
         rt: R,
         conn: Connection,
@@ -153,6 +157,7 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Engine<R, S> {
         let negotiating = matches!(conn.state(), State::Negotiating { .. });
         let read_waker = Arc::new(NotingWaker::default());
         let timer_waker = Arc::new(NotingWaker::default());
+        let reads_spare = io.reads_spare(&rt);
         Self {
             rt,
             conn,
@@ -170,6 +175,7 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Engine<R, S> {
             ready_reported: false,
             unflushed: false,
             read_blocked: false,
+            reads_spare,
             read_waker: read_waker.clone(),
             read_waker_handle: Waker::from(read_waker),
             forwarding_to: None,
@@ -364,7 +370,10 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Engine<R, S> {
     /// (safe Rust), 16-64 KiB on a connection with large responses, so the
     /// probe reads into [`PROBE`] bytes on the stack instead; whatever it
     /// does find goes to the core by copy, and reading goes on in the
-    /// core's buffer.
+    /// core's buffer. A transport that reads into spare capacity
+    /// ([`SpareRead`], tokio's plain TCP) reads into the core's buffer
+    /// without any zero-fill; the probe still spares it opening a window
+    /// that most likely stays empty.
     fn poll_read(&mut self, out: &mut impl Outcomes) -> bool {
         let mut progress = false;
         // A connection that gave its receive buffer back (idle, see
@@ -381,6 +390,13 @@ impl<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + Send> Engine<R, S> {
             let mut read_cx = Context::from_waker(&self.read_waker_handle);
             let (result, window) = if probe {
                 (Pin::new(io).poll_read(&mut read_cx, &mut small), PROBE)
+            } else if self.reads_spare {
+                let mut spare = self.conn.recv_spare();
+                let window = spare.limit();
+                (
+                    io.poll_read_spare(&self.rt, &mut read_cx, &mut spare),
+                    window,
+                )
             } else {
                 let buf = self.conn.recv_buf();
                 let window = buf.len();

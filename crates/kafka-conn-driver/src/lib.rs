@@ -79,6 +79,7 @@ mod race;
 mod runtime;
 mod socket;
 mod socks5;
+mod spare_read;
 mod stream;
 mod tls;
 mod transport;

@@ -6,9 +6,11 @@ use std::io;
 use std::net::SocketAddr;
 use std::panic::{self, AssertUnwindSafe};
 use std::pin::{pin, Pin};
-use std::task::Poll;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use bytes::buf::Limit;
+use bytes::BytesMut;
 use futures_channel::oneshot;
 use futures_io::{AsyncRead, AsyncWrite};
 
@@ -39,6 +41,28 @@ impl<T: std::os::windows::io::AsSocket> AsOsSocket for T {
     fn as_os_socket(&self) -> BorrowedSocket<'_> {
         self.as_socket()
     }
+}
+
+/// Reads into the spare capacity of `buf` (at most its limit) through
+/// `AsyncRead::poll_read`, zero-filling it first: what a transport without
+/// a read into uninitialised memory can do.
+pub(crate) fn read_zero_filled<S: AsyncRead + ?Sized>(
+    io: Pin<&mut S>,
+    cx: &mut Context<'_>,
+    buf: &mut Limit<&mut BytesMut>,
+) -> Poll<io::Result<usize>> {
+    let want = buf.limit();
+    let bytes: &mut BytesMut = buf.get_mut();
+    let len = bytes.len();
+    bytes.resize(len + want, 0);
+    let read = io.poll_read(cx, &mut bytes[len..]);
+    let n = match &read {
+        Poll::Ready(Ok(n)) => (*n).min(want),
+        _ => 0,
+    };
+    bytes.truncate(len + n);
+    buf.set_limit(want - n);
+    read
 }
 
 /// A boxed, sendable future: the runtime trait returns these so that it
@@ -88,7 +112,10 @@ impl<R: Runtime> Timer for Rearming<R> {
 ///
 /// `kafka-conn-tokio`, `kafka-conn-smol` and `kafka-conn-async-std`
 /// implement it; implement it yourself to run on another executor (five
-/// methods are required; [`now`](Runtime::now) and
+/// methods are required; [`os_socket`](Runtime::os_socket),
+/// [`now`](Runtime::now), [`timer`](Runtime::timer),
+/// [`reads_spare`](Runtime::reads_spare),
+/// [`poll_read_spare`](Runtime::poll_read_spare) and
 /// [`spawn_blocking`](Runtime::spawn_blocking) have defaults).
 ///
 /// The driver reads the time only through [`now`](Runtime::now) and waits
@@ -121,6 +148,35 @@ pub trait Runtime: Clone + Send + Sync + Unpin + 'static {
     fn os_socket<'a>(&self, tcp: &'a Self::Tcp) -> Option<BorrowedSocket<'a>> {
         let _ = tcp;
         None
+    }
+
+    /// Whether [`poll_read_spare`](Runtime::poll_read_spare) reads into
+    /// memory that is not initialised yet. The default, `false`, has the
+    /// driver lend the core's receive buffer to `AsyncRead::poll_read` as
+    /// `&mut [u8]`, which safe Rust must zero-fill first: on a connection
+    /// with large responses one to four bytes written per byte received
+    /// (issue 20). `kafka-conn-tokio` says `true`; futures-io's `AsyncRead`
+    /// (smol, async-std) has no such read.
+    fn reads_spare(&self) -> bool {
+        false
+    }
+
+    /// Reads from `tcp` into the spare capacity of `buf`, at most its limit,
+    /// without zero-filling it, and returns how many bytes were appended
+    /// (0: end of stream). Used instead of `poll_read` on a plaintext TCP
+    /// connection when [`reads_spare`](Runtime::reads_spare) is `true`; the
+    /// waker and readiness rules are `poll_read`'s. Implement it with the
+    /// runtime's own read into uninitialised memory (tokio's
+    /// `poll_read_buf`), so that no `unsafe` is needed here.
+    ///
+    /// The default zero-fills the window and reads through `poll_read`.
+    fn poll_read_spare(
+        &self,
+        tcp: &mut Self::Tcp,
+        cx: &mut Context<'_>,
+        buf: &mut Limit<&mut BytesMut>,
+    ) -> Poll<io::Result<usize>> {
+        read_zero_filled(Pin::new(tcp), cx, buf)
     }
 
     /// The current time, as the timer of [`sleep_until`](Runtime::sleep_until)

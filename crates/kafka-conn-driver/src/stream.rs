@@ -79,7 +79,10 @@ impl<T> Conduit<T> {
 }
 
 /// Explains a time-out when the socket has silence detection on.
-fn explained<V>(silence: &Option<Silence>, r: Poll<io::Result<V>>) -> Poll<io::Result<V>> {
+pub(crate) fn explained<V>(
+    silence: &Option<Silence>,
+    r: Poll<io::Result<V>>,
+) -> Poll<io::Result<V>> {
     match (r, silence) {
         (Poll::Ready(Err(e)), Some(s)) => Poll::Ready(Err(s.explain(e))),
         (r, _) => r,

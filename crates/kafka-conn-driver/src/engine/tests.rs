@@ -20,7 +20,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::buf::Limit;
+use bytes::{BufMut, Bytes, BytesMut};
 use futures_io::{AsyncRead, AsyncWrite};
 use kafka_conn_core::sim::{Action, SimBroker};
 use kafka_conn_core::{
@@ -28,9 +29,10 @@ use kafka_conn_core::{
     Response, SaslSession,
 };
 
-use super::{Engine, Outcomes, ReadyReport, TURN_BUDGET};
+use super::{Engine, Outcomes, ReadyReport, PROBE, TURN_BUDGET};
 use crate::credentials::{CredentialContext, Credentials};
 use crate::runtime::{BoxFuture, BoxTimer, Runtime, Timer};
+use crate::spare_read::SpareRead;
 
 /// Locks, ignoring poison (a failed assertion elsewhere must not hide
 /// behind a second panic here).
@@ -202,6 +204,11 @@ struct Wire {
     /// Run (once) by the next flush: time that passes inside a poll, after
     /// the write the engine last read the clock for.
     on_flush: Option<Box<dyn FnOnce() + Send>>,
+    /// Reads into spare capacity ([`SpareRead`]) as tokio's TCP stream
+    /// does, and how many did; the window of every read, either way.
+    spare: bool,
+    spare_reads: usize,
+    windows: Vec<usize>,
 }
 
 impl Wire {
@@ -226,7 +233,32 @@ impl SimSocket {
             read_bytes: 0,
             read_waker: None,
             on_flush: None,
+            spare: false,
+            spare_reads: 0,
+            windows: Vec::new(),
         })))
+    }
+
+    /// Reads up to `max` of the broker's bytes through `put`, or registers
+    /// `cx` to be woken when there are some.
+    fn read(
+        &self,
+        cx: &Context<'_>,
+        max: usize,
+        put: impl FnOnce(&[u8]),
+    ) -> Poll<io::Result<usize>> {
+        let mut w = self.wire();
+        w.reads += 1;
+        w.windows.push(max);
+        if !w.readable() {
+            w.read_waker = Some(cx.waker().clone());
+            return Poll::Pending;
+        }
+        let max = max.min(w.max_read);
+        let out = w.broker.take_output(max);
+        put(&out);
+        w.read_bytes += out.len();
+        Poll::Ready(Ok(out.len()))
     }
 
     fn wire(&self) -> MutexGuard<'_, Wire> {
@@ -258,17 +290,26 @@ impl AsyncRead for SimSocket {
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
-        let mut w = self.wire();
-        w.reads += 1;
-        if !w.readable() {
-            w.read_waker = Some(cx.waker().clone());
-            return Poll::Pending;
-        }
-        let max = buf.len().min(w.max_read);
-        let out = w.broker.take_output(max);
-        buf[..out.len()].copy_from_slice(&out);
-        w.read_bytes += out.len();
-        Poll::Ready(Ok(out.len()))
+        let max = buf.len();
+        self.read(cx, max, |out| buf[..out.len()].copy_from_slice(out))
+    }
+}
+
+impl SpareRead<VirtualRuntime> for SimSocket {
+    fn reads_spare(&self, _: &VirtualRuntime) -> bool {
+        self.wire().spare
+    }
+
+    fn poll_read_spare(
+        &mut self,
+        _: &VirtualRuntime,
+        cx: &mut Context<'_>,
+        buf: &mut Limit<&mut BytesMut>,
+    ) -> Poll<io::Result<usize>> {
+        self.wire().spare_reads += 1;
+        let max = buf.remaining_mut();
+        // `put_slice` writes into the spare capacity: nothing is zeroed.
+        self.read(cx, max, |out| buf.put_slice(out))
     }
 }
 
@@ -391,11 +432,17 @@ impl Harness {
 
     /// As [`Harness::new`], with `config`.
     fn with_config(broker: SimBroker, config: Config) -> Self {
+        Self::with_reads(broker, config, false)
+    }
+
+    /// As [`Harness::with_config`], reading into spare capacity if `spare`.
+    fn with_reads(broker: SimBroker, config: Config, spare: bool) -> Self {
         let rt = VirtualRuntime::new();
         let start = rt.now();
         let versions = ApiVersions::from_ranges([(3, 0, 12), (18, 0, 4)]).unwrap();
         let conn = Connection::new(config.with_version_hint(versions), start).unwrap();
         let socket = SimSocket::new(broker);
+        socket.wire().spare = spare;
         let peer = CredentialContext::new("sim", SocketAddr::from(([127, 0, 0, 1], 9092)));
         let engine = Engine::new(
             rt.clone(),
@@ -757,4 +804,53 @@ fn an_idle_engine_gives_its_receive_buffer_back_and_reads_the_next_answer() {
     let (_, response) = h.out.responses.last().unwrap();
     assert_eq!((response.correlation_id, &response.body), (second, &body));
     assert!(h.out.closed.is_none());
+}
+
+#[test]
+fn reads_into_spare_capacity_deliver_what_zero_filled_reads_deliver() {
+    // Pipelined echoes of small and large bodies, read at most 5,000 bytes
+    // at a time (large responses take several reads, small ones share
+    // one): once through zero-filled windows (smol, async-std, TLS), once
+    // into the core's spare capacity (tokio's TCP stream).
+    let sizes = [10usize, 3_000, 20_000, 100, 70_000, 7, 8_577];
+    let mut runs = Vec::new();
+    for spare in [false, true] {
+        let mut h = Harness::with_reads(SimBroker::echo(), Config::new(), spare);
+        h.socket.wire().max_read = 5_000;
+        let mut ids = Vec::new();
+        for (i, size) in sizes.iter().enumerate() {
+            let body = Bytes::from(vec![i as u8; *size]);
+            ids.push((
+                h.submit(Request::new(ApiKey::METADATA, 1, body.clone())),
+                body,
+            ));
+        }
+        for _ in 0..100 {
+            if h.out.responses.len() == sizes.len() {
+                break;
+            }
+            assert!(h.poll().is_pending());
+        }
+        let got: Vec<_> = h
+            .out
+            .responses
+            .iter()
+            .map(|(_, r)| (r.correlation_id, r.body.clone()))
+            .collect();
+        assert_eq!(got, ids, "spare {spare}");
+        assert!(h.out.failures.is_empty() && h.out.closed.is_none());
+        let w = h.socket.wire();
+        if spare {
+            // Every read into the core's buffer went to its spare capacity:
+            // only the stack probes used `poll_read`.
+            assert!(w.spare_reads > sizes.len());
+            let plain = w.reads - w.spare_reads;
+            assert_eq!(w.windows.iter().filter(|&&n| n == PROBE).count(), plain);
+        } else {
+            assert_eq!(w.spare_reads, 0);
+        }
+        runs.push((w.windows.clone(), w.read_bytes));
+    }
+    // The same windows, so the same reads: only the zero-fill differs.
+    assert_eq!(runs[0], runs[1]);
 }
