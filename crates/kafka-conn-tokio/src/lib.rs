@@ -29,6 +29,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
+use bytes::buf::Limit;
+use bytes::BytesMut;
 use tokio::io::ReadBuf;
 
 kafka_conn_driver::adapter_api!(
@@ -97,6 +99,23 @@ impl Runtime for TokioRuntime {
 
     fn os_socket<'a>(&self, tcp: &'a TcpStream) -> Option<BorrowedSocket<'a>> {
         Some(tcp.0.as_os_socket())
+    }
+
+    fn reads_spare(&self) -> bool {
+        true
+    }
+
+    /// tokio reads into uninitialised memory (`ReadBuf`), and tokio-util's
+    /// `poll_read_buf` appends what it read to the buffer: no zero-fill,
+    /// and the same readiness bookkeeping as `poll_read` (a short read
+    /// clears the readiness, so the next read waits without a syscall).
+    fn poll_read_spare(
+        &self,
+        tcp: &mut TcpStream,
+        cx: &mut Context<'_>,
+        buf: &mut Limit<&mut BytesMut>,
+    ) -> Poll<io::Result<usize>> {
+        tokio_util::io::poll_read_buf(Pin::new(&mut tcp.0), cx, buf)
     }
 
     // tokio's clock, which `sleep_until` uses: the same as the system's,
