@@ -345,9 +345,9 @@ impl Connection {
     /// [`BufMut`](bytes::BufMut) reader, such as tokio's `poll_read_buf`):
     /// the window is the receive buffer's spare capacity, limited to the
     /// window's length, and nothing is zero-filled. Safe Rust must
-    /// zero-fill memory before it lends it out as `&mut [u8]`, which on a
-    /// connection with large responses is one to four bytes written per
-    /// byte received (issue 20).
+    /// zero-fill memory before it lends it out as `&mut [u8]`: 1.1 to 1.7
+    /// bytes written per byte received on a connection with responses of
+    /// 8-13 KB (issue 20; `docs/benchmarks.md`).
     ///
     /// Only append to it (`BufMut`'s methods; a read does). Follow with
     /// [`Connection::recv_commit`] saying how many bytes were appended.

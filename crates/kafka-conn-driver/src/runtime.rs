@@ -153,9 +153,8 @@ pub trait Runtime: Clone + Send + Sync + Unpin + 'static {
     /// Whether [`poll_read_spare`](Runtime::poll_read_spare) reads into
     /// memory that is not initialised yet. The default, `false`, has the
     /// driver lend the core's receive buffer to `AsyncRead::poll_read` as
-    /// `&mut [u8]`, which safe Rust must zero-fill first: on a connection
-    /// with large responses one to four bytes written per byte received
-    /// (issue 20). `kafka-conn-tokio` says `true`; futures-io's `AsyncRead`
+    /// `&mut [u8]`, which safe Rust must zero-fill first: 1.1 to 1.7 bytes
+    /// written per byte received with responses of 8-13 KB (issue 20). `kafka-conn-tokio` says `true`; futures-io's `AsyncRead`
     /// (smol, async-std) has no such read.
     fn reads_spare(&self) -> bool {
         false
