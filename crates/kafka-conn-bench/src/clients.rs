@@ -433,6 +433,9 @@ enum RsRequest {
     /// The same record batch as the others send: rskafka encodes it (a copy
     /// of the 1 MiB value and its CRC) on every request.
     Produce(rskafka::protocol::messages::ProduceRequest),
+    /// The same Fetch as the others send: rskafka decodes the 1 MiB record
+    /// batch (checking its CRC, copying the value) on every response.
+    Fetch(rskafka::protocol::messages::FetchRequest),
 }
 
 impl RsRequest {
@@ -450,6 +453,7 @@ impl RsRequest {
                 tagged_fields: None,
             }),
             Workload::Produce => Self::Produce(crate::produce::request()),
+            Workload::Fetch => Self::Fetch(crate::fetch::request()),
         }
     }
 
@@ -490,6 +494,12 @@ impl RsRequest {
                     }
                 }
             }
+            Self::Fetch(r) => {
+                let r = m.request(r).await.map_err(e)?;
+                if check {
+                    crate::fetch::check_response(&r)?;
+                }
+            }
         }
         Ok(())
     }
@@ -514,6 +524,7 @@ async fn rskafka_messenger(job: &Job) -> Result<Sample, String> {
         (RsKey::Metadata, exactly(Workload::Metadata.version())),
         (RsKey::ApiVersions, exactly(Workload::ApiVersions.version())),
         (RsKey::Produce, exactly(Workload::Produce.version())),
+        (RsKey::Fetch, exactly(Workload::Fetch.version())),
     ]));
     let messenger = Arc::new(messenger);
     let request = Arc::new(RsRequest::new(job.workload));

@@ -57,7 +57,7 @@
 //! Run: `. .broker-state/env && cargo run --release -p kafka-conn-bench --bin e2e`
 //! (or `just bench`). Options: `--runs N` (3), `--seconds S` (2),
 //! `--warmup S` (0.5), `--clients a,b`, `--workloads metadata,api-versions`
-//! (and the opt-in `produce-1mib`),
+//! (and the opt-in `produce-1mib` and `fetch-1mib`),
 //! `--concurrency 1,64`, `--targets mock,tansu`; for a child, `--requests N`
 //! ends each phase after N requests instead of a time (deterministic
 //! instruction counts: `BENCH_REQUESTS=N scripts/bench-instructions`).
@@ -68,6 +68,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod clients;
+mod fetch;
 mod produce;
 mod scenarios;
 
@@ -265,10 +266,19 @@ pub(crate) enum Workload {
     /// Produce v3, acks=1: one record batch with one record of just under
     /// 1 MiB, to partition 0's leader (opt-in: `--workloads produce-1mib`).
     Produce,
+    /// Fetch v4, read_uncommitted, up to 2 MiB, from the newest record of
+    /// the Produce topic's partition 0 (at its leader): a response of one
+    /// ~1 MiB record batch (opt-in: `--workloads fetch-1mib`).
+    Fetch,
 }
 
 impl Workload {
-    const ALL: [Workload; 3] = [Workload::Metadata, Workload::ApiVersions, Workload::Produce];
+    const ALL: [Workload; 4] = [
+        Workload::Metadata,
+        Workload::ApiVersions,
+        Workload::Produce,
+        Workload::Fetch,
+    ];
 
     /// What runs when `--workloads` is not given.
     const DEFAULT: [Workload; 2] = [Workload::Metadata, Workload::ApiVersions];
@@ -278,6 +288,7 @@ impl Workload {
             Workload::Metadata => "metadata",
             Workload::ApiVersions => "api-versions",
             Workload::Produce => "produce-1mib",
+            Workload::Fetch => "fetch-1mib",
         }
     }
 
@@ -286,6 +297,7 @@ impl Workload {
             Workload::Metadata => "Metadata v4, all topics",
             Workload::ApiVersions => "ApiVersions v2",
             Workload::Produce => "Produce v3, acks=1, 1 MiB request (one record)",
+            Workload::Fetch => "Fetch v4, read_uncommitted, 1 MiB response (one record batch)",
         }
     }
 
@@ -298,6 +310,7 @@ impl Workload {
             Workload::Metadata => 3,
             Workload::ApiVersions => 18,
             Workload::Produce => 0,
+            Workload::Fetch => 1,
         }
     }
 
@@ -306,6 +319,7 @@ impl Workload {
             Workload::Metadata => 4,
             Workload::ApiVersions => 2,
             Workload::Produce => produce::VERSION,
+            Workload::Fetch => fetch::VERSION,
         }
     }
 
@@ -316,6 +330,7 @@ impl Workload {
             Workload::Metadata => bytes::Bytes::from_static(&[0xff, 0xff, 0xff, 0xff, 0x00]),
             Workload::ApiVersions => bytes::Bytes::new(),
             Workload::Produce => produce::body(),
+            Workload::Fetch => fetch::body(),
         }
     }
 
@@ -331,6 +346,7 @@ impl Workload {
             Workload::Metadata if body.len() > 8 => Ok(()),
             Workload::Metadata => Err(format!("a {}-byte Metadata response", body.len())),
             Workload::Produce => produce::check(body),
+            Workload::Fetch => fetch::check(body),
         }
     }
 }
@@ -544,11 +560,16 @@ pub fn main(args: Vec<String>) -> i32 {
         // bench-instructions): without this a fresh mock cluster answers
         // Metadata with no topics (104 bytes instead of 12,712), and the
         // workload measured depends on whether the tests ran first.
-        if job.workload == Workload::Metadata {
-            if let Err(e) = produce::ensure_metadata_topics(&job.broker) {
-                eprintln!("e2e child {}: {e}", job.client.name());
-                return 1;
-            }
+        let setup = match job.workload {
+            Workload::Metadata => produce::ensure_metadata_topics(&job.broker),
+            // The topic, a record in it, and the offset to fetch from (set
+            // before the request body is encoded).
+            Workload::Fetch => fetch::prepare_child(&job.broker),
+            Workload::ApiVersions | Workload::Produce => Ok(()),
+        };
+        if let Err(e) = setup {
+            eprintln!("e2e child {}: {e}", job.client.name());
+            return 1;
         }
         return match clients::run(&job) {
             Ok(s) => {
@@ -812,11 +833,27 @@ fn parent(opts: &Options) -> i32 {
     let mut failures = 0;
     for target in &targets {
         for &workload in &opts.workloads {
-            // Produce must go to the partition's leader; Metadata needs
-            // topics to describe.
+            // Produce and Fetch must go to the partition's leader (Fetch
+            // needs a record there too); Metadata needs topics to describe.
             let broker = match workload {
                 Workload::Produce => match produce::leader_address(&target.address) {
                     Ok(leader) => leader,
+                    Err(e) => {
+                        eprintln!("e2e: {} {}: FAILED: {e}", target.name, workload.name());
+                        failures += 1;
+                        continue;
+                    }
+                },
+                Workload::Fetch => match fetch::prepare(&target.address) {
+                    Ok((leader, offset)) => {
+                        eprintln!(
+                            "e2e: {} {}: fetching {}/0 from offset {offset} at {leader}",
+                            target.name,
+                            workload.name(),
+                            produce::TOPIC
+                        );
+                        leader
+                    }
                     Err(e) => {
                         eprintln!("e2e: {} {}: FAILED: {e}", target.name, workload.name());
                         failures += 1;
@@ -970,7 +1007,24 @@ fn parent(opts: &Options) -> i32 {
 
 #[cfg(test)]
 mod tests {
-    use super::ClientKind;
+    use super::{ClientKind, Workload};
+
+    #[test]
+    fn every_workload_name_is_unique_and_parses_back() {
+        for (i, w) in Workload::ALL.iter().enumerate() {
+            assert_eq!(Workload::parse(w.name()), Some(*w), "{}", w.name());
+            assert!(
+                Workload::ALL[i + 1..].iter().all(|v| v.name() != w.name()),
+                "{} twice",
+                w.name()
+            );
+        }
+        assert_eq!(Workload::parse("fetch-1mib"), Some(Workload::Fetch));
+        assert_eq!(
+            (Workload::Fetch.api_key(), Workload::Fetch.version()),
+            (1, 4)
+        );
+    }
 
     #[test]
     fn every_client_name_is_unique_and_parses_back() {

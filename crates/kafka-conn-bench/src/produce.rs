@@ -2,7 +2,8 @@
 //! rskafka's own protocol types so that every client sends the same bytes;
 //! the response check; the lookup of the partition's leader, which the
 //! request must go to) and the topics the Metadata workload describes: the
-//! broker-side setup both need, through one rskafka `Messenger`.
+//! broker-side setup both need, through one rskafka `Messenger` (the Fetch
+//! workload's, in `fetch.rs`, uses it too).
 
 use std::collections::HashMap;
 use std::io::Cursor;
@@ -13,9 +14,9 @@ use rskafka::messenger::Messenger;
 use rskafka::protocol::api_key::ApiKey as RsKey;
 use rskafka::protocol::api_version::{ApiVersion, ApiVersionRange};
 use rskafka::protocol::messages::{
-    CreateTopicRequest, CreateTopicsRequest, MetadataRequest, MetadataRequestTopic, ProduceRequest,
-    ProduceRequestPartitionData, ProduceRequestTopicData, ProduceResponse, ReadVersionedType,
-    WriteVersionedType,
+    ApiVersionsRequest, CreateTopicRequest, CreateTopicsRequest, MetadataRequest,
+    MetadataRequestTopic, ProduceRequest, ProduceRequestPartitionData, ProduceRequestTopicData,
+    ProduceResponse, ReadVersionedType, WriteVersionedType,
 };
 use rskafka::protocol::primitives::{Boolean, Int16, Int32, NullableString, Records, String_};
 use rskafka::protocol::record::{
@@ -108,7 +109,7 @@ pub(crate) fn check(body: &[u8]) -> Result<(), String> {
 
 /// A setup connection (rskafka's `Messenger`, versions synced) on a
 /// current-thread runtime, for `f`.
-fn with_messenger<T>(
+pub(crate) fn with_messenger<T>(
     bootstrap: &str,
     f: impl AsyncFnOnce(&mut Messenger<tokio::net::TcpStream>) -> Result<T, String>,
 ) -> Result<T, String> {
@@ -122,10 +123,33 @@ fn with_messenger<T>(
             .map_err(|e| format!("{bootstrap}: {e}"))?;
         let mut m = Messenger::new(tcp, 100 << 20, Arc::from("kc-bench-setup"));
         m.sync_versions().await.map_err(|e| e.to_string())?;
-        m.override_version_ranges(HashMap::from([(
+        // `override_version_ranges` replaces every range `sync_versions`
+        // found (a request for an API left out fails with "Cannot find
+        // matching version"): ask the broker's ranges again and pin
+        // Metadata to v4 on top of them.
+        let versions = m
+            .request(&ApiVersionsRequest {
+                client_software_name: None,
+                client_software_version: None,
+                tagged_fields: None,
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut ranges: HashMap<RsKey, ApiVersionRange> = versions
+            .api_keys
+            .into_iter()
+            .map(|k| {
+                (
+                    k.api_key,
+                    ApiVersionRange::new(k.min_version, k.max_version),
+                )
+            })
+            .collect();
+        ranges.insert(
             RsKey::Metadata,
             ApiVersionRange::new(ApiVersion(Int16(4)), ApiVersion(Int16(4))),
-        )]));
+        );
+        m.override_version_ranges(ranges);
         f(&mut m).await
     })
 }
