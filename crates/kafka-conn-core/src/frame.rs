@@ -306,8 +306,9 @@ impl FrameReader {
     /// Keeps the first `n` bytes of the last [`FrameReader::recv_buf`] or
     /// [`FrameReader::recv_spare`] window. Returns false (keeping nothing)
     /// if no window is open, `n` is larger than the window, or fewer than
-    /// `n` bytes were appended to a spare window. `n == 0` (a read that would block) closes
-    /// the window and leaves the window sizing alone: nothing was read.
+    /// `n` bytes were appended to a spare window. `n == 0` (a read that
+    /// would block) closes the window and leaves the window sizing alone:
+    /// nothing was read.
     pub(crate) fn commit(&mut self, n: usize) -> bool {
         match self.window.take() {
             Some(_) if n == 0 => true,
