@@ -154,8 +154,9 @@ pub trait Runtime: Clone + Send + Sync + Unpin + 'static {
     /// memory that is not initialised yet. The default, `false`, has the
     /// driver lend the core's receive buffer to `AsyncRead::poll_read` as
     /// `&mut [u8]`, which safe Rust must zero-fill first: 1.1 to 1.7 bytes
-    /// written per byte received with responses of 8-13 KB (issue 20). `kafka-conn-tokio` says `true`; futures-io's `AsyncRead`
-    /// (smol, async-std) has no such read.
+    /// written per byte received with responses of 8-13 KB (issue 20).
+    /// `kafka-conn-tokio` says `true`; futures-io's `AsyncRead` (smol,
+    /// async-std) has no such read.
     fn reads_spare(&self) -> bool {
         false
     }
@@ -334,5 +335,45 @@ pub(crate) mod tests {
             payload.downcast_ref::<&str>(),
             Some(&"boom off the executor")
         );
+    }
+
+    /// Reads `chunk` once, then `Pending` (as a drained socket).
+    struct Once(Option<Vec<u8>>);
+
+    impl AsyncRead for Once {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &mut [u8],
+        ) -> Poll<io::Result<usize>> {
+            match self.0.take() {
+                Some(chunk) => {
+                    let n = chunk.len().min(buf.len());
+                    buf[..n].copy_from_slice(&chunk[..n]);
+                    Poll::Ready(Ok(n))
+                }
+                None => Poll::Pending,
+            }
+        }
+    }
+
+    #[test]
+    fn a_zero_filled_read_appends_what_was_read_and_nothing_else() {
+        let waker = Waker::from(Arc::new(Unpark(thread::current())));
+        let mut cx = Context::from_waker(&waker);
+        let mut bytes = BytesMut::from(&b"kept"[..]);
+        let mut reader = Once(Some(b"0123456789".to_vec()));
+        // A window of 6: the read takes 6 of the 10 bytes offered.
+        let mut window = bytes::BufMut::limit(&mut bytes, 6);
+        let read = read_zero_filled(Pin::new(&mut reader), &mut cx, &mut window);
+        assert!(matches!(read, Poll::Ready(Ok(6))));
+        assert_eq!(window.limit(), 0);
+        assert_eq!(&bytes[..], b"kept012345");
+        // Nothing to read: the window's zeros do not stay in the buffer.
+        let mut window = bytes::BufMut::limit(&mut bytes, 8);
+        let read = read_zero_filled(Pin::new(&mut reader), &mut cx, &mut window);
+        assert!(read.is_pending());
+        assert_eq!(window.limit(), 8);
+        assert_eq!(&bytes[..], b"kept012345");
     }
 }
