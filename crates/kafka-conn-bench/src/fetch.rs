@@ -24,7 +24,6 @@ use rskafka::protocol::api_version::ApiVersion;
 use rskafka::protocol::messages::{
     FetchRequest, FetchRequestPartition, FetchRequestTopic, FetchResponse, IsolationLevel,
     ListOffsetsRequest, ListOffsetsRequestPartition, ListOffsetsRequestTopic, ReadVersionedType,
-    WriteVersionedType,
 };
 use rskafka::protocol::primitives::{Int16, Int32, Int64, String_};
 use rskafka::protocol::record::ControlBatchOrRecords;
@@ -82,14 +81,8 @@ fn request_at(offset: i64) -> FetchRequest {
 /// which sets the offset, in a child).
 pub(crate) fn body() -> Bytes {
     static BODY: OnceLock<Bytes> = OnceLock::new();
-    BODY.get_or_init(|| {
-        let mut out = Vec::new();
-        request()
-            .write_versioned(&mut out, ApiVersion(Int16(VERSION)))
-            .expect("the Fetch request encodes");
-        Bytes::from(out)
-    })
-    .clone()
+    BODY.get_or_init(|| produce::encode(request(), VERSION))
+        .clone()
 }
 
 /// Checks a Fetch v4 response body (decoded with rskafka's own types): see

@@ -80,14 +80,17 @@ pub(crate) fn request() -> ProduceRequest {
 /// `Bytes`; kafka-conn and the raw loop never copy it).
 pub(crate) fn body() -> Bytes {
     static BODY: OnceLock<Bytes> = OnceLock::new();
-    BODY.get_or_init(|| {
-        let mut out = Vec::with_capacity(VALUE_BYTES + 256);
-        request()
-            .write_versioned(&mut out, ApiVersion(Int16(VERSION)))
-            .expect("the Produce request encodes");
-        Bytes::from(out)
-    })
-    .clone()
+    BODY.get_or_init(|| encode(request(), VERSION)).clone()
+}
+
+/// `request` encoded at `version` with rskafka's own encoder: the body
+/// every client of a workload sends (the Produce and Fetch workloads).
+pub(crate) fn encode(request: impl WriteVersionedType<Vec<u8>>, version: i16) -> Bytes {
+    let mut out = Vec::new();
+    request
+        .write_versioned(&mut out, ApiVersion(Int16(version)))
+        .unwrap_or_else(|e| panic!("a bench request does not encode at v{version}: {e}"));
+    Bytes::from(out)
 }
 
 /// Checks a Produce v3 response body (decoded with rskafka's own types):

@@ -342,7 +342,7 @@ impl Connection {
 
     /// The same read window as [`Connection::recv_buf`], for a driver whose
     /// transport reads into memory that is not initialised yet (a
-    /// [`BufMut`](bytes::BufMut) reader, such as tokio's `poll_read_buf`):
+    /// [`BufMut`](bytes::BufMut) reader, such as tokio-util's `poll_read_buf`):
     /// the window is the receive buffer's spare capacity, limited to the
     /// window's length, and nothing is zero-filled. Safe Rust must
     /// zero-fill memory before it lends it out as `&mut [u8]`: 1.1 to 1.7
