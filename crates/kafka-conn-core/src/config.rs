@@ -174,6 +174,11 @@ impl Config {
         self.sasl.as_ref()
     }
 
+    /// The client id sent in every request header (`None`: a null id).
+    pub fn client_id(&self) -> Option<&str> {
+        self.client_id.as_deref()
+    }
+
     /// The default request timeout.
     pub fn request_timeout(&self) -> Duration {
         self.request_timeout
