@@ -52,7 +52,8 @@
 //! around the measured phase) and peak RSS (`ru_maxrss`) belong to that
 //! client alone. A child prints one line, `E2E-RESULT` then requests,
 //! elapsed ns, CPU ns, peak RSS KiB, response bytes, voluntary context
-//! switches, anonymous RSS KiB and user-space CPU ns. See `docs/benchmarks.md` for the method and results.
+//! switches, anonymous RSS KiB, user-space CPU ns, involuntary context
+//! switches and CPU migrations. See `docs/benchmarks.md` for the method and results.
 //!
 //! Run: `. .broker-state/env && cargo run --release -p kafka-conn-bench --bin e2e`
 //! (or `just bench`). Options: `--runs N` (3), `--seconds S` (2),
@@ -381,6 +382,12 @@ pub(crate) struct Sample {
     response_bytes: usize,
     /// Voluntary context switches (a thread blocked: a wake-up to come).
     switches: u64,
+    /// Involuntary context switches: the scheduler took the CPU away from
+    /// a thread that could run (preempted, e.g. by the broker's threads).
+    preemptions: u64,
+    /// Moves of a thread to another CPU (`se.nr_migrations` in
+    /// `/proc/self/task/*/sched`; 0 where the kernel does not report it).
+    migrations: u64,
 }
 
 impl Sample {
@@ -427,6 +434,10 @@ struct Usage {
     max_rss_kib: u64,
     /// Voluntary context switches.
     switches: u64,
+    /// Involuntary context switches.
+    preemptions: u64,
+    /// CPU migrations, summed over the threads alive now.
+    migrations: u64,
 }
 
 impl Usage {
@@ -447,7 +458,29 @@ fn rusage() -> Usage {
         system: Duration::from_micros(system),
         max_rss_kib: u.max_rss().max(0) as u64,
         switches: u.voluntary_context_switches().max(0) as u64,
+        preemptions: u.involuntary_context_switches().max(0) as u64,
+        migrations: migrations(),
     }
+}
+
+/// CPU migrations of this process's threads so far, from the scheduler's
+/// per-thread statistics (`/proc/self/task/*/sched`, present with
+/// `CONFIG_SCHED_DEBUG`); 0 where the kernel does not report them. A
+/// thread that ended is no longer counted: the children's clients keep
+/// their threads for the whole run.
+fn migrations() -> u64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("sched")).ok())
+        .filter_map(|sched| {
+            sched
+                .lines()
+                .find_map(|l| l.strip_prefix("se.nr_migrations"))
+                .and_then(|v| v.trim().trim_start_matches(':').trim().parse::<u64>().ok())
+        })
+        .sum()
 }
 
 /// Brackets the measured phase of a child.
@@ -476,6 +509,8 @@ impl Meter {
             anon_kib: rss_anon_kib(),
             response_bytes,
             switches: now.switches.saturating_sub(self.usage.switches),
+            preemptions: now.preemptions.saturating_sub(self.usage.preemptions),
+            migrations: now.migrations.saturating_sub(self.usage.migrations),
         }
     }
 }
@@ -574,7 +609,7 @@ pub fn main(args: Vec<String>) -> i32 {
         return match clients::run(&job) {
             Ok(s) => {
                 println!(
-                    "{RESULT_TAG} {} {} {} {} {} {} {} {}",
+                    "{RESULT_TAG} {} {} {} {} {} {} {} {} {} {}",
                     s.requests,
                     s.elapsed.as_nanos(),
                     s.cpu.as_nanos(),
@@ -582,7 +617,9 @@ pub fn main(args: Vec<String>) -> i32 {
                     s.response_bytes,
                     s.switches,
                     s.anon_kib,
-                    s.user.as_nanos()
+                    s.user.as_nanos(),
+                    s.preemptions,
+                    s.migrations
                 );
                 0
             }
@@ -771,7 +808,8 @@ fn run_child(exe: &std::path::Path, job: &Job) -> Result<Sample, String> {
         .split_whitespace()
         .filter_map(|x| x.parse().ok())
         .collect();
-    let [requests, elapsed, cpu, rss, bytes, switches, anon, user] = f[..] else {
+    let [requests, elapsed, cpu, rss, bytes, switches, anon, user, preemptions, migrations] = f[..]
+    else {
         return Err(format!("unparsable child output: {line}"));
     };
     Ok(Sample {
@@ -783,6 +821,8 @@ fn run_child(exe: &std::path::Path, job: &Job) -> Result<Sample, String> {
         anon_kib: anon as u64,
         response_bytes: bytes as usize,
         switches: switches as u64,
+        preemptions: preemptions as u64,
+        migrations: migrations as u64,
     })
 }
 
@@ -902,7 +942,7 @@ fn parent(opts: &Options) -> i32 {
                         match run_child(&exe, &job) {
                             Ok(s) => {
                                 eprintln!(
-                                    "e2e: {} {} c={} {} run {}: {:.0} req/s, {:.2} µs CPU/req, {:.2} switches/req, {:.1} MiB",
+                                    "e2e: {} {} c={} {} run {}: {:.0} req/s, {:.2} µs CPU/req, {:.2} switches/req, {:.3} preempted/req, {:.3} migrated/req, {:.1} MiB",
                                     target.name,
                                     workload.name(),
                                     concurrency,
@@ -911,6 +951,8 @@ fn parent(opts: &Options) -> i32 {
                                     s.per_second(),
                                     s.cpu_us_per_request(),
                                     s.switches_per_request(),
+                                    s.preemptions as f64 / s.requests.max(1) as f64,
+                                    s.migrations as f64 / s.requests.max(1) as f64,
                                     s.rss_mib()
                                 );
                                 if s.response_bytes > 0 {
