@@ -436,8 +436,6 @@ struct Usage {
     switches: u64,
     /// Involuntary context switches.
     preemptions: u64,
-    /// CPU migrations, summed over the threads alive now.
-    migrations: u64,
 }
 
 impl Usage {
@@ -459,7 +457,6 @@ fn rusage() -> Usage {
         max_rss_kib: u.max_rss().max(0) as u64,
         switches: u.voluntary_context_switches().max(0) as u64,
         preemptions: u.involuntary_context_switches().max(0) as u64,
-        migrations: migrations(),
     }
 }
 
@@ -485,6 +482,9 @@ fn migrations() -> u64 {
 
 /// Brackets the measured phase of a child.
 pub(crate) struct Meter {
+    /// Read before `usage` at the start and after it at the end, so that
+    /// reading `/proc` is outside the CPU time measured.
+    migrations: u64,
     usage: Usage,
     start: Instant,
 }
@@ -492,6 +492,7 @@ pub(crate) struct Meter {
 impl Meter {
     pub(crate) fn start() -> Self {
         Self {
+            migrations: migrations(),
             usage: rusage(),
             start: Instant::now(),
         }
@@ -500,6 +501,7 @@ impl Meter {
     pub(crate) fn finish(self, requests: u64, response_bytes: usize) -> Sample {
         let elapsed = self.start.elapsed();
         let now = rusage();
+        let migrations = migrations();
         Sample {
             requests,
             elapsed,
@@ -510,7 +512,7 @@ impl Meter {
             response_bytes,
             switches: now.switches.saturating_sub(self.usage.switches),
             preemptions: now.preemptions.saturating_sub(self.usage.preemptions),
-            migrations: now.migrations.saturating_sub(self.usage.migrations),
+            migrations: migrations.saturating_sub(self.migrations),
         }
     }
 }
