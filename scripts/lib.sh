@@ -41,6 +41,22 @@ make_venv() {
   fi
 }
 
+# listener_pid HOST:PORT: the pid of the local process listening on PORT (a broker the
+# benchmark scripts pin or measure); dies if there is none.
+listener_pid() {
+  command -v ss >/dev/null || die "ss (iproute2) is missing"
+  local port="${1##*:}" pid
+  pid="$(ss -ltnpH "sport = :$port" | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2)" || true
+  [ -n "$pid" ] || die "no process of ours listens on port $port (is $1 local?)"
+  echo "$pid"
+}
+
+# median: the median of the numbers on stdin, one per line (the mean of the middle two
+# for an even count).
+median() {
+  sort -g | awk '{v[NR] = $1} END {if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2}'
+}
+
 # The tools' usual homes, for a shell that has not sourced ~/.cargo/env or ~/.profile.
 tool_path() {
   export PATH="$HOME/.cargo/bin:${KAFKA_CONN_BIN_DIR:+$KAFKA_CONN_BIN_DIR:}$HOME/.local/bin:$KAFKA_CONN_CACHE/tools-venv/bin:$PATH"

@@ -399,8 +399,13 @@ impl Sample {
         self.cpu.as_secs_f64() * 1e6 / self.requests.max(1) as f64
     }
 
+    /// `count` (switches, preemptions, ...) per request of this sample.
+    fn per_request(&self, count: u64) -> f64 {
+        count as f64 / self.requests.max(1) as f64
+    }
+
     fn switches_per_request(&self) -> f64 {
-        self.switches as f64 / self.requests.max(1) as f64
+        self.per_request(self.switches)
     }
 
     fn rss_mib(&self) -> f64 {
@@ -953,8 +958,8 @@ fn parent(opts: &Options) -> i32 {
                                     s.per_second(),
                                     s.cpu_us_per_request(),
                                     s.switches_per_request(),
-                                    s.preemptions as f64 / s.requests.max(1) as f64,
-                                    s.migrations as f64 / s.requests.max(1) as f64,
+                                    s.per_request(s.preemptions),
+                                    s.per_request(s.migrations),
                                     s.rss_mib()
                                 );
                                 if s.response_bytes > 0 {
