@@ -138,7 +138,20 @@ impl TransmitQueue {
     /// Removes the first `n` bytes. Returns false if fewer were pending
     /// (then everything pending is removed).
     pub(crate) fn advance(&mut self, mut n: usize) -> bool {
-        let ok = n <= self.len;
+        if n >= self.len {
+            // The common case: the write took the whole queue. Clearing drops
+            // the bodies and starts the arena over where it stands, without
+            // stepping past each header (about half of this method's
+            // instructions per request at one request in flight, issue 20).
+            let ok = n == self.len;
+            // Popped one by one: `VecDeque::clear` (a general truncate, not
+            // inlined) costs more than popping the few chunks of a write.
+            while self.chunks.pop_front().is_some() {}
+            self.headers.clear();
+            self.len = 0;
+            return ok;
+        }
+        // A partial write: it ends inside the queue, which stays non-empty.
         while n > 0 {
             let Some(front) = self.chunks.front_mut() else {
                 break;
@@ -165,11 +178,7 @@ impl TransmitQueue {
             self.len -= front_len;
             self.chunks.pop_front();
         }
-        if self.chunks.is_empty() {
-            // Nothing queued: the next header starts at the front again.
-            self.headers.clear();
-        }
-        ok
+        true
     }
 
     /// The whole first chunk (a header is copied out of the arena).
@@ -245,6 +254,25 @@ mod tests {
         header(&mut q, b"H4");
         assert_eq!(pending(&q), b"H4");
         q.clear();
+        assert_eq!((q.len(), pending(&q)), (0, Vec::new()));
+    }
+
+    #[test]
+    fn a_whole_write_starts_the_arena_over_at_its_front() {
+        let mut q = TransmitQueue::default();
+        for round in 0..100 {
+            header(&mut q, b"HEADER");
+            q.push(Bytes::from_static(b"body"));
+            header(&mut q, b"H2");
+            assert!(q.advance(12), "round {round}");
+            assert_eq!((q.len(), q.chunks()), (0, 0));
+            // Nothing was stepped past: the whole arena is room again (a
+            // `BytesMut` does not count room advanced past at its front).
+            assert_eq!(q.headers.capacity(), HEADER_ARENA, "round {round}");
+        }
+        // More than is queued: everything goes, and the call says so.
+        header(&mut q, b"H3");
+        assert!(!q.advance(3));
         assert_eq!((q.len(), pending(&q)), (0, Vec::new()));
     }
 
