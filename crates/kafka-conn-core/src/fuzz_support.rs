@@ -484,6 +484,15 @@ fn check_table(table: &ApiVersions) {
         assert_eq!(table.negotiate(r.api_key, 0..=i16::MAX), Some(r.max));
         assert!(table.supports(r.api_key, r.min) && table.supports(r.api_key, r.max));
     }
+    // Every key, listed or not, indexed or searched: what a scan finds.
+    for k in (-3..=260).chain([i16::MIN, i16::MAX]) {
+        let scanned = table.iter().find(|r| r.api_key.0 == k);
+        assert_eq!(
+            table.get(ApiKey(k)),
+            scanned.map(|r| (r.min, r.max)),
+            "key {k}"
+        );
+    }
 }
 
 /// `sasl_decoders`: SaslHandshake and SaslAuthenticate (v0-v2) response

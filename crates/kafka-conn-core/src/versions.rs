@@ -140,6 +140,8 @@ pub struct Feature {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ApiVersions {
     ranges: Vec<VersionRange>,
+    /// Where each small key sits in `ranges`, once they are validated.
+    index: KeyIndex,
     /// The ApiVersions version whose response was used (`None` for a hint).
     pub negotiated_with: Option<i16>,
     /// Whether a KIP-511 fallback to a lower ApiVersions version happened.
@@ -165,6 +167,7 @@ impl ApiVersions {
             .collect();
         validate(&mut ranges)?;
         Ok(Self {
+            index: KeyIndex::of(&ranges),
             ranges,
             ..Self::default()
         })
@@ -207,10 +210,16 @@ impl ApiVersions {
 
     /// The broker's range for `api_key`.
     pub fn get(&self, api_key: ApiKey) -> Option<(i16, i16)> {
-        self.ranges
-            .binary_search_by_key(&api_key, |r| r.api_key)
-            .ok()
-            .map(|i| (self.ranges[i].min, self.ranges[i].max))
+        let at = match self.index.position(api_key) {
+            Lookup::At(i) => i,
+            Lookup::Absent => return None,
+            Lookup::Search => self
+                .ranges
+                .binary_search_by_key(&api_key, |r| r.api_key)
+                .ok()?,
+        };
+        let r = &self.ranges[at];
+        Some((r.min, r.max))
     }
 
     /// The highest version in both the broker's range and `ours`, if any.
@@ -240,6 +249,74 @@ impl ApiVersions {
     /// Whether the table is empty (never, once validated).
     pub fn is_empty(&self) -> bool {
         self.ranges.is_empty()
+    }
+}
+
+/// Where each API key below [`KeyIndex::KEYS`] sits in a validated table's
+/// ranges: every request's version check (`Connection::send_request`) looks
+/// its key up, and a binary search over 40-80 ranges cost about 45
+/// instructions of a request's few thousand (issue 20, callgrind). A table
+/// not validated (sorted, keys unique) has no index and is searched.
+#[derive(Clone, PartialEq, Eq)]
+struct KeyIndex([u8; KeyIndex::KEYS]);
+
+/// What [`KeyIndex::position`] found.
+enum Lookup {
+    At(usize),
+    Absent,
+    Search,
+}
+
+impl KeyIndex {
+    /// Every API key Kafka has defined so far is below this (the highest
+    /// are in the 90s); larger and negative keys are searched.
+    const KEYS: usize = 128;
+    /// The key is not in the table.
+    const ABSENT: u8 = u8::MAX;
+    /// Not indexed: search the ranges.
+    const UNKNOWN: u8 = u8::MAX - 1;
+
+    /// The index of `ranges`, sorted by key with each key once. A key found
+    /// too far in for a byte (behind hundreds of negative keys, which no
+    /// broker sends) is left to the search.
+    fn of(ranges: &[VersionRange]) -> Self {
+        let mut index = [Self::ABSENT; Self::KEYS];
+        for (at, r) in ranges.iter().enumerate() {
+            if let Some(slot) = usize::try_from(r.api_key.0)
+                .ok()
+                .and_then(|k| index.get_mut(k))
+            {
+                *slot = u8::try_from(at)
+                    .ok()
+                    .filter(|&at| at < Self::UNKNOWN)
+                    .unwrap_or(Self::UNKNOWN);
+            }
+        }
+        Self(index)
+    }
+
+    fn position(&self, api_key: ApiKey) -> Lookup {
+        match usize::try_from(api_key.0).ok().and_then(|k| self.0.get(k)) {
+            Some(&Self::ABSENT) => Lookup::Absent,
+            Some(&Self::UNKNOWN) | None => Lookup::Search,
+            Some(&at) => Lookup::At(usize::from(at)),
+        }
+    }
+}
+
+impl Default for KeyIndex {
+    fn default() -> Self {
+        Self([Self::UNKNOWN; Self::KEYS])
+    }
+}
+
+impl std::fmt::Debug for KeyIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Derived from the ranges, which are printed next to it.
+        let indexed = self.0.iter().any(|&at| at != Self::UNKNOWN);
+        f.debug_struct("KeyIndex")
+            .field("indexed", &indexed)
+            .finish()
     }
 }
 
@@ -365,6 +442,7 @@ fn decode_features(r: &mut Reader<'_>) -> Result<Vec<Feature>, DecodeError> {
 /// Validates a decoded table.
 pub(crate) fn validated(mut v: ApiVersions) -> Result<ApiVersions, String> {
     validate(&mut v.ranges)?;
+    v.index = KeyIndex::of(&v.ranges);
     Ok(v)
 }
 
@@ -437,6 +515,54 @@ mod tests {
         for bad in ["", "-a", "a-", "a b", "a_b", "é", "a."] {
             assert!(!valid_software_field(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn lookups_by_index_and_by_search_agree() {
+        // Unsorted on purpose, with negative keys before the small ones
+        // (their positions shift), gaps, and keys past the index.
+        let ranges = [
+            (3, 0, 12),
+            (-7, 1, 1),
+            (1000, 2, 5),
+            (0, 0, 9),
+            (127, 4, 4),
+            (128, 6, 7),
+            (i16::MIN, 0, 0),
+            (i16::MAX, 3, 8),
+            (18, 0, 4),
+        ];
+        let t = ApiVersions::from_ranges(ranges).unwrap();
+        assert!(t.index.0.iter().all(|&at| at != KeyIndex::UNKNOWN));
+        for &(k, min, max) in &ranges {
+            assert_eq!(t.get(ApiKey(k)), Some((min, max)), "key {k}");
+        }
+        for absent in [1, 2, 17, 19, 126, 129, 999, -1, -8] {
+            assert_eq!(t.get(ApiKey(absent)), None, "key {absent}");
+        }
+        // A decoded table before validation is searched, as before.
+        let mut b = BytesMut::new();
+        encode_response(&mut b, 0, 0, &[(0, 0, 9), (18, 0, 4), (3, 1, 12)]);
+        let raw = decode_response(&b, 0).unwrap().versions;
+        assert!(raw.index.0.iter().all(|&p| p == KeyIndex::UNKNOWN));
+        assert_eq!(raw.get(ApiKey(0)), Some((0, 9)));
+        assert_eq!(raw.get(ApiKey(5)), None);
+        let t = validated(raw).unwrap();
+        assert_eq!(t.get(ApiKey(18)), Some((0, 4)));
+        assert_eq!(t.get(ApiKey(5)), None);
+    }
+
+    #[test]
+    fn small_keys_behind_hundreds_of_negative_ones_are_searched() {
+        let negative = (1..=300).map(|k| (-k, 0, 1));
+        let t = ApiVersions::from_ranges(negative.chain([(0, 0, 9), (3, 1, 12)])).unwrap();
+        // Positions 300 and 301: past what the index holds.
+        assert_eq!(t.index.0[0], KeyIndex::UNKNOWN);
+        assert_eq!(t.index.0[1], KeyIndex::ABSENT);
+        assert_eq!(t.get(ApiKey(0)), Some((0, 9)));
+        assert_eq!(t.get(ApiKey(3)), Some((1, 12)));
+        assert_eq!(t.get(ApiKey(-300)), Some((0, 1)));
+        assert_eq!(t.get(ApiKey(1)), None);
     }
 
     #[test]
