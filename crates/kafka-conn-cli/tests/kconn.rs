@@ -11,6 +11,7 @@ mod common;
 use std::process::Output;
 
 use common::*;
+use kafka_conn_testsuite::env::Plaintext;
 
 /// The last line of stdout: the verdict of a one-broker `check`.
 /// The first broker's verdict: its ✓ or ✗ line (the per-broker table of
@@ -116,10 +117,20 @@ fn usage_errors_exit_2_with_the_fix() {
 
 #[test]
 fn check_plaintext_succeeds_step_by_step() {
-    let Some(bs) = broker_var("KAFKA_PLAINTEXT_BOOTSTRAP") else {
-        return;
-    };
-    let out = kconn(&["check", "-b", &bs]);
+    if let Some(broker) = Plaintext::tansu() {
+        check_plaintext_step_by_step(&broker.addr);
+    }
+}
+
+#[test]
+fn check_noida_succeeds_step_by_step() {
+    if let Some(broker) = Plaintext::noida() {
+        check_plaintext_step_by_step(&broker.addr);
+    }
+}
+
+fn check_plaintext_step_by_step(bs: &str) {
+    let out = kconn(&["check", "-b", bs]);
     assert!(out.status.success());
     let text = stdout(&out);
     for line in [
@@ -141,27 +152,72 @@ fn check_plaintext_succeeds_step_by_step() {
 
 #[test]
 fn check_json_is_one_parsable_object() {
-    let Some(bs) = broker_var("KAFKA_PLAINTEXT_BOOTSTRAP") else {
-        return;
-    };
-    let (report, code) = json(&["check", "-b", &bs]);
+    if let Some(broker) = Plaintext::tansu() {
+        check_json(&broker);
+    }
+}
+
+/// noida-db: ApiVersions v3 after the KIP-511 fallback, one broker (node 1)
+/// at the bootstrap address.
+#[test]
+fn check_json_against_noida() {
+    if let Some(broker) = Plaintext::noida() {
+        check_json(&broker);
+    }
+}
+
+fn check_json(expected: &Plaintext) {
+    let bs = expected.addr.as_str();
+    let name = expected.name;
+    let (report, code) = json(&["check", "-b", bs]);
     assert_eq!(code, Some(0));
     assert_eq!(report["command"], "check");
     assert_eq!(report["ok"], true);
     assert_eq!(report["security_protocol"], "PLAINTEXT");
     let broker = &report["brokers"][0];
     assert_eq!(broker["ok"], true);
-    assert_eq!(broker["address"], bs.as_str());
+    assert_eq!(broker["address"], bs);
     for step in ["dns", "tcp", "api_versions", "ready", "metadata"] {
         assert_eq!(step_status(&report, step), "ok", "{step}");
     }
     assert_eq!(step_status(&report, "tls"), "skipped");
     assert_eq!(step_status(&report, "sasl"), "skipped");
-    assert!(broker["api_versions"]["version"].as_i64().unwrap() >= 0);
-    assert!(broker["api_versions"]["apis"].as_u64().unwrap() > 10);
+    let versions = &broker["api_versions"];
+    assert_eq!(
+        versions["version"], expected.api_versions,
+        "{name}: {versions}"
+    );
+    assert_eq!(
+        versions["fell_back"], expected.fell_back,
+        "{name}: {versions}"
+    );
+    assert!(versions["apis"].as_u64().unwrap() > 10);
     assert!(broker["timings_ms"]["total"].as_f64().unwrap() > 0.0);
-    let advertised = broker["metadata"]["brokers"].as_array().unwrap();
-    assert!(!advertised.is_empty());
+    // One node, advertising the address it was reached at; its own controller.
+    let metadata = &broker["metadata"];
+    let (host, port) = bs.rsplit_once(':').unwrap();
+    let advertised = metadata["brokers"].as_array().unwrap();
+    assert_eq!(advertised.len(), 1, "{name}: {metadata}");
+    assert_eq!(
+        advertised[0]["node_id"], expected.node_id,
+        "{name}: {metadata}"
+    );
+    assert_eq!(advertised[0]["host"], host, "{name}: {metadata}");
+    assert_eq!(
+        advertised[0]["port"],
+        port.parse::<i64>().unwrap(),
+        "{name}: {metadata}"
+    );
+    assert_eq!(
+        metadata["controller_id"], expected.node_id,
+        "{name}: {metadata}"
+    );
+    assert!(
+        metadata["cluster_id"]
+            .as_str()
+            .is_some_and(|id| !id.is_empty()),
+        "{name}: {metadata}"
+    );
     assert!(broker["error"].is_null());
 }
 
@@ -722,10 +778,21 @@ fn secrets_are_never_echoed() {
 
 #[test]
 fn api_versions_against_tansu() {
-    let Some(bs) = broker_var("KAFKA_PLAINTEXT_BOOTSTRAP") else {
-        return;
-    };
-    let out = kconn(&["api-versions", "-b", &bs]);
+    if let Some(broker) = Plaintext::tansu() {
+        api_versions_table(&broker);
+    }
+}
+
+#[test]
+fn api_versions_against_noida() {
+    if let Some(broker) = Plaintext::noida() {
+        api_versions_table(&broker);
+    }
+}
+
+fn api_versions_table(broker: &Plaintext) {
+    let bs = broker.addr.as_str();
+    let out = kconn(&["api-versions", "-b", bs]);
     assert!(out.status.success());
     let text = stdout(&out);
     let header = text
@@ -749,8 +816,13 @@ fn api_versions_against_tansu() {
     }
     assert!(text.contains("ApiVersions"), "{text}");
 
-    let (report, code) = json(&["api-versions", "-b", &bs]);
+    let (report, code) = json(&["api-versions", "-b", bs]);
     assert_eq!(code, Some(0));
+    assert_eq!(
+        report["brokers"][0]["api_versions_version"], broker.api_versions,
+        "{}",
+        broker.name
+    );
     let apis = report["brokers"][0]["apis"].as_array().unwrap();
     let api = |key: i64| {
         apis.iter()
@@ -758,8 +830,13 @@ fn api_versions_against_tansu() {
             .unwrap_or_else(|| panic!("no key {key}"))
     };
     assert_eq!(api(18)["name"], "ApiVersions");
-    let max = api(18)["max"].as_i64().unwrap();
-    assert_eq!(api(18)["kafka_conn"].as_i64().unwrap(), max.min(4));
+    assert_eq!(api(18)["max"], broker.api_versions, "{}", broker.name);
+    assert_eq!(
+        api(18)["kafka_conn"],
+        broker.api_versions,
+        "{}",
+        broker.name
+    );
     assert_eq!(api(3)["name"], "Metadata");
     assert_eq!(api(3)["kafka_conn"], api(3)["max"]);
 }

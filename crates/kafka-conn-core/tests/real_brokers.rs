@@ -1,5 +1,6 @@
 //! The core over real sockets against real brokers written by other people
-//! (tansu and the librdkafka mock cluster, started by `scripts/broker-up`),
+//! (tansu, noida-db and the librdkafka mock cluster, started by
+//! `scripts/broker-up`),
 //! driven by a plain blocking std::net loop: no async runtime involved.
 
 mod support;
@@ -27,14 +28,36 @@ fn tansu_negotiates_api_versions_v4_and_answers_metadata() {
     let Some(addr) = endpoint("KAFKA_PLAINTEXT_BOOTSTRAP") else {
         return;
     };
-    let mut c = Blocking::connect(&addr, Config::new()).unwrap();
+    // tansu speaks ApiVersions v4, our first try.
+    negotiates_and_answers_metadata(&addr, 4, false);
+}
+
+#[test]
+fn noida_falls_back_to_api_versions_v3_and_answers_metadata() {
+    let Some(addr) = endpoint("KAFKA_NOIDA_BOOTSTRAP") else {
+        return;
+    };
+    // noida-db has ApiVersions v0-v3 (as Kafka 3.8): it answers our v4 with
+    // UNSUPPORTED_VERSION and its range, and we retry with v3 (KIP-511).
+    negotiates_and_answers_metadata(&addr, 3, true);
+}
+
+/// Ready on ApiVersions `version` (after a fallback or not), then Metadata,
+/// alone and 200 pipelined.
+fn negotiates_and_answers_metadata(addr: &str, version: i16, fell_back: bool) {
+    let mut c = Blocking::connect(addr, Config::new()).unwrap();
     let versions = c.wait_ready(LIMIT).unwrap();
     assert_eq!(
         versions.negotiated_with,
-        Some(4),
-        "tansu speaks ApiVersions v4"
+        Some(version),
+        "{addr}: {versions:?}"
     );
-    assert!(!versions.fell_back);
+    assert_eq!(versions.fell_back, fell_back, "{addr}: {versions:?}");
+    assert_eq!(
+        versions.get(ApiKey::API_VERSIONS).map(|r| r.1),
+        Some(version),
+        "{addr}: {versions:?}"
+    );
     assert!(versions.get(ApiKey::METADATA).is_some());
     assert!(versions.get(ApiKey::CREATE_TOPICS).is_some());
     let r = c.request(metadata_all_topics(), LIMIT).unwrap();

@@ -27,7 +27,8 @@ use kafka_conn_driver::{
 
 pub use proxy::KafkaProxy;
 
-use crate::kafka::{api_versions_error, api_versions_v0};
+use crate::env::Plaintext;
+use crate::kafka::{api_versions_error, api_versions_v0, assert_metadata_for, metadata_for};
 use crate::tests::LIMIT;
 use crate::{env, sleep, spawn, timeout, MockCluster};
 
@@ -259,6 +260,57 @@ pub async fn cluster_over_tansu_plaintext_tls_and_sasl<R: Runtime>(rt: R) {
             .await
             .expect("closed within the limit");
     }
+}
+
+/// A one-node broker over PLAINTEXT, bootstrapped from its address: the
+/// table is that node under the id it gives itself, at the address it
+/// advertises (the bootstrap one), not yet connected; the cluster id and
+/// the controller (itself) come from its Metadata; the node's connection
+/// negotiates as a direct one does (noida-db: after the KIP-511 fallback
+/// to ApiVersions v3); requests through the cluster get their own answers.
+pub async fn cluster_bootstraps_a_one_node_table<R: Runtime>(rt: R, broker: Plaintext) {
+    let name = broker.name;
+    let cluster = must_connect(&rt, &broker.addr, ClusterConfig::default()).await;
+    let nodes = cluster.nodes();
+    assert_eq!(ids(&cluster), [broker.node_id], "{name}: {nodes:?}");
+    let node = &nodes[0];
+    assert_eq!(
+        node.address.to_string(),
+        broker.addr,
+        "{name}: advertised address"
+    );
+    assert_eq!(node.state, NodeState::Disconnected, "{name}: {node:?}");
+    let cluster_id = cluster.cluster_id().unwrap_or_default();
+    assert!(!cluster_id.is_empty(), "{name}: no cluster id");
+    assert_eq!(cluster.controller(), Some(node.id), "{name}: controller");
+    ping(&cluster, node.id).await;
+    let client = cluster.client(node.id).await.unwrap();
+    let v = client.api_versions();
+    assert_eq!(
+        v.negotiated_with,
+        Some(broker.api_versions),
+        "{name}: {v:?}"
+    );
+    assert_eq!(v.fell_back, broker.fell_back, "{name}: {v:?}");
+    let answers = join_all((0..100).map(|i| {
+        let c = &cluster;
+        async move {
+            (
+                i,
+                c.send_any(metadata_for(&format!("kc-cluster-{i}"))).await,
+            )
+        }
+    }))
+    .await;
+    for (i, r) in answers {
+        assert_metadata_for(&r.unwrap(), &format!("kc-cluster-{i}"));
+    }
+    assert_eq!(cluster.open_connections(), 1, "{name}");
+    cluster.close();
+    timeout(&rt, LIMIT, cluster.closed())
+        .await
+        .expect("closed within the limit");
+    assert!(client.is_closed());
 }
 
 /// An empty or unparsable bootstrap list is refused naming the address; an

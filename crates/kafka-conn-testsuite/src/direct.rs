@@ -13,6 +13,7 @@ use kafka_conn_driver::{
     connect_direct, ConnectConfig, ConnectError, DirectClient, RequestFailure, Runtime, TlsConfig,
 };
 
+use crate::env::Plaintext;
 use crate::fake::{Fake, OAuthBroker, Proxy};
 use crate::kafka::{
     api_versions_error, api_versions_v0, assert_metadata_for, metadata_all, metadata_for,
@@ -32,10 +33,8 @@ async fn must_fail<R: Runtime>(rt: &R, addr: &str, config: ConnectConfig) -> Con
 /// 10,048 are answered; every completion names the topic its request
 /// asked for. Then `request` on the same connection, a KIP-219 throttle
 /// the caller reports, and the counters.
-pub async fn direct_pipelines_10k_requests_in_one_task<R: Runtime>(rt: R) {
-    let Some(addr) = env::var("KAFKA_PLAINTEXT_BOOTSTRAP") else {
-        return;
-    };
+pub async fn direct_pipelines_10k_requests_in_one_task<R: Runtime>(rt: R, broker: Plaintext) {
+    let addr = broker.addr;
     let mut client = must_connect(&rt, &addr, ConnectConfig::default()).await;
     const TOTAL: usize = 64 * 157;
     let mut topics: HashMap<CorrelationId, String> = HashMap::new();
@@ -125,10 +124,11 @@ pub async fn direct_connects_over_tls_and_to_the_mock_cluster<R: Runtime>(rt: R)
 /// request, or after a short timeout): their responses
 /// are read and discarded, later requests get their own answers, and
 /// nothing is left over.
-pub async fn direct_dropped_requests_keep_the_connection_in_sync<R: Runtime>(rt: R) {
-    let Some(addr) = env::var("KAFKA_PLAINTEXT_BOOTSTRAP") else {
-        return;
-    };
+pub async fn direct_dropped_requests_keep_the_connection_in_sync<R: Runtime>(
+    rt: R,
+    broker: Plaintext,
+) {
+    let addr = broker.addr;
     let mut client = must_connect(&rt, &addr, ConnectConfig::default()).await;
     let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
     let mut dropped = 0;
@@ -225,10 +225,11 @@ pub async fn direct_deadlines_and_close<R: Runtime>(rt: R) {
 
 /// The broker dies with 50 requests in flight: `recv` hands out 50
 /// failures with a retriable Broken reason promptly, then ends.
-pub async fn direct_broker_killed_mid_flight_fails_each_request<R: Runtime>(rt: R) {
-    let Some(upstream) = env::var("KAFKA_PLAINTEXT_BOOTSTRAP") else {
-        return;
-    };
+pub async fn direct_broker_killed_mid_flight_fails_each_request<R: Runtime>(
+    rt: R,
+    broker: Plaintext,
+) {
+    let upstream = broker.addr;
     let proxy = Proxy::to(&upstream);
     let mut client = must_connect(&rt, &proxy.address(), ConnectConfig::default()).await;
     let topic = "kc-direct-kill";

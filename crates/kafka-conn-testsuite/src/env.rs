@@ -38,3 +38,55 @@ pub fn sasl_var(name: &str) -> Option<String> {
     }
     var(name)
 }
+
+/// A one-node PLAINTEXT broker that the broker-generic tests run against,
+/// and what differs between them. See [`crate::suite!`]: each such test
+/// runs once on tansu (under its own name) and once on noida-db (in the
+/// module `noida_db`).
+#[derive(Clone, Debug)]
+pub struct Plaintext {
+    /// The implementation, for messages.
+    pub name: &'static str,
+    /// `host:port`, which is also the address it advertises.
+    pub addr: String,
+    /// The ApiVersions version our handshake (which asks v4 first) ends on.
+    pub api_versions: i16,
+    /// Whether it got there by a KIP-511 fallback.
+    pub fell_back: bool,
+    /// The node id it gives itself in Metadata.
+    pub node_id: i32,
+}
+
+impl Plaintext {
+    /// tansu 0.6.0 (`KAFKA_PLAINTEXT_BOOTSTRAP`): ApiVersions v4, node 111.
+    pub fn tansu() -> Option<Self> {
+        Some(Self {
+            name: "tansu",
+            addr: var("KAFKA_PLAINTEXT_BOOTSTRAP")?,
+            api_versions: 4,
+            fell_back: false,
+            node_id: 111,
+        })
+    }
+
+    /// noida-db 0.2.3 (`KAFKA_NOIDA_BOOTSTRAP`), node 1. Like Apache Kafka
+    /// 3.8, which it follows, it has ApiVersions v0-v3: it answers our v4
+    /// with UNSUPPORTED_VERSION and its ApiVersions range (KIP-511), and
+    /// the handshake ends on v3. Skipped, even in CI, when
+    /// `KAFKA_NOIDA_SKIP_REASON` says why it is not running
+    /// (`KAFKA_CONN_NOIDA=0`).
+    pub fn noida() -> Option<Self> {
+        let reason = std::env::var("KAFKA_NOIDA_SKIP_REASON").unwrap_or_default();
+        if !reason.trim().is_empty() {
+            eprintln!("SKIPPED: noida-db: {reason}");
+            return None;
+        }
+        Some(Self {
+            name: "noida-db",
+            addr: var("KAFKA_NOIDA_BOOTSTRAP")?,
+            api_versions: 3,
+            fell_back: true,
+            node_id: 1,
+        })
+    }
+}

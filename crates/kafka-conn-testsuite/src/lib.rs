@@ -116,16 +116,11 @@ pub async fn sleep<R: Runtime>(rt: &R, d: Duration) {
 macro_rules! suite {
     ($block_on:path, $runtime:expr) => {
         $crate::suite!(@in tests, $block_on, $runtime;
-            plaintext_connects_and_negotiates,
             tls_connects_with_ca_file_and_server_name,
             mtls_connects_with_client_certificate,
             mock_cluster_connects_after_version_fallback,
-            pipelined_10k_requests_from_64_tasks,
-            concurrent_senders_of_different_apis,
-            cancellation_storm_keeps_the_connection_in_sync,
             close_while_pending_fails_all_with_shutdown,
             dropping_the_last_handle_closes_the_socket,
-            broker_killed_mid_flight_fails_pending_requests,
             silent_listener_times_out_the_handshake,
             silent_listener_times_out_requests_at_their_deadline,
             garbage_and_http_listeners_are_protocol_violations,
@@ -147,11 +142,8 @@ macro_rules! suite {
             spawn_blocking_runs_off_the_executor,
         );
         $crate::suite!(@in direct, $block_on, $runtime;
-            direct_pipelines_10k_requests_in_one_task,
             direct_connects_over_tls_and_to_the_mock_cluster,
-            direct_dropped_requests_keep_the_connection_in_sync,
             direct_deadlines_and_close,
-            direct_broker_killed_mid_flight_fails_each_request,
             direct_connect_errors_and_sasl,
             direct_reauthenticates_between_requests,
         );
@@ -220,6 +212,47 @@ macro_rules! suite {
             typed_acks_zero_answered_by_the_test_brokers_is_unsolicited,
             direct_typed_requests,
         );
+        $crate::suite!(@brokers $block_on, $runtime;
+            tests::plaintext_connects_and_negotiates,
+            tests::pipelined_10k_requests_from_64_tasks,
+            tests::concurrent_senders_of_different_apis,
+            tests::cancellation_storm_keeps_the_connection_in_sync,
+            tests::broker_killed_mid_flight_fails_pending_requests,
+            direct::direct_pipelines_10k_requests_in_one_task,
+            direct::direct_dropped_requests_keep_the_connection_in_sync,
+            direct::direct_broker_killed_mid_flight_fails_each_request,
+            cluster::cluster_bootstraps_a_one_node_table,
+        );
+    };
+    // The tests that take an `env::Plaintext`: each runs on tansu under its
+    // own name and on noida-db as `noida_db::<name>`. Once per suite (one
+    // `noida_db` module).
+    (@brokers $block_on:path, $runtime:expr; $($module:ident::$name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                $block_on(async {
+                    if let Some(broker) = $crate::env::Plaintext::tansu() {
+                        $crate::$module::$name($runtime, broker).await
+                    }
+                });
+            }
+        )*
+        /// The same tests against noida-db (`KAFKA_NOIDA_BOOTSTRAP`).
+        mod noida_db {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[test]
+                fn $name() {
+                    $block_on(async {
+                        if let Some(broker) = $crate::env::Plaintext::noida() {
+                            $crate::$module::$name($runtime, broker).await
+                        }
+                    });
+                }
+            )*
+        }
     };
     (@in $module:ident, $block_on:path, $runtime:expr; $($name:ident),* $(,)?) => {
         $(

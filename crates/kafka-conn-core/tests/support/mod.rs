@@ -7,14 +7,22 @@ pub mod blocking;
 /// An endpoint from the env file written by `scripts/broker-up`, or `None`
 /// (with a printed reason) when it is not configured. With
 /// `KAFKA_CONN_REQUIRE_BROKERS=1` (CI) a missing endpoint fails the test
-/// instead of skipping it.
+/// instead of skipping it, unless the env file says why that broker is
+/// absent (`KAFKA_SASL_SKIP_REASON`, `KAFKA_NOIDA_SKIP_REASON`).
 pub fn endpoint(var: &str) -> Option<String> {
     match std::env::var(var) {
         Ok(v) if !v.trim().is_empty() => Some(v.trim().to_owned()),
         _ => {
-            let why = std::env::var("KAFKA_SASL_SKIP_REASON").unwrap_or_default();
-            // The SASL broker may be absent for a stated reason (no ../shared).
-            let excused = var.starts_with("KAFKA_SASL") && !why.is_empty();
+            // The SASL broker (no ../shared) and noida-db (KAFKA_CONN_NOIDA=0)
+            // may be absent for a stated reason.
+            let reason = if var.starts_with("KAFKA_NOIDA") {
+                "KAFKA_NOIDA_SKIP_REASON"
+            } else {
+                "KAFKA_SASL_SKIP_REASON"
+            };
+            let why = std::env::var(reason).unwrap_or_default();
+            let excused = (var.starts_with("KAFKA_SASL") || var.starts_with("KAFKA_NOIDA"))
+                && !why.is_empty();
             let required = std::env::var("KAFKA_CONN_REQUIRE_BROKERS").as_deref() == Ok("1");
             if required && !excused {
                 panic!("{var} is not set but KAFKA_CONN_REQUIRE_BROKERS=1: run scripts/broker-up and source its env file");
