@@ -205,12 +205,10 @@ macro_rules! suite {
             cluster_id_change_reaches_the_observer_and_metrics,
         );
         $crate::suite!(@in typed, $block_on, $runtime;
-            typed_metadata_and_create_topics,
             typed_produce_fetch_round_trip_tansu,
+            typed_produce_fetch_round_trip_noida,
             typed_produce_fetch_round_trip_mock,
-            typed_pinned_unsupported_version_is_refused_before_sending,
             typed_acks_zero_answered_by_the_test_brokers_is_unsolicited,
-            direct_typed_requests,
         );
         $crate::suite!(@brokers $block_on, $runtime;
             tests::plaintext_connects_and_negotiates,
@@ -222,6 +220,9 @@ macro_rules! suite {
             direct::direct_dropped_requests_keep_the_connection_in_sync,
             direct::direct_broker_killed_mid_flight_fails_each_request,
             cluster::cluster_bootstraps_a_one_node_table,
+            typed::typed_metadata_and_create_topics,
+            typed::typed_pinned_unsupported_version_is_refused_before_sending,
+            typed::direct_typed_requests,
         );
     };
     // The tests that take an `env::Plaintext`: each runs on tansu under its
