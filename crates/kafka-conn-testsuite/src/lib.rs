@@ -8,9 +8,10 @@
 //! ```
 //!
 //! Real brokers come from `scripts/broker-up` (tansu over PLAINTEXT, TLS
-//! and mTLS, the librdkafka mock cluster); faults come from real sockets
-//! (see [`fake`]). A missing broker skips its test, or fails it when
-//! `KAFKA_CONN_REQUIRE_BROKERS=1`.
+//! and mTLS, noida-db, the librdkafka mock cluster; see `docs/testing.md`);
+//! faults come from real sockets (see [`fake`]). A missing broker skips its
+//! test, or fails it when `KAFKA_CONN_REQUIRE_BROKERS=1` (unless the env
+//! file says why that broker is off).
 
 pub mod auth;
 pub mod backpressure;
