@@ -13,6 +13,27 @@ use std::process::Output;
 use common::*;
 use kafka_conn_testsuite::env::Plaintext;
 
+/// Two tests of one check: `$on_tansu` against tansu and `$on_noida`
+/// against noida-db, each skipped (or failed in CI) as its broker's
+/// variables say.
+macro_rules! on_both_brokers {
+    ($check:ident: $on_tansu:ident, $on_noida:ident) => {
+        #[test]
+        fn $on_tansu() {
+            if let Some(broker) = Plaintext::tansu() {
+                $check(&broker);
+            }
+        }
+
+        #[test]
+        fn $on_noida() {
+            if let Some(broker) = Plaintext::noida() {
+                $check(&broker);
+            }
+        }
+    };
+}
+
 /// The last line of stdout: the verdict of a one-broker `check`.
 /// The first broker's verdict: its ✓ or ✗ line (the per-broker table of
 /// the advertised brokers may follow).
@@ -115,21 +136,11 @@ fn usage_errors_exit_2_with_the_fix() {
 
 // ----- check: success -----------------------------------------------------
 
-#[test]
-fn check_plaintext_succeeds_step_by_step() {
-    if let Some(broker) = Plaintext::tansu() {
-        check_plaintext_step_by_step(&broker.addr);
-    }
-}
+on_both_brokers!(check_plaintext_step_by_step:
+    check_plaintext_succeeds_step_by_step, check_noida_succeeds_step_by_step);
 
-#[test]
-fn check_noida_succeeds_step_by_step() {
-    if let Some(broker) = Plaintext::noida() {
-        check_plaintext_step_by_step(&broker.addr);
-    }
-}
-
-fn check_plaintext_step_by_step(bs: &str) {
+fn check_plaintext_step_by_step(broker: &Plaintext) {
+    let bs = broker.addr.as_str();
     let out = kconn(&["check", "-b", bs]);
     assert!(out.status.success());
     let text = stdout(&out);
@@ -150,21 +161,9 @@ fn check_plaintext_step_by_step(bs: &str) {
     );
 }
 
-#[test]
-fn check_json_is_one_parsable_object() {
-    if let Some(broker) = Plaintext::tansu() {
-        check_json(&broker);
-    }
-}
-
-/// noida-db: ApiVersions v3 after the KIP-511 fallback, one broker (node 1)
-/// at the bootstrap address.
-#[test]
-fn check_json_against_noida() {
-    if let Some(broker) = Plaintext::noida() {
-        check_json(&broker);
-    }
-}
+// On noida-db: ApiVersions v3 after the KIP-511 fallback, one broker
+// (node 1) at the bootstrap address.
+on_both_brokers!(check_json: check_json_is_one_parsable_object, check_json_against_noida);
 
 fn check_json(expected: &Plaintext) {
     let bs = expected.addr.as_str();
@@ -776,19 +775,7 @@ fn secrets_are_never_echoed() {
 
 // ----- api-versions, ping, bench --------------------------------------------
 
-#[test]
-fn api_versions_against_tansu() {
-    if let Some(broker) = Plaintext::tansu() {
-        api_versions_table(&broker);
-    }
-}
-
-#[test]
-fn api_versions_against_noida() {
-    if let Some(broker) = Plaintext::noida() {
-        api_versions_table(&broker);
-    }
-}
+on_both_brokers!(api_versions_table: api_versions_against_tansu, api_versions_against_noida);
 
 fn api_versions_table(broker: &Plaintext) {
     let bs = broker.addr.as_str();

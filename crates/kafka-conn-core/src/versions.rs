@@ -165,9 +165,9 @@ impl ApiVersions {
                 max,
             })
             .collect();
-        validate(&mut ranges)?;
+        let index = validate(&mut ranges)?;
         Ok(Self {
-            index: KeyIndex::of(&ranges),
+            index,
             ranges,
             ..Self::default()
         })
@@ -320,7 +320,9 @@ impl std::fmt::Debug for KeyIndex {
     }
 }
 
-fn validate(ranges: &mut [VersionRange]) -> Result<(), String> {
+/// Sorts `ranges` by key and checks them (non-empty, `0 <= min <= max`,
+/// each key once); returns their index, which only a validated table has.
+fn validate(ranges: &mut [VersionRange]) -> Result<KeyIndex, String> {
     if ranges.is_empty() {
         return Err("the broker listed no APIs".into());
     }
@@ -336,7 +338,7 @@ fn validate(ranges: &mut [VersionRange]) -> Result<(), String> {
     if let Some(w) = ranges.windows(2).find(|w| w[0].api_key == w[1].api_key) {
         return Err(format!("{} is listed twice", w[0].api_key));
     }
-    Ok(())
+    Ok(KeyIndex::of(ranges))
 }
 
 /// The ApiVersions request body at `version`. v3+ carries the client
@@ -441,8 +443,7 @@ fn decode_features(r: &mut Reader<'_>) -> Result<Vec<Feature>, DecodeError> {
 
 /// Validates a decoded table.
 pub(crate) fn validated(mut v: ApiVersions) -> Result<ApiVersions, String> {
-    validate(&mut v.ranges)?;
-    v.index = KeyIndex::of(&v.ranges);
+    v.index = validate(&mut v.ranges)?;
     Ok(v)
 }
 

@@ -19,7 +19,7 @@ use crate::kafka::{
     api_versions_error, api_versions_v0, assert_metadata_for, metadata_all, metadata_for,
 };
 use crate::tests::LIMIT;
-use crate::{connected, env, hint, refused, sleep, timeout};
+use crate::{connected, env, hint, refused, sleep, timeout, xorshift};
 
 async fn must_connect<R: Runtime>(rt: &R, addr: &str, config: ConnectConfig) -> DirectClient<R> {
     connected(rt, addr, LIMIT, connect_direct(rt.clone(), addr, config)).await
@@ -133,9 +133,7 @@ pub async fn direct_dropped_requests_keep_the_connection_in_sync<R: Runtime>(
     let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
     let mut dropped = 0;
     for i in 0..600 {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
+        xorshift(&mut seed);
         let topic = format!("kc-direct-storm-{i}");
         // A third are dropped after their first poll (which wrote them,
         // with a waker that goes nowhere); the rest after a short timeout.

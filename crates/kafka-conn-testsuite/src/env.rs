@@ -31,7 +31,13 @@ pub fn vars<const N: usize>(names: [&str; N]) -> Option<[String; N]> {
 /// (`KAFKA_SASL_SKIP_REASON`, e.g. no `../shared/broker` beside the
 /// checkout): then the test is skipped even in CI, saying why.
 pub fn sasl_var(name: &str) -> Option<String> {
-    let reason = std::env::var("KAFKA_SASL_SKIP_REASON").unwrap_or_default();
+    excusable_var(name, "KAFKA_SASL_SKIP_REASON")
+}
+
+/// [`var`], for a service the env file may say is off: when `reason_var`
+/// holds a reason, the test is skipped (even in CI) with that reason.
+fn excusable_var(name: &str, reason_var: &str) -> Option<String> {
+    let reason = std::env::var(reason_var).unwrap_or_default();
     if !reason.trim().is_empty() {
         eprintln!("SKIPPED: {name}: {reason}");
         return None;
@@ -76,14 +82,9 @@ impl Plaintext {
     /// `KAFKA_NOIDA_SKIP_REASON` says why it is not running
     /// (`KAFKA_CONN_NOIDA=0`).
     pub fn noida() -> Option<Self> {
-        let reason = std::env::var("KAFKA_NOIDA_SKIP_REASON").unwrap_or_default();
-        if !reason.trim().is_empty() {
-            eprintln!("SKIPPED: noida-db: {reason}");
-            return None;
-        }
         Some(Self {
             name: "noida-db",
-            addr: var("KAFKA_NOIDA_BOOTSTRAP")?,
+            addr: excusable_var("KAFKA_NOIDA_BOOTSTRAP", "KAFKA_NOIDA_SKIP_REASON")?,
             api_versions: 3,
             fell_back: true,
             node_id: 1,

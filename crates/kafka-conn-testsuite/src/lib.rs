@@ -110,6 +110,15 @@ pub async fn sleep<R: Runtime>(rt: &R, d: Duration) {
     rt.sleep_until(rt.now() + d).await;
 }
 
+/// One step of xorshift64 on `seed`, returning the new value: the
+/// storms' repeatable choices of what to drop and when.
+pub(crate) fn xorshift(seed: &mut u64) -> u64 {
+    *seed ^= *seed << 13;
+    *seed ^= *seed >> 7;
+    *seed ^= *seed << 17;
+    *seed
+}
+
 /// Defines one `#[test]` per suite test, each running on the given
 /// executor: `suite!(block_on_path, runtime_expression)`. The runtime
 /// expression is evaluated inside `block_on`.

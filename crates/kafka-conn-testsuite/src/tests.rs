@@ -18,7 +18,7 @@ use crate::fake::{Fake, FullBacklog, OAuthBroker, Proxy};
 use crate::kafka::{
     api_versions_error, api_versions_v0, assert_metadata_for, metadata_all, metadata_for,
 };
-use crate::{connected, env, hint, refused, sleep, spawn, timeout};
+use crate::{connected, env, hint, refused, sleep, spawn, timeout, xorshift};
 
 /// Generous bound on anything that should be quick against a local broker.
 pub(crate) const LIMIT: Duration = Duration::from_secs(15);
@@ -226,9 +226,7 @@ pub async fn cancellation_storm_keeps_the_connection_in_sync<R: Runtime>(rt: R, 
                     let mut seed = 0x9e37_79b9_7f4a_7c15_u64 ^ (t + 1) ^ (round << 32);
                     let mut dropped = 0;
                     for i in 0..120 {
-                        seed ^= seed << 13;
-                        seed ^= seed >> 7;
-                        seed ^= seed << 17;
+                        xorshift(&mut seed);
                         let topic = format!("kc-storm-{round}-{t}-{i}");
                         match seed % 4 {
                             // Created and dropped unpolled: nothing is sent.

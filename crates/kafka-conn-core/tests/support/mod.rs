@@ -15,14 +15,14 @@ pub fn endpoint(var: &str) -> Option<String> {
         _ => {
             // The SASL broker (no ../shared) and noida-db (KAFKA_CONN_NOIDA=0)
             // may be absent for a stated reason.
-            let reason = if var.starts_with("KAFKA_NOIDA") {
-                "KAFKA_NOIDA_SKIP_REASON"
-            } else {
-                "KAFKA_SASL_SKIP_REASON"
-            };
-            let why = std::env::var(reason).unwrap_or_default();
-            let excused = (var.starts_with("KAFKA_SASL") || var.starts_with("KAFKA_NOIDA"))
-                && !why.is_empty();
+            let reason = ["KAFKA_SASL", "KAFKA_NOIDA"]
+                .into_iter()
+                .find(|service| var.starts_with(service))
+                .map(|service| format!("{service}_SKIP_REASON"));
+            let why = reason
+                .and_then(|r| std::env::var(r).ok())
+                .unwrap_or_default();
+            let excused = !why.is_empty();
             let required = std::env::var("KAFKA_CONN_REQUIRE_BROKERS").as_deref() == Ok("1");
             if required && !excused {
                 panic!("{var} is not set but KAFKA_CONN_REQUIRE_BROKERS=1: run scripts/broker-up and source its env file");
