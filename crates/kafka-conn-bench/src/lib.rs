@@ -53,7 +53,12 @@
 //! client alone. A child prints one line, `E2E-RESULT` then requests,
 //! elapsed ns, CPU ns, peak RSS KiB, response bytes, voluntary context
 //! switches, anonymous RSS KiB, user-space CPU ns, involuntary context
-//! switches and CPU migrations. See `docs/benchmarks.md` for the method and results.
+//! switches, CPU migrations, and the peer's CPU ns and sleeps: with
+//! `E2E_PEER_PID=pid` (the broker), the CPU time that process's threads ran
+//! during the measured phase (`/proc/PID/task/*/schedstat`) and how often
+//! they went to sleep (voluntary context switches: each is a wake-up that
+//! some sender paid for); 0 and 0 without it. See `docs/benchmarks.md` for
+//! the method and results.
 //!
 //! Run: `. .broker-state/env && cargo run --release -p kafka-conn-bench --bin e2e`
 //! (or `just bench`). Options: `--runs N` (3), `--seconds S` (2),
@@ -388,6 +393,65 @@ pub(crate) struct Sample {
     /// Moves of a thread to another CPU (`se.nr_migrations` in
     /// `/proc/self/task/*/sched`; 0 where the kernel does not report it).
     migrations: u64,
+    /// What the peer process (`E2E_PEER_PID`, the broker) did meanwhile.
+    peer: PeerUse,
+}
+
+/// The CPU time and the sleeps of another process's threads, summed, from
+/// `/proc/PID/task/*` (`schedstat`'s time on a CPU, `status`'s voluntary
+/// context switches). A broker that sleeps between requests is woken by
+/// the client's send, and on loopback that wake-up is work done in the
+/// client's system call (`docs/benchmarks.md`): its sleeps per request say
+/// how often the client paid for one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct PeerUse {
+    cpu: Duration,
+    sleeps: u64,
+}
+
+impl PeerUse {
+    /// The peer named by `E2E_PEER_PID`, now; zero without one (or when
+    /// its `/proc` entries cannot be read). A thread that ended between two
+    /// readings is no longer counted: brokers keep theirs.
+    fn read() -> Self {
+        let Some(pid) = std::env::var("E2E_PEER_PID")
+            .ok()
+            .and_then(|p| p.trim().parse::<u32>().ok())
+        else {
+            return Self::default();
+        };
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            return Self::default();
+        };
+        let mut total = Self::default();
+        for task in tasks.filter_map(Result::ok) {
+            let dir = task.path();
+            // schedstat: time on a CPU (ns), time waiting to run, slices.
+            let cpu = std::fs::read_to_string(dir.join("schedstat"))
+                .ok()
+                .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+                .unwrap_or(0);
+            let sleeps = std::fs::read_to_string(dir.join("status"))
+                .ok()
+                .and_then(|s| {
+                    s.lines()
+                        .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+                        .and_then(|v| v.trim().parse::<u64>().ok())
+                })
+                .unwrap_or(0);
+            total.cpu += Duration::from_nanos(cpu);
+            total.sleeps += sleeps;
+        }
+        total
+    }
+
+    /// What happened between `earlier` and `self`.
+    fn since(self, earlier: Self) -> Self {
+        Self {
+            cpu: self.cpu.saturating_sub(earlier.cpu),
+            sleeps: self.sleeps.saturating_sub(earlier.sleeps),
+        }
+    }
 }
 
 impl Sample {
@@ -490,6 +554,7 @@ pub(crate) struct Meter {
     /// Read before `usage` at the start and after it at the end, so that
     /// reading `/proc` is outside the CPU time measured.
     migrations: u64,
+    peer: PeerUse,
     usage: Usage,
     start: Instant,
 }
@@ -497,6 +562,7 @@ pub(crate) struct Meter {
 impl Meter {
     pub(crate) fn start() -> Self {
         Self {
+            peer: PeerUse::read(),
             migrations: migrations(),
             usage: rusage(),
             start: Instant::now(),
@@ -507,6 +573,7 @@ impl Meter {
         let elapsed = self.start.elapsed();
         let now = rusage();
         let migrations = migrations();
+        let peer = PeerUse::read().since(self.peer);
         Sample {
             requests,
             elapsed,
@@ -518,6 +585,7 @@ impl Meter {
             switches: now.switches.saturating_sub(self.usage.switches),
             preemptions: now.preemptions.saturating_sub(self.usage.preemptions),
             migrations: migrations.saturating_sub(self.migrations),
+            peer,
         }
     }
 }
@@ -616,7 +684,7 @@ pub fn main(args: Vec<String>) -> i32 {
         return match clients::run(&job) {
             Ok(s) => {
                 println!(
-                    "{RESULT_TAG} {} {} {} {} {} {} {} {} {} {}",
+                    "{RESULT_TAG} {} {} {} {} {} {} {} {} {} {} {} {}",
                     s.requests,
                     s.elapsed.as_nanos(),
                     s.cpu.as_nanos(),
@@ -626,7 +694,9 @@ pub fn main(args: Vec<String>) -> i32 {
                     s.anon_kib,
                     s.user.as_nanos(),
                     s.preemptions,
-                    s.migrations
+                    s.migrations,
+                    s.peer.cpu.as_nanos(),
+                    s.peer.sleeps
                 );
                 0
             }
@@ -815,7 +885,8 @@ fn run_child(exe: &std::path::Path, job: &Job) -> Result<Sample, String> {
         .split_whitespace()
         .filter_map(|x| x.parse().ok())
         .collect();
-    let [requests, elapsed, cpu, rss, bytes, switches, anon, user, preemptions, migrations] = f[..]
+    let [requests, elapsed, cpu, rss, bytes, switches, anon, user, preemptions, migrations, peer_cpu, peer_sleeps] =
+        f[..]
     else {
         return Err(format!("unparsable child output: {line}"));
     };
@@ -830,6 +901,10 @@ fn run_child(exe: &std::path::Path, job: &Job) -> Result<Sample, String> {
         switches: switches as u64,
         preemptions: preemptions as u64,
         migrations: migrations as u64,
+        peer: PeerUse {
+            cpu: Duration::from_nanos(peer_cpu as u64),
+            sleeps: peer_sleeps as u64,
+        },
     })
 }
 
