@@ -403,14 +403,14 @@ pub(crate) struct Sample {
 /// the client's send, and on loopback that wake-up is work done in the
 /// client's system call (`docs/benchmarks.md`): its sleeps per request say
 /// how often the client paid for one.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct PeerUse {
     cpu: Duration,
     sleeps: u64,
 }
 
 impl PeerUse {
-    /// The peer named by `E2E_PEER_PID`, now; zero without one (or when
+    /// The peer named by `E2E_PEER_PID`, now; zero without one (or where
     /// its `/proc` entries cannot be read). A thread that ended between two
     /// readings is no longer counted: brokers keep theirs.
     fn read() -> Self {
@@ -420,25 +420,14 @@ impl PeerUse {
         else {
             return Self::default();
         };
-        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-            return Self::default();
-        };
         let mut total = Self::default();
-        for task in tasks.filter_map(Result::ok) {
-            let dir = task.path();
+        for dir in threads(&format!("/proc/{pid}")) {
             // schedstat: time on a CPU (ns), time waiting to run, slices.
             let cpu = std::fs::read_to_string(dir.join("schedstat"))
                 .ok()
                 .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
                 .unwrap_or(0);
-            let sleeps = std::fs::read_to_string(dir.join("status"))
-                .ok()
-                .and_then(|s| {
-                    s.lines()
-                        .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
-                        .and_then(|v| v.trim().parse::<u64>().ok())
-                })
-                .unwrap_or(0);
+            let sleeps = proc_field(&dir.join("status"), "voluntary_ctxt_switches:").unwrap_or(0);
             total.cpu += Duration::from_nanos(cpu);
             total.sleeps += sleeps;
         }
@@ -484,14 +473,25 @@ impl Sample {
 /// This process's resident anonymous memory in KiB (`RssAnon` in
 /// `/proc/self/status`; 0 where there is no such file).
 fn rss_anon_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("RssAnon:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        })
-        .unwrap_or(0)
+    proc_field(std::path::Path::new("/proc/self/status"), "RssAnon:").unwrap_or(0)
+}
+
+/// The number on the line of `file` (a `/proc` file of "key: value"
+/// lines) that starts with `key`, without the separator and a "kB" unit.
+fn proc_field(file: &std::path::Path, key: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(file).ok()?;
+    let value = text.lines().find_map(|l| l.strip_prefix(key))?;
+    let value = value.trim().trim_start_matches(':').trim();
+    value.trim_end_matches("kB").trim().parse().ok()
+}
+
+/// The directories of the threads of a process (`/proc/self`,
+/// `/proc/PID`), as they are now; none where it cannot be read.
+fn threads(process: &str) -> impl Iterator<Item = std::path::PathBuf> {
+    std::fs::read_dir(format!("{process}/task"))
+        .into_iter()
+        .flatten()
+        .filter_map(|t| Some(t.ok()?.path()))
 }
 
 /// This process's resource use so far (every thread).
@@ -535,17 +535,8 @@ fn rusage() -> Usage {
 /// thread that ended is no longer counted: the children's clients keep
 /// their threads for the whole run.
 fn migrations() -> u64 {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return 0;
-    };
-    tasks
-        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("sched")).ok())
-        .filter_map(|sched| {
-            sched
-                .lines()
-                .find_map(|l| l.strip_prefix("se.nr_migrations"))
-                .and_then(|v| v.trim().trim_start_matches(':').trim().parse::<u64>().ok())
-        })
+    threads("/proc/self")
+        .filter_map(|t| proc_field(&t.join("sched"), "se.nr_migrations"))
         .sum()
 }
 
