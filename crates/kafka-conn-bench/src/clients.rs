@@ -56,17 +56,45 @@ pub(crate) fn run(job: &Job) -> Result<Sample, String> {
         ClientKind::RawTokioShared => {
             let rt = current_thread_tokio()?;
             let handle = kafka_conn_tokio::TokioRuntime::with_handle(rt.handle().clone());
-            rt.block_on(raw_shared::raw_shared(job, handle, spawn_tokio))
+            rt.block_on(raw_shared::raw_shared(
+                job,
+                handle,
+                raw_shared::Counted::new(),
+                None,
+                spawn_tokio,
+            ))
         }
         ClientKind::RawSmolShared => main_thread_wait(raw_shared::raw_shared(
             job,
             kafka_conn_smol::SmolRuntime,
+            raw_shared::Counted::new(),
+            None,
             smol::spawn,
         )),
         ClientKind::RawAsyncStdShared => main_thread_wait(raw_shared::raw_shared(
             job,
             kafka_conn_async_std::AsyncStdRuntime,
+            raw_shared::Counted::new(),
+            None,
             async_std::task::spawn,
+        )),
+        ClientKind::RawTokioSharedOwned => {
+            let rt = current_thread_tokio()?;
+            let handle = kafka_conn_tokio::TokioRuntime::with_handle(rt.handle().clone());
+            rt.block_on(raw_shared::raw_shared(
+                job,
+                handle.clone(),
+                raw_shared::Owned::new(handle),
+                Some(raw_owned::REQUEST_TIMEOUT),
+                spawn_tokio,
+            ))
+        }
+        ClientKind::RawSmolSharedOwned => main_thread_wait(raw_shared::raw_shared(
+            job,
+            kafka_conn_smol::SmolRuntime,
+            raw_shared::Owned::new(kafka_conn_smol::SmolRuntime),
+            Some(raw_owned::REQUEST_TIMEOUT),
+            smol::spawn,
         )),
         ClientKind::CoreBlocking => core_blocking(job),
         ClientKind::Tokio => current_thread_tokio()?.block_on(async {

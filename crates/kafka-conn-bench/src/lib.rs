@@ -90,6 +90,8 @@ pub(crate) enum ClientKind {
     RawAsyncStdShared,
     RawTokioOwned,
     RawSmolOwned,
+    RawTokioSharedOwned,
+    RawSmolSharedOwned,
     CoreBlocking,
     Tokio,
     Smol,
@@ -131,10 +133,12 @@ impl ClientKind {
     ];
 
     /// Clients run only when `--clients` names them.
-    const OPT_IN: [ClientKind; 3] = [
+    const OPT_IN: [ClientKind; 5] = [
         ClientKind::TokioMetricsBuckets,
         ClientKind::RawTokioOwned,
         ClientKind::RawSmolOwned,
+        ClientKind::RawTokioSharedOwned,
+        ClientKind::RawSmolSharedOwned,
     ];
 
     fn name(self) -> &'static str {
@@ -148,6 +152,8 @@ impl ClientKind {
             ClientKind::RawAsyncStdShared => "raw-async-std-shared",
             ClientKind::RawTokioOwned => "raw-tokio-owned",
             ClientKind::RawSmolOwned => "raw-smol-owned",
+            ClientKind::RawTokioSharedOwned => "raw-tokio-shared-owned",
+            ClientKind::RawSmolSharedOwned => "raw-smol-shared-owned",
             ClientKind::CoreBlocking => "kc-core-blocking",
             ClientKind::Tokio => "kc-tokio",
             ClientKind::Smol => "kc-smol",
@@ -185,6 +191,12 @@ impl ClientKind {
             }
             ClientKind::RawSmolOwned => {
                 "raw loop on smol with owned responses, deadlines and round-trip times"
+            }
+            ClientKind::RawTokioSharedOwned => {
+                "raw loop on tokio shared by the worker tasks, with owned responses, deadlines and round-trip times"
+            }
+            ClientKind::RawSmolSharedOwned => {
+                "raw loop on smol shared by the worker tasks, with owned responses, deadlines and round-trip times"
             }
             ClientKind::CoreBlocking => "kafka-conn core, blocking loop (no runtime)",
             ClientKind::Tokio => "kafka-conn, tokio",
@@ -240,6 +252,7 @@ impl ClientKind {
             ClientKind::RawTokio
             | ClientKind::RawTokioShared
             | ClientKind::RawTokioOwned
+            | ClientKind::RawTokioSharedOwned
             | ClientKind::Tokio
             | ClientKind::TokioMetrics
             | ClientKind::TokioMetricsBuckets
@@ -250,6 +263,7 @@ impl ClientKind {
             ClientKind::RawSmol
             | ClientKind::RawSmolShared
             | ClientKind::RawSmolOwned
+            | ClientKind::RawSmolSharedOwned
             | ClientKind::Smol
             | ClientKind::SmolDirect
             | ClientKind::SmolCluster => ClientKind::RawSmol,

@@ -35,7 +35,7 @@ use super::{armed_timer_now, measure_with, raw_async_connect, write_frames_async
 use crate::{stop_after, Job, Sample};
 
 /// The request timeout of every request (kafka-conn's default is 30 s).
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+pub(super) const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Spare room below which the buffer gathers or grows before a read.
 const MIN_WINDOW: usize = 64 << 10;
 /// What the buffer asks for when it gathers or grows (the raw loop's
@@ -44,7 +44,7 @@ const BLOCK: usize = 256 << 10;
 
 /// The receive buffer: responses leave it as `Bytes`; `buf[filled..]` is
 /// zero-filled scratch for the next read.
-struct OwnedReader {
+pub(super) struct OwnedReader {
     buf: BytesMut,
     filled: usize,
     /// Bytes zero-filled so far (for the tests).
@@ -53,7 +53,7 @@ struct OwnedReader {
 }
 
 impl OwnedReader {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         Self {
             buf: BytesMut::with_capacity(BLOCK),
             filled: 0,
@@ -63,7 +63,7 @@ impl OwnedReader {
     }
 
     /// The room to read into: the scratch, made at least `MIN_WINDOW` long.
-    fn window(&mut self) -> &mut [u8] {
+    pub(super) fn window(&mut self) -> &mut [u8] {
         if self.buf.len() - self.filled < MIN_WINDOW {
             self.buf.truncate(self.filled);
             // Takes the allocation back (moving the partial response to its
@@ -86,7 +86,7 @@ impl OwnedReader {
     /// After a read of `n` bytes into [`OwnedReader::window`]: every whole
     /// response now buffered goes to `on_response` as owned `Bytes` (its
     /// size prefix stripped).
-    fn commit(
+    pub(super) fn commit(
         &mut self,
         n: usize,
         mut on_response: impl FnMut(bytes::Bytes) -> std::io::Result<()>,
@@ -120,54 +120,100 @@ struct InFlight {
     deadline: Instant,
 }
 
+/// What a client keeps per request for its promises: the requests on the
+/// wire in order, each with its send time and deadline, and the sum of
+/// the round trips measured (`raw-<runtime>-owned` and
+/// `raw-<runtime>-shared-owned` keep the same).
+pub(super) struct Promises {
+    in_flight: VecDeque<InFlight>,
+    rtt_sum: Duration,
+}
+
+impl Promises {
+    pub(super) fn new() -> Self {
+        Self {
+            in_flight: VecDeque::new(),
+            rtt_sum: Duration::ZERO,
+        }
+    }
+
+    /// Whether no request is on the wire.
+    pub(super) fn is_empty(&self) -> bool {
+        self.in_flight.is_empty()
+    }
+
+    /// `n` requests went out at `now` (one clock reading per batch).
+    pub(super) fn sent(&mut self, now: Instant, n: usize) {
+        for _ in 0..n {
+            self.in_flight.push_back(InFlight {
+                correlation_id: 0,
+                sent_at: now,
+                deadline: now + REQUEST_TIMEOUT,
+            });
+        }
+    }
+
+    /// After a read at `now`: fails when the oldest request's deadline
+    /// has passed.
+    pub(super) fn check_deadline(&self, now: Instant) -> std::io::Result<()> {
+        if self.in_flight.front().is_some_and(|f| f.deadline <= now) {
+            return Err(std::io::ErrorKind::TimedOut.into());
+        }
+        Ok(())
+    }
+
+    /// `response` came in a read at `now`: it is matched to the oldest
+    /// request by correlation id (the pre-encoded frames all carry id 0,
+    /// so the check is against the queue's expected id; its cost, not its
+    /// variety, is what counts), and its round trip is timed.
+    pub(super) fn answer(&mut self, now: Instant, response: &bytes::Bytes) -> std::io::Result<()> {
+        let request = self
+            .in_flight
+            .pop_front()
+            .ok_or_else(|| std::io::Error::other("unsolicited response"))?;
+        let id = response
+            .get(..4)
+            .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+        if id != Some(request.correlation_id) {
+            return Err(std::io::Error::other("correlation id mismatch"));
+        }
+        self.rtt_sum += now.saturating_duration_since(request.sent_at);
+        Ok(())
+    }
+
+    /// The round trips summed (read once at the end, so that the
+    /// optimizer keeps the timing).
+    pub(super) fn rtt_sum(&self) -> Duration {
+        self.rtt_sum
+    }
+}
+
 /// The loop: see the module docs.
 pub(super) async fn raw_owned<R: Runtime>(job: &Job, rt: R) -> Result<Sample, String> {
     use smol::io::AsyncReadExt;
     let e = |e: std::io::Error| e.to_string();
     let (s, frame, response_bytes) = raw_async_connect(job, &rt).await?;
     let _armed = armed_timer_now(&rt, REQUEST_TIMEOUT).await;
-    let state = (s, OwnedReader::new(), VecDeque::<InFlight>::new());
+    let state = (s, OwnedReader::new(), Promises::new());
 
     measure_with(
         job,
         response_bytes,
         state,
-        |(mut s, mut reader, mut in_flight), seconds| {
+        |(mut s, mut reader, mut promises), seconds| {
             let (frame, rt) = (&frame, &rt);
             async move {
                 let stop = stop_after(seconds);
                 let n = async {
-                    let send = |in_flight: &mut VecDeque<InFlight>, n: usize| {
-                        let now = rt.now();
-                        for _ in 0..n {
-                            in_flight.push_back(InFlight {
-                                correlation_id: 0,
-                                sent_at: now,
-                                deadline: now + REQUEST_TIMEOUT,
-                            });
-                        }
-                    };
                     write_frames_async(&mut s, frame, job.concurrency).await?;
-                    send(&mut in_flight, job.concurrency);
+                    promises.sent(rt.now(), job.concurrency);
                     let mut done = 0u64;
-                    let mut rtt_sum = Duration::ZERO;
-                    while !in_flight.is_empty() {
+                    while !promises.is_empty() {
                         let read = s.read(reader.window()).await?;
                         let now = rt.now();
-                        if in_flight.front().is_some_and(|f| f.deadline <= now) {
-                            return Err(std::io::ErrorKind::TimedOut.into());
-                        }
+                        promises.check_deadline(now)?;
                         let completed = reader.commit(read, |response| {
-                            let request = in_flight
-                                .pop_front()
-                                .ok_or_else(|| std::io::Error::other("unsolicited response"))?;
-                            let id = response
-                                .get(..4)
-                                .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]));
-                            if id != Some(request.correlation_id) {
-                                return Err(std::io::Error::other("correlation id mismatch"));
-                            }
-                            rtt_sum += now.saturating_duration_since(request.sent_at);
+                            promises.answer(now, &response)?;
                             // The caller's: dropped here, as the benchmark's
                             // kafka-conn clients drop theirs.
                             drop(std::hint::black_box(response));
@@ -177,15 +223,15 @@ pub(super) async fn raw_owned<R: Runtime>(job: &Job, rt: R) -> Result<Sample, St
                         crate::note_done(completed as u64, &stop);
                         if completed > 0 && !stop.load(Ordering::Relaxed) {
                             write_frames_async(&mut s, frame, completed).await?;
-                            send(&mut in_flight, completed);
+                            promises.sent(rt.now(), completed);
                         }
                     }
-                    std::hint::black_box(rtt_sum);
+                    std::hint::black_box(promises.rtt_sum());
                     Ok::<u64, std::io::Error>(done)
                 }
                 .await
                 .map_err(e);
-                ((s, reader, in_flight), n)
+                ((s, reader, promises), n)
             }
         },
     )
@@ -281,6 +327,55 @@ mod tests {
             per_byte < 1.5,
             "{per_byte:.2} bytes zeroed per byte received"
         );
+    }
+
+    /// A response body whose correlation id is `id`.
+    fn response(id: i32) -> bytes::Bytes {
+        let mut body = id.to_be_bytes().to_vec();
+        body.extend_from_slice(b"rest");
+        body.into()
+    }
+
+    #[test]
+    fn promises_match_in_order_and_time_each_round_trip() {
+        let start = Instant::now();
+        let mut promises = Promises::new();
+        promises.sent(start, 2);
+        promises.sent(start + Duration::from_millis(5), 1);
+        let read = start + Duration::from_millis(10);
+        promises.check_deadline(read).unwrap();
+        for _ in 0..3 {
+            promises.answer(read, &response(0)).unwrap();
+        }
+        assert!(promises.is_empty());
+        // 10 + 10 + 5 ms.
+        assert_eq!(promises.rtt_sum(), Duration::from_millis(25));
+    }
+
+    #[test]
+    fn promises_refuse_a_stray_response_a_wrong_id_and_a_passed_deadline() {
+        let start = Instant::now();
+        let mut promises = Promises::new();
+        let stray = promises.answer(start, &response(0)).unwrap_err();
+        assert!(stray.to_string().contains("unsolicited"), "{stray}");
+
+        promises.sent(start, 1);
+        let wrong = promises.answer(start, &response(7)).unwrap_err();
+        assert!(wrong.to_string().contains("correlation id"), "{wrong}");
+        // A body too short to hold an id is a mismatch too.
+        promises.sent(start, 1);
+        let short = promises
+            .answer(start, &bytes::Bytes::from_static(b"ab"))
+            .unwrap_err();
+        assert!(short.to_string().contains("correlation id"), "{short}");
+
+        promises.sent(start, 1);
+        let before = start + REQUEST_TIMEOUT - Duration::from_millis(1);
+        promises.check_deadline(before).unwrap();
+        let late = promises
+            .check_deadline(start + REQUEST_TIMEOUT)
+            .unwrap_err();
+        assert_eq!(late.kind(), std::io::ErrorKind::TimedOut);
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! The raw loop shared by many tasks (`raw-tokio-shared`, `raw-smol-shared`,
 //! `raw-async-std-shared`): the floor under any handle that several tasks
-//! share, written by hand for the benchmark.
+//! share, written by hand for the benchmark. With the promises
+//! (`raw-tokio-shared-owned`, `raw-smol-shared-owned`, opt-in) it is the
+//! floor under a shared handle that also keeps what `Client` promises.
 //!
 //! The workers are spawned tasks, as `kc-<runtime>`'s are, each sending one
 //! request at a time; one more task owns the socket and runs the raw loop
@@ -14,6 +16,16 @@
 //! its response comes, and the runtime scheduling both. `kc-<runtime>`
 //! (the `Client`) pays that too, so the difference between it and this loop
 //! is kafka-conn's own (issue 20).
+//!
+//! The `-owned` variant adds what `raw-<runtime>-owned` adds to the raw
+//! loop ([`Owned`]): each response handed to its worker as owned `Bytes`
+//! split off a zero-filled receive buffer, a send time and deadline per
+//! request, a clock reading per batch written and per read, the oldest
+//! deadline checked, the correlation id matched, a round-trip time per
+//! response, and one runtime timer armed for the run. Nothing of
+//! kafka-conn is in either; `Client` over the `-owned` variant is what
+//! kafka-conn's own code costs beyond the runtime, the hand-over between
+//! tasks and those promises.
 
 use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
@@ -26,7 +38,8 @@ use std::task::{Context, Poll, Waker};
 use kafka_conn_driver::Runtime;
 use smol::io::{AsyncRead, AsyncWrite};
 
-use super::{count_until, make_room, measure, raw_async_connect, take_frames};
+use super::raw_owned::{OwnedReader, Promises};
+use super::{armed_timer_now, count_until, make_room, measure, raw_async_connect, take_frames};
 use crate::{Job, Sample};
 
 /// A spawned task's outcome: the requests it completed.
@@ -35,22 +48,117 @@ pub(super) type Task = Pin<Box<dyn Future<Output = Result<u64, String>> + Send>>
 /// The most frames in one vectored write (as the core's drivers use).
 const WRITE_SLICES: usize = 64;
 
+/// What the socket's task does with the bytes it reads, and what a worker
+/// gets for its request.
+pub(super) trait Receive: Send + 'static {
+    /// What a worker's request ends with.
+    type Answer: Send + 'static;
+
+    /// The room for the next read.
+    fn window(&mut self) -> &mut [u8];
+
+    /// `n` requests were written.
+    fn sent(&mut self, n: usize);
+
+    /// After a read of `n` bytes into [`Receive::window`]: pushes an answer
+    /// per whole response now buffered, in order.
+    fn commit(&mut self, n: usize, answers: &mut Vec<Self::Answer>) -> std::io::Result<()>;
+}
+
+/// The shared floor's receiving: responses counted by their size prefix
+/// in one reused buffer, not handed out.
+pub(super) struct Counted {
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl Counted {
+    pub(super) fn new() -> Self {
+        Self {
+            buf: vec![0u8; 256 << 10],
+            start: 0,
+            end: 0,
+        }
+    }
+}
+
+impl Receive for Counted {
+    type Answer = ();
+
+    fn window(&mut self) -> &mut [u8] {
+        make_room(&mut self.buf, &mut self.start, &mut self.end);
+        &mut self.buf[self.end..]
+    }
+
+    fn sent(&mut self, _: usize) {}
+
+    fn commit(&mut self, n: usize, answers: &mut Vec<()>) -> std::io::Result<()> {
+        let completed = take_frames(&self.buf, n, &mut self.start, &mut self.end)?;
+        // A vector of `()` holds no memory: this only counts.
+        answers.extend(std::iter::repeat_n((), completed));
+        Ok(())
+    }
+}
+
+/// The shared floor with the promises: see the module docs.
+pub(super) struct Owned<R> {
+    reader: OwnedReader,
+    promises: Promises,
+    rt: R,
+}
+
+impl<R: Runtime> Owned<R> {
+    pub(super) fn new(rt: R) -> Self {
+        Self {
+            reader: OwnedReader::new(),
+            promises: Promises::new(),
+            rt,
+        }
+    }
+}
+
+impl<R: Runtime> Receive for Owned<R> {
+    type Answer = bytes::Bytes;
+
+    fn window(&mut self) -> &mut [u8] {
+        self.reader.window()
+    }
+
+    fn sent(&mut self, n: usize) {
+        self.promises.sent(self.rt.now(), n);
+    }
+
+    fn commit(&mut self, n: usize, answers: &mut Vec<bytes::Bytes>) -> std::io::Result<()> {
+        let now = self.rt.now();
+        self.promises.check_deadline(now)?;
+        let promises = &mut self.promises;
+        self.reader.commit(n, |response| {
+            promises.answer(now, &response)?;
+            answers.push(response);
+            Ok(())
+        })?;
+        std::hint::black_box(promises.rtt_sum());
+        Ok(())
+    }
+}
+
 /// What the workers and the socket's task share.
-struct Shared {
-    state: Mutex<State>,
+struct Shared<A> {
+    state: Mutex<State<A>>,
     /// The next worker number (workers of one round are numbered
     /// `0..concurrency`; rounds do not overlap).
     next_worker: AtomicUsize,
 }
 
-struct State {
+struct State<A> {
     /// Requests submitted and not yet taken by the socket's task.
     submitted: usize,
     /// The worker of each request taken or submitted and not yet answered,
     /// in request order.
     order: VecDeque<usize>,
-    /// Per worker: whether its request was answered.
-    answered: Vec<bool>,
+    /// Per worker: the answer to its request, until it takes it.
+    answers: Vec<Option<A>>,
     /// Per worker: its waker while it waits.
     workers: Vec<Option<Waker>>,
     /// The socket task's waker while it waits for a request.
@@ -62,13 +170,13 @@ struct State {
     shutdown: bool,
 }
 
-impl Shared {
+impl<A> Shared<A> {
     fn new(concurrency: usize) -> Self {
         Self {
             state: Mutex::new(State {
                 submitted: 0,
                 order: VecDeque::with_capacity(concurrency),
-                answered: vec![false; concurrency],
+                answers: std::iter::repeat_with(|| None).take(concurrency).collect(),
                 workers: vec![None; concurrency],
                 socket_task: None,
                 failed: None,
@@ -78,26 +186,39 @@ impl Shared {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
+    fn lock(&self) -> MutexGuard<'_, State<A>> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
-/// Runs the workload through `concurrency` workers sharing one raw loop;
-/// `spawn` starts a task on the runtime (the workers and the socket's).
-pub(super) async fn raw_shared<R, F, Fut>(job: &Job, rt: R, spawn: F) -> Result<Sample, String>
+/// Runs the workload through `concurrency` workers sharing one raw loop
+/// that receives with `receive`; `spawn` starts a task on the runtime (the
+/// workers and the socket's). `timeout`: a runtime timer armed that long
+/// for the run, as a client with a request timeout keeps one.
+pub(super) async fn raw_shared<R, V, F, Fut>(
+    job: &Job,
+    rt: R,
+    receive: V,
+    timeout: Option<std::time::Duration>,
+    spawn: F,
+) -> Result<Sample, String>
 where
     R: Runtime,
+    V: Receive,
     F: Fn(Task) -> Fut,
     Fut: Future<Output = Result<u64, String>>,
 {
     // Connected and one request checked, as the one-task raw loop starts.
     let (s, frame, response_bytes) = raw_async_connect(job, &rt).await?;
     let frame: Arc<[u8]> = frame.into();
+    let _armed = match timeout {
+        Some(after) => Some(armed_timer_now(&rt, after).await),
+        None => None,
+    };
 
     let concurrency = job.concurrency;
-    let shared = Arc::new(Shared::new(concurrency));
-    let socket_task = spawn(Box::pin(socket_loop(s, frame, shared.clone())));
+    let shared = Arc::new(Shared::<V::Answer>::new(concurrency));
+    let socket_task = spawn(Box::pin(socket_loop(s, frame, receive, shared.clone())));
     let sample = measure(job, response_bytes, |stop| {
         let shared = shared.clone();
         let me = shared.next_worker.fetch_add(1, Ordering::Relaxed) % concurrency;
@@ -124,13 +245,13 @@ where
 }
 
 /// One worker's request: submitted at the first poll, ready when answered.
-struct Ask<'a> {
-    shared: &'a Shared,
+struct Ask<'a, A> {
+    shared: &'a Shared<A>,
     me: usize,
     submitted: bool,
 }
 
-impl Future for Ask<'_> {
+impl<A> Future for Ask<'_, A> {
     type Output = Result<(), String>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -142,7 +263,6 @@ impl Future for Ask<'_> {
         if !self.submitted {
             state.submitted += 1;
             state.order.push_back(me);
-            state.answered[me] = false;
             set_waker(&mut state.workers[me], cx);
             let socket_task = state.socket_task.take();
             drop(state);
@@ -152,7 +272,11 @@ impl Future for Ask<'_> {
             }
             return Poll::Pending;
         }
-        if state.answered[me] {
+        if let Some(answer) = state.answers[me].take() {
+            drop(state);
+            // The caller's: dropped here, as the benchmark's kafka-conn
+            // clients drop theirs.
+            drop(std::hint::black_box(answer));
             return Poll::Ready(Ok(()));
         }
         set_waker(&mut state.workers[me], cx);
@@ -171,17 +295,23 @@ fn set_waker(slot: &mut Option<Waker>, cx: &Context<'_>) {
 /// The socket's task: writes a frame per submitted request, reads and
 /// counts the responses, and wakes their workers in order, until the
 /// shutdown with nothing in flight. Returns the responses read.
-async fn socket_loop<S>(mut s: S, frame: Arc<[u8]>, shared: Arc<Shared>) -> Result<u64, String>
+async fn socket_loop<S, V>(
+    mut s: S,
+    frame: Arc<[u8]>,
+    mut receive: V,
+    shared: Arc<Shared<V::Answer>>,
+) -> Result<u64, String>
 where
     S: AsyncRead + AsyncWrite + Unpin,
+    V: Receive,
 {
-    let mut buf = vec![0u8; 256 << 10];
-    let (mut start, mut end) = (0, 0);
     // Frames to write, and how much of the first one is written already.
     let (mut unwritten, mut partial) = (0usize, 0usize);
     let mut in_flight = 0usize;
     let mut done = 0u64;
     let mut wake = Vec::with_capacity(shared.lock().workers.len());
+    // The answers of one read (scratch, kept for its capacity).
+    let mut answers = Vec::with_capacity(wake.capacity());
     let outcome = poll_fn(|cx| loop {
         let (submitted, shutdown) = {
             let mut state = shared.lock();
@@ -208,27 +338,27 @@ where
                     partial = bytes % frame.len();
                     unwritten -= frames;
                     in_flight += frames;
+                    receive.sent(frames);
                     wrote = true;
                 }
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e.to_string())),
                 Poll::Pending => break,
             }
         }
-        make_room(&mut buf, &mut start, &mut end);
-        match Pin::new(&mut s).poll_read(cx, &mut buf[end..]) {
+        match Pin::new(&mut s).poll_read(cx, receive.window()) {
             Poll::Ready(Ok(n)) => {
-                let completed = match take_frames(&buf, n, &mut start, &mut end) {
-                    Ok(c) => c,
-                    Err(e) => return Poll::Ready(Err(e.to_string())),
-                };
+                if let Err(e) = receive.commit(n, &mut answers) {
+                    return Poll::Ready(Err(e.to_string()));
+                }
+                let completed = answers.len();
                 in_flight -= completed;
                 done += completed as u64;
                 let mut state = shared.lock();
-                for _ in 0..completed {
+                for answer in answers.drain(..) {
                     let Some(worker) = state.order.pop_front() else {
                         return Poll::Ready(Err("a response nobody asked for".into()));
                     };
-                    state.answered[worker] = true;
+                    state.answers[worker] = Some(answer);
                     wake.extend(state.workers[worker].take());
                 }
                 drop(state);
