@@ -163,9 +163,8 @@ impl Promises {
     }
 
     /// `response` came in a read at `now`: it is matched to the oldest
-    /// request by correlation id (the pre-encoded frames all carry id 0,
-    /// so the check is against the queue's expected id; its cost, not its
-    /// variety, is what counts), and its round trip is timed.
+    /// request by correlation id (see the module docs), and its round trip
+    /// is timed.
     pub(super) fn answer(&mut self, now: Instant, response: &bytes::Bytes) -> std::io::Result<()> {
         let request = self
             .in_flight

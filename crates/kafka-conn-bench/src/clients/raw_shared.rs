@@ -292,9 +292,10 @@ fn set_waker(slot: &mut Option<Waker>, cx: &Context<'_>) {
     }
 }
 
-/// The socket's task: writes a frame per submitted request, reads and
-/// counts the responses, and wakes their workers in order, until the
-/// shutdown with nothing in flight. Returns the responses read.
+/// The socket's task: writes a frame per submitted request, reads the
+/// responses through `receive`, gives each worker its answer and wakes it,
+/// in request order, until the shutdown with nothing in flight. Returns
+/// the responses read.
 async fn socket_loop<S, V>(
     mut s: S,
     frame: Arc<[u8]>,
