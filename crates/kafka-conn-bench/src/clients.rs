@@ -60,7 +60,6 @@ pub(crate) fn run(job: &Job) -> Result<Sample, String> {
                 job,
                 handle,
                 raw_shared::Counted::new(),
-                None,
                 spawn_tokio,
             ))
         }
@@ -68,14 +67,12 @@ pub(crate) fn run(job: &Job) -> Result<Sample, String> {
             job,
             kafka_conn_smol::SmolRuntime,
             raw_shared::Counted::new(),
-            None,
             smol::spawn,
         )),
         ClientKind::RawAsyncStdShared => main_thread_wait(raw_shared::raw_shared(
             job,
             kafka_conn_async_std::AsyncStdRuntime,
             raw_shared::Counted::new(),
-            None,
             async_std::task::spawn,
         )),
         ClientKind::RawTokioSharedOwned => {
@@ -85,7 +82,6 @@ pub(crate) fn run(job: &Job) -> Result<Sample, String> {
                 job,
                 handle.clone(),
                 raw_shared::Owned::new(handle),
-                Some(raw_owned::REQUEST_TIMEOUT),
                 spawn_tokio,
             ))
         }
@@ -93,7 +89,6 @@ pub(crate) fn run(job: &Job) -> Result<Sample, String> {
             job,
             kafka_conn_smol::SmolRuntime,
             raw_shared::Owned::new(kafka_conn_smol::SmolRuntime),
-            Some(raw_owned::REQUEST_TIMEOUT),
             smol::spawn,
         )),
         ClientKind::CoreBlocking => core_blocking(job),
